@@ -1,0 +1,30 @@
+# Everything a fresh machine needs: `make demo` and `make test` build .venv first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv sim bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/syncd demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+sim: $(STAMP)
+	$(BIN)/syncd sim
+
+bench: $(STAMP)
+	$(BIN)/python bench/propagation.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

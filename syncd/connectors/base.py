@@ -1,0 +1,89 @@
+"""The two ports the engine talks to. One implementation per vendor lives beside
+this file; each turns vendor exceptions into :mod:`syncd.errors` at its edge and
+returns only :mod:`syncd.domain` values.
+
+Every call here is synchronous (zenpy and jira are): the runtime calls them from
+worker threads, never from the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Mapping, Protocol, Sequence
+
+from ..domain import Attachment, DeskItem, IssueSpec, ItemRef, TrackerIssue, Value
+
+
+@dataclass(frozen=True)
+class FieldFailure:
+    """One field the vendor refused; the others were written."""
+
+    locator: str
+    value: Value
+    reason: str
+
+
+@dataclass(frozen=True)
+class PollPage:
+    """Items changed since a cursor. ``cursor`` is opaque and is stored only after
+    the items are marked dirty (same transaction). ``more`` says call again now."""
+
+    items: tuple[ItemRef, ...]
+    cursor: str
+    more: bool = False
+
+
+class DeskConnector(Protocol):
+    system: str   # "zendesk" | "intercom"
+
+    def fetch(self, ref: ItemRef) -> DeskItem | None:
+        """Current state, comments included; ``None`` when the item is gone."""
+
+    def update_fields(self, ref: ItemRef, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
+        """Write several locators in as few calls as the vendor allows (Zendesk: one PUT)."""
+
+    def add_comment(self, ref: ItemRef, body: str, public: bool,
+                    attachments: Sequence[Attachment] = ()) -> str:
+        """Post a note (``public=False``) or a reply the customer sees; returns its id."""
+
+    def find_comment(self, ref: ItemRef, body: str, since: datetime) -> str | None:
+        """Recovery after a crash: the id of a comment syncd wrote with exactly this
+        body at or after ``since``, else ``None``."""
+
+    def poll(self, cursor: str | None) -> PollPage:
+        """Items changed since ``cursor`` (``None``: start from now)."""
+
+
+class TrackerConnector(Protocol):
+    system: str   # "jira"
+
+    def fetch(self, issue_id: str) -> TrackerIssue | None:
+        """By immutable id; ``None`` when deleted."""
+
+    def resolve_key(self, key: str) -> TrackerIssue | None:
+        """By key (an old key of a moved issue resolves too); ``None`` when unknown."""
+
+    def create_issue(self, spec: IssueSpec, origin: str) -> TrackerIssue:
+        """Create, carrying ``origin`` (e.g. ``zendesk:123``) in an issue entity
+        property in the same call, so :meth:`find_created` can find it after a crash."""
+
+    def find_created(self, origin: str) -> TrackerIssue | None:
+        """The issue created for ``origin``, if a create went through."""
+
+    def update_fields(self, issue_id: str, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
+        """``status`` is written by a transition; one refused field does not block the rest."""
+
+    def add_comment(self, issue_id: str, body: str, source: str,
+                    attachments: Sequence[Attachment] = ()) -> str:
+        """Post a comment carrying ``source`` (the desk comment it mirrors) as a
+        comment property; returns its id."""
+
+    def find_comment(self, issue_id: str, source: str) -> str | None:
+        """Recovery: the id of the comment carrying ``source``, else ``None``."""
+
+    def upsert_remote_link(self, issue_id: str, global_id: str, url: str, title: str) -> None:
+        """Show the desk item inside the issue; idempotent by ``global_id``."""
+
+    def poll(self, cursor: str | None) -> PollPage:
+        """Issues updated since ``cursor`` (overlapping windows; duplicates are harmless)."""

@@ -1,0 +1,146 @@
+"""Domain values shared by the engine, the store and the connectors.
+
+No vendor SDK object ever crosses a connector's edge: connectors turn what the
+vendor says into these frozen values, and the engine only speaks these.
+
+Field values are *canonical*: ``None`` (empty), a ``str``, or a sorted ``tuple``
+of ``str`` for multi-valued fields (labels, fix versions, tags). Connectors
+produce them; the reconcile function compares them with ``==``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Mapping, Union
+
+Value = Union[str, None, tuple[str, ...]]
+
+DESK_KINDS = ("zendesk", "intercom:conversation", "intercom:ticket")
+TRACKER_KIND = "jira"
+
+
+class Side(str, Enum):
+    DESK = "desk"
+    TRACKER = "tracker"
+
+    @property
+    def other(self) -> "Side":
+        return Side.TRACKER if self is Side.DESK else Side.DESK
+
+
+@dataclass(frozen=True, order=True)
+class ItemRef:
+    """One item on one system: ``zendesk:123``, ``intercom:conversation:9``,
+    ``intercom:ticket:77`` or ``jira:10001`` (Jira issue *id*, never the key)."""
+
+    kind: str
+    id: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in DESK_KINDS and self.kind != TRACKER_KIND:
+            raise ValueError(f"unknown item kind {self.kind!r}; expected one of {DESK_KINDS + (TRACKER_KIND,)}")
+        if not self.id or ":" in self.id:
+            raise ValueError(f"bad item id {self.id!r}")
+
+    @property
+    def system(self) -> str:
+        """The account a call goes to: ``zendesk``, ``intercom`` or ``jira``."""
+        return self.kind.split(":", 1)[0]
+
+    @property
+    def is_desk(self) -> bool:
+        return self.kind in DESK_KINDS
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.id}"
+
+    @classmethod
+    def parse(cls, text: str) -> "ItemRef":
+        """``zendesk:123`` / ``intercom:conversation:9`` / ``jira:10001``."""
+        kind, sep, ident = text.strip().rpartition(":")
+        if not sep or not kind:
+            raise ValueError(f"{text!r} is not an item reference like zendesk:123 or intercom:ticket:77")
+        return cls(kind, ident)
+
+
+@dataclass(frozen=True)
+class Attachment:
+    name: str
+    url: str
+    size: int
+    content_type: str = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A comment, reply or note, as plain text.
+
+    ``by_integration`` is true when syncd's own account wrote it: such comments
+    are never mirrored (that is what stops echo loops without special rules).
+    """
+
+    id: str
+    author: str
+    body: str
+    public: bool
+    created_at: datetime
+    by_integration: bool = False
+    attachments: tuple[Attachment, ...] = ()
+
+
+@dataclass(frozen=True)
+class DeskItem:
+    """A Zendesk ticket, an Intercom conversation or an Intercom ticket.
+
+    ``fields`` maps the desk's *locators* (as written in the mapping file, e.g.
+    ``status``, ``priority``, ``tags``, ``custom:360001``) to canonical values.
+    """
+
+    ref: ItemRef
+    title: str
+    url: str
+    status: str
+    description: str
+    requester: str | None
+    organization: str | None
+    fields: Mapping[str, Value]
+    comments: tuple[Comment, ...]
+    updated_at: datetime
+    tags: tuple[str, ...] = ()
+    due_at: datetime | None = None    # SLA deadline, when the desk has one
+
+
+@dataclass(frozen=True)
+class TrackerIssue:
+    """A Jira issue. ``ref.id`` is the immutable issue id; ``key`` may change."""
+
+    ref: ItemRef
+    key: str
+    url: str
+    summary: str
+    fields: Mapping[str, Value]   # locators: status, resolution, fixVersions, labels, priority, customfield_N …
+    released_versions: tuple[str, ...]
+    comments: tuple[Comment, ...]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class IssueSpec:
+    """What escalation asks the tracker to create."""
+
+    project: str
+    issue_type: str
+    summary: str
+    description: str
+    fields: Mapping[str, Value] = field(default_factory=dict)   # tracker locators → values
+
+
+@dataclass(frozen=True)
+class Link:
+    id: int
+    desk: ItemRef
+    issue_id: str
+    issue_key: str
+    created_at: datetime

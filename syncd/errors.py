@@ -1,0 +1,62 @@
+"""The daemon's own exceptions. Connectors turn every vendor/SDK exception into
+one of these at their edge, sorted by HTTP meaning, so that retry rules read
+naturally (see :mod:`syncd.retry`)."""
+
+from __future__ import annotations
+
+
+class SyncdError(Exception):
+    """Base of everything syncd raises on purpose."""
+
+
+class ConfigError(SyncdError):
+    """A config or mapping file is wrong: names the file, the key and what was expected."""
+
+    def __init__(self, path: str, key: str, expected: str):
+        self.path, self.key, self.expected = path, key, expected
+        super().__init__(f"{path}: {key}: {expected}")
+
+
+class VendorError(SyncdError):
+    """A vendor call failed. ``vendor`` is zendesk|jira|intercom, ``operation`` a short name."""
+
+    retryable = False
+
+    def __init__(self, vendor: str, operation: str, message: str, status: int | None = None):
+        self.vendor, self.operation, self.status = vendor, operation, status
+        super().__init__(f"{vendor} {operation}: {message}" + (f" (HTTP {status})" if status else ""))
+
+
+class RateLimited(VendorError):
+    """429. ``retry_after`` seconds from Retry-After / X-Rate-Limit-Reset; ``scope``
+    is e.g. ``jira-per-issue-on-write`` when only one item is throttled."""
+
+    retryable = True
+
+    def __init__(self, vendor: str, operation: str, retry_after: float, scope: str | None = None):
+        self.retry_after, self.scope = retry_after, scope
+        super().__init__(vendor, operation, f"rate limited, retry after {retry_after:.1f}s", 429)
+
+
+class Transient(VendorError):
+    """5xx, timeout, connection reset: worth retrying."""
+
+    retryable = True
+
+
+class Unauthorized(VendorError):
+    """401/403: credentials wrong or missing permission. Not retried."""
+
+
+class NotFound(VendorError):
+    """404: the item is gone (or never was)."""
+
+
+class Conflict(VendorError):
+    """409: e.g. Zendesk safe_update found the ticket changed meanwhile. Retry after re-reading."""
+
+    retryable = True
+
+
+class Refused(VendorError):
+    """4xx the vendor will keep refusing (bad value, transition not allowed)."""
