@@ -1,0 +1,132 @@
+"""What every connector does around a vendor call: spend the account's budget,
+retry by our one policy, turn SDK exceptions into :mod:`syncd.errors`, count.
+
+The SDKs' own retries are switched off by each connector so a POST is never
+repeated behind our back; a 429 is caught by a ``requests`` response hook
+(zenpy, jira) or from the httpx response (intercom) so its ``Retry-After``
+reaches us instead of the SDK sleeping on it.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Callable, Mapping, TypeVar
+
+import requests
+import structlog
+
+from ..budget import Budget, Unlimited
+from ..errors import (Conflict, NotFound, RateLimited, Refused, Transient, Unauthorized,
+                      VendorError)
+from ..metrics import METRICS
+from ..retry import RetryDecision, RetryPolicy, call_with_retry
+
+T = TypeVar("T")
+log = structlog.get_logger("syncd.vendor")
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float:
+    """Seconds to wait from a 429's headers: ``Retry-After`` (seconds or HTTP date),
+    Intercom's ``X-RateLimit-Reset`` (unix time), else one second."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    now = time.time() if now is None else now
+    value = lowered.get("retry-after")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(value)
+            return max(0.0, parsed.timestamp() - now)
+    reset = lowered.get("x-ratelimit-reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - now)
+        except ValueError:
+            pass
+    return 1.0
+
+
+def error_for_status(vendor: str, operation: str, status: int, headers: Mapping[str, str],
+                     message: str) -> VendorError:
+    """Sort an HTTP failure by its meaning."""
+    if status == 429:
+        scope = {k.lower(): v for k, v in headers.items()}.get("ratelimit-reason")
+        return RateLimited(vendor, operation, retry_after_seconds(headers), scope)
+    if status in (401, 403):
+        return Unauthorized(vendor, operation, message, status)
+    if status == 404:
+        return NotFound(vendor, operation, message, status)
+    if status == 409:
+        return Conflict(vendor, operation, message, status)
+    if status in (408, 425) or status >= 500:
+        return Transient(vendor, operation, message, status)
+    return Refused(vendor, operation, message, status)
+
+
+class HTTPFailure(Exception):
+    """Raised from a requests response hook so the SDK never handles the status itself."""
+
+    def __init__(self, response: requests.Response):
+        self.response = response
+        super().__init__(f"HTTP {response.status_code}")
+
+
+def raise_on_429(response: requests.Response, *args: object, **kwargs: object) -> requests.Response:
+    """requests hook: stop zenpy/jira from sleeping on a 429 themselves."""
+    if response.status_code == 429:
+        raise HTTPFailure(response)
+    return response
+
+
+def translate_requests_error(vendor: str, operation: str, error: BaseException) -> VendorError | None:
+    """The part of error translation common to the requests-based SDKs."""
+    if isinstance(error, HTTPFailure):
+        r = error.response
+        return error_for_status(vendor, operation, r.status_code, r.headers, _short(r.text))
+    if isinstance(error, (requests.Timeout, requests.ConnectionError)):
+        return Transient(vendor, operation, type(error).__name__)
+    response = getattr(error, "response", None)
+    if isinstance(response, requests.Response):
+        return error_for_status(vendor, operation, response.status_code, response.headers, _short(response.text))
+    return None
+
+
+def _short(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+class Caller:
+    """Runs one vendor call with budget, retry policy, translation and metrics."""
+
+    def __init__(self, vendor: str, translate: Callable[[str, BaseException], VendorError | None],
+                 budget: Budget | Unlimited | None = None, policy: RetryPolicy | None = None):
+        self.vendor = vendor
+        self.translate = translate
+        self.budget = budget or Unlimited()
+        self.policy = policy or RetryPolicy()
+
+    def __call__(self, operation: str, fn: Callable[[], T]) -> T:
+        def attempt() -> T:
+            self.budget.acquire()
+            started = time.monotonic()
+            try:
+                result = fn()
+            except VendorError:
+                raise
+            except Exception as e:
+                error = self.translate(operation, e)
+                if error is None:
+                    raise
+                METRICS.vendor_call(self.vendor, operation, error.status or 0, time.monotonic() - started)
+                if isinstance(error, RateLimited) and error.scope != "jira-per-issue-on-write":
+                    self.budget.pause(error.retry_after)
+                raise error from e
+            METRICS.vendor_call(self.vendor, operation, 200, time.monotonic() - started)
+            return result
+
+        return call_with_retry(attempt, self.policy, on_retry=self._on_retry)
+
+    def _on_retry(self, error: BaseException, decision: RetryDecision) -> None:
+        METRICS.retry(self.vendor)
+        log.warning("vendor_retry", vendor=self.vendor, error=str(error), delay=round(decision.delay, 3))

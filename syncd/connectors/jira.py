@@ -1,0 +1,280 @@
+"""Jira Cloud connector (the ``jira`` 3.10 library, API token auth).
+
+Choices made on purpose:
+
+* **REST v2 for comments**: plain text in, plain text out, on Cloud and on
+  Server/Data Center alike; v3 would need an ADF round trip for no gain here.
+* **Entity properties as write markers**: an issue carries ``syncd`` =
+  ``{"origin": "zendesk:123"}`` from the create call itself, and each mirrored
+  comment carries ``syncd`` = ``{"source": "..."}`` — so after a crash the
+  daemon finds what it already wrote instead of writing it again.
+* The library's ``ResilientSession`` retries every method, POST included, so
+  ``max_retries=0``; our :class:`~syncd.connectors.calls.Caller` retries instead.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping, Sequence
+from zoneinfo import ZoneInfo
+
+from jira import JIRA
+
+from ..budget import Budget
+from ..domain import Attachment, Comment, IssueSpec, ItemRef, TrackerIssue, Value
+from ..errors import VendorError
+from ..retry import RetryPolicy
+from .base import FieldFailure, PollPage
+from .calls import Caller, raise_on_429, translate_requests_error
+
+PROPERTY = "syncd"
+READ_FIELDS = ("summary", "status", "resolution", "fixVersions", "labels", "priority",
+               "components", "updated", "project")
+
+
+@dataclass(frozen=True)
+class JiraAccess:
+    url: str
+    email: str
+    api_token: str
+    timeout: float = 30.0
+
+
+def parse_jira_time(text: str) -> datetime:
+    """``2021-01-17T12:34:00.000+0000`` (Jira's form, no colon in the offset)."""
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+def canonical(value: Any) -> Value:
+    """A Jira field value as a canonical syncd value."""
+    if value is None or value == [] or value == "":
+        return None
+    if isinstance(value, list):
+        return tuple(sorted(str(canonical(v)) for v in value if canonical(v) is not None)) or None
+    if isinstance(value, dict):
+        for key in ("name", "value", "displayName", "key"):
+            if key in value:
+                return str(value[key])
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class JiraConnector:
+    system = "jira"
+
+    def __init__(self, access: JiraAccess, budget: Budget | None = None, policy: RetryPolicy | None = None,
+                 field_locators: Sequence[str] = ()):
+        self.access = access
+        self.call = Caller("jira", translate_requests_error, budget, policy)
+        self.client = self.call("serverInfo", lambda: JIRA(
+            server=access.url, basic_auth=(access.email, access.api_token),
+            max_retries=0, timeout=access.timeout, get_server_info=True))
+        self.client._session.hooks["response"].append(raise_on_429)
+        me = self.call("getCurrentUser", self.client.myself)
+        self.account_id: str = me.get("accountId") or me.get("name", "")
+        self.time_zone = ZoneInfo(me.get("timeZone") or "UTC")
+        self._field_types: dict[str, str] | None = None
+        self.extra_fields = tuple(f for f in field_locators if f not in READ_FIELDS)
+
+    # -- plumbing ---------------------------------------------------------
+    def _rest(self, operation: str, method: str, path: str, body: Any = None,
+              params: Mapping[str, Any] | None = None) -> Any:
+        url = self.client._get_url(path)
+        session = self.client._session
+
+        def go() -> Any:
+            data = json.dumps(body) if body is not None else None
+            r = session.request(method, url, data=data, params=params)
+            return r.json() if r.content else None
+
+        return self.call(operation, go)
+
+    def _types(self) -> dict[str, str]:
+        if self._field_types is None:
+            fields = self.call("getFields", self.client.fields)
+            self._field_types = {f["id"]: (f.get("schema") or {}).get("type", "string") for f in fields}
+        return self._field_types
+
+    # -- reads ------------------------------------------------------------
+    def fetch(self, issue_id: str) -> TrackerIssue | None:
+        from ..errors import NotFound
+        try:
+            raw = self._rest("getIssue", "GET", f"issue/{issue_id}",
+                             params={"fields": ",".join(READ_FIELDS + self.extra_fields)})
+        except NotFound:
+            return None
+        return self._issue(raw, self._comments(raw["id"]))
+
+    def resolve_key(self, key: str) -> TrackerIssue | None:
+        return self.fetch(key)
+
+    def _issue(self, raw: Mapping[str, Any], comments: tuple[Comment, ...]) -> TrackerIssue:
+        f = raw.get("fields") or {}
+        fields: dict[str, Value] = {name: canonical(f.get(name)) for name in READ_FIELDS + self.extra_fields
+                                    if name not in ("updated", "project")}
+        fields["key"] = raw["key"]
+        released = tuple(sorted(v["name"] for v in f.get("fixVersions") or [] if v.get("released")))
+        return TrackerIssue(
+            ref=ItemRef("jira", str(raw["id"])), key=raw["key"],
+            url=f"{self.access.url.rstrip('/')}/browse/{raw['key']}",
+            summary=f.get("summary") or "", fields=fields, released_versions=released,
+            comments=comments, updated_at=parse_jira_time(f["updated"]),
+        )
+
+    def _comments(self, issue_id: str) -> tuple[Comment, ...]:
+        out: list[Comment] = []
+        start = 0
+        while True:
+            page = self._rest("getComments", "GET", f"issue/{issue_id}/comment",
+                              params={"startAt": start, "maxResults": 100, "orderBy": "created"})
+            for c in page.get("comments", []):
+                author = c.get("author") or {}
+                out.append(Comment(
+                    id=str(c["id"]), author=author.get("displayName") or "Unknown",
+                    body=c.get("body") or "", public=True,
+                    created_at=parse_jira_time(c["created"]),
+                    by_integration=(author.get("accountId") or author.get("name")) == self.account_id,
+                ))
+            start += len(page.get("comments", []))
+            if not page.get("comments") or start >= page.get("total", 0):
+                return tuple(out)
+
+    # -- writes -----------------------------------------------------------
+    def create_issue(self, spec: IssueSpec, origin: str) -> TrackerIssue:
+        fields: dict[str, Any] = {
+            "project": {"key": spec.project}, "issuetype": {"name": spec.issue_type},
+            "summary": spec.summary, "description": spec.description,
+        }
+        fields.update(self._field_payload(spec.fields))
+        created = self._rest("createIssue", "POST", "issue", body={
+            "fields": fields, "properties": [{"key": PROPERTY, "value": {"origin": origin}}]})
+        issue = self.fetch(str(created["id"]))
+        assert issue is not None, "issue vanished right after its creation"
+        return issue
+
+    def find_created(self, origin: str) -> TrackerIssue | None:
+        jql = f'issue.property[{PROPERTY}].origin = "{origin}"'
+        found = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
+            jql, fields=["id"], maxResults=2, json_result=True))
+        issues = found.get("issues") or []
+        return self.fetch(str(issues[0]["id"])) if issues else None
+
+    def update_fields(self, issue_id: str, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
+        failures: list[FieldFailure] = []
+        plain = {k: v for k, v in values.items() if k != "status"}
+        if plain:
+            try:
+                self._rest("editIssue", "PUT", f"issue/{issue_id}", body={"fields": self._field_payload(plain)})
+            except VendorError as e:
+                if e.retryable:
+                    raise
+                failures.extend(FieldFailure(k, v, str(e)) for k, v in plain.items())
+        if "status" in values and values["status"] is not None:
+            failure = self._transition(issue_id, str(values["status"]))
+            if failure is not None:
+                failures.append(failure)
+        return failures
+
+    def _transition(self, issue_id: str, status: str) -> FieldFailure | None:
+        available = self._rest("getTransitions", "GET", f"issue/{issue_id}/transitions")
+        for t in available.get("transitions", []):
+            if (t.get("to") or {}).get("name", "").lower() == status.lower():
+                self._rest("doTransition", "POST", f"issue/{issue_id}/transitions",
+                           body={"transition": {"id": t["id"]}})
+                return None
+        names = sorted((t.get("to") or {}).get("name", "?") for t in available.get("transitions", []))
+        return FieldFailure("status", status, f"workflow allows no transition to {status!r} (allowed: {names})")
+
+    def _field_payload(self, values: Mapping[str, Value]) -> dict[str, Any]:
+        types = self._types() if any(k.startswith("customfield_") for k in values) else {}
+        out: dict[str, Any] = {}
+        for locator, value in values.items():
+            items = list(value) if isinstance(value, tuple) else ([] if value is None else [value])
+            if locator in ("labels",):
+                out[locator] = items
+            elif locator in ("fixVersions", "components"):
+                out[locator] = [{"name": v} for v in items]
+            elif locator == "priority":
+                out[locator] = {"name": value} if value else None
+            elif locator.startswith("customfield_"):
+                out[locator] = self._custom_value(types.get(locator, "string"), value)
+            else:
+                out[locator] = value
+        return out
+
+    @staticmethod
+    def _custom_value(kind: str, value: Value) -> Any:
+        if value is None:
+            return None
+        if kind == "number":
+            return float(value) if not isinstance(value, tuple) else float(len(value))
+        if kind == "option":
+            return {"value": value}
+        if kind == "array":
+            return list(value) if isinstance(value, tuple) else [value]
+        return ", ".join(value) if isinstance(value, tuple) else value
+
+    def add_comment(self, issue_id: str, body: str, source: str,
+                    attachments: Sequence[Attachment] = ()) -> str:
+        text = body + "".join(f"\n[{a.name}|{a.url}]" for a in attachments)
+        created = self._rest("addComment", "POST", f"issue/{issue_id}/comment", body={
+            "body": text, "properties": [{"key": PROPERTY, "value": {"source": source}}]})
+        return str(created["id"])
+
+    def find_comment(self, issue_id: str, source: str) -> str | None:
+        from ..errors import NotFound
+        for c in self._comments(issue_id):
+            if not c.by_integration:
+                continue
+            try:
+                prop = self._rest("getCommentProperty", "GET", f"comment/{c.id}/properties/{PROPERTY}")
+            except NotFound:
+                continue
+            if (prop or {}).get("value", {}).get("source") == source:
+                return c.id
+        return None
+
+    def upsert_remote_link(self, issue_id: str, global_id: str, url: str, title: str) -> None:
+        self._rest("createOrUpdateRemoteIssueLink", "POST", f"issue/{issue_id}/remotelink", body={
+            "globalId": global_id, "object": {"url": url, "title": title}})
+
+    # -- polling ----------------------------------------------------------
+    def poll(self, cursor: str | None, overlap: float = 120.0, page_size: int = 100) -> PollPage:
+        """Issues with ``updated`` ≥ (cursor − overlap), oldest first.
+
+        JQL dates have minute resolution in the user's time zone, so the window
+        overlaps the previous one; ``seen`` (issue id → updated) within the overlap
+        drops the repeats so they are not marked dirty again.
+        """
+        now = datetime.now(timezone.utc)
+        if cursor is None:
+            return PollPage((), json.dumps({"t": now.timestamp(), "seen": {}}))
+        state = json.loads(cursor)
+        since = datetime.fromtimestamp(state["t"] - overlap, timezone.utc).astimezone(self.time_zone)
+        jql = f'updated >= "{since:%Y-%m-%d %H:%M}" ORDER BY updated ASC'
+        seen: dict[str, str] = state.get("seen", {})
+        fresh: list[ItemRef] = []
+        newest = state["t"]
+        token: str | None = None
+        while True:
+            page = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
+                jql, fields=["updated"], maxResults=page_size, nextPageToken=token, json_result=True))
+            for raw in page.get("issues", []):
+                updated = raw["fields"]["updated"]
+                if seen.get(str(raw["id"])) != updated:
+                    fresh.append(ItemRef("jira", str(raw["id"])))
+                    seen[str(raw["id"])] = updated
+                newest = max(newest, parse_jira_time(updated).timestamp())
+            token = page.get("nextPageToken")
+            if not token:
+                break
+        horizon = newest - overlap - 60
+        seen = {k: v for k, v in seen.items() if parse_jira_time(v).timestamp() >= horizon}
+        return PollPage(tuple(fresh), json.dumps({"t": newest, "seen": seen}))
+
+
+__all__ = ["JiraConnector", "JiraAccess"]

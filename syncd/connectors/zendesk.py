@@ -1,0 +1,245 @@
+"""Zendesk Support connector (zenpy 2.0, email/API-token auth).
+
+* zenpy builds ``https://{subdomain}.{domain}``; :func:`point_zenpy_at` points one
+  client instance at any base URL (a simulator on loopback included) without the
+  process-wide ``ZENPY_FORCE_*`` variables.
+* zenpy sleeps on a 429 by itself, without bound; a ``requests`` hook raises it
+  to us instead so our budget and retry policy decide.
+* All field writes to one ticket go out as **one** PUT (Zendesk allows 100
+  ticket updates a minute per account and 30 per ticket per user per 10 min).
+* Comments cannot carry metadata, so a mirrored comment is recognised after a
+  crash by its author (syncd's own user) and its exact body.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit
+
+import requests
+from zenpy import Zenpy
+from zenpy.lib.api_objects import Comment as ZComment
+from zenpy.lib.api_objects import Ticket
+
+from ..budget import Budget
+from ..domain import Attachment, Comment, DeskItem, ItemRef, Value
+from ..errors import NotFound, VendorError
+from ..retry import RetryPolicy
+from .base import FieldFailure, PollPage
+from .calls import Caller, raise_on_429, translate_requests_error
+
+NATIVE = ("status", "priority", "type", "subject")
+
+
+@dataclass(frozen=True)
+class ZendeskAccess:
+    url: str            # https://acme.zendesk.com, or http://127.0.0.1:PORT for the simulator
+    email: str
+    token: str
+    timeout: float = 30.0
+
+
+def point_zenpy_at(client: Zenpy, base_url: str) -> None:
+    """Make every API object of ``client`` talk to ``base_url``."""
+    parts = urlsplit(base_url)
+    host = parts.netloc
+    sub, _, domain = host.partition(".")
+    seen: set[int] = set()
+
+    def visit(obj: Any) -> None:
+        if id(obj) in seen or not hasattr(obj, "__dict__"):
+            return
+        seen.add(id(obj))
+        if hasattr(obj, "protocol") and hasattr(obj, "subdomain"):
+            obj.protocol, obj.subdomain, obj.domain = parts.scheme, sub, domain
+        for value in vars(obj).values():
+            if type(value).__module__.startswith("zenpy.lib.api"):
+                visit(value)
+
+    visit(client)
+
+
+def zendesk_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(text.replace("Z", "+0000"), "%Y-%m-%dT%H:%M:%S%z")
+
+
+def custom_id(locator: str) -> int:
+    return int(locator.split(":", 1)[1])
+
+
+class ZendeskConnector:
+    system = "zendesk"
+
+    def __init__(self, access: ZendeskAccess, budget: Budget | None = None, policy: RetryPolicy | None = None):
+        self.access = access
+        self.call = Caller("zendesk", translate_requests_error, budget, policy)
+        session = requests.Session()
+        session.hooks["response"].append(raise_on_429)
+        host = urlsplit(access.url).netloc
+        sub, _, domain = host.partition(".")
+        self.client = Zenpy(subdomain=sub, domain=domain, email=access.email, token=access.token,
+                            session=session, timeout=access.timeout, disable_cache=True)
+        point_zenpy_at(self.client, access.url)
+        self.session = self.client.users.session
+        me = self.call("showCurrentUser", lambda: self.client.users.me())
+        self.user_id: int = me.id
+        self._names: dict[int, str] = {}
+
+    def _url(self, path: str) -> str:
+        return f"{self.access.url.rstrip('/')}/api/v2/{path}"
+
+    def _get(self, operation: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        def go() -> Any:
+            r = self.session.get(self._url(path), params=params, timeout=self.access.timeout)
+            if r.status_code >= 300:
+                r.raise_for_status()
+            return r.json()
+        return self.call(operation, go)
+
+    # -- reads ------------------------------------------------------------
+    def fetch(self, ref: ItemRef) -> DeskItem | None:
+        try:
+            raw = self._get("showTicket", f"tickets/{ref.id}.json")["ticket"]
+        except NotFound:
+            return None
+        comments = self._comments(ref.id)
+        return self._item(ref, raw, comments)
+
+    def _item(self, ref: ItemRef, raw: Mapping[str, Any], comments: tuple[Comment, ...]) -> DeskItem:
+        fields: dict[str, Value] = {name: (str(raw[name]) if raw.get(name) is not None else None) for name in NATIVE}
+        fields["tags"] = tuple(sorted(raw.get("tags") or [])) or None
+        for cf in raw.get("custom_fields") or []:
+            value = cf.get("value")
+            if isinstance(value, list):
+                fields[f"custom:{cf['id']}"] = tuple(sorted(map(str, value))) or None
+            else:
+                fields[f"custom:{cf['id']}"] = None if value in (None, "") else str(value)
+        return DeskItem(
+            ref=ref, title=raw.get("subject") or "", url=self.agent_url(ref), status=raw.get("status") or "new",
+            description=raw.get("description") or "",
+            requester=self._name(raw.get("requester_id")),
+            organization=str(raw["organization_id"]) if raw.get("organization_id") else None,
+            fields=fields, comments=comments, updated_at=zendesk_time(raw["updated_at"]) or datetime.now(timezone.utc),
+            tags=tuple(sorted(raw.get("tags") or [])), due_at=zendesk_time(raw.get("due_at")),
+        )
+
+    def agent_url(self, ref: ItemRef) -> str:
+        return f"{self.access.url.rstrip('/')}/agent/tickets/{ref.id}"
+
+    def _comments(self, ticket_id: str) -> tuple[Comment, ...]:
+        out: list[Comment] = []
+        params: dict[str, Any] | None = {"page[size]": 100}
+        path = f"tickets/{ticket_id}/comments.json"
+        while True:
+            page = self._get("listTicketComments", path, params)
+            for c in page.get("comments", []):
+                out.append(Comment(
+                    id=str(c["id"]), author=self._name(c.get("author_id")) or "Unknown",
+                    body=c.get("plain_body") or c.get("body") or "", public=bool(c.get("public", True)),
+                    created_at=zendesk_time(c["created_at"]) or datetime.now(timezone.utc),
+                    by_integration=c.get("author_id") == self.user_id,
+                    attachments=tuple(Attachment(a.get("file_name", "file"), a.get("content_url", ""),
+                                                 int(a.get("size") or 0), a.get("content_type") or "application/octet-stream")
+                                      for a in c.get("attachments") or []),
+                ))
+            meta = page.get("meta") or {}
+            if meta.get("has_more") and (meta.get("after_cursor")):
+                params = {"page[size]": 100, "page[after]": meta["after_cursor"]}
+                continue
+            if page.get("next_page"):
+                path, params = page["next_page"].split("/api/v2/", 1)[1], None
+                continue
+            return tuple(out)
+
+    def _name(self, user_id: int | None) -> str | None:
+        if user_id is None:
+            return None
+        if user_id not in self._names:
+            try:
+                user = self._get("showUser", f"users/{user_id}.json")["user"]
+                self._names[user_id] = user.get("name") or str(user_id)
+            except NotFound:
+                self._names[user_id] = str(user_id)
+        return self._names[user_id]
+
+    # -- writes -----------------------------------------------------------
+    def update_fields(self, ref: ItemRef, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
+        ticket = Ticket(id=int(ref.id))
+        custom: list[dict[str, Any]] = []
+        for locator, value in values.items():
+            if locator in NATIVE:
+                setattr(ticket, locator, value)
+            elif locator == "tags":
+                ticket.tags = list(value or ())
+            elif locator == "tags+":
+                ticket.additional_tags = list(value or ())
+            elif locator == "tags-":
+                ticket.remove_tags = list(value or ())
+            elif locator.startswith("custom:"):
+                custom.append({"id": custom_id(locator), "value": list(value) if isinstance(value, tuple) else value})
+            else:
+                return [FieldFailure(locator, value, f"unknown Zendesk locator {locator!r}")]
+        if custom:
+            ticket.custom_fields = custom
+        try:
+            self.call("updateTicket", lambda: self.client.tickets.update(ticket))
+        except VendorError as e:
+            if e.retryable:
+                raise
+            return [FieldFailure(k, v, str(e)) for k, v in values.items()]
+        return []
+
+    def add_comment(self, ref: ItemRef, body: str, public: bool,
+                    attachments: Sequence[Attachment] = ()) -> str:
+        tokens = [self._upload(a) for a in attachments]
+        comment = ZComment(body=body, public=public, author_id=self.user_id)
+        if tokens:
+            comment.uploads = tokens
+        audit = self.call("updateTicket", lambda: self.client.tickets.update(Ticket(id=int(ref.id), comment=comment)))
+        for event in (audit.audit.events if audit is not None and audit.audit is not None else []):
+            event = event if isinstance(event, dict) else event.to_dict()
+            if event.get("type") == "Comment":
+                return str(event["id"])
+        found = self.find_comment(ref, body, datetime.fromtimestamp(time.time() - 300, timezone.utc))
+        if found is None:
+            raise VendorError("zendesk", "updateTicket", "comment posted but not found in the ticket audit")
+        return found
+
+    def _upload(self, attachment: Attachment) -> str:
+        data = requests.get(attachment.url, timeout=self.access.timeout).content
+        upload = self.call("uploadFiles", lambda: self.client.attachments.upload(
+            io.BytesIO(data), target_name=attachment.name, content_type=attachment.content_type))
+        return upload.token
+
+    def find_comment(self, ref: ItemRef, body: str, since: datetime) -> str | None:
+        for c in self._comments(ref.id):
+            if c.by_integration and c.created_at >= since.replace(microsecond=0) and c.body.strip() == body.strip():
+                return c.id
+        return None
+
+    # -- polling ----------------------------------------------------------
+    def poll(self, cursor: str | None) -> PollPage:
+        """Cursor-based incremental export. Zendesk holds back the last minute,
+        so an item changed just now appears on a later poll; the cursor is
+        Zendesk's ``after_cursor`` (or a start time before the first page)."""
+        if cursor is None:
+            return PollPage((), json.dumps({"start_time": int(time.time()) - 60}))
+        state = json.loads(cursor)
+        params = {"cursor": state["cursor"]} if "cursor" in state else {"start_time": state["start_time"]}
+        params["per_page"] = 1000
+        page = self._get("incrementalTicketExport", "incremental/tickets/cursor.json", params)
+        refs = _unique(ItemRef("zendesk", str(t["id"])) for t in page.get("tickets", []))
+        after = page.get("after_cursor")
+        new_state = {"cursor": after} if after else state
+        return PollPage(refs, json.dumps(new_state), more=not page.get("end_of_stream", True))
+
+
+def _unique(refs: Iterable[ItemRef]) -> tuple[ItemRef, ...]:
+    return tuple(dict.fromkeys(refs))

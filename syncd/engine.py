@@ -1,0 +1,416 @@
+"""The engine: one dirty item in, every link of it reconciled.
+
+For each link: read both sides, let the pure :func:`syncd.reconcile.plan` decide,
+apply the writes (non-idempotent ones behind a recorded intent), store the new
+base. The engine never branches on the vendor: desks differ only behind the
+:class:`~syncd.connectors.base.DeskConnector` port.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Mapping as TMapping, Sequence
+
+import structlog
+
+from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
+from .domain import DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
+from .errors import NotFound, Transient
+from .locks import LinkLocks
+from .mapping import Mapping
+from .metrics import METRICS
+from .reconcile import BaseEntry, CommentWrite, MirrorState, NoteWrite, Plan, plan
+from .store import Intent, Store
+
+log = structlog.get_logger("syncd.engine")
+KEY_RE = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
+
+
+@dataclass(frozen=True)
+class Write:
+    """One write the engine made (or, in a dry run, would make)."""
+
+    target: str        # item ref or issue key
+    what: str          # field:<locator> | comment | note | create | link
+    detail: str
+
+
+@dataclass
+class Outcome:
+    ref: ItemRef
+    writes: list[Write] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    plans: list[Plan] = field(default_factory=list)
+
+
+class EscalationPending(Transient):
+    """A create was started (intent recorded) but the issue is not findable yet:
+    Jira search is eventually consistent, so wait rather than create twice."""
+
+
+class Engine:
+    def __init__(self, store: Store, desks: TMapping[str, DeskConnector], tracker: TrackerConnector,
+                 mappings: TMapping[str, Mapping], locks: LinkLocks | None = None,
+                 create_settle_seconds: float = 10.0):
+        self.store = store
+        self.desks = desks
+        self.tracker = tracker
+        self.mappings = mappings
+        self.locks = locks or LinkLocks()
+        self.create_settle_seconds = create_settle_seconds
+
+    # -- entry points -----------------------------------------------------
+    def reconcile(self, ref: ItemRef, dry_run: bool = False) -> Outcome:
+        outcome = Outcome(ref)
+        if ref.is_desk:
+            self._reconcile_desk(ref, outcome, dry_run)
+        else:
+            self._reconcile_issue(ref.id, outcome, dry_run)
+        return outcome
+
+    def link(self, desk_ref: ItemRef, key: str) -> Link:
+        """Link a desk item to an existing issue by key (``syncd link``)."""
+        issue = self.tracker.resolve_key(key)
+        if issue is None:
+            raise NotFound("jira", "getIssue", f"no Jira issue {key}")
+        if self.desks[desk_ref.system].fetch(desk_ref) is None:
+            raise NotFound(desk_ref.system, "fetch", f"no {desk_ref}")
+        return self._add_link(desk_ref, issue)
+
+    # -- desk side --------------------------------------------------------
+    def _reconcile_desk(self, ref: ItemRef, outcome: Outcome, dry_run: bool) -> None:
+        desk = self.desks[ref.system]
+        item = desk.fetch(ref)
+        if item is None:
+            log.info("desk_item_gone", item=str(ref))
+            return
+        mapping = self.mappings[ref.system]
+        links = self.store.links_for_desk(ref)
+        if not dry_run:
+            links = links + self._links_from_key_field(item, links, mapping, outcome)
+            if not links and self._wants_escalation(item, mapping):
+                links = [self._escalate(item, mapping, outcome)]
+            self._desk_housekeeping(item, links, mapping, outcome)
+        for link in links:
+            self._reconcile_link(link, outcome, dry_run, desk_item=item)
+
+    def _wants_escalation(self, item: DeskItem, mapping: Mapping) -> bool:
+        rules = mapping.escalation
+        if rules.tag and rules.tag in item.tags:
+            return True
+        return bool(rules.project_field and item.fields.get(rules.project_field))
+
+    def _project_for(self, item: DeskItem, mapping: Mapping) -> str:
+        rules = mapping.escalation
+        chosen = item.fields.get(rules.project_field) if rules.project_field else None
+        if isinstance(chosen, str) and chosen:
+            return rules.project_values.get(chosen, chosen.upper())
+        if rules.default_project is None:
+            raise NotFound("jira", "createIssue", "no project chosen and no escalation.default_project")
+        return rules.default_project
+
+    def _escalate(self, item: DeskItem, mapping: Mapping, outcome: Outcome) -> Link:
+        origin = str(item.ref)
+        key = f"create:{origin}"
+        intent = self.store.get_intent(key)
+        issue: TrackerIssue | None = None
+        if intent is not None and intent.state == "done" and intent.result:
+            issue = self.tracker.fetch(intent.result)
+        elif intent is not None:
+            issue = self.tracker.find_created(origin)
+            if issue is None and _age(intent) < self.create_settle_seconds:
+                raise EscalationPending("jira", "createIssue", "earlier create not visible yet; waiting")
+        if issue is None:
+            spec = self._issue_spec(item, mapping)
+            self.store.begin_intent(key, "create", None, {"origin": origin, "project": spec.project})
+            issue = self.tracker.create_issue(spec, origin)
+            outcome.writes.append(Write(issue.key, "create", f"created for {origin}"))
+            METRICS.inc("issues_created")
+            log.info("issue_created", desk=origin, issue=issue.key, issue_id=issue.ref.id)
+        self.store.finish_intent(key, issue.ref.id)
+        link = self._add_link(item.ref, issue)
+        note = mapping.escalation.note.format(issue_key=issue.key, issue_url=issue.url)
+        self._post_note(link, NoteWrite(f"note:escalated:{link.id}", note), outcome)
+        return link
+
+    def _issue_spec(self, item: DeskItem, mapping: Mapping) -> IssueSpec:
+        rules = mapping.escalation
+        first = item.comments[0].body if item.comments else item.description
+        description = "\n".join([
+            first, "",
+            f"Requester: {item.requester or 'unknown'}",
+            f"Organization: {item.organization or 'none'}",
+            f"Support item: {item.url}",
+        ])
+        fields: dict[str, Value] = dict(rules.fields)
+        if rules.labels:
+            fields["labels"] = tuple(sorted(rules.labels))
+        return IssueSpec(project=self._project_for(item, mapping), issue_type=rules.issue_type,
+                         summary=rules.summary.format(title=item.title, ref=str(item.ref))[:250],
+                         description=description, fields=fields)
+
+    def _links_from_key_field(self, item: DeskItem, links: list[Link], mapping: Mapping,
+                              outcome: Outcome) -> list[Link]:
+        """An agent typed issue keys into the key field: link the new ones."""
+        locator = mapping.escalation.key_field
+        typed = item.fields.get(locator) if locator else None
+        if not typed:
+            return []
+        text = " ".join(typed) if isinstance(typed, tuple) else typed
+        known = {l.issue_key for l in links}
+        added: list[Link] = []
+        for key in dict.fromkeys(KEY_RE.findall(text.upper())):
+            if key in known:
+                continue
+            issue = self.tracker.resolve_key(key)
+            if issue is None:
+                log.warning("link_refused", desk=str(item.ref), key=key, reason="no such Jira issue")
+                self._post_note_unlinked(item, f"syncd: Jira issue {key} does not exist; not linked.",
+                                         f"note:badkey:{item.ref}:{key}", outcome)
+                continue
+            if issue.ref.id in {l.issue_id for l in links + added}:
+                continue
+            added.append(self._add_link(item.ref, issue))
+            outcome.writes.append(Write(str(item.ref), "link", issue.key))
+        return added
+
+    def _add_link(self, desk_ref: ItemRef, issue: TrackerIssue) -> Link:
+        link = self.store.add_link(desk_ref, issue.ref.id, issue.key)
+        self.store.audit("link_added", link.id, desk=str(desk_ref), issue=issue.key)
+        desk = self.desks[desk_ref.system]
+        self.tracker.upsert_remote_link(issue.ref.id, f"syncd:{desk_ref}", _desk_url(desk, desk_ref),
+                                        f"{desk_ref.system.capitalize()} {desk_ref.kind.split(':')[-1]} {desk_ref.id}")
+        # The issue's aggregates (linked count, organizations, SLA) change with its links.
+        self.store.mark_dirty([issue.ref], "link_added")
+        return link
+
+    def _desk_housekeeping(self, item: DeskItem, links: Sequence[Link], mapping: Mapping,
+                           outcome: Outcome) -> None:
+        """Keep the key field and the linked tag true, in one write."""
+        if not links:
+            return
+        values: dict[str, Value] = {}
+        rules = mapping.escalation
+        keys = ", ".join(sorted({l.issue_key for l in self.store.links_for_desk(item.ref)} or {l.issue_key for l in links}))
+        if rules.key_field and item.fields.get(rules.key_field) != keys:
+            values[rules.key_field] = keys
+        if rules.linked_tag and rules.linked_tag not in item.tags:
+            values["tags+"] = (rules.linked_tag,)
+        if values:
+            self._write_fields(Side.DESK, item.ref, None, values, outcome)
+
+    # -- tracker side -----------------------------------------------------
+    def _reconcile_issue(self, issue_id: str, outcome: Outcome, dry_run: bool) -> None:
+        links = self.store.links_for_issue(issue_id)
+        if not links:
+            return
+        issue = self.tracker.fetch(issue_id)
+        if issue is None:
+            log.info("issue_gone", issue_id=issue_id, links=len(links))
+            return
+        if issue.key != links[0].issue_key and not dry_run:
+            self.store.update_issue_key(issue_id, issue.key)
+            log.info("issue_key_changed", issue_id=issue_id, old=links[0].issue_key, new=issue.key)
+            links = self.store.links_for_issue(issue_id)
+        desk_items: list[DeskItem] = []
+        for link in links:   # fan-out: every linked desk item in one pass
+            item = self._reconcile_link(link, outcome, dry_run, issue=issue)
+            if item is not None:
+                desk_items.append(item)
+        if not dry_run:
+            self._aggregates(issue, desk_items, outcome)
+
+    def _aggregates(self, issue: TrackerIssue, items: Sequence[DeskItem], outcome: Outcome) -> None:
+        if not items:
+            return
+        mapping = self.mappings[items[0].ref.system]
+        values: dict[str, Value] = {}
+        if mapping.linked_count_field:
+            values[mapping.linked_count_field] = str(len(items))
+        if mapping.linked_orgs_field:
+            values[mapping.linked_orgs_field] = str(len({i.organization for i in items if i.organization}))
+        if mapping.sla_field:
+            dues = sorted(i.due_at for i in items if i.due_at is not None)
+            values[mapping.sla_field] = dues[0].strftime("%Y-%m-%dT%H:%M:%S.000+0000") if dues else None
+        changed = {k: v for k, v in values.items() if issue.fields.get(k) != v}
+        if changed:
+            self._write_fields(Side.TRACKER, issue.ref, issue.key, changed, outcome)
+
+    # -- one link ---------------------------------------------------------
+    def _reconcile_link(self, link: Link, outcome: Outcome, dry_run: bool,
+                        desk_item: DeskItem | None = None, issue: TrackerIssue | None = None) -> DeskItem | None:
+        mapping = self.mappings[link.desk.system]
+        with self.locks.hold(link.id):
+            if not dry_run:
+                self._recover_intents(link, outcome)
+            item = desk_item or self.desks[link.desk.system].fetch(link.desk)
+            if item is None:
+                log.info("desk_item_gone", link=link.id, desk=str(link.desk))
+                return None
+            issue = issue or self.tracker.fetch(link.issue_id)
+            if issue is None:
+                log.info("issue_gone", link=link.id, issue_id=link.issue_id)
+                return item
+            base, revision = self.store.get_base(link.id)
+            p = plan(mapping, link, item, issue, base, self._mirror_state(link))
+            outcome.plans.append(p)
+            outcome.decisions.extend(f"{d.field}: {d.kind}: {d.detail}" for d in p.decisions)
+            for d in p.decisions:
+                if d.kind in ("conflict", "unmapped"):
+                    log.info(f"field_{d.kind}", link=link.id, field=d.field, detail=d.detail)
+            if dry_run:
+                _describe(p, link, outcome)
+                return item
+            new_base = self._apply(link, p, item, issue, base, outcome)
+            if new_base != base:
+                self.store.put_base(link.id, new_base, revision)
+            return item
+
+    def _apply(self, link: Link, p: Plan, item: DeskItem, issue: TrackerIssue,
+               base: TMapping[str, BaseEntry], outcome: Outcome) -> dict[str, BaseEntry]:
+        new_base = dict(p.new_base)
+        for side, ref, key in ((Side.DESK, item.ref, None), (Side.TRACKER, issue.ref, issue.key)):
+            writes = {w.locator: w.value for w in p.field_writes if w.side is side}
+            if not writes:
+                continue
+            failed = self._write_fields(side, ref, key, writes, outcome)
+            for failure in failed:
+                for w in p.field_writes:
+                    if w.side is side and w.locator == failure.locator:
+                        # Keep the old base for that field alone: it is tried again next time.
+                        if w.field in base:
+                            new_base[w.field] = base[w.field]
+                        else:
+                            new_base.pop(w.field, None)
+        for cw in p.comment_writes:
+            self._post_comment(link, cw, outcome)
+        for note in p.notes:
+            self._post_note(link, note, outcome)
+        return new_base
+
+    def _write_fields(self, side: Side, ref: ItemRef, key: str | None, values: dict[str, Value],
+                      outcome: Outcome) -> Sequence[FieldFailure]:
+        if side is Side.DESK:
+            failures = self.desks[ref.system].update_fields(ref, values)
+        else:
+            failures = self.tracker.update_fields(ref.id, values)
+        failed = {f.locator for f in failures}
+        for f in failures:
+            log.warning("field_write_failed", target=str(ref), locator=f.locator, reason=f.reason)
+            outcome.decisions.append(f"{f.locator}: refused: {f.reason}")
+        for locator, value in values.items():
+            if locator not in failed:
+                outcome.writes.append(Write(key or str(ref), f"field:{locator}", _show(value)))
+        METRICS.inc("field_writes", len(values) - len(failed))
+        return failures
+
+    # -- comments and notes (non-idempotent: intent first) ----------------
+    def _mirror_state(self, link: Link) -> MirrorState:
+        to_tracker: set[str] = set()
+        to_desk: set[str] = set()
+        for intent in self.store.intents_for_link(link.id, "comment"):
+            side, source = intent.payload["side"], intent.payload["source_id"]
+            (to_tracker if side == Side.TRACKER.value else to_desk).add(source)
+        return MirrorState(frozenset(to_tracker), frozenset(to_desk))
+
+    def _post_comment(self, link: Link, cw: CommentWrite, outcome: Outcome) -> None:
+        key = f"comment:{link.id}:{cw.side.value}:{cw.source_id}"
+        payload = {"side": cw.side.value, "source_id": cw.source_id, "body": cw.body, "public": cw.public}
+        intent = self.store.begin_intent(key, "comment", link.id, payload)
+        if intent.state == "done":
+            return
+        target = self._write_comment(link, key, cw.side, cw.body, cw.public, cw.attachments)
+        self.store.finish_intent(key, target)
+        outcome.writes.append(Write(link.issue_key if cw.side is Side.TRACKER else str(link.desk),
+                                    "comment", _excerpt(cw.body)))
+        METRICS.inc("comments_mirrored")
+        log.info("comment_mirrored", link=link.id, direction=f"to_{cw.side.value}", source=cw.source_id,
+                 target=target, public=cw.public)
+
+    def _post_note(self, link: Link, note: NoteWrite, outcome: Outcome) -> None:
+        payload = {"side": Side.DESK.value, "body": note.body, "public": note.public}
+        intent = self.store.begin_intent(note.key, "note", link.id, payload)
+        if intent.state == "done":
+            return
+        target = self._write_comment(link, note.key, Side.DESK, note.body, note.public, ())
+        self.store.finish_intent(note.key, target)
+        outcome.writes.append(Write(str(link.desk), "note", _excerpt(note.body)))
+        log.info("note_posted", link=link.id, key=note.key, public=note.public)
+
+    def _post_note_unlinked(self, item: DeskItem, body: str, key: str, outcome: Outcome) -> None:
+        intent = self.store.begin_intent(key, "note", None, {"side": "desk", "body": body, "public": False})
+        if intent.state == "done":
+            return
+        target = self.desks[item.ref.system].add_comment(item.ref, body, False)
+        self.store.finish_intent(key, target)
+        outcome.writes.append(Write(str(item.ref), "note", _excerpt(body)))
+
+    def _write_comment(self, link: Link, key: str, side: Side, body: str, public: bool,
+                       attachments: Sequence) -> str:
+        if side is Side.TRACKER:
+            return self.tracker.add_comment(link.issue_id, body, source=key, attachments=attachments)
+        return self.desks[link.desk.system].add_comment(link.desk, body, public, attachments)
+
+    def _recover_intents(self, link: Link, outcome: Outcome) -> None:
+        """A pending intent means an earlier attempt died between recording and
+        finishing: look for the write on the vendor side before writing again."""
+        for intent in self.store.intents_for_link(link.id):
+            if intent.state != "pending" or intent.kind not in ("comment", "note"):
+                continue
+            p = intent.payload
+            side = Side(p["side"])
+            if side is Side.TRACKER:
+                found = self.tracker.find_comment(link.issue_id, intent.key)
+            else:
+                since = intent.created_at.replace(tzinfo=intent.created_at.tzinfo or timezone.utc)
+                found = self.desks[link.desk.system].find_comment(link.desk, p["body"], _minus(since, 120))
+            if found is None:
+                found = self._write_comment(link, intent.key, side, p["body"], bool(p.get("public")), ())
+                outcome.writes.append(Write(str(link.desk) if side is Side.DESK else link.issue_key,
+                                            intent.kind, _excerpt(p["body"])))
+                log.info("intent_replayed", link=link.id, key=intent.key)
+            else:
+                log.info("intent_recovered", link=link.id, key=intent.key, target=found)
+            self.store.finish_intent(intent.key, found)
+
+
+def _desk_url(desk: DeskConnector, ref: ItemRef) -> str:
+    url = getattr(desk, "agent_url", None)
+    return url(ref) if callable(url) else str(ref)
+
+
+def _age(intent: Intent) -> float:
+    created = intent.created_at if intent.created_at.tzinfo else intent.created_at.replace(tzinfo=timezone.utc)
+    return time.time() - created.timestamp()
+
+
+def _minus(when: datetime, seconds: float) -> datetime:
+    return datetime.fromtimestamp(when.timestamp() - seconds, timezone.utc)
+
+
+def _show(value: Value) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(value)
+    return "∅" if value is None else value
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    one_line = " ".join(text.split())
+    return one_line if len(one_line) <= limit else one_line[: limit - 1] + "…"
+
+
+def _describe(p: Plan, link: Link, outcome: Outcome) -> None:
+    for w in p.field_writes:
+        target = link.issue_key if w.side is Side.TRACKER else str(link.desk)
+        outcome.writes.append(Write(target, f"field:{w.locator}", _show(w.value)))
+    for cw in p.comment_writes:
+        target = link.issue_key if cw.side is Side.TRACKER else str(link.desk)
+        outcome.writes.append(Write(target, "comment", _excerpt(cw.body)))
+    for n in p.notes:
+        outcome.writes.append(Write(str(link.desk), "note", _excerpt(n.body)))
+
+
+__all__ = ["Engine", "Outcome", "Write", "EscalationPending"]

@@ -1,0 +1,79 @@
+"""Pollers: the safety net under webhooks, which may never arrive.
+
+One thread per source. Before each poll it takes (or renews) the source's
+leader lease; the fencing token it gets is checked again when the cursor is
+advanced, so a poller that stalled and lost its lease cannot move the cursor.
+The cursor advances and the items are marked dirty in one transaction.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import structlog
+
+from .connectors.base import PollPage
+from .store import Store
+
+log = structlog.get_logger("syncd.poller")
+
+
+@dataclass(frozen=True)
+class PollSource:
+    name: str                                    # e.g. "zendesk", "jira", "intercom:conversations"
+    poll: Callable[[str | None], PollPage]
+    interval: float
+
+
+class Poller:
+    def __init__(self, store: Store, source: PollSource, owner: str, on_items: Callable[[], None] | None = None):
+        self.store, self.source, self.owner, self.on_items = store, source, owner, on_items
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.last_success: float | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name=f"poll-{self.source.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def poll_once(self) -> int | None:
+        """One round; returns how many items it marked dirty (``None``: not the leader)."""
+        import time
+        fence = self.store.acquire_lease(f"poll:{self.source.name}", self.owner, ttl=max(30.0, self.source.interval * 3))
+        if fence is None:
+            return None
+        marked = 0
+        while True:
+            cursor = self.store.get_cursor(self.source.name)
+            page = self.source.poll(cursor)
+            self.store.advance_cursor(self.source.name, page.cursor, page.items, fence)
+            marked += len(page.items)
+            if not page.more or self._stop.is_set():
+                break
+        self.last_success = time.time()
+        if marked and self.on_items is not None:
+            self.on_items()
+        if marked:
+            log.info("poll_marked_dirty", source=self.source.name, items=marked)
+        return marked
+
+    def _loop(self) -> None:
+        delay = self.source.interval
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+                self.last_error = None
+                delay = self.source.interval
+            except Exception as e:
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.error("poll_failed", source=self.source.name, error=self.last_error)
+                delay = min(delay * 2, 300.0)
+            self._stop.wait(delay)

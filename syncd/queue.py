@@ -1,0 +1,198 @@
+"""The dirty queue: SQL on one connection, inside a transaction the store opened.
+
+One row per dirty item (the primary key is the item ref), so a burst of events
+coalesces into one reconcile. A worker *claims* due rows by writing a lease
+(owner + expiry) on them; a crashed worker's lease simply runs out and the row
+becomes claimable again. The pair (owner, lease_expires) is the claim's token:
+``complete``/``defer``/``fail`` only touch the row while that exact lease is on
+it, so a worker whose lease ran out and was taken over cannot undo the new
+owner's work.
+
+Every function takes ``now`` (epoch seconds from the store's clock) so that the
+whole queue runs on one clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, Iterable
+
+import sqlalchemy as sa
+import structlog
+
+from .domain import ItemRef
+from .schema import dead_letters, dirty, insert_for, least
+
+log = structlog.get_logger(__name__)
+
+MANUAL = "manual"  # the reason an operator's "sync now" carries: it may cut a backoff short
+d = dirty.c
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A leased dirty item. ``version`` is the mark counter seen at claim time."""
+
+    ref: ItemRef
+    version: int
+    attempts: int
+    owner: str
+    lease_expires: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    ref: ItemRef
+    error: str
+    attempts: int
+    failed_at: datetime
+    reason: str = ""
+
+
+def _held_by(claim: Claim) -> sa.ColumnElement[bool]:
+    return sa.and_(d.ref == str(claim.ref), d.lease_owner == claim.owner, d.lease_expires == claim.lease_expires)
+
+
+def mark_dirty(conn: sa.Connection, refs: Iterable[ItemRef], reason: str, delay: float, now: float) -> None:
+    """Insert or coalesce. Sorted so that concurrent markers lock rows in one order (no deadlocks)."""
+    keys = sorted({str(ref) for ref in refs})
+    if not keys:
+        return
+    rows = [
+        {"ref": k, "version": 1, "reason": reason, "due_at": now + delay, "attempts": 0, "dirty_since": now}
+        for k in keys
+    ]
+    stmt = insert_for(conn, dirty)
+    new = stmt.excluded
+    if reason == MANUAL and delay == 0:
+        # An operator asked for it now: forget the backoff, keep last_error for the record.
+        changes = {"attempts": 0, "due_at": least(d.due_at, new.due_at)}
+    else:
+        # A row under backoff keeps its due time: new events must not hammer a failing vendor.
+        changes = {"due_at": sa.case((d.attempts > 0, d.due_at), else_=least(d.due_at, new.due_at))}
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[d.ref], set_={"version": d.version + 1, "reason": new.reason, **changes}
+    )
+    conn.execute(stmt, rows)
+
+
+def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now: float) -> list[Claim]:
+    due = (
+        sa.select(d.ref)
+        .where(d.due_at <= now, sa.or_(d.lease_expires.is_(None), d.lease_expires <= now))
+        .order_by(d.due_at, d.ref)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        # Replicas claim side by side: rows another claimer has locked are skipped, not waited for.
+        # (On SQLite the store's BEGIN IMMEDIATE already makes the whole claim exclusive.)
+        due = due.with_for_update(skip_locked=True)
+    keys = list(conn.scalars(due))
+    if not keys:
+        return []
+    expires = now + lease_seconds
+    conn.execute(sa.update(dirty).where(d.ref.in_(keys)).values(lease_owner=owner, lease_expires=expires))
+    rows = conn.execute(sa.select(d.ref, d.version, d.attempts).where(d.ref.in_(keys)).order_by(d.due_at, d.ref))
+    return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires) for r in rows]
+
+
+def complete(conn: sa.Connection, claim: Claim, now: float) -> bool:
+    """True when the row is gone; False when it was marked again meanwhile (kept, due now)."""
+    gone = conn.execute(sa.delete(dirty).where(_held_by(claim), d.version == claim.version)).rowcount
+    if gone:
+        return True
+    # Re-dirtied while we worked: the new event may carry a change we did not see.
+    conn.execute(
+        sa.update(dirty)
+        .where(_held_by(claim))
+        .values(lease_owner=None, lease_expires=None, due_at=now, attempts=0, last_error=None, dirty_since=now)
+    )
+    return False
+
+
+def defer(conn: sa.Connection, claim: Claim, delay: float, error: str | None, now: float) -> bool:
+    values: dict[str, object] = {"lease_owner": None, "lease_expires": None, "due_at": now + delay}
+    if error is not None:
+        values["last_error"] = error
+    return bool(conn.execute(sa.update(dirty).where(_held_by(claim)).values(**values)).rowcount)
+
+
+def fail(
+    conn: sa.Connection,
+    claim: Claim,
+    error: str,
+    max_attempts: int,
+    backoff: Callable[[int], float],
+    now: float,
+) -> bool:
+    """Count a failed attempt; True when it was the last one and the row became a dead letter."""
+    query = sa.select(d.attempts, d.reason).where(_held_by(claim))
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        log.warning("claim_lost", ref=str(claim.ref), owner=claim.owner, action="fail")
+        return False
+    attempts = row.attempts + 1
+    if attempts >= max_attempts:
+        conn.execute(
+            sa.insert(dead_letters).values(
+                ref=str(claim.ref), reason=row.reason, error=error, attempts=attempts, failed_at=now
+            )
+        )
+        conn.execute(sa.delete(dirty).where(_held_by(claim)))
+        return True
+    conn.execute(
+        sa.update(dirty)
+        .where(_held_by(claim))
+        .values(
+            attempts=attempts,
+            due_at=now + backoff(attempts),
+            last_error=error,
+            lease_owner=None,
+            lease_expires=None,
+        )
+    )
+    return False
+
+
+def depth(conn: sa.Connection) -> int:
+    return conn.scalar(sa.select(sa.func.count()).select_from(dirty)) or 0
+
+
+def oldest_age(conn: sa.Connection, now: float) -> float | None:
+    since = conn.scalar(sa.select(sa.func.min(d.dirty_since)))
+    return None if since is None else max(0.0, now - since)
+
+
+def list_dead(conn: sa.Connection, limit: int) -> list[DeadLetter]:
+    x = dead_letters.c
+    rows = conn.execute(sa.select(dead_letters).order_by(x.id).limit(limit))
+    return [
+        DeadLetter(
+            id=r.id,
+            ref=ItemRef.parse(r.ref),
+            error=r.error,
+            attempts=r.attempts,
+            failed_at=datetime.fromtimestamp(r.failed_at, timezone.utc),
+            reason=r.reason,
+        )
+        for r in rows
+    ]
+
+
+def retry_dead(conn: sa.Connection, dead_id: int, now: float) -> bool:
+    """Back into the queue with a clean slate (an operator fixed the cause)."""
+    x = dead_letters.c
+    row = conn.execute(sa.select(x.ref).where(x.id == dead_id)).first()
+    if row is None:
+        return False
+    conn.execute(sa.delete(dead_letters).where(x.id == dead_id))
+    mark_dirty(conn, [ItemRef.parse(row.ref)], MANUAL, 0.0, now)
+    return True
+
+
+def drop_dead(conn: sa.Connection, dead_id: int) -> bool:
+    return bool(conn.execute(sa.delete(dead_letters).where(dead_letters.c.id == dead_id)).rowcount)

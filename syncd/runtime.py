@@ -1,0 +1,180 @@
+"""The composition root: settings → store → connectors → engine → workers,
+pollers and the webhook server. Nothing else in syncd constructs clients."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+import uvicorn
+
+from .budget import Budget
+from .config import Settings
+from .connectors.base import DeskConnector, TrackerConnector
+from .connectors.jira import JiraAccess, JiraConnector
+from .connectors.zendesk import ZendeskAccess, ZendeskConnector
+from .engine import Engine
+from .locks import LinkLocks
+from .mapping import Mapping
+from .metrics import METRICS
+from .pollers import Poller, PollSource
+from .store import Store
+from .webhooks import Response, WebhookConfig, make_app
+from .worker import WorkerPool, WorkerSettings
+
+log = structlog.get_logger("syncd.runtime")
+
+
+def build_connectors(settings: Settings) -> tuple[dict[str, DeskConnector], TrackerConnector]:
+    j = settings.jira
+    field_locators = sorted({r.tracker for m in _mappings(settings).values() for r in m.fields}
+                            | {f for m in _mappings(settings).values()
+                               for f in (m.linked_count_field, m.linked_orgs_field, m.sla_field) if f})
+    tracker = JiraConnector(JiraAccess(j.url, j.email, j.api_token.reveal()),
+                            budget=Budget(j.requests_per_minute), field_locators=field_locators)
+    desks: dict[str, DeskConnector] = {}
+    if settings.zendesk is not None:
+        z = settings.zendesk
+        desks["zendesk"] = ZendeskConnector(ZendeskAccess(z.url, z.email, z.token.reveal()),
+                                            budget=Budget(z.requests_per_minute))
+    if settings.intercom is not None:
+        from .connectors.intercom import IntercomAccess, IntercomConnector
+        i = settings.intercom
+        desks["intercom"] = IntercomConnector(
+            IntercomAccess(i.url, i.token.reveal(), i.admin_id, i.api_version),
+            budget=Budget(i.requests_per_minute))
+    return desks, tracker
+
+
+def _mappings(settings: Settings) -> dict[str, Mapping]:
+    out: dict[str, Mapping] = {}
+    if settings.zendesk is not None:
+        out["zendesk"] = settings.zendesk.mapping
+    if settings.intercom is not None:
+        out["intercom"] = settings.intercom.mapping
+    return out
+
+
+def _poll_sources(settings: Settings, desks: dict[str, Any], tracker: JiraConnector) -> list[PollSource]:
+    sources = [PollSource("jira", lambda c: tracker.poll(c, overlap=settings.jira.poll_overlap_seconds),
+                          settings.jira.poll_interval_seconds)]
+    if "zendesk" in desks and settings.zendesk is not None:
+        sources.append(PollSource("zendesk", desks["zendesk"].poll, settings.zendesk.poll_interval_seconds))
+    if "intercom" in desks and settings.intercom is not None:
+        sources.append(PollSource("intercom", desks["intercom"].poll, settings.intercom.poll_interval_seconds))
+    return sources
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    engine: Engine
+    workers: WorkerPool
+    pollers: list[Poller]
+    owner: str
+    server: uvicorn.Server | None = None
+    _server_thread: threading.Thread | None = field(default=None, repr=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @classmethod
+    def build(cls, settings: Settings, migrate: bool = True) -> "App":
+        store = Store.open(settings.core.database_url)
+        if migrate:
+            store.upgrade()
+        desks, tracker = build_connectors(settings)
+        owner = settings.core.instance or f"{socket.gethostname()}:{os.getpid()}"
+        engine = Engine(store, desks, tracker, _mappings(settings),
+                        locks=LinkLocks(getattr(store, "link_lock", None)))
+        c = settings.core
+        workers = WorkerPool(store, engine, owner, WorkerSettings(
+            threads=c.workers, lease_seconds=c.lease_seconds, max_attempts=c.max_attempts,
+            backoff_base=c.backoff_base_seconds, backoff_max=c.backoff_max_seconds))
+        pollers = [Poller(store, s, owner, on_items=workers.wake.set)
+                   for s in _poll_sources(settings, desks, tracker)]  # type: ignore[arg-type]
+        app = cls(settings, store, engine, workers, pollers, owner)
+        METRICS.gauge("queue_depth", store.queue_depth)
+        METRICS.gauge("oldest_dirty_age_seconds", store.oldest_dirty_age)
+        return app
+
+    # -- HTTP -------------------------------------------------------------
+    def asgi(self) -> Any:
+        s = self.settings
+        config = WebhookConfig(
+            zendesk_secret=s.zendesk.webhook_secret.reveal().encode() if s.zendesk else None,
+            jira_secret=s.jira.webhook_secret.reveal().encode(),
+            intercom_secret=s.intercom.client_secret.reveal().encode() if s.intercom else None,
+            max_body_bytes=s.http.max_body_bytes)
+        routes = {("GET", "/readyz"): self._readyz, ("GET", "/metrics"): self._metrics}
+        return make_app(self.store, config, extra_routes=routes, on_stored=lambda refs: self.workers.wake.set())
+
+    def _readyz(self) -> Response:
+        problems: list[str] = []
+        try:
+            depth = self.store.queue_depth()
+        except Exception as e:
+            return Response.json(503, {"status": "unready", "problems": [f"database: {e}"]})
+        for p in self.pollers:
+            if p.last_error:
+                problems.append(f"poller {p.source.name}: {p.last_error}")
+        if self.workers.last_error:
+            problems.append(f"worker: {self.workers.last_error}")
+        body = {"status": "ready" if not problems else "degraded", "queue_depth": depth, "problems": problems}
+        return Response.json(200 if not problems else 503, body)
+
+    def _metrics(self) -> Response:
+        return Response(200, METRICS.render().encode(), "text/plain; version=0.0.4")
+
+    # -- life cycle -------------------------------------------------------
+    def start(self, serve_http: bool = True) -> None:
+        self.workers.start()
+        for p in self.pollers:
+            p.start()
+        if serve_http:
+            h = self.settings.http
+            config = uvicorn.Config(self.asgi(), host=h.host, port=h.port, log_config=None,
+                                    access_log=False, lifespan="off")
+            self.server = uvicorn.Server(config)
+            self._server_thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+            self._server_thread.start()
+            deadline = time.monotonic() + 10
+            while not self.server.started and time.monotonic() < deadline:
+                time.sleep(0.02)
+        log.info("syncd_started", owner=self.owner, workers=self.settings.core.workers,
+                 pollers=[p.source.name for p in self.pollers])
+
+    @property
+    def http_port(self) -> int | None:
+        if self.server is None or not self.server.servers:
+            return None
+        return self.server.servers[0].sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        """Clean stop: no new deliveries, pollers stop, workers finish what they hold."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        if self.server is not None:
+            self.server.should_exit = True
+            if self._server_thread is not None:
+                self._server_thread.join(10)
+        for p in self.pollers:
+            p.stop()
+        self.workers.stop()
+        self.store.close()
+        log.info("syncd_stopped", owner=self.owner)
+
+    def run_forever(self) -> None:
+        """``syncd run``: until SIGTERM/SIGINT."""
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        self.start()
+        stop.wait()
+        self.stop()

@@ -1,0 +1,141 @@
+"""The store's tables, as SQLAlchemy Core metadata.
+
+This module is what the queries in :mod:`syncd.store` are written against; the
+schema itself is created only by the Alembic migrations in
+``syncd/migrations/versions`` (a test checks the two never drift apart).
+
+Portable on purpose (SQLite and Postgres): times are UTC epoch seconds in
+DOUBLE columns (from the store's clock, Python's ``time.time()`` by default),
+JSON is text we encode ourselves, item references are their ``str()`` form.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+Epoch = sa.Double  # UTC seconds since 1970: portable and cheap to compare in the queue's SQL
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("desk_ref", sa.String(200), nullable=False),
+    sa.Column("issue_id", sa.String(64), nullable=False),
+    sa.Column("issue_key", sa.String(64), nullable=False),
+    sa.Column("created_at", Epoch, nullable=False),
+    # The unique index also serves every lookup by desk ref (leftmost column).
+    sa.UniqueConstraint("desk_ref", "issue_id", name="uq_links_desk_issue"),
+    sa.Index("ix_links_issue_id", "issue_id"),
+)
+
+link_base = sa.Table(
+    "link_base",
+    metadata,
+    sa.Column("link_id", sa.Integer, sa.ForeignKey("links.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("fields", sa.Text, nullable=False),  # {"field": {"desk": v, "tracker": v}}
+    sa.Column("updated_at", Epoch, nullable=False),
+)
+
+intents = sa.Table(
+    "intents",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # pending | done
+    sa.Column("result", sa.Text, nullable=True),  # the vendor id once done
+    # SET NULL, not CASCADE: an intent must outlive its link, or a retry could write twice.
+    sa.Column("link_id", sa.Integer, sa.ForeignKey("links.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("payload", sa.Text, nullable=True),
+    sa.Column("created_at", Epoch, nullable=False),
+    sa.Column("done_at", Epoch, nullable=True),
+    sa.Index("ix_intents_link_id", "link_id"),
+)
+
+dirty = sa.Table(
+    "dirty",
+    metadata,
+    sa.Column("ref", sa.String(200), primary_key=True),  # one row per item: repeated events coalesce
+    sa.Column("version", sa.Integer, nullable=False),  # bumped on every mark; complete() compares it
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("due_at", Epoch, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("lease_owner", sa.String(200), nullable=True),
+    sa.Column("lease_expires", Epoch, nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("dirty_since", Epoch, nullable=False),
+    sa.Index("ix_dirty_due_at", "due_at"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("ref", sa.String(200), nullable=False),
+    sa.Column("reason", sa.String(200), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("failed_at", Epoch, nullable=False),
+)
+
+inbox = sa.Table(
+    "inbox",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("delivery_id", sa.String(200), primary_key=True),  # the unique key is what dedupes
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.Column("received_at", Epoch, nullable=False),
+    sa.Index("ix_inbox_received_at", "received_at"),
+)
+
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("cursor", sa.Text, nullable=False),
+    sa.Column("fence", sa.BigInteger, nullable=True),  # highest fencing token that wrote it
+    sa.Column("updated_at", Epoch, nullable=False),
+)
+
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("fence", sa.BigInteger, nullable=False),  # +1 on every change of owner, never down
+    sa.Column("expires_at", Epoch, nullable=False),
+)
+
+audit = sa.Table(
+    "audit",
+    metadata,
+    # BIGINT on Postgres (the trail only grows); SQLite needs INTEGER for its rowid alias.
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", Epoch, nullable=False),
+    sa.Column("event", sa.String(100), nullable=False),
+    # No foreign key: the audit trail of a removed link must stay readable.
+    sa.Column("link_id", sa.Integer, nullable=True),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_audit_link_id", "link_id", "id"),
+)
+
+
+def insert_for(conn: sa.Connection, table: sa.Table):
+    """An INSERT that knows ``ON CONFLICT`` on this connection's dialect.
+
+    SQLite and Postgres spell upserts the same way, and SQLAlchemy gives both
+    the same ``on_conflict_do_nothing/on_conflict_do_update`` API; only the
+    import differs.
+    """
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def least(a: sa.ColumnElement, b: sa.ColumnElement) -> sa.ColumnElement:
+    """min(a, b) in SQL that both backends read (SQLite has no LEAST, Postgres no 2-arg MIN)."""
+    return sa.case((a <= b, a), else_=b)

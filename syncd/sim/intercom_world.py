@@ -1,0 +1,858 @@
+"""The state of a simulated Intercom workspace and the only code that changes it.
+
+HTTP handlers (:mod:`syncd.sim.intercom`) and the "actor" helpers both call these
+methods, so a customer reply made by a test fires the same webhook as one made
+over the API. Every change moves ``updated_at`` (Intercom's seconds) and may
+emit a webhook topic through the ``emit`` callback the simulator gives.
+
+Callers hold the simulator's lock; nothing here locks.
+"""
+
+from __future__ import annotations
+
+import itertools
+import mimetypes
+import posixpath
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+JSON = dict[str, Any]
+Emit = Callable[[str, JSON], None]
+
+TICKET_STATE_CATEGORIES = ("submitted", "in_progress", "waiting_on_customer", "resolved")
+CUSTOM_ATTRIBUTE_TYPES = {"string": (str,), "integer": (int,), "float": (int, float),
+                          "boolean": (bool,), "date": (int,), "datetime": (int,)}
+
+
+class WorldError(Exception):
+    """A request Intercom refuses: HTTP status, Intercom error code, message."""
+
+    def __init__(self, status: int, code: str, message: str, field_name: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field_name
+
+
+def not_found(what: str) -> WorldError:
+    return WorldError(404, "not_found", f"{what} Not Found")
+
+
+def bad(message: str, field_name: str | None = None) -> WorldError:
+    return WorldError(400, "parameter_invalid", message, field_name)
+
+
+@dataclass
+class Admin:
+    id: str
+    name: str
+    email: str
+
+
+@dataclass
+class Contact:
+    id: str
+    role: str
+    email: str | None
+    name: str | None
+    external_id: str | None
+    created_at: int
+    updated_at: int
+    company_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Company:
+    id: str
+    company_id: str
+    name: str | None
+    created_at: int
+    updated_at: int
+    plan: str | None = None
+
+
+@dataclass
+class Tag:
+    id: str
+    name: str
+
+
+@dataclass
+class DataAttribute:
+    id: int
+    model: str
+    name: str
+    data_type: str
+    description: str
+    custom: bool
+    created_at: int
+    admin_id: str | None = None
+
+
+@dataclass
+class Part:
+    """A conversation part or a ticket part."""
+    id: str
+    part_type: str
+    body: str | None
+    author: JSON
+    created_at: int
+    attachments: list[JSON] = field(default_factory=list)
+    assigned_to: JSON | None = None
+    previous_ticket_state: str | None = None
+    ticket_state: str | None = None
+
+
+@dataclass
+class AppliedTag:
+    tag_id: str
+    applied_at: int
+    applied_by: str
+
+
+@dataclass
+class Conversation:
+    id: str
+    created_at: int
+    updated_at: int
+    source: JSON
+    contact_ids: list[str]
+    state: str = "open"
+    read: bool = False
+    title: str | None = None
+    admin_assignee_id: int | None = None
+    team_assignee_id: int | None = None
+    snoozed_until: int | None = None
+    waiting_since: int | None = None
+    custom_attributes: JSON = field(default_factory=dict)
+    tags: list[AppliedTag] = field(default_factory=list)
+    parts: list[Part] = field(default_factory=list)
+    last_contact_reply_at: int | None = None
+    last_admin_reply_at: int | None = None
+
+
+@dataclass
+class TicketTypeAttribute:
+    id: str
+    name: str
+    description: str
+    data_type: str
+    order: int
+    required_to_create: bool
+    default: bool
+    created_at: int
+
+
+@dataclass
+class TicketType:
+    id: str
+    name: str
+    description: str
+    category: str
+    icon: str
+    created_at: int
+    updated_at: int
+    attributes: list[TicketTypeAttribute] = field(default_factory=list)
+    archived: bool = False
+
+
+@dataclass
+class TicketState:
+    id: str
+    category: str
+    internal_label: str
+    external_label: str
+
+
+@dataclass
+class Ticket:
+    id: str
+    ticket_id: str
+    ticket_type_id: str
+    contact_ids: list[str]
+    attributes: JSON
+    state_id: str
+    created_at: int
+    updated_at: int
+    open: bool = True
+    is_shared: bool = True
+    admin_assignee_id: str = "0"
+    team_assignee_id: str = "0"
+    company_id: str | None = None
+    snoozed_until: int | None = None
+    parts: list[Part] = field(default_factory=list)
+
+
+class IntercomWorld:
+    """Admins, contacts, companies, tags, data attributes, conversations and tickets."""
+
+    def __init__(self, now: Callable[[], float], emit: Emit, app_id: str, max_parts: int = 500):
+        self._now = now
+        self.emit = emit
+        self.app_id = app_id
+        self.max_parts = max_parts
+        self._seq = itertools.count(1)
+        self.admins: dict[str, Admin] = {}
+        self.contacts: dict[str, Contact] = {}
+        self.companies: dict[str, Company] = {}
+        self.tags: dict[str, Tag] = {}
+        self.data_attributes: dict[int, DataAttribute] = {}
+        self.conversations: dict[str, Conversation] = {}
+        self.ticket_types: dict[str, TicketType] = {}
+        self.ticket_states: dict[str, TicketState] = {}
+        self.tickets: dict[str, Ticket] = {}
+
+    # -- ids and time -----------------------------------------------------
+    def now(self) -> int:
+        return int(self._now())
+
+    def _num_id(self, base: int) -> str:
+        return str(base + next(self._seq))
+
+    def _hex_id(self) -> str:
+        return uuid.uuid4().hex[:24]
+
+    # -- seed -------------------------------------------------------------
+    def seed(self) -> None:
+        """The minimum world: two admins, one user, the ticket states, a ticket type."""
+        self.add_admin("Ada Agent", "ada@example.com")
+        self.add_admin("Bob Backline", "bob@example.com")
+        self.create_contact({"role": "user", "email": "carol@example.com", "name": "Carol Customer",
+                             "external_id": "cust-1"})
+        for cat, label in zip(TICKET_STATE_CATEGORIES,
+                              ("Submitted", "In progress", "Waiting on customer", "Resolved")):
+            sid = self._num_id(7000)
+            self.ticket_states[sid] = TicketState(sid, cat, label, label)
+        for name, dtype in (("name", "string"), ("email", "string")):
+            self._add_data_attribute("contact", name, dtype, "", custom=False)
+        self._add_data_attribute("company", "name", "string", "", custom=False)
+        self.create_ticket_type({"name": "Bug", "description": "Bugs reported by customers",
+                                 "category": "Customer", "icon": "🐞"})
+
+    # -- admins -----------------------------------------------------------
+    def add_admin(self, name: str, email: str) -> Admin:
+        admin = Admin(self._num_id(100), name, email)
+        self.admins[admin.id] = admin
+        return admin
+
+    def admin(self, admin_id: Any) -> Admin:
+        found = self.admins.get(str(admin_id)) if admin_id is not None else None
+        if found is None:
+            raise not_found("Admin")
+        return found
+
+    def admin_json(self, a: Admin) -> JSON:
+        return {"type": "admin", "id": a.id, "name": a.name, "email": a.email, "job_title": "Support",
+                "away_mode_enabled": False, "away_mode_reassign": False, "away_status_reason_id": None,
+                "has_inbox_seat": True, "team_ids": [], "avatar": None}
+
+    def me_json(self, a: Admin) -> JSON:
+        body = self.admin_json(a)
+        body.update({"avatar": {"type": "avatar", "image_url": None}, "email_verified": True,
+                     "app": {"type": "app", "id_code": self.app_id, "name": "syncd simulator",
+                             "created_at": 1700000000, "secure": False, "identity_verification": False,
+                             "timezone": "UTC", "region": "US"}})
+        body.pop("away_status_reason_id")
+        return body
+
+    # -- contacts and companies -------------------------------------------
+    def create_contact(self, body: JSON) -> Contact:
+        role = body.get("role") or "user"
+        if role not in ("user", "lead"):
+            raise bad("role must be user or lead", "role")
+        email = body.get("email")
+        if not (email or body.get("external_id") or role == "lead"):
+            raise bad("email or external_id is required for a user")
+        for c in self.contacts.values():
+            if role == "user" and c.role == "user" and (
+                    (email and c.email == email) or (body.get("external_id") and c.external_id == body["external_id"])):
+                raise WorldError(409, "conflict", f"A contact matching those details already exists with id={c.id}")
+        now = self.now()
+        contact = Contact(self._hex_id(), role, email, body.get("name"), body.get("external_id"), now, now)
+        self.contacts[contact.id] = contact
+        return contact
+
+    def contact(self, contact_id: Any) -> Contact:
+        found = self.contacts.get(str(contact_id)) if contact_id is not None else None
+        if found is None:
+            raise not_found("User")
+        return found
+
+    def contact_by(self, *, id: Any = None, email: str | None = None, external_id: str | None = None) -> Contact:
+        if id is not None:
+            return self.contact(id)
+        for c in self.contacts.values():
+            if (email and c.email == email) or (external_id and c.external_id == external_id):
+                return c
+        raise not_found("User")
+
+    def contact_json(self, c: Contact) -> JSON:
+        return {
+            "type": "contact", "id": c.id, "workspace_id": self.app_id, "external_id": c.external_id,
+            "role": c.role, "email": c.email or "", "email_domain": (c.email or "@").split("@")[1],
+            "phone": None, "name": c.name, "owner_id": None, "has_hard_bounced": False,
+            "marked_email_as_spam": False, "unsubscribed_from_emails": False,
+            "created_at": c.created_at, "updated_at": c.updated_at, "signed_up_at": None,
+            "last_seen_at": None, "last_replied_at": None, "last_contacted_at": None,
+            "last_email_opened_at": None, "last_email_clicked_at": None, "language_override": None,
+            "browser": None, "browser_version": None, "browser_language": None, "os": None,
+            "custom_attributes": {}, "avatar": None,
+            "tags": {"type": "list", "data": [], "url": f"/contacts/{c.id}/tags", "total_count": 0, "has_more": False},
+            "notes": {"type": "list", "data": [], "url": f"/contacts/{c.id}/notes", "total_count": 0, "has_more": False},
+            "companies": {"type": "list", "url": f"/contacts/{c.id}/companies", "total_count": len(c.company_ids),
+                          "has_more": False,
+                          "data": [{"type": "company", "id": i, "url": f"/companies/{i}"} for i in c.company_ids]},
+            "location": {"type": "location", "country": None, "region": None, "city": None},
+            "social_profiles": {"type": "list", "data": []},
+        }
+
+    def upsert_company(self, body: JSON) -> Company:
+        company_id = body.get("company_id")
+        if not company_id:
+            raise bad("company_id is required", "company_id")
+        now = self.now()
+        for co in self.companies.values():
+            if co.company_id == company_id:
+                co.name = body.get("name", co.name)
+                co.plan = body.get("plan", co.plan)
+                co.updated_at = now
+                return co
+        co = Company(self._hex_id(), str(company_id), body.get("name"), now, now, body.get("plan"))
+        self.companies[co.id] = co
+        return co
+
+    def company(self, company_id: Any) -> Company:
+        found = self.companies.get(str(company_id)) if company_id is not None else None
+        if found is None:
+            raise not_found("Company")
+        return found
+
+    def attach_contact_to_company(self, contact_id: str, company_id: Any) -> Company:
+        contact, co = self.contact(contact_id), self.company(company_id)
+        if co.id not in contact.company_ids:
+            contact.company_ids.append(co.id)
+            contact.updated_at = self.now()
+        return co
+
+    def company_contacts(self, company_id: str) -> list[Contact]:
+        co = self.company(company_id)
+        return [c for c in self.contacts.values() if co.id in c.company_ids]
+
+    def company_json(self, co: Company) -> JSON:
+        users = sum(1 for c in self.contacts.values() if co.id in c.company_ids)
+        return {"type": "company", "id": co.id, "name": co.name or "", "app_id": self.app_id,
+                "plan": {"type": "plan", "id": "1", "name": co.plan} if co.plan else {},
+                "company_id": co.company_id, "remote_created_at": co.created_at, "created_at": co.created_at,
+                "updated_at": co.updated_at, "last_request_at": co.updated_at, "size": 0, "website": "",
+                "industry": "", "monthly_spend": 0, "session_count": 0, "user_count": users,
+                "custom_attributes": {}, "tags": {"type": "tag.list", "tags": []},
+                "segments": {"type": "segment.list", "segments": []}}
+
+    # -- tags -------------------------------------------------------------
+    def upsert_tag(self, body: JSON) -> Tag:
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise bad("name is required", "name")
+        if body.get("id") is not None:
+            tag = self.tag(body["id"])
+            tag.name = name
+            return tag
+        for t in self.tags.values():
+            if t.name.lower() == name.lower():   # names are case insensitive
+                return t
+        tag = Tag(self._num_id(5000), name)
+        self.tags[tag.id] = tag
+        return tag
+
+    def tag(self, tag_id: Any) -> Tag:
+        found = self.tags.get(str(tag_id)) if tag_id is not None else None
+        if found is None:
+            raise not_found("Tag")
+        return found
+
+    @staticmethod
+    def tag_json(t: Tag) -> JSON:
+        return {"type": "tag", "id": t.id, "name": t.name}
+
+    # -- data attributes --------------------------------------------------
+    def _add_data_attribute(self, model: str, name: str, dtype: str, description: str,
+                            custom: bool, admin_id: str | None = None) -> DataAttribute:
+        attr = DataAttribute(int(self._num_id(9000)), model, name, dtype, description, custom, self.now(), admin_id)
+        self.data_attributes[attr.id] = attr
+        return attr
+
+    def create_data_attribute(self, body: JSON) -> DataAttribute:
+        name, model, dtype = body.get("name"), body.get("model"), body.get("data_type")
+        if not name or model not in ("contact", "company", "conversation"):
+            raise bad("name and a model of contact, company or conversation are required")
+        if dtype not in CUSTOM_ATTRIBUTE_TYPES:
+            raise bad(f"data_type {dtype!r} is not supported", "data_type")
+        if any(a.model == model and a.name == name for a in self.data_attributes.values()):
+            raise bad(f"You already have '{name}' in your {model} data. To save this as new people data, "
+                      "use a different name.", "name")
+        return self._add_data_attribute(model, name, dtype, body.get("description") or "", custom=True)
+
+    def data_attribute_json(self, a: DataAttribute) -> JSON:
+        full = f"custom_attributes.{a.name}" if a.custom else a.name
+        return {"type": "data_attribute", "id": a.id, "model": a.model, "name": a.name, "full_name": full,
+                "label": a.name, "description": a.description, "data_type": a.data_type,
+                "api_writable": True, "messenger_writable": False, "ui_writable": True, "custom": a.custom,
+                "archived": False, "created_at": a.created_at, "updated_at": a.created_at,
+                "admin_id": a.admin_id or ""}
+
+    def _check_custom_attributes(self, model: str, values: Any) -> None:
+        if not isinstance(values, dict):
+            raise bad("custom_attributes must be an object", "custom_attributes")
+        known = {a.name: a for a in self.data_attributes.values() if a.model == model and a.custom}
+        for key, value in values.items():
+            attr = known.get(key)
+            if attr is None:
+                raise bad(f"Custom attribute '{key}' does not exist", "custom_attributes")
+            kinds = CUSTOM_ATTRIBUTE_TYPES[attr.data_type]
+            if value is not None and (not isinstance(value, kinds) or
+                                      (bool not in kinds and isinstance(value, bool))):
+                raise bad(f"Custom attribute '{key}' must be of type {attr.data_type}", "custom_attributes")
+
+    # -- parts ------------------------------------------------------------
+    def _author(self, kind: str, who: Admin | Contact) -> JSON:
+        return {"type": kind, "id": who.id, "name": who.name, "email": who.email or "",
+                "from_ai_agent": False, "is_ai_answer": False}
+
+    def _new_part(self, part_type: str, body: str | None, author: JSON, **extra: Any) -> Part:
+        return Part(self._num_id(30_000_000_000), part_type, body, author, self.now(), **extra)
+
+    @staticmethod
+    def _attachments(urls: Any) -> list[JSON]:
+        if urls is None:
+            return []
+        if not isinstance(urls, list) or len(urls) > 10:
+            raise bad("attachment_urls must be a list of at most 10 URLs", "attachment_urls")
+        out = []
+        for url in urls:
+            name = posixpath.basename(str(url).split("?")[0]) or "attachment"
+            out.append({"type": "upload", "name": name, "url": str(url),
+                        "content_type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+                        "filesize": 0, "width": 0, "height": 0})
+        return out
+
+    @staticmethod
+    def part_json(p: Part, *, ticket: bool = False) -> JSON:
+        out: JSON = {"type": "ticket_part" if ticket else "conversation_part", "id": p.id,
+                     "part_type": p.part_type, "body": p.body, "created_at": p.created_at,
+                     "updated_at": p.created_at, "assigned_to": p.assigned_to,
+                     "author": ({k: p.author[k] for k in ("type", "id", "name", "email")} if ticket else p.author),
+                     "attachments": p.attachments, "external_id": None, "redacted": False}
+        if ticket:
+            if p.ticket_state is not None:
+                out["previous_ticket_state"] = p.previous_ticket_state
+                out["ticket_state"] = p.ticket_state
+            out["app_package_code"] = ""
+            out["updated_attribute_data"] = None
+        else:
+            out.update({"notified_at": p.created_at, "tags": [], "metadata": None,
+                        "email_message_metadata": None, "event_details": None, "app_package_code": None})
+        return out
+
+    # -- conversations ----------------------------------------------------
+    def conversation(self, conv_id: Any) -> Conversation:
+        found = self.conversations.get(str(conv_id)) if conv_id is not None else None
+        if found is None:
+            raise not_found("Conversation")
+        return found
+
+    def create_conversation(self, contact: Contact, body: str, subject: str | None = None,
+                            attachment_urls: Any = None, created_at: int | None = None) -> Conversation:
+        if not body:
+            raise bad("body is required", "body")
+        now = created_at or self.now()
+        source = {"type": "conversation", "id": self._num_id(40_000_000), "delivered_as": "customer_initiated",
+                  "subject": subject or "", "body": f"<p>{body}</p>", "author": self._author(contact.role, contact),
+                  "attachments": self._attachments(attachment_urls), "url": None, "redacted": False}
+        conv = Conversation(self._num_id(200_000_000_000), now, now, source, [contact.id],
+                            waiting_since=now, last_contact_reply_at=now)
+        self.conversations[conv.id] = conv
+        self._emit_conversation("conversation.user.created", conv, [])
+        return conv
+
+    def _touch(self, conv: Conversation) -> None:
+        conv.updated_at = self.now()
+
+    def _add_conv_part(self, conv: Conversation, part: Part, topic: str | None) -> Part:
+        conv.parts.append(part)
+        self._touch(conv)
+        if topic:
+            self._emit_conversation(topic, conv, [part])
+        return part
+
+    def reply_as_admin(self, conv: Conversation, admin_id: Any, message_type: str, body: str | None,
+                       attachment_urls: Any = None) -> Part:
+        admin = self.admin(admin_id)
+        if message_type not in ("comment", "note", "quick_reply"):
+            raise bad("message_type must be comment, note or quick_reply", "message_type")
+        if message_type in ("comment", "note") and not body:
+            raise bad("body is required for comment and note", "body")
+        part = self._new_part(message_type, body, self._author("admin", admin),
+                              attachments=self._attachments(attachment_urls))
+        if message_type == "comment":
+            conv.waiting_since = None
+            conv.last_admin_reply_at = part.created_at
+        topic = "conversation.admin.noted" if message_type == "note" else "conversation.admin.replied"
+        return self._add_conv_part(conv, part, topic)
+
+    def reply_as_contact(self, conv: Conversation, contact: Contact, body: str | None,
+                         attachment_urls: Any = None) -> Part:
+        if not body:
+            raise bad("body is required", "body")
+        if contact.id not in conv.contact_ids:
+            raise WorldError(403, "forbidden", "User is not a participant of this conversation")
+        part = self._new_part("comment", body, self._author(contact.role, contact),
+                              attachments=self._attachments(attachment_urls))
+        # A customer writing into a closed or snoozed conversation reopens it.
+        if conv.state != "open":
+            conv.state, conv.snoozed_until = "open", None
+        conv.waiting_since = conv.waiting_since or part.created_at
+        conv.last_contact_reply_at = part.created_at
+        return self._add_conv_part(conv, part, "conversation.user.replied")
+
+    def manage(self, conv: Conversation, body: JSON) -> Part:
+        kind = body.get("message_type")
+        admin = self.admin(body.get("admin_id"))
+        author = self._author("admin", admin)
+        if kind == "close":
+            conv.state, conv.snoozed_until = "closed", None
+            return self._add_conv_part(conv, self._new_part("close", body.get("body"), author),
+                                       "conversation.admin.closed")
+        if kind == "open":
+            conv.state, conv.snoozed_until = "open", None
+            return self._add_conv_part(conv, self._new_part("open", None, author), "conversation.admin.opened")
+        if kind == "snoozed":
+            until = body.get("snoozed_until")
+            if not isinstance(until, int) or until <= self.now():
+                raise bad("snoozed_until must be a unix time in the future", "snoozed_until")
+            conv.state, conv.snoozed_until = "snoozed", until
+            return self._add_conv_part(conv, self._new_part("snoozed", None, author),
+                                       "conversation.admin.snoozed")
+        if kind == "assignment":
+            return self._assign(conv, body, author)
+        raise bad("message_type must be close, open, snoozed or assignment", "message_type")
+
+    def _assign(self, conv: Conversation, body: JSON, author: JSON) -> Part:
+        kind, assignee = body.get("type") or "admin", str(body.get("assignee_id", ""))
+        if kind not in ("admin", "team") or not assignee:
+            raise bad("type admin|team and assignee_id are required", "assignee_id")
+        if kind == "admin" and assignee != "0":
+            self.admin(assignee)
+        value = None if assignee == "0" else int(assignee)
+        if kind == "admin":
+            conv.admin_assignee_id = value
+        else:
+            conv.team_assignee_id = value
+        part = self._new_part("assignment", body.get("body"), author,
+                              assigned_to={"type": kind, "id": assignee} if value is not None else None)
+        return self._add_conv_part(conv, part, "conversation.admin.assigned")
+
+    def update_conversation(self, conv: Conversation, body: JSON) -> None:
+        if "custom_attributes" in body:
+            self._check_custom_attributes("conversation", body["custom_attributes"])
+            conv.custom_attributes.update(body["custom_attributes"])
+        if "title" in body:
+            conv.title = body["title"]
+        if "read" in body:
+            conv.read = bool(body["read"])
+        self._touch(conv)
+
+    def tag_conversation(self, conv: Conversation, tag_id: Any, admin_id: Any) -> Tag:
+        tag, admin = self.tag(tag_id), self.admin(admin_id)
+        if all(t.tag_id != tag.id for t in conv.tags):
+            conv.tags.append(AppliedTag(tag.id, self.now(), admin.id))
+            self._touch(conv)
+        return tag
+
+    def untag_conversation(self, conv: Conversation, tag_id: Any, admin_id: Any) -> Tag:
+        tag = self.tag(tag_id)
+        self.admin(admin_id)
+        if all(t.tag_id != tag.id for t in conv.tags):
+            raise not_found("Tag")
+        conv.tags = [t for t in conv.tags if t.tag_id != tag.id]
+        self._touch(conv)
+        return tag
+
+    def conversation_json(self, conv: Conversation, *, parts: list[Part] | None = None,
+                          with_parts: bool = True) -> JSON:
+        """``parts`` None: the newest ``max_parts`` parts, as ``GET`` answers."""
+        out: JSON = {
+            "type": "conversation", "id": conv.id, "title": conv.title, "created_at": conv.created_at,
+            "updated_at": conv.updated_at, "waiting_since": conv.waiting_since,
+            "snoozed_until": conv.snoozed_until, "open": conv.state != "closed", "state": conv.state,
+            "read": conv.read, "priority": "not_priority", "admin_assignee_id": conv.admin_assignee_id,
+            "team_assignee_id": conv.team_assignee_id,
+            "tags": {"type": "tag.list", "tags": [self._applied_tag_json(t) for t in conv.tags]},
+            "conversation_rating": None, "source": conv.source,
+            "contacts": {"type": "contact.list", "contacts": [
+                {"type": "contact", "id": cid, "external_id": self.contacts[cid].external_id}
+                for cid in conv.contact_ids]},
+            "teammates": {"type": "admin.list", "teammates": []},
+            "custom_attributes": dict(conv.custom_attributes),
+            "first_contact_reply": {"created_at": conv.created_at, "type": "conversation", "url": None},
+            "sla_applied": None, "statistics": self._statistics(conv),
+            "linked_objects": {"type": "list", "total_count": 0, "has_more": False, "data": []},
+            "ai_agent_participated": False, "ai_agent": None,
+        }
+        if with_parts:
+            shown = conv.parts[-self.max_parts:] if parts is None else parts
+            out["conversation_parts"] = {"type": "conversation_part.list",
+                                         "conversation_parts": [self.part_json(p) for p in shown],
+                                         "total_count": len(shown)}
+        return out
+
+    def _applied_tag_json(self, t: AppliedTag) -> JSON:
+        return {"type": "tag", "id": t.tag_id, "name": self.tags[t.tag_id].name, "applied_at": t.applied_at,
+                "applied_by": {"type": "admin", "id": t.applied_by}}
+
+    @staticmethod
+    def _statistics(conv: Conversation) -> JSON:
+        return {"type": "conversation_statistics", "last_contact_reply_at": conv.last_contact_reply_at,
+                "last_admin_reply_at": conv.last_admin_reply_at,
+                "count_conversation_parts": len(conv.parts) + 1,
+                "count_reopens": sum(1 for p in conv.parts if p.part_type == "open")}
+
+    def conversation_record(self, conv: Conversation) -> JSON:
+        """The flat view the search language filters on."""
+        rec: JSON = {"id": conv.id, "created_at": conv.created_at, "updated_at": conv.updated_at,
+                     "state": conv.state, "open": conv.state != "closed", "read": conv.read,
+                     "contact_ids": conv.contact_ids, "tag_ids": [t.tag_id for t in conv.tags],
+                     "admin_assignee_id": conv.admin_assignee_id, "team_assignee_id": conv.team_assignee_id,
+                     "waiting_since": conv.waiting_since, "snoozed_until": conv.snoozed_until,
+                     "title": conv.title, "source.body": conv.source["body"],
+                     "source.author.id": conv.source["author"]["id"],
+                     "source.author.email": conv.source["author"]["email"]}
+        for key, value in conv.custom_attributes.items():
+            rec[f"custom_attributes.{key}"] = value
+        return rec
+
+    def _emit_conversation(self, topic: str, conv: Conversation, new_parts: list[Part]) -> None:
+        # Intercom's webhook item carries only the parts the event created.
+        self.emit(topic, self.conversation_json(conv, parts=new_parts))
+
+    # -- ticket types and states ------------------------------------------
+    def create_ticket_type(self, body: JSON) -> TicketType:
+        if not body.get("name"):
+            raise bad("name is required", "name")
+        category = body.get("category") or "Customer"
+        if category not in ("Customer", "Back-office", "Tracker"):
+            raise bad("category must be Customer, Back-office or Tracker", "category")
+        now = self.now()
+        tt = TicketType(self._num_id(1000), body["name"], body.get("description") or "", category,
+                        body.get("icon") or "🎟️", now, now)
+        self.ticket_types[tt.id] = tt
+        # Every ticket type starts with these two attributes (Intercom's docs).
+        self.add_ticket_type_attribute(tt, {"name": "_default_title_", "description": "Title",
+                                            "data_type": "string", "required_to_create": False}, default=True)
+        self.add_ticket_type_attribute(tt, {"name": "_default_description_", "description": "Description",
+                                            "data_type": "string", "required_to_create": False}, default=True)
+        return tt
+
+    def ticket_type(self, ticket_type_id: Any) -> TicketType:
+        found = self.ticket_types.get(str(ticket_type_id)) if ticket_type_id is not None else None
+        if found is None:
+            raise not_found("Ticket type")
+        return found
+
+    def add_ticket_type_attribute(self, tt: TicketType, body: JSON, default: bool = False) -> TicketTypeAttribute:
+        name, dtype = body.get("name"), body.get("data_type")
+        if not name or dtype not in ("string", "list", "integer", "decimal", "boolean", "datetime", "files"):
+            raise bad("name and a supported data_type are required")
+        if any(a.name == name for a in tt.attributes):
+            raise bad(f"An attribute named {name} already exists", "name")
+        attr = TicketTypeAttribute(self._num_id(8000), name, body.get("description") or "", dtype,
+                                   len(tt.attributes), bool(body.get("required_to_create")), default, self.now())
+        tt.attributes.append(attr)
+        tt.updated_at = self.now()
+        return attr
+
+    def ticket_type_attribute_json(self, tt: TicketType, a: TicketTypeAttribute) -> JSON:
+        return {"type": "ticket_type_attribute", "id": a.id, "workspace_id": self.app_id, "name": a.name,
+                "description": a.description, "data_type": a.data_type, "input_options": {},
+                "order": a.order, "required_to_create": a.required_to_create,
+                "required_to_create_for_contacts": False, "visible_on_create": True,
+                "visible_to_contacts": True, "default": a.default, "ticket_type_id": int(tt.id),
+                "archived": False, "created_at": a.created_at, "updated_at": a.created_at}
+
+    def ticket_state_json(self, s: TicketState) -> JSON:
+        return {"type": "ticket_state", "id": s.id, "category": s.category,
+                "internal_label": s.internal_label, "external_label": s.external_label}
+
+    def ticket_type_json(self, tt: TicketType) -> JSON:
+        return {"type": "ticket_type", "id": tt.id, "category": tt.category, "name": tt.name,
+                "description": tt.description, "icon": tt.icon, "workspace_id": self.app_id,
+                "ticket_type_attributes": {"type": "list", "ticket_type_attributes": [
+                    self.ticket_type_attribute_json(tt, a) for a in tt.attributes]},
+                "ticket_states": {"type": "list", "data": [
+                    self.ticket_state_json(s) for s in self.ticket_states.values()]},
+                "archived": tt.archived, "created_at": tt.created_at, "updated_at": tt.updated_at}
+
+    def ticket_state_detailed_json(self, s: TicketState) -> JSON:
+        out = self.ticket_state_json(s)
+        out["archived"] = False
+        # Every state belongs to every ticket type here (the default workspace set-up).
+        out["ticket_types"] = {"type": "list", "data": [self.ticket_type_json(t) for t in self.ticket_types.values()]}
+        return out
+
+    def ticket_state(self, state_id: Any) -> TicketState:
+        found = self.ticket_states.get(str(state_id)) if state_id is not None else None
+        if found is None:
+            raise bad(f"Ticket state {state_id} not found", "ticket_state_id")
+        return found
+
+    def state_for(self, category: str) -> TicketState:
+        return next(s for s in self.ticket_states.values() if s.category == category)
+
+    # -- tickets ----------------------------------------------------------
+    def ticket(self, ticket_id: Any) -> Ticket:
+        found = self.tickets.get(str(ticket_id)) if ticket_id is not None else None
+        if found is None:
+            raise not_found("Ticket")
+        return found
+
+    def _check_ticket_attributes(self, tt: TicketType, values: Any) -> None:
+        if not isinstance(values, dict):
+            raise bad("ticket_attributes must be an object", "ticket_attributes")
+        names = {a.name for a in tt.attributes}
+        for key in values:
+            if key not in names:
+                raise bad(f"Ticket attribute '{key}' does not exist on ticket type {tt.name}", "ticket_attributes")
+
+    def create_ticket(self, body: JSON) -> Ticket:
+        tt = self.ticket_type(body.get("ticket_type_id"))
+        refs = body.get("contacts")
+        if not isinstance(refs, list) or len(refs) != 1:
+            raise bad("exactly one contact is required", "contacts")
+        contact = self._ticket_contact(refs[0])
+        attrs = body.get("ticket_attributes") or {}
+        self._check_ticket_attributes(tt, attrs)
+        missing = [a.name for a in tt.attributes if a.required_to_create and a.name not in attrs]
+        if missing:
+            raise bad(f"Missing required ticket attributes: {', '.join(missing)}", "ticket_attributes")
+        now = body.get("created_at") or self.now()
+        number = str(sum(1 for _ in self.tickets.values()) + 1)
+        ticket = Ticket(self._num_id(300_000_000_000), number, tt.id, [contact.id], dict(attrs),
+                        self.state_for("submitted").id, now, now, company_id=body.get("company_id"))
+        assignment = body.get("assignment") or {}
+        if assignment.get("admin_assignee_id"):
+            ticket.admin_assignee_id = self.admin(assignment["admin_assignee_id"]).id
+        self.tickets[ticket.id] = ticket
+        self.emit("ticket.created", self.ticket_json(ticket, parts=[]))
+        return ticket
+
+    def _ticket_contact(self, ref: Any) -> Contact:
+        if not isinstance(ref, dict):
+            raise bad("contacts items must be objects", "contacts")
+        if "email" in ref and "id" not in ref and "external_id" not in ref:
+            try:
+                return self.contact_by(email=ref["email"])
+            except WorldError:  # Intercom creates the contact when the email is unknown
+                return self.create_contact({"role": "user", "email": ref["email"]})
+        return self.contact_by(id=ref.get("id"), external_id=ref.get("external_id"))
+
+    def _add_ticket_part(self, ticket: Ticket, part: Part, topic: str | None) -> Part:
+        ticket.parts.append(part)
+        ticket.updated_at = self.now()
+        if topic:
+            self.emit(topic, self.ticket_json(ticket, parts=[part]))
+        return part
+
+    def update_ticket(self, ticket: Ticket, body: JSON) -> None:
+        tt = self.ticket_type(ticket.ticket_type_id)
+        admin = self.admin(body["admin_id"]) if body.get("admin_id") is not None else None
+        author = self._author("admin", admin) if admin else {"type": "bot", "id": "0", "name": "Operator",
+                                                             "email": "", "from_ai_agent": False,
+                                                             "is_ai_answer": False}
+        if "ticket_attributes" in body:
+            self._check_ticket_attributes(tt, body["ticket_attributes"])
+            ticket.attributes.update(body["ticket_attributes"])
+        if "is_shared" in body:
+            ticket.is_shared = bool(body["is_shared"])
+        if "snoozed_until" in body:
+            ticket.snoozed_until = body["snoozed_until"]
+        ticket.updated_at = self.now()
+        target = None
+        if body.get("ticket_state_id") is not None:
+            target = self.ticket_state(body["ticket_state_id"])
+        elif body.get("open") is False:
+            target = self.state_for("resolved")
+        elif body.get("open") is True and not ticket.open:
+            target = self.state_for("in_progress")
+        if target is not None and target.id != ticket.state_id:
+            self._set_state(ticket, target, author)
+        if body.get("assignee_id") is not None:
+            self._assign_ticket(ticket, str(body["assignee_id"]), author)
+
+    def _set_state(self, ticket: Ticket, target: TicketState, author: JSON) -> None:
+        previous = self.ticket_states[ticket.state_id].category
+        ticket.state_id = target.id
+        # Resolving a ticket closes it (and unsnoozes it); any other state reopens it.
+        ticket.open = target.category != "resolved"
+        if not ticket.open:
+            ticket.snoozed_until = None
+        part = self._new_part("ticket_state_updated_by_admin", None, author,
+                              previous_ticket_state=previous, ticket_state=target.category)
+        self._add_ticket_part(ticket, part, "ticket.state.updated")
+
+    def _assign_ticket(self, ticket: Ticket, assignee: str, author: JSON) -> None:
+        if assignee != "0":
+            self.admin(assignee)
+        ticket.admin_assignee_id = assignee
+        part = self._new_part("assignment", None, author,
+                              assigned_to={"type": "admin", "id": assignee} if assignee != "0" else None)
+        self._add_ticket_part(ticket, part, "ticket.admin.assigned" if assignee != "0" else None)
+
+    def reply_ticket(self, ticket: Ticket, body: JSON) -> Part:
+        kind = body.get("type")
+        if kind == "admin":
+            admin = self.admin(body.get("admin_id"))
+            mtype = body.get("message_type")
+            if mtype not in ("comment", "note") or not body.get("body"):
+                raise bad("message_type comment|note and body are required", "message_type")
+            part = self._new_part(mtype, body["body"], self._author("admin", admin),
+                                  attachments=self._attachments(body.get("attachment_urls")))
+            topic = "ticket.note.created" if mtype == "note" else "ticket.admin.replied"
+            return self._add_ticket_part(ticket, part, topic)
+        if kind == "user":
+            contact = self.contact_by(id=body.get("intercom_user_id"), email=body.get("email"),
+                                      external_id=body.get("user_id"))
+            if contact.id not in ticket.contact_ids:
+                raise WorldError(403, "forbidden", "User is not a participant of this ticket")
+            if body.get("message_type", "comment") != "comment" or not body.get("body"):
+                raise bad("a user reply is a comment with a body", "message_type")
+            part = self._new_part("comment", body["body"], self._author(contact.role, contact),
+                                  attachments=self._attachments(body.get("attachment_urls")))
+            return self._add_ticket_part(ticket, part, "ticket.contact.replied")
+        raise bad("type must be admin or user", "type")
+
+    def ticket_json(self, t: Ticket, *, parts: list[Part] | None = None) -> JSON:
+        tt, state = self.ticket_types[t.ticket_type_id], self.ticket_states[t.state_id]
+        shown = t.parts[-self.max_parts:] if parts is None else parts
+        return {
+            "type": "ticket", "id": t.id, "ticket_id": t.ticket_id, "category": tt.category,
+            "ticket_attributes": dict(t.attributes), "ticket_state": self.ticket_state_json(state),
+            "ticket_type": self.ticket_type_json(tt),
+            "contacts": {"type": "contact.list", "contacts": [
+                {"type": "contact", "id": cid, "external_id": self.contacts[cid].external_id}
+                for cid in t.contact_ids]},
+            "admin_assignee_id": t.admin_assignee_id, "team_assignee_id": t.team_assignee_id,
+            "created_at": t.created_at, "updated_at": t.updated_at, "open": t.open,
+            "snoozed_until": t.snoozed_until or 0,
+            "linked_objects": {"type": "list", "total_count": 0, "has_more": False, "data": []},
+            "ticket_parts": {"type": "ticket_part.list", "ticket_parts": [self.part_json(p, ticket=True)
+                                                                         for p in shown],
+                             "total_count": len(shown)},
+            "is_shared": t.is_shared,
+        }
+
+    def ticket_record(self, t: Ticket) -> JSON:
+        rec: JSON = {"id": t.id, "created_at": t.created_at, "updated_at": t.updated_at,
+                     "ticket_type_id": t.ticket_type_id, "state": self.ticket_states[t.state_id].category,
+                     "ticket_state_id": t.state_id, "open": t.open, "is_shared": t.is_shared,
+                     "contact_ids": t.contact_ids, "admin_assignee_id": t.admin_assignee_id,
+                     "team_assignee_id": t.team_assignee_id, "snoozed_until": t.snoozed_until}
+        rec.update(t.attributes)
+        return rec

@@ -1,0 +1,507 @@
+"""The store: links, base state, intents, dirty queue, inbox, cursors, leases, dead letters, audit.
+
+SQLite (WAL) for one process, Postgres for several replicas; the same SQL runs
+on both (SQLAlchemy Core, upserts via ``ON CONFLICT``). Every public method is
+one transaction, and driver errors become :class:`StoreError` /
+:class:`StoreUnavailable` here, at the edge.
+
+Clock: all times are UTC epoch seconds from *Python's* clock (``time.time()``,
+or the ``clock`` given to :meth:`Store.open`), never the database's — so on
+Postgres the replicas' clocks must agree to well within a lease length (NTP).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import sqlalchemy as sa
+import structlog
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
+
+from . import queue
+from .domain import ItemRef, Link, Value
+from .errors import ConfigError, SyncdError
+from .queue import Claim, DeadLetter
+from .reconcile import BaseEntry
+from .schema import audit as audit_t
+from .schema import cursors, inbox, insert_for, intents, leases, link_base, links
+
+__all__ = [
+    "AuditRow", "BaseEntry", "Claim", "DeadLetter", "Fenced", "Intent", "LinkNotFound",
+    "StaleBase", "Store", "StoreError", "StoreUnavailable", "alembic_config",
+]
+
+log = structlog.get_logger(__name__)
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+UPGRADE_LOCK_KEY = 0x73796E6364  # "syncd": one advisory lock id for every syncd schema migration
+
+
+class StoreError(SyncdError):
+    """The database refused something (a constraint, a bad value)."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be used right now: Postgres down, disk full, SQLite locked past the busy timeout."""
+
+
+class StaleBase(StoreError):
+    """put_base lost a race: the link's base revision moved since it was read. Re-read and reconcile again."""
+
+
+class Fenced(StoreError):
+    """A poller whose leadership was taken over tried to advance a cursor."""
+
+
+class LinkNotFound(StoreError):
+    """The link was removed (e.g. while a worker reconciled it)."""
+
+
+@dataclass(frozen=True)
+class Intent:
+    key: str
+    kind: str
+    state: str  # pending | done
+    result: str | None  # the vendor's id once done
+    link_id: int | None
+    payload: Mapping[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    id: int
+    at: datetime
+    event: str
+    link_id: int | None
+    detail: Mapping[str, Any]
+
+
+def alembic_config() -> Config:
+    """Alembic config pointing at the migrations shipped in the package (no ini file)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+    return cfg
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, timezone.utc)
+
+
+def _value(raw: Any) -> Value:
+    """JSON gives lists back; canonical multi-values are tuples."""
+    return tuple(raw) if isinstance(raw, list) else raw
+
+
+def _encode_base(base: Mapping[str, BaseEntry]) -> str:
+    return json.dumps({name: {"desk": e.desk, "tracker": e.tracker} for name, e in base.items()}, sort_keys=True)
+
+
+def _decode_base(text: str) -> dict[str, BaseEntry]:
+    return {name: BaseEntry(_value(e["desk"]), _value(e["tracker"])) for name, e in json.loads(text).items()}
+
+
+def _link(row: sa.Row) -> Link:
+    return Link(row.id, ItemRef.parse(row.desk_ref), row.issue_id, row.issue_key, _utc(row.created_at))
+
+
+def _intent(row: sa.Row) -> Intent:
+    payload = None if row.payload is None else json.loads(row.payload)
+    return Intent(row.key, row.kind, row.state, row.result, row.link_id, payload, _utc(row.created_at))
+
+
+def _normalise_url(url: str) -> sa.URL:
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "postgresql":
+        # psycopg 3 is the driver we ship; a bare postgresql:// would ask for psycopg2.
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed
+    raise ConfigError("store", "url", f"sqlite:///PATH or postgresql+psycopg://..., not {parsed.drivername}://")
+
+
+def _sqlite_engine(url: sa.URL) -> sa.Engine:
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # We emit BEGIN ourselves (below); pysqlite's own implicit BEGIN would be DEFERRED.
+        dbapi_conn.isolation_level = None
+        for pragma in (
+            "journal_mode=WAL",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+            "foreign_keys=ON",
+            "synchronous=NORMAL",
+        ):
+            dbapi_conn.execute(f"PRAGMA {pragma}")
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: sa.Connection) -> None:
+        # A writer takes the write lock up front: a DEFERRED transaction that reads and then
+        # writes can fail with SQLITE_BUSY at once, without the busy timeout helping.
+        immediate = conn.get_execution_options().get("syncd_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+class Store:
+    """One per process; thread-safe (each call takes its own pooled connection)."""
+
+    def __init__(self, engine: sa.Engine, clock: Callable[[], float] = time.time) -> None:
+        self._engine = engine
+        self.clock = clock
+
+    @classmethod
+    def open(cls, url: str, *, clock: Callable[[], float] = time.time) -> "Store":
+        """``sqlite:///path`` or ``postgresql+psycopg://user@host/db``. Does not migrate: call :meth:`upgrade`."""
+        parsed = _normalise_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            engine = _sqlite_engine(parsed)
+        else:
+            engine = sa.create_engine(parsed, pool_pre_ping=True)
+        return cls(engine, clock)
+
+    @property
+    def backend(self) -> str:
+        return self._engine.dialect.name
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except SyncdError:
+            raise
+        except sa_exc.OperationalError as err:
+            log.warning("store_unavailable", backend=self.backend, error=_first_line(err.orig))
+            raise StoreUnavailable(f"{self.backend}: {_first_line(err.orig)}") from err
+        except sa_exc.DBAPIError as err:
+            raise StoreError(f"{self.backend}: {_first_line(err.orig)}") from err
+
+    @contextmanager
+    def _tx(self, write: bool = True) -> Iterator[sa.Connection]:
+        with self._translated(), self._engine.connect() as conn:
+            # preserve_rowcount: SQLAlchemy only keeps rowcount for UPDATE/DELETE by default, and our
+            # upserts report "inserted or not" through it.
+            conn.execution_options(syncd_write=write, preserve_rowcount=True)
+            with conn.begin():
+                yield conn
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def upgrade(self) -> None:
+        """Migrate to head. Idempotent; on Postgres racing processes queue on an advisory lock."""
+        with self._translated(), self._engine.connect() as conn:
+            conn.execution_options(syncd_write=True)
+            postgres = self.backend == "postgresql"
+            if postgres:
+                conn.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": UPGRADE_LOCK_KEY})
+                conn.commit()
+            try:
+                cfg = alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                conn.commit()
+            finally:
+                if postgres:
+                    conn.rollback()
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": UPGRADE_LOCK_KEY})
+                    conn.commit()
+        log.info("store_upgraded", backend=self.backend, revision=self.current_revision())
+
+    def current_revision(self) -> str | None:
+        with self._tx(write=False) as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    # -- links ----------------------------------------------------------------------------------
+
+    def add_link(self, desk: ItemRef, issue_id: str, issue_key: str) -> Link:
+        c = links.c
+        with self._tx() as conn:
+            stmt = insert_for(conn, links).values(
+                desk_ref=str(desk), issue_id=issue_id, issue_key=issue_key, created_at=self.clock()
+            )
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=[c.desk_ref, c.issue_id]))
+            row = conn.execute(sa.select(links).where(c.desk_ref == str(desk), c.issue_id == issue_id)).one()
+            return _link(row)
+
+    def remove_link(self, desk: ItemRef, issue_id: str) -> bool:
+        c = links.c
+        with self._tx() as conn:
+            return bool(conn.execute(sa.delete(links).where(c.desk_ref == str(desk), c.issue_id == issue_id)).rowcount)
+
+    def get_link(self, link_id: int) -> Link | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute(sa.select(links).where(links.c.id == link_id)).first()
+            return None if row is None else _link(row)
+
+    def links_for_desk(self, desk: ItemRef) -> list[Link]:
+        return self._links(links.c.desk_ref == str(desk))
+
+    def links_for_issue(self, issue_id: str) -> list[Link]:
+        return self._links(links.c.issue_id == issue_id)
+
+    def list_links(self, limit: int = 100, offset: int = 0) -> list[Link]:
+        return self._links(sa.true(), limit, offset)
+
+    def _links(self, where: sa.ColumnElement[bool], limit: int | None = None, offset: int = 0) -> list[Link]:
+        with self._tx(write=False) as conn:
+            query = sa.select(links).where(where).order_by(links.c.id).limit(limit).offset(offset)
+            return [_link(r) for r in conn.execute(query)]
+
+    def count_links(self) -> int:
+        with self._tx(write=False) as conn:
+            return conn.scalar(sa.select(sa.func.count()).select_from(links)) or 0
+
+    def update_issue_key(self, issue_id: str, key: str) -> None:
+        with self._tx() as conn:
+            conn.execute(sa.update(links).where(links.c.issue_id == issue_id).values(issue_key=key))
+
+    # -- base -----------------------------------------------------------------------------------
+
+    def get_base(self, link_id: int) -> tuple[dict[str, BaseEntry], int]:
+        c = link_base.c
+        with self._tx(write=False) as conn:
+            row = conn.execute(sa.select(c.fields, c.revision).where(c.link_id == link_id)).first()
+            return ({}, 0) if row is None else (_decode_base(row.fields), row.revision)
+
+    def put_base(self, link_id: int, base: Mapping[str, BaseEntry], expected_revision: int) -> int:
+        """Write the base if nobody else did since ``expected_revision`` was read; returns the new revision."""
+        c = link_base.c
+        fields, now, new_revision = _encode_base(base), self.clock(), expected_revision + 1
+        with self._tx() as conn:
+            if conn.scalar(sa.select(links.c.id).where(links.c.id == link_id)) is None:
+                raise LinkNotFound(f"link {link_id} does not exist")
+            if expected_revision == 0:
+                stmt = insert_for(conn, link_base).values(
+                    link_id=link_id, revision=new_revision, fields=fields, updated_at=now
+                )
+                written = conn.execute(stmt.on_conflict_do_nothing(index_elements=[c.link_id])).rowcount
+            else:
+                stmt = (
+                    sa.update(link_base)
+                    .where(c.link_id == link_id, c.revision == expected_revision)
+                    .values(revision=new_revision, fields=fields, updated_at=now)
+                )
+                written = conn.execute(stmt).rowcount
+            if not written:
+                raise StaleBase(f"link {link_id}: base moved past revision {expected_revision}")
+        return new_revision
+
+    # -- intents --------------------------------------------------------------------------------
+
+    def begin_intent(
+        self, key: str, kind: str, link_id: int | None = None, payload: Mapping | None = None
+    ) -> Intent:
+        """Record a write before making it. An existing row (pending or done) is returned as it is:
+        pending means a previous try may or may not have reached the vendor — look for its marker."""
+        with self._tx() as conn:
+            stmt = insert_for(conn, intents).values(
+                key=key,
+                kind=kind,
+                state="pending",
+                link_id=link_id,
+                payload=None if payload is None else json.dumps(payload, sort_keys=True, default=str),
+                created_at=self.clock(),
+            )
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=[intents.c.key]))
+            return _intent(conn.execute(sa.select(intents).where(intents.c.key == key)).one())
+
+    def finish_intent(self, key: str, result: str) -> None:
+        with self._tx() as conn:
+            done = conn.execute(
+                sa.update(intents).where(intents.c.key == key).values(state="done", result=result, done_at=self.clock())
+            ).rowcount
+            if not done:
+                raise StoreError(f"no intent {key!r} to finish")
+
+    def get_intent(self, key: str) -> Intent | None:
+        with self._tx(write=False) as conn:
+            row = conn.execute(sa.select(intents).where(intents.c.key == key)).first()
+            return None if row is None else _intent(row)
+
+    def intents_for_link(self, link_id: int, kind: str | None = None) -> list[Intent]:
+        c = intents.c
+        query = sa.select(intents).where(c.link_id == link_id).order_by(c.created_at, c.key)
+        if kind is not None:
+            query = query.where(c.kind == kind)
+        with self._tx(write=False) as conn:
+            return [_intent(r) for r in conn.execute(query)]
+
+    # -- dirty queue (SQL in syncd.queue) -------------------------------------------------------
+
+    def mark_dirty(self, refs: Iterable[ItemRef], reason: str, delay: float = 0.0) -> None:
+        """Coalescing upsert. A row under backoff keeps its due time and attempts, unless
+        ``reason == "manual"`` and ``delay == 0`` (an operator's "sync now")."""
+        with self._tx() as conn:
+            queue.mark_dirty(conn, refs, reason, delay, self.clock())
+
+    def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
+        """Lease up to ``limit`` due items. ``owner`` must be unique per worker (e.g. host:pid:thread)."""
+        with self._tx() as conn:
+            return queue.claim(conn, owner, limit, lease_seconds, self.clock())
+
+    def complete(self, claim: Claim) -> None:
+        with self._tx() as conn:
+            if not queue.complete(conn, claim, self.clock()):
+                log.info("dirty_kept", ref=str(claim.ref), owner=claim.owner)
+
+    def defer(self, claim: Claim, delay: float, error: str | None = None) -> None:
+        """Give the item back for later without counting an attempt (rate limited, budget spent)."""
+        with self._tx() as conn:
+            if not queue.defer(conn, claim, delay, error, self.clock()):
+                log.warning("claim_lost", ref=str(claim.ref), owner=claim.owner, action="defer")
+
+    def fail(self, claim: Claim, error: str, max_attempts: int, backoff: Callable[[int], float]) -> bool:
+        """Count an attempt; True when the item moved to the dead letters."""
+        with self._tx() as conn:
+            dead = queue.fail(conn, claim, error, max_attempts, backoff, self.clock())
+        if dead:
+            log.warning("dead_lettered", ref=str(claim.ref), attempts=max_attempts)
+        return dead
+
+    def queue_depth(self) -> int:
+        with self._tx(write=False) as conn:
+            return queue.depth(conn)
+
+    def oldest_dirty_age(self) -> float | None:
+        with self._tx(write=False) as conn:
+            return queue.oldest_age(conn, self.clock())
+
+    # -- webhook inbox and poll cursors -----------------------------------------------------------
+
+    def accept_delivery(
+        self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef], delay: float = 0.0
+    ) -> bool:
+        """Store the delivery and mark its items dirty, all or nothing. False = seen before."""
+        with self._tx() as conn:
+            now = self.clock()
+            stmt = insert_for(conn, inbox).values(source=source, delivery_id=delivery_id, body=body, received_at=now)
+            stmt = stmt.on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.delivery_id])
+            if not conn.execute(stmt).rowcount:
+                return False
+            queue.mark_dirty(conn, refs, f"webhook:{source}", delay, now)
+            return True
+
+    def prune_inbox(self, older_than: float) -> int:
+        """Forget deliveries received more than ``older_than`` seconds ago (vendors stop redelivering)."""
+        with self._tx() as conn:
+            cutoff = self.clock() - older_than
+            return conn.execute(sa.delete(inbox).where(inbox.c.received_at < cutoff)).rowcount
+
+    def get_cursor(self, source: str) -> str | None:
+        with self._tx(write=False) as conn:
+            return conn.scalar(sa.select(cursors.c.cursor).where(cursors.c.source == source))
+
+    def advance_cursor(self, source: str, cursor: str, refs: Sequence[ItemRef], fence: int | None = None) -> None:
+        """Move the cursor and mark the polled items dirty, all or nothing.
+
+        Raises :class:`Fenced` when ``fence`` is lower than the fence that last wrote this
+        cursor. ``fence=None`` (single process, no lease) is never refused and keeps the stored fence.
+        """
+        c = cursors.c
+        with self._tx() as conn:
+            now = self.clock()
+            stmt = insert_for(conn, cursors).values(source=source, cursor=cursor, fence=fence, updated_at=now)
+            new = stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[c.source],
+                set_={"cursor": new.cursor, "fence": sa.func.coalesce(new.fence, c.fence), "updated_at": new.updated_at},
+                where=sa.or_(new.fence.is_(None), c.fence.is_(None), c.fence <= new.fence),
+            )
+            if not conn.execute(stmt).rowcount:
+                raise Fenced(f"cursor {source!r}: fence {fence} is older than the stored one")
+            queue.mark_dirty(conn, refs, f"poll:{source}", 0.0, now)
+
+    # -- leader leases --------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, owner: str, ttl: float) -> int | None:
+        """Take or renew the lease; returns its fencing token, or None while someone else holds it.
+        The token goes up by one each time the lease changes hands, never down."""
+        c = leases.c
+        with self._tx() as conn:
+            now = self.clock()
+            stmt = insert_for(conn, leases).values(name=name, owner=owner, fence=1, expires_at=now + ttl)
+            new = stmt.excluded
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[c.name],
+                set_={
+                    "owner": new.owner,
+                    "expires_at": new.expires_at,
+                    "fence": sa.case((c.owner == new.owner, c.fence), else_=c.fence + 1),
+                },
+                where=sa.or_(c.owner == new.owner, c.expires_at <= now),
+            ).returning(c.fence)
+            fence = conn.scalar(stmt)
+        if fence is not None:
+            log.debug("lease_held", name=name, owner=owner, fence=fence)
+        return fence
+
+    def release_lease(self, name: str, owner: str) -> bool:
+        """Let the lease go at once (clean shutdown) so another replica need not wait for the ttl."""
+        c = leases.c
+        with self._tx() as conn:
+            stmt = sa.update(leases).where(c.name == name, c.owner == owner).values(expires_at=self.clock())
+            return bool(conn.execute(stmt).rowcount)
+
+    # -- dead letters ---------------------------------------------------------------------------
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
+        with self._tx(write=False) as conn:
+            return queue.list_dead(conn, limit)
+
+    def retry_dead(self, dead_id: int) -> bool:
+        with self._tx() as conn:
+            return queue.retry_dead(conn, dead_id, self.clock())
+
+    def drop_dead(self, dead_id: int) -> bool:
+        with self._tx() as conn:
+            return queue.drop_dead(conn, dead_id)
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    def audit(self, event: str, link_id: int | None = None, **detail: Any) -> None:
+        with self._tx() as conn:
+            conn.execute(
+                sa.insert(audit_t).values(
+                    at=self.clock(),
+                    event=event,
+                    link_id=link_id,
+                    detail=json.dumps(detail, sort_keys=True, default=str),
+                )
+            )
+
+    def audit_log(self, link_id: int | None = None, limit: int = 100) -> list[AuditRow]:
+        """Newest first."""
+        c = audit_t.c
+        query = sa.select(audit_t).order_by(c.id.desc()).limit(limit)
+        if link_id is not None:
+            query = query.where(c.link_id == link_id)
+        with self._tx(write=False) as conn:
+            return [AuditRow(r.id, _utc(r.at), r.event, r.link_id, json.loads(r.detail)) for r in conn.execute(query)]
+
+
+def _first_line(err: BaseException | None) -> str:
+    return str(err).strip().splitlines()[0] if err is not None and str(err).strip() else type(err).__name__

@@ -1,0 +1,166 @@
+"""What a verified webhook delivery tells us: which items may have changed,
+and the id that makes a redelivery recognisable.
+
+Pure functions: ``(raw body, lower-cased headers) → Relevant | Ignored``, or
+:class:`MalformedPayload` when the body is not the vendor's shape. The payload
+is only a hint; the worker reads both sides later, so nothing here interprets
+field values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Union
+
+from .domain import ItemRef
+from .errors import SyncdError
+
+ZENDESK_EVENT = "ticket_changed"   # the "event" in the trigger body template syncd installs
+JIRA_ISSUE_EVENT_PREFIX = "jira:issue_"
+JIRA_COMMENT_EVENT_PREFIX = "comment_"
+
+Headers = Mapping[str, str]   # lower-cased names
+
+
+@dataclass(frozen=True)
+class Relevant:
+    """Store this delivery under ``delivery_id`` and mark ``refs`` dirty."""
+
+    delivery_id: str
+    refs: tuple[ItemRef, ...]
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """Acknowledge and drop: the delivery can never matter (``reason`` is for the log)."""
+
+    reason: str
+    detail: str = ""
+
+
+Parsed = Union[Relevant, Ignored]
+
+
+class MalformedPayload(SyncdError):
+    """Signed by the vendor but not the shape we expect; ``reason`` is a stable code."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
+
+
+def parse_zendesk(body: bytes, headers: Headers) -> Parsed:
+    """Body of the trigger syncd installs:
+    ``{"ticket_id": "{{ticket.id}}", "updated_at": "...", "event": "ticket_changed"}``.
+
+    Delivery id: ``X-Zendesk-Webhook-Invocation-Id``, else a digest of the
+    signed timestamp and body (each retry is re-signed, so such retries are
+    not recognised as one: harmless, they only mark the same ticket dirty again).
+    """
+    doc = _json_object(body)
+    event = doc.get("event", ZENDESK_EVENT)
+    if event != ZENDESK_EVENT:
+        return Ignored("unhandled_event", str(event))
+    ticket_id = _numeric_id(doc.get("ticket_id"), "bad_ticket_id")
+    delivery_id = headers.get("x-zendesk-webhook-invocation-id") or _digest(
+        headers.get("x-zendesk-webhook-signature-timestamp", "").encode() + body)
+    return Relevant(delivery_id, (ItemRef("zendesk", ticket_id),))
+
+
+def parse_jira(body: bytes, headers: Headers) -> Parsed:
+    """``{webhookEvent, issue: {id, key, fields}, changelog, comment, user, timestamp}``.
+
+    ``jira:issue_*`` and ``comment_*`` events name the issue by its immutable
+    id; ``jira:issue_deleted`` is marked dirty too (the worker finds it gone).
+    Delivery id: ``X-Atlassian-Webhook-Identifier`` (the same on every retry),
+    else a digest of the body.
+    """
+    doc = _json_object(body)
+    event = doc.get("webhookEvent")
+    if not isinstance(event, str) or not event:
+        raise MalformedPayload("missing_webhook_event")
+    if not event.startswith((JIRA_ISSUE_EVENT_PREFIX, JIRA_COMMENT_EVENT_PREFIX)):
+        return Ignored("unhandled_event", event)
+    issue = doc.get("issue")
+    if not isinstance(issue, dict):
+        raise MalformedPayload("missing_issue")
+    issue_id = _numeric_id(issue.get("id"), "bad_issue_id")
+    delivery_id = headers.get("x-atlassian-webhook-identifier") or _digest(body)
+    return Relevant(delivery_id, (ItemRef("jira", issue_id),))
+
+
+def parse_intercom(body: bytes, headers: Headers) -> Parsed:
+    """``{"type": "notification_event", "id", "topic", "data": {"item": {...}}}``.
+
+    ``conversation.*`` → the conversation, ``ticket.*`` → the ticket, ``ping``
+    and every other topic → ignored. Delivery id: the notification ``id``.
+    """
+    doc = _json_object(body)
+    if doc.get("type") != "notification_event":
+        raise MalformedPayload("not_a_notification_event")
+    topic = doc.get("topic")
+    if not isinstance(topic, str) or not topic:
+        raise MalformedPayload("missing_topic")
+    kind = _intercom_kind(topic)
+    if kind is None:
+        return Ignored("ping" if topic == "ping" else "unhandled_topic", topic)
+    notification_id = doc.get("id")
+    if not isinstance(notification_id, str) or not notification_id:
+        raise MalformedPayload("missing_notification_id")
+    data = doc.get("data")
+    item = data.get("item") if isinstance(data, dict) else None
+    if not isinstance(item, dict):
+        raise MalformedPayload("missing_item")
+    return Relevant(notification_id, (_item_ref(kind, item.get("id"), "bad_item_id"),))
+
+
+PARSERS: Mapping[str, Callable[[bytes, Headers], Parsed]] = {
+    "zendesk": parse_zendesk,
+    "jira": parse_jira,
+    "intercom": parse_intercom,
+}
+
+
+def _intercom_kind(topic: str) -> str | None:
+    # "conversation_part.*" and "contact.*" topics are not ours: match on the
+    # dotted prefix, not on the word.
+    if topic.startswith("conversation."):
+        return "intercom:conversation"
+    if topic.startswith("ticket."):
+        return "intercom:ticket"
+    return None
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedPayload("invalid_json") from None
+    if not isinstance(doc, dict):
+        raise MalformedPayload("not_a_json_object")
+    return doc
+
+
+def _numeric_id(raw: object, reason: str) -> str:
+    """Zendesk ticket ids and Jira issue ids are positive integers, sent as a
+    JSON number or (through a template placeholder) as a string."""
+    if isinstance(raw, bool):
+        raise MalformedPayload(reason)
+    text = str(raw).strip() if isinstance(raw, (int, str)) else ""
+    if not text.isascii() or not text.isdigit() or int(text) == 0:
+        raise MalformedPayload(reason)
+    return str(int(text))
+
+
+def _item_ref(kind: str, raw: object, reason: str) -> ItemRef:
+    text = str(raw).strip() if isinstance(raw, (int, str)) and not isinstance(raw, bool) else ""
+    try:
+        return ItemRef(kind, text)
+    except ValueError:
+        raise MalformedPayload(reason) from None
+
+
+def _digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()

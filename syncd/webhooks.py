@@ -1,0 +1,284 @@
+"""The webhook receiver: a raw ASGI app (uvicorn runs it; no framework).
+
+For each vendor delivery: refuse early what is too big, verify the signature
+on the raw bytes, find the items it names, and *store* it (delivery + dirty
+marks in one transaction, via the :class:`DeliverySink`) before answering 2xx.
+The payload is only a hint; workers reconcile later. So the vendor-facing path
+does one blocking thing — the sink call, in a worker thread — and answers fast.
+
+Routes: ``POST /webhooks/{zendesk,jira,intercom}``, ``GET /healthz``, and
+whatever ``extra_routes`` the runtime adds (``/readyz``, ``/metrics``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Awaitable, Callable, Mapping, MutableMapping, Protocol, Sequence
+
+import structlog
+
+from .domain import ItemRef
+from .errors import SyncdError
+from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
+from .webhook_payloads import PARSERS, Headers, Ignored, MalformedPayload
+
+try:
+    from .store import StoreUnavailable
+except ImportError:  # syncd.store is being written; until then the receiver defines its own
+    class StoreUnavailable(SyncdError):  # type: ignore[no-redef]
+        """The store cannot take the delivery now (db down, locked, disk full)."""
+
+log = structlog.get_logger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+VENDOR_PATHS: Mapping[str, str] = {
+    "/webhooks/zendesk": "zendesk",
+    "/webhooks/jira": "jira",
+    "/webhooks/intercom": "intercom",
+}
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024   # real payloads are a few KiB; Jira's largest well under this
+
+
+class DeliverySink(Protocol):
+    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef]) -> bool:
+        """Store the delivery and mark ``refs`` dirty in one transaction; ``False``
+        when ``(source, delivery_id)`` was seen before. May raise ``StoreUnavailable``."""
+
+
+@dataclass(frozen=True)
+class Response:
+    """What an extra route answers."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+
+    @classmethod
+    def json(cls, status: int, doc: Any) -> "Response":
+        return cls(status, json.dumps(doc).encode())
+
+
+Handler = Callable[[], Response]   # run in a worker thread: it may touch the database
+OnStored = Callable[[tuple[ItemRef, ...]], None]   # runs on the event loop: must not block
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """Per-vendor secret (``None``: vendor not configured, its path answers 404).
+    Secrets are kept out of ``repr`` so a logged config never shows them."""
+
+    zendesk_secret: bytes | None = field(default=None, repr=False)
+    jira_secret: bytes | None = field(default=None, repr=False)
+    intercom_secret: bytes | None = field(default=None, repr=False)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    zendesk_tolerance: timedelta = DEFAULT_ZENDESK_TOLERANCE
+    now: Callable[[], datetime] = field(default=_utc_now, repr=False, compare=False)
+
+    def secret_for(self, vendor: str) -> bytes | None:
+        return {"zendesk": self.zendesk_secret, "jira": self.jira_secret,
+                "intercom": self.intercom_secret}.get(vendor)
+
+
+class _Refusal(Exception):
+    """Internal: stop handling and answer ``status`` (logged as ``webhook_refused``)."""
+
+    def __init__(self, status: int, reason: str, size: int | None = None, close: bool = False):
+        self.status, self.reason, self.size, self.close = status, reason, size, close
+        super().__init__(reason)
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def make_app(sink: DeliverySink, config: WebhookConfig,
+             extra_routes: Mapping[tuple[str, str], Handler] | None = None,
+             on_stored: OnStored | None = None) -> ASGIApp:
+    """The ASGI callable. ``extra_routes`` maps ``(METHOD, path)`` to a handler;
+    ``on_stored`` is told the refs of every newly stored delivery (to wake workers)."""
+    return _WebhookApp(sink, config, dict(extra_routes or {}), on_stored)
+
+
+class _WebhookApp:
+    def __init__(self, sink: DeliverySink, config: WebhookConfig,
+                 extra_routes: dict[tuple[str, str], Handler], on_stored: OnStored | None):
+        self.sink, self.config, self.on_stored = sink, config, on_stored
+        self.routes: dict[tuple[str, str], Handler] = {("GET", "/healthz"): _healthz, **extra_routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        vendor = VENDOR_PATHS.get(path)
+        try:
+            if vendor is not None:
+                await self._vendor(vendor, method, scope, receive, send)
+            else:
+                await self._other(path, method, send)
+        except _Refusal as refusal:
+            _log_refusal(vendor, path, refusal, scope)
+            status_text = "unauthorized" if refusal.status == 401 else refusal.reason
+            await _send(send, refusal.status, {"error": status_text}, close=refusal.close)
+        except _ClientGone:
+            log.info("webhook_client_gone", vendor=vendor, remote=_remote(scope))
+
+    async def _other(self, path: str, method: str, send: Send) -> None:
+        handler = self.routes.get((method, path))
+        if handler is None:
+            allowed = sorted(m for (m, p) in self.routes if p == path)
+            if allowed:
+                raise _Refusal(405, "method_not_allowed", close=True)
+            raise _Refusal(404, "unknown_path", close=True)
+        try:
+            answer = await asyncio.to_thread(handler)
+        except Exception as exc:   # a broken probe must not take the receiver down
+            log.error("route_failed", path=path, error=type(exc).__name__)
+            answer = Response.json(500, {"error": "internal"})
+        await _send_raw(send, answer.status, answer.body, answer.content_type)
+
+    async def _vendor(self, vendor: str, method: str, scope: Scope, receive: Receive, send: Send) -> None:
+        secret = self.config.secret_for(vendor)
+        if secret is None:
+            raise _Refusal(404, "vendor_not_configured", close=True)
+        if method != "POST":
+            raise _Refusal(405, "method_not_allowed", close=True)
+        headers = _headers(scope)
+        body = await _read_body(receive, headers, self.config.max_body_bytes)
+        try:
+            self._verify(vendor, secret, body, headers)
+        except SignatureInvalid as bad:
+            raise _Refusal(401, bad.reason, len(body)) from None
+        try:
+            parsed = PARSERS[vendor](body, headers)
+        except MalformedPayload as bad:
+            raise _Refusal(400, bad.reason, len(body)) from None
+        if isinstance(parsed, Ignored):
+            log.info("webhook_ignored", vendor=vendor, reason=parsed.reason, detail=parsed.detail)
+            await _send(send, 200, {"status": "ignored"})
+            return
+        status = await self._store(vendor, parsed.delivery_id, body, parsed.refs, len(body))
+        await _send(send, 200, {"status": status})
+
+    def _verify(self, vendor: str, secret: bytes, body: bytes, headers: Headers) -> None:
+        if vendor == "zendesk":
+            verify_zendesk(secret, body, headers.get("x-zendesk-webhook-signature"),
+                           headers.get("x-zendesk-webhook-signature-timestamp"),
+                           self.config.now(), self.config.zendesk_tolerance)
+        elif vendor == "jira":
+            verify_jira(secret, body, headers.get("x-hub-signature"))
+        else:
+            verify_intercom(secret, body, headers.get("x-hub-signature"))
+
+    async def _store(self, vendor: str, delivery_id: str, body: bytes,
+                     refs: tuple[ItemRef, ...], size: int) -> str:
+        try:
+            # The one blocking call of the request: off the event loop, so other
+            # deliveries keep being answered while the database commits.
+            stored = await asyncio.to_thread(self.sink.accept_delivery, vendor, delivery_id, body, refs)
+        except StoreUnavailable:
+            # Nothing was stored: 503 makes the vendor retry later.
+            raise _Refusal(503, "store_unavailable", size) from None
+        except Exception as exc:
+            # Type only: driver errors can quote the statement's parameters (the body).
+            log.error("webhook_store_failed", vendor=vendor, delivery_id=delivery_id, error=type(exc).__name__)
+            raise _Refusal(500, "store_failed", size) from None
+        if not stored:
+            log.info("webhook_duplicate", vendor=vendor, delivery_id=delivery_id)
+            return "duplicate"
+        log.info("webhook_stored", vendor=vendor, delivery_id=delivery_id, items=[str(r) for r in refs])
+        self._notify(refs)
+        return "stored"
+
+    def _notify(self, refs: tuple[ItemRef, ...]) -> None:
+        if self.on_stored is None:
+            return
+        try:
+            self.on_stored(refs)
+        except Exception as exc:   # stored already: a failed wake-up only delays the work
+            log.error("webhook_notify_failed", error=type(exc).__name__)
+
+
+async def _read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+    """The whole body, refusing with 413 as soon as it passes ``limit`` — from
+    Content-Length before reading anything, else while streaming — so a huge
+    body is never buffered."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise _Refusal(413, "body_too_large", int(declared), close=True)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _Refusal(413, "body_too_large", size, close=True)
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for name, value in scope.get("headers", []):
+        # First occurrence wins; a repeated signature header gains nothing.
+        headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return headers
+
+
+def _remote(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return f"{client[0]}:{client[1]}" if client else None
+
+
+def _log_refusal(vendor: str | None, path: str, refusal: _Refusal, scope: Scope) -> None:
+    # Never the secret, the signature value or the body: reason and size are enough
+    # to tell a misconfigured secret from a probe from an oversized payload.
+    log.warning("webhook_refused", vendor=vendor, path=path, status=refusal.status,
+                reason=refusal.reason, remote=_remote(scope), size=refusal.size)
+
+
+def _healthz() -> Response:
+    return Response.json(200, {"status": "ok"})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+async def _send(send: Send, status: int, doc: Any, close: bool = False) -> None:
+    await _send_raw(send, status, json.dumps(doc).encode(), "application/json", close)
+
+
+async def _send_raw(send: Send, status: int, body: bytes, content_type: str, close: bool = False) -> None:
+    headers = [(b"content-type", content_type.encode("latin-1")),
+               (b"content-length", str(len(body)).encode())]
+    if close:
+        # The request body was left unread: closing is cheaper than letting the
+        # server drain megabytes we already refused.
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})

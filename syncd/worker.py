@@ -1,0 +1,112 @@
+"""Worker threads: claim a dirty item, reconcile it, settle the claim.
+
+How a failure settles the claim (the retry rules read in HTTP terms):
+
+* rate limited → *defer* that item by ``Retry-After`` without counting an
+  attempt (a per-issue limit delays that issue only);
+* an escalation waiting for Jira search to catch up → defer briefly;
+* anything else → *fail*: attempts + 1 and exponential backoff; after
+  ``max_attempts`` the item goes to the dead-letter table and everything else
+  keeps flowing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import structlog
+
+from .engine import Engine, EscalationPending
+from .errors import RateLimited
+from .metrics import METRICS
+from .store import Claim, Store
+
+log = structlog.get_logger("syncd.worker")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    threads: int = 4
+    lease_seconds: float = 60.0
+    max_attempts: int = 10
+    backoff_base: float = 2.0
+    backoff_max: float = 900.0
+    idle_wait: float = 0.5
+
+
+def backoff(settings: WorkerSettings) -> Callable[[int], float]:
+    def delay(attempts: int) -> float:
+        return min(settings.backoff_max, settings.backoff_base * (2 ** max(0, attempts - 1)))
+    return delay
+
+
+class WorkerPool:
+    def __init__(self, store: Store, engine: Engine, owner: str, settings: WorkerSettings):
+        self.store, self.engine, self.owner, self.settings = store, engine, owner, settings
+        self.wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.busy = 0
+        self._busy_lock = threading.Lock()
+        self.last_error: str | None = None
+
+    def start(self) -> None:
+        for n in range(self.settings.threads):
+            t = threading.Thread(target=self._loop, name=f"worker-{n}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop claiming; let every reconcile under way finish (its intents are recorded)."""
+        self._stopping.set()
+        self.wake.set()
+        deadline = time.monotonic() + timeout
+        for t in self._threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+
+    def _loop(self) -> None:
+        owner = f"{self.owner}/{threading.current_thread().name}"
+        while not self._stopping.is_set():
+            try:
+                claims = self.store.claim(owner, 1, self.settings.lease_seconds)
+            except Exception as e:   # the database is down: say so, wait, try again
+                self.last_error = f"claim failed: {e}"
+                log.error("claim_failed", error=str(e))
+                self._stopping.wait(1.0)
+                continue
+            if not claims:
+                self.wake.wait(self.settings.idle_wait)
+                self.wake.clear()
+                continue
+            for claim in claims:
+                self.process(claim)
+
+    def process(self, claim: Claim) -> None:
+        with self._busy_lock:
+            self.busy += 1
+        started = time.monotonic()
+        try:
+            outcome = self.engine.reconcile(claim.ref)
+            self.store.complete(claim)
+            if outcome.writes:
+                log.info("item_reconciled", item=str(claim.ref), writes=len(outcome.writes),
+                         seconds=round(time.monotonic() - started, 3))
+        except RateLimited as e:
+            self.store.defer(claim, max(e.retry_after, 0.5), str(e))
+            log.warning("item_deferred", item=str(claim.ref), reason="rate_limited", retry_after=e.retry_after,
+                        scope=e.scope)
+        except EscalationPending as e:
+            self.store.defer(claim, 2.0, str(e))
+        except Exception as e:
+            self.last_error = f"{claim.ref}: {e}"
+            dead = self.store.fail(claim, f"{type(e).__name__}: {e}", self.settings.max_attempts,
+                                   backoff(self.settings))
+            METRICS.inc("dead_letters" if dead else "item_failures")
+            log.error("item_dead_lettered" if dead else "item_failed", item=str(claim.ref),
+                      attempts=claim.attempts + 1, error=f"{type(e).__name__}: {e}")
+        finally:
+            with self._busy_lock:
+                self.busy -= 1
