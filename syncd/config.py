@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from .errors import ConfigError
 from .logs import FORMATS, LEVELS
 from .mapping import Mapping
-from .secrets import Secret, resolve
+from .secrets import EXPECTED_REF, Secret, resolve
 
 # ---------------------------------------------------------------- the settings
 
@@ -38,7 +38,7 @@ class CoreSettings:
     max_attempts: int = 10             # then the item goes to dead letters
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 900.0
-    instance: str = ""                 # default: the host name; names lease owners in the store
+    instance: str = ""                 # names lease owners in the store; default: host:pid
 
 
 @dataclass(frozen=True)
@@ -291,6 +291,9 @@ class _Loader:
         self.base = Path(reader.path).parent
 
     def secret(self, table: TMapping[str, Any], prefix: str, key: str) -> Secret | None:
+        if key not in table:
+            self.r.problem(_join(prefix, key), f"{EXPECTED_REF} (the key is missing)")
+            return None
         ref = self.r.get(table, prefix, key, "str")
         if ref is None:
             return None
@@ -329,7 +332,8 @@ class _Loader:
             max_attempts=self.r.get(t, p, "max_attempts", "int", d.max_attempts, at_least(1)),
             backoff_base_seconds=self.r.get(t, p, "backoff_base_seconds", "float", d.backoff_base_seconds, at_least(0.1)),
             backoff_max_seconds=self.r.get(t, p, "backoff_max_seconds", "float", d.backoff_max_seconds, at_least(1)),
-            instance=self.r.get(t, p, "instance", "str", socket.gethostname(), non_empty),
+            # host:pid, so that two replicas on one host never share a lease owner name.
+            instance=self.r.get(t, p, "instance", "str", f"{socket.gethostname()}:{os.getpid()}", non_empty),
         )
         base, top = values["backoff_base_seconds"], values["backoff_max_seconds"]
         if base is not None and top is not None and top < base:

@@ -93,6 +93,7 @@ class FanoutRules:
     on_status: tuple[str, ...] = ("Done",)
     note: str = "Jira {issue_key} is {status}{fix_suffix}."
     desk_status: str | None = "open"       # so the agent tells the customer
+    desk_status_field: str = "status"      # desk locator that value is written to (Intercom: "state")
     public_reply: str | None = None        # template, or None for no public reply
     on_release_note: str = "Fix version {version} of {issue_key} has been released."
 

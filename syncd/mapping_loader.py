@@ -36,11 +36,13 @@ _DESK_EXPECTED = {
 _TRACKER_EXPECTED = ("a Jira locator: status, resolution, fixVersions, labels, priority, "
                      "components, summary, key or customfield_<n>")
 
-# Placeholders the engine fills in each template (keep in step with the engine).
+# Placeholders the engine fills in each template: keep in step with
+# syncd/reconcile.py and syncd/engine.py (escalation.summary uses str.format,
+# so an unknown name there would fail at escalation time, not at start).
 PLACEHOLDERS = {
-    "comments.to_tracker_header": {"author", "desk_ref", "created", "desk_url"},
-    "comments.to_desk_header": {"author", "issue_key", "created", "issue_url"},
-    "escalation.summary": {"title", "desk_ref", "requester", "organization"},
+    "comments.to_tracker_header": {"author", "desk_ref", "created"},
+    "comments.to_desk_header": {"author", "issue_key", "created"},
+    "escalation.summary": {"title", "ref"},
     "escalation.note": {"issue_key", "issue_url"},
     "fanout.note": {"issue_key", "issue_url", "status", "fix_suffix"},
     "fanout.public_reply": {"issue_key", "issue_url", "status", "fix_suffix"},
@@ -128,9 +130,22 @@ class _MappingReader:
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             self.r.problem("fields", "an array of tables [[fields]]")
             return ()
+        self.unique_names(items)
         rules = tuple(self.field(i, item) for i, item in enumerate(items, start=1))
-        self.no_duplicates(rules)
-        return tuple(r for r in rules if r is not None)
+        valid = tuple(r for r in rules if r is not None)
+        self.one_writer_per_field(valid)
+        return valid
+
+    def unique_names(self, items: list[dict[str, Any]]) -> None:
+        # Names key the audit log and the stored base: a repeat would mix two fields.
+        seen: set[str] = set()
+        for item in items:
+            name = item.get("name")
+            if not isinstance(name, str):
+                continue
+            if name in seen:
+                self.r.problem(f"fields[{name}].name", "a field name used once only")
+            seen.add(name)
 
     def field(self, position: int, t: TMapping[str, Any]) -> FieldRule | None:
         name = t.get("name")
@@ -169,15 +184,9 @@ class _MappingReader:
             if key in t:
                 self.r.problem(f"{p}.{key}", f"no {key} with direction = \"{direction.value}\" (it would never be used)")
 
-    def no_duplicates(self, rules: tuple[FieldRule | None, ...]) -> None:
-        seen_names: set[str] = set()
+    def one_writer_per_field(self, rules: tuple[FieldRule, ...]) -> None:
         writers: dict[tuple[str, str], str] = {}
         for rule in rules:
-            if rule is None:
-                continue
-            if rule.name in seen_names:
-                self.r.problem(f"fields[{rule.name}].name", "a field name used once only")
-            seen_names.add(rule.name)
             for side, locator, writes in (("desk", rule.desk, rule.direction is not Direction.DESK_TO_TRACKER),
                                           ("tracker", rule.tracker, rule.direction is not Direction.TRACKER_TO_DESK)):
                 if not writes:
@@ -236,6 +245,7 @@ class _MappingReader:
             on_status=self.r.get(t, p, "on_status", "str_list", d.on_status),
             note=self.template(t, p, "note", d.note),
             desk_status=desk_status or None,
+            desk_status_field=self.r.get(t, p, "desk_status_field", "str", d.desk_status_field),
             public_reply=public_reply or None,
             on_release_note=self.template(t, p, "on_release_note", d.on_release_note),
         )

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Mapping as TMapping
 
 from .domain import Attachment, Comment, DeskItem, Link, Side, TrackerIssue, Value
@@ -54,6 +54,12 @@ GENERATION_KEY = "__generation__"  # bumped whenever the stored base changes
 RESERVED_PREFIX = "__"
 STATUS_LOCATOR = "status"          # the Jira locator fan-out watches
 FIX_VERSIONS_LOCATOR = "fixVersions"
+
+__all__ = [
+    "BaseEntry", "FieldWrite", "CommentWrite", "NoteWrite", "Decision", "Plan", "MirrorState",
+    "Unmapped", "plan", "translate", "reserved",
+    "STATUS_KEY", "RELEASED_KEY", "GENERATION_KEY",
+]
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class FieldWrite:
     side: Side
     locator: str
     value: Value
-    field: str          # mapping rule name, or "fanout"
+    field: str          # mapping rule name ("fanout" for a fan-out write with no status rule)
 
 
 @dataclass(frozen=True)
@@ -218,8 +224,9 @@ def _winner(rule: FieldRule, desk: DeskItem, tracker: TrackerIssue) -> Side:
 def _changed(rule: FieldRule, side: Side, value: Value, entry: BaseEntry | None) -> bool:
     if entry is None:
         # New link: the side the direction copies from counts as changed, so
-        # the first reconcile brings both sides into agreement.
-        return rule.direction.allows(side)
+        # the first reconcile brings both sides into agreement -- except an
+        # empty value: linking a blank ticket must not wipe the issue's value.
+        return rule.direction.allows(side) and not _same(value, None)
     return value != (entry.desk if side is Side.DESK else entry.tracker)
 
 
@@ -287,10 +294,6 @@ def _as_tuple(value: Value) -> tuple[str, ...]:
     if value is None:
         return ()
     return value if isinstance(value, tuple) else (value,)
-
-
-def _status_desk_rule(mapping: Mapping) -> FieldRule | None:
-    return next((r for r in mapping.fields if r.tracker == STATUS_LOCATOR), None)
 
 
 @dataclass(frozen=True)
@@ -363,7 +366,17 @@ def _minutes(moment: datetime) -> str:
 def _in_scope(comment: Comment, link: Link, mapping: Mapping, done: frozenset[str]) -> bool:
     if comment.by_integration or comment.id in done:
         return False
-    return mapping.comments.mirror_history or _utc(comment.created_at) >= _utc(link.created_at)
+    return mapping.comments.mirror_history or _utc(comment.created_at) >= _history_cutoff(link)
+
+
+# Vendors stamp comments to the whole second (Zendesk, Intercom) while the link's
+# creation time has microseconds: a reply written in the same second as the link
+# would look older than it. Anything from the second before on counts as new.
+HISTORY_SLACK = timedelta(seconds=1)
+
+
+def _history_cutoff(link: Link) -> datetime:
+    return _utc(link.created_at).replace(microsecond=0) - HISTORY_SLACK
 
 
 def _split_marker(body: str, marker: str) -> tuple[bool, str]:
@@ -378,7 +391,10 @@ def _split_marker(body: str, marker: str) -> tuple[bool, str]:
     return True, rest.strip()
 
 
-def _desk_comments(mapping: Mapping, link: Link, desk: DeskItem, done: frozenset[str]) -> list[tuple]:
+_Pending = list[tuple[Comment, CommentWrite]]   # source comment + the write that mirrors it
+
+
+def _desk_comments(mapping: Mapping, link: Link, desk: DeskItem, done: frozenset[str]) -> _Pending:
     rules = mapping.comments
     out = []
     for c in desk.comments:
@@ -390,7 +406,7 @@ def _desk_comments(mapping: Mapping, link: Link, desk: DeskItem, done: frozenset
     return out
 
 
-def _tracker_comments(mapping: Mapping, link: Link, tracker: TrackerIssue, done: frozenset[str]) -> list[tuple]:
+def _tracker_comments(mapping: Mapping, link: Link, tracker: TrackerIssue, done: frozenset[str]) -> _Pending:
     rules = mapping.comments
     if not rules.tracker_to_desk:
         return []
@@ -466,14 +482,17 @@ def _set_desk_status(mapping: Mapping, desk: DeskItem, status: str,
     """Fan-out reopens the desk item so an agent tells the customer. It overrides
     the status rule's own copy, and the base records the desk status *we* set,
     so the next reconcile does not copy "open" back and reopen the Jira issue."""
-    rule = _status_desk_rule(mapping)
-    locator = rule.desk if rule is not None else STATUS_LOCATOR
+    locator = mapping.fanout.desk_status_field
+    rule = next((r for r in mapping.fields if r.desk == locator), None)
     replaced = writes.pop((Side.DESK, locator), None)
     if replaced is not None and replaced.value != status:
         decisions.append(Decision(replaced.field, "skipped",
                                   f"desk value {_show(replaced.value)!r} not written: fan-out sets {status!r}"))
     if not _same(desk.fields.get(locator), status):
-        writes[(Side.DESK, locator)] = FieldWrite(Side.DESK, locator, status, "fanout")
+        # Named after the status rule when there is one, so an engine that keeps
+        # a rule's old base when its write is refused keeps this one too.
+        owner = rule.name if rule is not None else "fanout"
+        writes[(Side.DESK, locator)] = FieldWrite(Side.DESK, locator, status, owner)
     if rule is not None and rule.name in new_base:
         new_base[rule.name] = BaseEntry(status, new_base[rule.name].tracker)
 
@@ -490,10 +509,3 @@ def _stamp_generation(base: TMapping[str, BaseEntry], new_base: dict[str, BaseEn
 def reserved(name: str) -> bool:
     """True for base entry names syncd keeps for itself (mapping rules must not use them)."""
     return name.startswith(RESERVED_PREFIX)
-
-
-__all__ = [
-    "BaseEntry", "FieldWrite", "CommentWrite", "NoteWrite", "Decision", "Plan", "MirrorState",
-    "Unmapped", "plan", "translate", "reserved",
-    "STATUS_KEY", "RELEASED_KEY", "GENERATION_KEY",
-]

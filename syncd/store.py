@@ -13,6 +13,7 @@ Postgres the replicas' clocks must agree to well within a lease length (NTP).
 from __future__ import annotations
 
 import json
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,8 +44,11 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-SQLITE_BUSY_TIMEOUT_MS = 10_000
 UPGRADE_LOCK_KEY = 0x73796E6364  # "syncd": one advisory lock id for every syncd schema migration
+LINK_LOCK_SPACE = 0x73796E63  # "sync": first half of the two-int advisory lock key; the link id is the second
+# Alembic keeps its running context in module globals (alembic.context, alembic.op), so two
+# upgrades in one process must not overlap; across processes the database lock decides.
+_UPGRADE_IN_PROCESS = threading.Lock()
 
 
 class StoreError(SyncdError):
@@ -131,7 +135,7 @@ def _normalise_url(url: str) -> sa.URL:
     raise ConfigError("store", "url", f"sqlite:///PATH or postgresql+psycopg://..., not {parsed.drivername}://")
 
 
-def _sqlite_engine(url: sa.URL) -> sa.Engine:
+def _sqlite_engine(url: sa.URL, busy_timeout: float) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
 
     @event.listens_for(engine, "connect")
@@ -139,8 +143,8 @@ def _sqlite_engine(url: sa.URL) -> sa.Engine:
         # We emit BEGIN ourselves (below); pysqlite's own implicit BEGIN would be DEFERRED.
         dbapi_conn.isolation_level = None
         for pragma in (
+            f"busy_timeout={int(busy_timeout * 1000)}",  # first: switching to WAL may itself wait for a lock
             "journal_mode=WAL",
-            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
             "foreign_keys=ON",
             "synchronous=NORMAL",
         ):
@@ -164,13 +168,20 @@ class Store:
         self.clock = clock
 
     @classmethod
-    def open(cls, url: str, *, clock: Callable[[], float] = time.time) -> "Store":
-        """``sqlite:///path`` or ``postgresql+psycopg://user@host/db``. Does not migrate: call :meth:`upgrade`."""
+    def open(
+        cls, url: str, *, clock: Callable[[], float] = time.time, busy_timeout: float = 10.0, pool_size: int = 10
+    ) -> "Store":
+        """``sqlite:///path`` or ``postgresql+psycopg://user@host/db``. Does not migrate: call :meth:`upgrade`.
+
+        ``busy_timeout`` (SQLite): how long a writer waits for another one before StoreUnavailable.
+        ``pool_size`` (Postgres): connections kept; up to twice as many more under load.
+        """
         parsed = _normalise_url(url)
         if parsed.get_backend_name() == "sqlite":
-            engine = _sqlite_engine(parsed)
+            engine = _sqlite_engine(parsed, busy_timeout)
         else:
-            engine = sa.create_engine(parsed, pool_pre_ping=True)
+            # Room for every worker to hold a link lock (one connection each) and still run queries.
+            engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=2 * pool_size)
         return cls(engine, clock)
 
     @property
@@ -209,11 +220,40 @@ class Store:
             with conn.begin():
                 yield conn
 
+    @contextmanager
+    def link_lock(self, link_id: int) -> Iterator[None]:
+        """Hold the link across replicas (Postgres advisory lock on a connection of its own).
+
+        On SQLite there is one process, whose in-process lock (:class:`syncd.locks.LinkLocks`)
+        is enough, so this holds nothing.
+        """
+        if self.backend != "postgresql":
+            yield
+            return
+        key = {"space": LINK_LOCK_SPACE, "link": link_id}
+        with self._translated():
+            conn = self._engine.connect()
+            conn.execute(sa.text("SELECT pg_advisory_lock(:space, :link)"), key)
+            conn.commit()
+        try:
+            yield
+        finally:
+            try:
+                with self._translated():
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:space, :link)"), key)
+                    conn.commit()
+            except StoreError:
+                conn.invalidate()  # a closed session releases its advisory locks; never pool it still locked
+                raise
+            finally:
+                conn.close()
+
     # -- schema ---------------------------------------------------------------------------------
 
     def upgrade(self) -> None:
-        """Migrate to head. Idempotent; on Postgres racing processes queue on an advisory lock."""
-        with self._translated(), self._engine.connect() as conn:
+        """Migrate to head. Idempotent. Racing processes queue on an advisory lock (Postgres) or on
+        SQLite's write lock (the migration runs in one BEGIN IMMEDIATE transaction)."""
+        with _UPGRADE_IN_PROCESS, self._translated(), self._engine.connect() as conn:
             conn.execution_options(syncd_write=True)
             postgres = self.backend == "postgresql"
             if postgres:

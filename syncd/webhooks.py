@@ -140,8 +140,7 @@ class _WebhookApp:
     async def _other(self, path: str, method: str, send: Send) -> None:
         handler = self.routes.get((method, path))
         if handler is None:
-            allowed = sorted(m for (m, p) in self.routes if p == path)
-            if allowed:
+            if any(p == path for (_, p) in self.routes):
                 raise _Refusal(405, "method_not_allowed", close=True)
             raise _Refusal(404, "unknown_path", close=True)
         try:

@@ -115,7 +115,7 @@ class Caller:
             except VendorError:
                 raise
             except Exception as e:
-                error = self.translate(operation, e)
+                error = self.translate(self.vendor, operation, e)
                 if error is None:
                     raise
                 METRICS.vendor_call(self.vendor, operation, error.status or 0, time.monotonic() - started)

@@ -167,16 +167,27 @@ class JiraConnector:
         failures: list[FieldFailure] = []
         plain = {k: v for k, v in values.items() if k != "status"}
         if plain:
-            try:
-                self._rest("editIssue", "PUT", f"issue/{issue_id}", body={"fields": self._field_payload(plain)})
-            except VendorError as e:
-                if e.retryable:
-                    raise
-                failures.extend(FieldFailure(k, v, str(e)) for k, v in plain.items())
+            failures.extend(self._edit(issue_id, plain))
         if "status" in values and values["status"] is not None:
             failure = self._transition(issue_id, str(values["status"]))
             if failure is not None:
                 failures.append(failure)
+        return failures
+
+    def _edit(self, issue_id: str, values: Mapping[str, Value]) -> list[FieldFailure]:
+        """One PUT for all fields; when Jira refuses it, one PUT per field, so a
+        single bad field (unknown, not on the screen, bad value) fails alone."""
+        try:
+            self._rest("editIssue", "PUT", f"issue/{issue_id}", body={"fields": self._field_payload(values)})
+            return []
+        except VendorError as e:
+            if e.retryable:
+                raise
+            if len(values) == 1:
+                return [FieldFailure(k, v, str(e)) for k, v in values.items()]
+        failures: list[FieldFailure] = []
+        for k, v in values.items():
+            failures.extend(self._edit(issue_id, {k: v}))
         return failures
 
     def _transition(self, issue_id: str, status: str) -> FieldFailure | None:

@@ -380,16 +380,27 @@ class IntercomWorld:
         self.data_attributes[attr.id] = attr
         return attr
 
-    def create_data_attribute(self, body: JSON) -> DataAttribute:
+    def create_data_attribute(self, body: JSON, *, conversation_model: bool = False) -> DataAttribute:
+        """``conversation_model``: only the Unstable API version creates conversation
+        attributes; on 2.14 an admin defines them in Intercom's settings
+        (:meth:`define_conversation_attribute`)."""
         name, model, dtype = body.get("name"), body.get("model"), body.get("data_type")
-        if not name or model not in ("contact", "company", "conversation"):
-            raise bad("name and a model of contact, company or conversation are required")
+        models = ("contact", "company", "conversation") if conversation_model else ("contact", "company")
+        if model not in models:
+            raise bad("The Data Attribute model field must be either contact or company", "model")
+        if not name:
+            raise bad("name is required", "name")
         if dtype not in CUSTOM_ATTRIBUTE_TYPES:
             raise bad(f"data_type {dtype!r} is not supported", "data_type")
         if any(a.model == model and a.name == name for a in self.data_attributes.values()):
-            raise bad(f"You already have '{name}' in your {model} data. To save this as new people data, "
-                      "use a different name.", "name")
+            raise bad(f"A {model} attribute with that name already exists", "name")
         return self._add_data_attribute(model, name, dtype, body.get("description") or "", custom=True)
+
+    def define_conversation_attribute(self, name: str, data_type: str = "string",
+                                      description: str = "") -> DataAttribute:
+        """What an admin does in Settings > Data > Conversation data."""
+        return self.create_data_attribute({"name": name, "model": "conversation", "data_type": data_type,
+                                           "description": description}, conversation_model=True)
 
     def data_attribute_json(self, a: DataAttribute) -> JSON:
         full = f"custom_attributes.{a.name}" if a.custom else a.name
@@ -610,10 +621,14 @@ class IntercomWorld:
 
     @staticmethod
     def _statistics(conv: Conversation) -> JSON:
-        return {"type": "conversation_statistics", "last_contact_reply_at": conv.last_contact_reply_at,
-                "last_admin_reply_at": conv.last_admin_reply_at,
-                "count_conversation_parts": len(conv.parts) + 1,
-                "count_reopens": sum(1 for p in conv.parts if p.part_type == "open")}
+        out: JSON = {"type": "conversation_statistics", "count_conversation_parts": len(conv.parts) + 1,
+                     "count_reopens": sum(1 for p in conv.parts if p.part_type == "open")}
+        # Intercom leaves a statistic out until it has happened.
+        for key, value in (("last_contact_reply_at", conv.last_contact_reply_at),
+                           ("last_admin_reply_at", conv.last_admin_reply_at)):
+            if value is not None:
+                out[key] = value
+        return out
 
     def conversation_record(self, conv: Conversation) -> JSON:
         """The flat view the search language filters on."""

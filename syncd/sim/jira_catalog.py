@@ -82,6 +82,8 @@ CUSTOM_FIELDS: dict[str, CustomField] = {f.id: f for f in (
     CustomField("customfield_10052", "SLA deadline", "datetime", _CF + "datetime"),
     CustomField("customfield_10053", "Severity", "select", _CF + "select",
                 (("10100", "Sev 1"), ("10101", "Sev 2"), ("10102", "Sev 3"))),
+    CustomField("customfield_10054", "Linked organizations", "number", _CF + "float"),
+    CustomField("customfield_10055", "Desk status", "text", _CF + "textfield"),
 )}
 
 # System fields: id -> (name, schema type, schema items, navigable, orderable)

@@ -228,6 +228,14 @@ def test_new_link_one_way_copies_from_its_source():
     assert p.decisions[0].kind == "copied"
 
 
+def test_new_link_never_lets_an_empty_value_wipe_the_other_side():
+    # A blank ticket linked to an issue that has a priority: the issue keeps it,
+    # even though the desk wins conflicts; the desk gets the issue's value.
+    m = mapping(replace(PRIORITY, conflict=ConflictRule.DESK_WINS))
+    p = assert_settles(m, desk_item({}), issue({"priority": "Low"}), {})
+    assert p.field_writes == (FieldWrite(Side.DESK, "priority", "low", "priority"),)
+
+
 def test_new_link_already_agreeing_stores_base_without_writes():
     p = plan(mapping(PRIORITY), LINK, desk_item({"priority": "high"}), issue({"priority": "High"}), {}, MirrorState())
     assert p.empty and p.new_base["priority"] == BaseEntry("high", "High")
@@ -268,7 +276,7 @@ def test_fanout_on_done_notes_reopens_desk_and_does_not_bounce_back():
     desk = desk_item({"status": "pending"})
     tracker = issue({"status": "Done", "fixVersions": ("2.4",)})
     p = assert_settles(m, desk, tracker, base)
-    assert p.field_writes == (FieldWrite(Side.DESK, "status", "open", "fanout"),)
+    assert p.field_writes == (FieldWrite(Side.DESK, "status", "open", "status"),)
     assert [(n.body, n.public) for n in p.notes] == [
         ("Jira ENG-1 is Done (fix version 2.4).", False), ("Good news: ENG-1 is fixed.", True)]
     assert len({n.key for n in p.notes}) == 2
@@ -282,6 +290,19 @@ def test_fanout_without_status_rule_writes_desk_status_locator():
     p = assert_settles(m, desk_item({"status": "pending"}), issue({"status": "Done"}), base)
     assert p.field_writes == (FieldWrite(Side.DESK, "status", "open", "fanout"),)
     assert p.notes[0].body == "Jira ENG-1 is Done."
+
+
+def test_fanout_reopens_the_status_locator_not_a_field_showing_the_jira_status():
+    # Jira status shown in a desk text field (one way): fan-out must reopen the
+    # ticket's own status and leave that field showing "Done".
+    shown = FieldRule("jira_status", desk="custom:9002", tracker="status", direction=Direction.TRACKER_TO_DESK)
+    m = mapping(shown, fanout=FanoutRules(on_status=("Done",), desk_status="open"))
+    base = synced_base(jira_status=("In Progress", "In Progress"))
+    base[STATUS_KEY] = BaseEntry(None, "In Progress")
+    desk = desk_item({"status": "pending", "custom:9002": "In Progress"})
+    p = assert_settles(m, desk, issue({"status": "Done"}), base)
+    assert set(p.field_writes) == {FieldWrite(Side.DESK, "custom:9002", "Done", "jira_status"),
+                                   FieldWrite(Side.DESK, "status", "open", "fanout")}
 
 
 def test_no_fanout_on_first_reconcile_of_a_link():
@@ -334,6 +355,14 @@ def test_history_rule_excludes_comments_before_the_link_unless_enabled():
     assert [w.source_id for w in plan(mapping(), LINK, desk, issue(), {}, MirrorState()).comment_writes] == ["c1"]
     m = mapping(comments=CommentRules(mirror_history=True))
     assert [w.source_id for w in plan(m, LINK, desk, issue(), {}, MirrorState()).comment_writes] == ["c0", "c1"]
+
+
+def test_comment_stamped_to_the_second_of_the_link_counts_as_new():
+    # The link was made at 12:00:00.700; Zendesk stamps a reply written at
+    # 12:00:00.900 as 12:00:00 -- it must still be mirrored.
+    link = replace(LINK, created_at=T0 + timedelta(milliseconds=700))
+    desk = desk_item(comments=[comment("c1", at=T0), comment("c0", at=T0 - timedelta(minutes=5))])
+    assert [w.source_id for w in plan(mapping(), link, desk, issue(), {}, MirrorState()).comment_writes] == ["c1"]
 
 
 @pytest.mark.parametrize("body,public,text", [

@@ -1,0 +1,186 @@
+"""``syncd demo``: the daemon at work, with no account anywhere.
+
+Starts the three simulators, a real ``syncd`` runtime (webhook server, pollers,
+workers) on a temporary SQLite, and plays two short stories through the
+simulators' actors — the way agents, customers and engineers would act — then
+checks each outcome. Every step prints what synced where and how long it took.
+Exits 0 when every check holds, 1 and the failed steps otherwise.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import click
+
+from .domain import DeskItem, ItemRef, TrackerIssue
+from .sim.world import World, build_world
+
+STEP_TIMEOUT = 20.0
+
+
+@dataclass(frozen=True)
+class StepResult:
+    title: str
+    ok: bool
+    seconds: float
+    detail: str
+
+
+def wait_for(check: Callable[[], object], timeout: float = STEP_TIMEOUT, every: float = 0.05) -> object:
+    """Poll ``check`` until it returns something truthy; return it (or None on timeout)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (KeyError, IndexError, LookupError):
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    return None
+
+
+class Story:
+    def __init__(self, world: World, echo: Callable[[str], None] = click.echo):
+        self.world = world
+        self.echo = echo
+        self.results: list[StepResult] = []
+
+    def step(self, title: str, act: Callable[[], None], check: Callable[[], object],
+             describe: Callable[[object], str]) -> object:
+        started = time.monotonic()
+        act()
+        value = wait_for(check)
+        seconds = time.monotonic() - started
+        ok = bool(value)
+        detail = describe(value) if ok else "did not happen in time"
+        self.results.append(StepResult(title, ok, seconds, detail))
+        mark = click.style("✓", fg="green") if ok else click.style("✗", fg="red")
+        self.echo(f" {mark} {title:<58} {seconds:6.2f}s  {detail}")
+        return value
+
+
+class Observer:
+    """Reads both sides over HTTP with syncd's own connectors, as a person looking at the UIs would."""
+
+    def __init__(self, world: World):
+        from .connectors.jira import JiraAccess, JiraConnector
+        from .connectors.zendesk import ZendeskAccess, ZendeskConnector
+        zc, jc = world.zendesk.describe()["credentials"], world.jira.describe()["credentials"]
+        self.zendesk = ZendeskConnector(ZendeskAccess(world.zendesk.base_url, zc["email"], zc["token"]))
+        self.jira = JiraConnector(JiraAccess(world.jira.base_url, jc["email"], jc["api_token"]),
+                                  field_locators=("customfield_10051",))
+
+    def ticket(self, ticket_id: int) -> DeskItem:
+        item = self.zendesk.fetch(ItemRef("zendesk", str(ticket_id)))
+        assert item is not None
+        return item
+
+    def issue(self, key: str) -> TrackerIssue | None:
+        return self.jira.resolve_key(key)
+
+    def ticket_has(self, ticket_id: int, text: str, public: bool) -> bool:
+        return any(text in c.body and c.public == public for c in self.ticket(ticket_id).comments)
+
+    def issue_has(self, key: str, text: str) -> bool:
+        issue = self.issue(key)
+        return issue is not None and any(text in c.body for c in issue.comments)
+
+
+def zendesk_story(world: World, story: Story) -> None:
+    z, j = world.zendesk, world.jira
+    look = Observer(world)
+    key_field = f"custom:{world.field_id(9001)}"
+    status_field = f"custom:{world.field_id(9002)}"
+    story.echo(click.style("Zendesk ↔ Jira", bold=True))
+
+    ticket = z.create_ticket("Checkout fails with a 500", "Paying by card fails with an error page.")
+
+    def issue_key(ticket_id: int) -> object:
+        key = look.ticket(ticket_id).fields.get(key_field)
+        return key if isinstance(key, str) and look.issue(key) is not None else None
+
+    key = story.step("agent tags the ticket jira_escalate → Jira issue created",
+                     lambda: z.agent_set(ticket, add_tags=["jira_escalate"]),
+                     lambda: issue_key(ticket),
+                     lambda k: f"{k} shown on ticket #{ticket}")
+    if not key:
+        return
+    key = str(key)
+    story.step("engineer comments in Jira → internal note on the ticket",
+               lambda: j.engineer_comment(key, "Reproduced: the payment gateway times out."),
+               lambda: look.ticket_has(ticket, "payment gateway times out", public=False),
+               lambda _: f"note on ticket #{ticket}")
+    story.step("customer replies on the ticket → comment in Jira",
+               lambda: z.customer_reply(ticket, "It also fails on mobile."),
+               lambda: look.issue_has(key, "It also fails on mobile."),
+               lambda _: f"comment on {key}")
+    story.step("engineer answers with #public → reply the customer sees",
+               lambda: j.engineer_comment(key, "#public A fix is on its way."),
+               lambda: look.ticket_has(ticket, "A fix is on its way.", public=True),
+               lambda _: f"public reply on ticket #{ticket}")
+
+    def both_edit() -> None:
+        z.agent_set(ticket, priority="low")
+        time.sleep(1.1)   # a later edit on the Jira side: "newest wins" must pick Jira's
+        j.engineer_edit(key, {"priority": {"name": "Highest"}})
+
+    story.step("priority edited on both sides → newest wins on both",
+               both_edit,
+               lambda: look.ticket(ticket).fields.get("priority") == "urgent"
+               and (look.issue(key) or _NONE).fields.get("priority") == "Highest",
+               lambda _: "ticket urgent, issue Highest")
+    second = z.create_ticket("Card payment broken", "Same here: checkout shows an error.")
+    story.step("second customer's ticket linked by typing the key",
+               lambda: z.agent_set(second, custom_fields={int(key_field.split(":")[1]): key}),
+               lambda: (look.issue(key) or _NONE).fields.get("customfield_10051") == "2",
+               lambda _: f"{key} shows 2 linked tickets")
+
+    def resolve() -> None:
+        j.engineer_transition(key, "In Progress")
+        j.engineer_transition(key, "Done")
+
+    story.step("engineer resolves the issue → every linked ticket told and reopened",
+               resolve,
+               lambda: all(look.ticket(t).fields.get(status_field) == "Done" and look.ticket(t).status == "open"
+                           and look.ticket_has(t, f"{key} is Done", public=False) for t in (ticket, second)),
+               lambda _: "2 tickets: Jira status Done, reopened, note added")
+
+
+class _None:
+    fields: dict = {}
+
+
+_NONE = _None()
+
+
+def run_demo(keep: bool = False, echo: Callable[[str], None] = click.echo) -> int:
+    from .logs import configure_logging
+    from .runtime import App
+
+    directory = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
+    echo(f"syncd demo: simulators + daemon on SQLite in {directory}")
+    configure_logging("warning", "console")
+    world = build_world(directory)
+    app = App.build(world.settings())
+    app.start()
+    story = Story(world, echo)
+    try:
+        zendesk_story(world, story)
+    finally:
+        app.stop()
+        world.stop()
+        if not keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    failed = [r for r in story.results if not r.ok]
+    total = sum(r.seconds for r in story.results)
+    echo(f"{len(story.results) - len(failed)} of {len(story.results)} steps checked out in {total:.1f}s")
+    for r in failed:
+        echo(f"FAILED: {r.title}")
+    return 1 if failed or not story.results else 0

@@ -1,0 +1,181 @@
+"""A whole simulated installation: the three vendor simulators, set up the way
+an admin would set up real accounts (custom fields created through the API,
+webhooks registered through the vendors' own APIs), plus a config file and
+mapping files pointing syncd at them. Used by ``syncd demo``, the end-to-end
+tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..mapping_loader import resolve_mapping_path
+from .intercom import IntercomSim
+from .jira import JiraSim
+from .zendesk import ZendeskSim
+
+# Placeholder ticket-field ids in the shipped Zendesk mapping → (title, type) to create.
+ZENDESK_FIELDS = {
+    9001: ("Jira issue", "text"),
+    9002: ("Jira status", "text"),
+    9003: ("Jira resolution", "text"),
+    9004: ("Jira fix versions", "text"),
+    9005: ("Jira project", "tagger"),
+    9006: ("Customer impact", "text"),
+}
+JIRA_PROJECT_OPTIONS = [{"name": "Support", "value": "jira_project_sup"},
+                        {"name": "Engineering", "value": "jira_project_eng"}]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class World:
+    zendesk: ZendeskSim
+    jira: JiraSim
+    intercom: IntercomSim
+    directory: Path
+    config_path: Path
+    env: dict[str, str]
+    http_port: int
+    zendesk_fields: dict[int, int] = field(default_factory=dict)   # placeholder id → real id
+
+    def field_id(self, placeholder: int) -> int:
+        return self.zendesk_fields[placeholder]
+
+    def stop(self) -> None:
+        for sim in (self.zendesk, self.jira, self.intercom):
+            sim.stop()
+
+    def settings(self) -> Any:
+        from ..config import load_settings
+        return load_settings(self.config_path, environ={**os.environ, **self.env})
+
+
+def _zendesk_api(sim: ZendeskSim, method: str, path: str, body: Any = None) -> Any:
+    creds = sim.describe()["credentials"]
+    auth = b64encode(f"{creds['email']}/token:{creds['token']}".encode()).decode()
+    req = urllib.request.Request(f"{sim.base_url}/api/v2/{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Basic {auth}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"null")
+
+
+def _create_zendesk_fields(sim: ZendeskSim) -> dict[int, int]:
+    ids: dict[int, int] = {}
+    for placeholder, (title, kind) in ZENDESK_FIELDS.items():
+        body: dict[str, Any] = {"type": kind, "title": title}
+        if kind == "tagger":
+            body["custom_field_options"] = JIRA_PROJECT_OPTIONS
+        ids[placeholder] = _zendesk_api(sim, "POST", "ticket_fields.json", {"ticket_field": body})["ticket_field"]["id"]
+    return ids
+
+
+def _render_mapping(name: str, substitutions: dict[str, str]) -> str:
+    text = resolve_mapping_path(f"builtin:{name}", Path(".")).read_text()
+    for old, new in substitutions.items():
+        text = re.sub(rf"\b{re.escape(old)}\b", new, text)
+    return text
+
+
+def build_world(directory: Path, database_url: str | None = None, *, workers: int = 4,
+                zendesk_poll: float = 10.0, jira_poll: float = 10.0, intercom_poll: float = 10.0,
+                export_exclusion: float = 0.0, log_level: str = "warning",
+                extra: str = "") -> World:
+    """Start the simulators and write ``config.toml`` + mappings into ``directory``.
+
+    Webhooks are registered towards ``http://127.0.0.1:<http_port>`` where the
+    daemon built from this config will listen.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    zendesk, jira, intercom = ZendeskSim().start(), JiraSim().start(), IntercomSim().start()
+    zendesk.configure({"export_exclusion": export_exclusion})
+    port = free_port()
+    fields = _create_zendesk_fields(zendesk)
+    subs = {f"custom:{p}": f"custom:{real}" for p, real in fields.items()}
+    (directory / "zendesk-jira.toml").write_text(_render_mapping("zendesk-jira", subs))
+    (directory / "intercom-jira.toml").write_text(_render_mapping("intercom-jira", {}))
+
+    jira_secret = secrets.token_hex(16)
+    from ..connectors.jira import JiraAccess, JiraConnector
+    from ..connectors.zendesk import ZendeskAccess, ZendeskConnector
+    from ..install import install_jira, install_zendesk
+    zc, jc = zendesk.describe()["credentials"], jira.describe()["credentials"]
+    hook = install_zendesk(ZendeskConnector(ZendeskAccess(zendesk.base_url, zc["email"], zc["token"])),
+                           f"http://127.0.0.1:{port}/webhooks/zendesk")
+    install_jira(JiraConnector(JiraAccess(jira.base_url, jc["email"], jc["api_token"])),
+                 f"http://127.0.0.1:{port}/webhooks/jira", jira_secret)
+    ic = intercom.describe()
+    intercom_admin = ic["admins"][0]["id"]
+    intercom.subscribe(f"http://127.0.0.1:{port}/webhooks/intercom",
+                       ["conversation.user.created", "conversation.user.replied", "conversation.admin.replied",
+                        "conversation.admin.noted", "conversation.admin.closed", "conversation.admin.opened",
+                        "ticket.created", "ticket.state.updated", "ticket.note.created"])
+    env = {
+        "SYNCD_ZENDESK_TOKEN": zc["token"], "SYNCD_ZENDESK_WEBHOOK_SECRET": hook.signing_secret,
+        "SYNCD_JIRA_API_TOKEN": jc["api_token"], "SYNCD_JIRA_WEBHOOK_SECRET": jira_secret,
+        "SYNCD_INTERCOM_TOKEN": ic["token"], "SYNCD_INTERCOM_CLIENT_SECRET": ic["webhook_client_secret"],
+    }
+    db = database_url or f"sqlite:///{directory / 'syncd.db'}"
+    config = f"""
+[syncd]
+database_url = "{db}"
+workers = {workers}
+lease_seconds = 30
+max_attempts = 5
+backoff_base_seconds = 0.5
+backoff_max_seconds = 5.0
+
+[http]
+host = "127.0.0.1"
+port = {port}
+
+[zendesk]
+url = "{zendesk.base_url}"
+email = "{zc['email']}"
+token = "env:SYNCD_ZENDESK_TOKEN"
+webhook_secret = "env:SYNCD_ZENDESK_WEBHOOK_SECRET"
+requests_per_minute = 6000
+poll_interval_seconds = {zendesk_poll}
+mapping = "zendesk-jira.toml"
+
+[jira]
+url = "{jira.base_url}"
+email = "{jc['email']}"
+api_token = "env:SYNCD_JIRA_API_TOKEN"
+webhook_secret = "env:SYNCD_JIRA_WEBHOOK_SECRET"
+requests_per_minute = 6000
+poll_interval_seconds = {jira_poll}
+poll_overlap_seconds = 120
+
+[intercom]
+url = "{intercom.base_url}"
+token = "env:SYNCD_INTERCOM_TOKEN"
+client_secret = "env:SYNCD_INTERCOM_CLIENT_SECRET"
+admin_id = "{intercom_admin}"
+requests_per_minute = 6000
+poll_interval_seconds = {intercom_poll}
+mapping = "intercom-jira.toml"
+
+[logging]
+level = "{log_level}"
+format = "json"
+{extra}
+"""
+    config_path = directory / "config.toml"
+    config_path.write_text(config)
+    return World(zendesk, jira, intercom, directory, config_path, env, port, fields)

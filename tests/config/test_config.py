@@ -1,0 +1,250 @@
+"""Settings: the example loads; every class of mistake names file, key and expectation."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from syncd.config import check, load_settings
+from syncd.errors import ConfigError
+from syncd.logs import redact
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "config.example.toml"
+ENV = {"ZENDESK_TOKEN": "zd-token-1234", "ZENDESK_WEBHOOK_SECRET": "zd-whsec-1234",
+       "JIRA_API_TOKEN": "jira-token-1234", "JIRA_WEBHOOK_SECRET": "jira-whsec-1234"}
+
+MINIMAL = f"""
+[zendesk]
+url = "http://127.0.0.1:8001"
+email = "syncd@acme.example"
+token = "env:ZENDESK_TOKEN"
+webhook_secret = "env:ZENDESK_WEBHOOK_SECRET"
+mapping = "{REPO / 'mappings' / 'zendesk-jira.toml'}"
+
+[jira]
+url = "http://127.0.0.1:8002"
+email = "syncd@acme.example"
+api_token = "env:JIRA_API_TOKEN"
+webhook_secret = "env:JIRA_WEBHOOK_SECRET"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "config.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def only_problem(path: Path, environ=ENV) -> ConfigError:
+    problems = check(path, environ)
+    assert len(problems) == 1, problems
+    with pytest.raises(ConfigError) as raised:
+        load_settings(path, environ)
+    assert str(raised.value) == str(problems[0])
+    return problems[0]
+
+
+def test_example_config_loads_with_secrets_from_env():
+    s = load_settings(EXAMPLE, ENV)
+    assert s.desks == ("zendesk",) and s.intercom is None
+    assert s.zendesk.requests_per_minute == 200 and s.zendesk.poll_interval_seconds == 30
+    assert s.zendesk.token.reveal() == "zd-token-1234"
+    assert s.jira.api_token.reveal() == "jira-token-1234" and s.jira.poll_overlap_seconds == 120
+    assert s.zendesk.mapping.desk == "zendesk"
+    assert s.zendesk.mapping.source_path == str(EXAMPLE.parent / "mappings" / "zendesk-jira.toml")
+    assert s.http.max_body_bytes == 1024 * 1024 and s.core.database_url == "sqlite:///./syncd.db"
+    assert s.logging.format == "auto" and s.core.instance.endswith(f":{os.getpid()}")   # default host:pid
+    assert "1234" not in repr(s) and "Secret('***')" in repr(s)
+    assert "zd-token-1234" not in redact("token is zd-token-1234")   # registered with the redactor
+
+
+def test_intercom_section_with_defaults(tmp_path):
+    text = MINIMAL + """
+[intercom]
+token = "env:IC_TOKEN"
+client_secret = "env:IC_SECRET"
+admin_id = "5017691"
+mapping = "builtin:intercom-jira"
+"""
+    s = load_settings(write(tmp_path, text), {**ENV, "IC_TOKEN": "ic-tok-1", "IC_SECRET": "ic-sec-1"})
+    assert s.desks == ("zendesk", "intercom")
+    assert s.intercom.url == "https://api.intercom.io" and s.intercom.api_version == "2.14"
+    assert s.intercom.mapping.desk == "intercom" and s.intercom.client_secret.reveal() == "ic-sec-1"
+
+
+def test_missing_key(tmp_path):
+    path = write(tmp_path, MINIMAL.replace('email = "syncd@acme.example"\napi_token', "api_token"))
+    err = only_problem(path)
+    assert (err.path, err.key) == (str(path), "jira.email")
+    assert "missing" in err.expected and "string" in err.expected
+
+
+def test_wrong_type(tmp_path):
+    path = write(tmp_path, MINIMAL + '\n[http]\nport = "8080"\n')
+    err = only_problem(path)
+    assert err.key == "http.port" and "an integer" in err.expected and "got a string" in err.expected
+    assert str(path) in str(err)
+
+
+def test_value_out_of_range(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("[jira]", "poll_interval_seconds = 5\n\n[jira]"))
+    err = only_problem(path)
+    assert err.key == "zendesk.poll_interval_seconds" and ">= 10" in err.expected
+
+
+def test_unknown_key_and_unknown_section(tmp_path):
+    path = write(tmp_path, MINIMAL.replace("[jira]", "requests_per_minut = 100\n\n[jira]"))
+    err = only_problem(path)
+    assert err.key == "zendesk.requests_per_minut"
+    assert "requests_per_minute" in err.expected and "unknown" in err.expected
+    err = only_problem(write(tmp_path, MINIMAL + "\n[zendsk]\nurl = 'x'\n"))
+    assert err.key == "zendsk"
+
+
+def test_literal_secret_is_refused_without_echoing_it(tmp_path):
+    path = write(tmp_path, MINIMAL.replace('"env:JIRA_API_TOKEN"', '"ATATT3xFfGF0-literal"'))
+    err = only_problem(path)
+    assert err.key == "jira.api_token"
+    assert "env:NAME" in err.expected and "literal" in err.expected
+    assert "ATATT3xFfGF0" not in str(err)
+
+
+def test_missing_env_var(tmp_path):
+    env = {k: v for k, v in ENV.items() if k != "ZENDESK_WEBHOOK_SECRET"}
+    err = only_problem(write(tmp_path, MINIMAL), env)
+    assert err.key == "zendesk.webhook_secret" and "ZENDESK_WEBHOOK_SECRET" in err.expected
+
+
+def test_credential_and_file_secrets(tmp_path):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "jira_api_token").write_text("from-credential-1\n")
+    (tmp_path / "zd.secret").write_text("from-file-1\r\n")
+    text = (MINIMAL.replace('"env:JIRA_API_TOKEN"', '"credential:jira_api_token"')
+                   .replace('"env:ZENDESK_TOKEN"', '"file:zd.secret"'))   # relative to the config file
+    s = load_settings(write(tmp_path, text), {**ENV, "CREDENTIALS_DIRECTORY": str(creds)})
+    assert s.jira.api_token.reveal() == "from-credential-1"
+    assert s.zendesk.token.reveal() == "from-file-1"
+
+
+def test_missing_credential_file(tmp_path):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    path = write(tmp_path, MINIMAL.replace('"env:JIRA_WEBHOOK_SECRET"', '"credential:jira_webhook_secret"'))
+    err = only_problem(path, {**ENV, "CREDENTIALS_DIRECTORY": str(creds)})
+    assert err.key == "jira.webhook_secret" and str(creds / "jira_webhook_secret") in err.expected
+    err = only_problem(path, ENV)   # not under systemd at all
+    assert "CREDENTIALS_DIRECTORY" in err.expected
+
+
+def test_mapping_file_missing(tmp_path):
+    path = write(tmp_path, MINIMAL.replace(str(REPO / "mappings" / "zendesk-jira.toml"), "nope.toml"))
+    err = only_problem(path)
+    assert err.key == "zendesk.mapping" and str(tmp_path / "nope.toml") in err.expected
+
+
+def test_bad_mapping_enum_names_the_mapping_file(tmp_path):
+    mapping = (REPO / "mappings" / "zendesk-jira.toml").read_text()
+    mapping = mapping.replace('direction = "tracker_to_desk"\nnote_on_change', 'direction = "to_desk"\nnote_on_change')
+    write(tmp_path, mapping, "zd.toml")
+    path = write(tmp_path, MINIMAL.replace(str(REPO / "mappings" / "zendesk-jira.toml"), "zd.toml"))
+    err = only_problem(path)
+    assert err.path == str(tmp_path / "zd.toml") and err.key == "fields[jira_status].direction"
+    assert "both" in err.expected and "tracker_to_desk" in err.expected and "'to_desk'" in err.expected
+
+
+def test_mapping_for_the_wrong_desk(tmp_path):
+    path = write(tmp_path, MINIMAL.replace(str(REPO / "mappings" / "zendesk-jira.toml"), "builtin:intercom-jira"))
+    err = only_problem(path)
+    assert err.key == "zendesk.mapping" and "intercom" in err.expected
+
+
+def test_toml_syntax_error_names_the_line(tmp_path):
+    path = write(tmp_path, MINIMAL.replace('port', 'x') + "\n[http]\nport = = 1\n")
+    err = only_problem(path)
+    line = MINIMAL.count("\n") + 3
+    assert err.path == str(path) and err.key.startswith(f"line {line},") and "TOML" in err.expected
+
+
+def test_at_least_one_desk_and_jira_are_required(tmp_path):
+    problems = check(write(tmp_path, "[logging]\nlevel = 'info'\n"), ENV)
+    assert {p.key for p in problems} == {"jira", "zendesk"}
+    assert any("at least one desk" in p.expected for p in problems)
+
+
+def test_check_returns_every_problem_at_once(tmp_path):
+    mapping = (REPO / "mappings" / "zendesk-jira.toml").read_text().replace('conflict = "newest"', 'conflict = "latest"')
+    write(tmp_path, mapping, "zd.toml")
+    text = (MINIMAL.replace(str(REPO / "mappings" / "zendesk-jira.toml"), "zd.toml")
+                   .replace('"env:JIRA_API_TOKEN"', '"plain-secret-value"')
+                   + '\n[syncd]\nworkers = "four"\nwrokers = 4\n\n[logging]\nformat = "xml"\n')
+    env = {k: v for k, v in ENV.items() if k != "ZENDESK_TOKEN"}
+    problems = check(write(tmp_path, text), env)
+    found = {(Path(p.path).name, p.key) for p in problems}
+    assert found == {
+        ("config.toml", "jira.api_token"), ("config.toml", "zendesk.token"),
+        ("config.toml", "syncd.workers"), ("config.toml", "syncd.wrokers"),
+        ("config.toml", "logging.format"), ("zd.toml", "fields[priority].conflict"),
+    }
+    with pytest.raises(ConfigError):
+        load_settings(tmp_path / "config.toml", env)
+
+
+def test_missing_config_file(tmp_path):
+    err = only_problem(tmp_path / "absent.toml")
+    assert err.path == str(tmp_path / "absent.toml") and "exist" in err.expected
+
+
+# ------------------------------------------------------------------ systemd unit
+
+UNIT = REPO / "systemd" / "syncd.service"
+
+
+def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
+    sections: dict[str, dict[str, list[str]]] = {}
+    current = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = sections.setdefault(line.strip("[]"), {})
+            continue
+        key, _, value = line.partition("=")
+        current.setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def test_systemd_unit_is_hardened_and_loads_credentials():
+    service = parse_unit(UNIT.read_text())["Service"]
+    one = {k: v[-1] for k, v in service.items()}
+    assert one["ExecStart"].endswith("syncd run --config /etc/syncd/config.toml")
+    assert one["Restart"] == "on-failure" and int(one["TimeoutStopSec"]) >= 30
+    expected = {"DynamicUser": "yes", "StateDirectory": "syncd", "ProtectSystem": "strict",
+                "ProtectHome": "yes", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
+                "PrivateDevices": "yes", "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
+                "CapabilityBoundingSet": "", "ReadWritePaths": "/var/lib/syncd"}
+    assert {k: one.get(k) for k in expected} == expected
+    assert "@system-service" in service["SystemCallFilter"]
+    credentials = {v.split(":", 1)[0] for v in service["LoadCredential"]}
+    assert credentials == {"zendesk_token", "jira_api_token", "zendesk_webhook_secret",
+                           "jira_webhook_secret", "intercom_token", "intercom_client_secret"}
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_systemd_analyze_verify(tmp_path):
+    syncd_bin = shutil.which("syncd") or str(REPO / ".venv" / "bin" / "syncd")
+    if not Path(syncd_bin).exists():
+        pytest.skip("no syncd executable to point ExecStart at")
+    # verify insists that ExecStart's binary exists: point it at this checkout's.
+    unit = tmp_path / "syncd.service"
+    unit.write_text(UNIT.read_text().replace("/usr/local/bin/syncd", syncd_bin))
+    done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=30)
+    complaints = [l for l in (done.stdout + done.stderr).splitlines() if re.search(r"syncd\.service", l)]
+    assert done.returncode == 0 and not complaints, done.stdout + done.stderr
