@@ -179,11 +179,6 @@ def text_to_html(text: str) -> str:
     return "".join(f"<p>{html.escape(line)}</p>" for line in text.strip().split("\n"))
 
 
-def same_text(a: str, b: str) -> bool:
-    """Whether two plain texts survive the HTML round trip as the same text."""
-    return html_to_text(text_to_html(a)) == html_to_text(text_to_html(b))
-
-
 # -- small pure helpers ------------------------------------------------------
 
 def _plain(obj: Any) -> Any:
@@ -560,7 +555,8 @@ class IntercomConnector:
         if "state" in some:
             state = some["state"]
             if state not in ("open", "closed"):
-                raise Refused("intercom", "updateTicket", f"a ticket's state can be written open or closed, not {state!r}")
+                raise Refused("intercom", "updateTicket",
+                              f"a ticket's state can be written open or closed, not {state!r}")
             kwargs["open"] = state == "open"
         self.call("updateTicket", lambda: self.client.tickets.update(ref.id, **kwargs))
 

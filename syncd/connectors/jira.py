@@ -4,10 +4,13 @@ Choices made on purpose:
 
 * **REST v2 for comments**: plain text in, plain text out, on Cloud and on
   Server/Data Center alike; v3 would need an ADF round trip for no gain here.
-* **Entity properties as write markers**: an issue carries ``syncd`` =
-  ``{"origin": "zendesk:123"}`` from the create call itself, and each mirrored
-  comment carries ``syncd`` = ``{"source": "..."}`` — so after a crash the
-  daemon finds what it already wrote instead of writing it again.
+* **Write markers**: an issue carries, from the create call itself, the label
+  ``syncd-zendesk-123`` and the entity property ``syncd`` =
+  ``{"origin": "zendesk:123"}``; each mirrored comment carries the property
+  ``syncd`` = ``{"source": "..."}``. After a crash the daemon finds what it
+  already wrote instead of writing it again. The *label* is what is searched:
+  on Jira Cloud, JQL indexes an entity property only when a Connect/Forge app
+  declares it, and syncd authenticates with an API token, not as an app.
 * The library's ``ResilientSession`` retries every method, POST included, so
   ``max_retries=0``; our :class:`~syncd.connectors.calls.Caller` retries instead.
 """
@@ -40,6 +43,11 @@ class JiraAccess:
     email: str
     api_token: str
     timeout: float = 30.0
+
+
+def origin_label(origin: str) -> str:
+    """``zendesk:123`` → ``syncd-zendesk-123`` (labels may not hold spaces; colons read badly in JQL)."""
+    return "syncd-" + origin.replace(":", "-")
 
 
 def parse_jira_time(text: str) -> datetime:
@@ -150,6 +158,7 @@ class JiraConnector:
             "summary": spec.summary, "description": spec.description,
         }
         fields.update(self._field_payload(spec.fields))
+        fields["labels"] = sorted(set(fields.get("labels") or []) | {origin_label(origin)})
         created = self._rest("createIssue", "POST", "issue", body={
             "fields": fields, "properties": [{"key": PROPERTY, "value": {"origin": origin}}]})
         issue = self.fetch(str(created["id"]))
@@ -157,7 +166,7 @@ class JiraConnector:
         return issue
 
     def find_created(self, origin: str) -> TrackerIssue | None:
-        jql = f'issue.property[{PROPERTY}].origin = "{origin}"'
+        jql = f'labels = "{origin_label(origin)}" ORDER BY created ASC'
         found = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
             jql, fields=["id"], maxResults=2, json_result=True))
         issues = found.get("issues") or []

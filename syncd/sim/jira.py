@@ -1228,6 +1228,12 @@ class JiraSim(SimServer):
             known = {"project", "key", "id", "updated", "created", "resolutiondate", "labels", "status",
                      "statuscategory", "resolution", "priority", "assignee", "reporter", "summary",
                      "fixversion", "component", "issuetype", "type", "issue.property"}
+            if c.field in jql.DATE_FIELDS:
+                for v in c.values:
+                    try:
+                        jql.date_literal(v, self.clock.now())
+                    except jql.JqlError as e:
+                        raise _err(400, str(e))
             if c.field not in known and c.field not in _CUSTOM_CLAUSES:
                 raise _err(400, f"Field '{c.field}' does not exist or you do not have permission to view it.")
         return query

@@ -39,7 +39,6 @@ from intercom import (
 )
 from intercom.core.api_error import ApiError
 
-from syncd.sim import contract
 from syncd.sim.core import Fault
 from syncd.sim.intercom import IntercomSim
 from syncd.sim.intercom_search import QueryError, compile_query, page_by_key
@@ -51,37 +50,6 @@ VERSION = {"Intercom-Version": "2.14"}
 # ---------------------------------------------------------------------------
 # fixtures and helpers
 # ---------------------------------------------------------------------------
-
-# Where intercom-2.14.yaml disagrees with the real service (reported to the lead
-# for syncd/sim/contract.py's CORRECTIONS; drop an entry once it lands there):
-# (operationId, words of the checker's problem text)
-KNOWN_DOCUMENT_ERRORS = (
-    # from.id is "format: uuid" yet "minLength: 24, maxLength: 24", and its own
-    # example is a 24-hex contact id: no real contact id can pass both.
-    ("createConversation", ("from/id", "is not a 'uuid'")),
-    # data_attribute.model lists contact|company, yet GET ?model=conversation
-    # (documented since 2.3) answers conversation attributes.
-    ("lisDataAttributes", ("model: 'conversation' is not one of",)),
-    # A request in Intercom-Version: Unstable is outside the 2.14 document.
-    ("createDataAttribute", ("model: 'conversation' is not one of",)),
-    ("createDataAttribute", ("'Unstable' is not one of",)),
-)
-
-
-def _known_document_error(v: Any) -> bool:
-    return any(v.operation == op and all(w in v.problem for w in words) for op, words in KNOWN_DOCUMENT_ERRORS)
-
-
-@pytest.fixture(autouse=True)
-def _tolerate_known_document_errors(contract_recorder: Any) -> Iterator[None]:
-    """Runs before the suite's contract check and takes only the known cases out."""
-    yield
-    if contract_recorder is None:
-        return
-    others = [v for v in contract_recorder.take() if not _known_document_error(v)]
-    if others:
-        pytest.fail(contract.format_report("intercom", [str(v) for v in others]), pytrace=False)
-
 
 @pytest.fixture
 def sim() -> Iterator[IntercomSim]:

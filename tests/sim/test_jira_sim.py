@@ -444,7 +444,8 @@ def test_search_jql_subset_paging_and_fields(sim: JiraSim, jira: JIRA, contract_
     props = jira.enhanced_search_issues(f"key = {c.key}", fields=[], properties="syncd.link", json_result=True)
     assert props["issues"][0]["properties"] == {"syncd.link": {"ticket": "123"}}
 
-    for bad in ("project = NOPE", "project = ", "labels ~ x", "key in (A-1"):
+    for bad in ("project = NOPE", "project = ", "labels ~ x", "key in (A-1", 'updated > "yesterday"',
+                "ORDER BY nonsense"):
         with pytest.raises(JIRAError) as exc:
             jira.search_issues(bad)
         assert exc.value.status_code == 400 and error_of(exc)["errorMessages"]
