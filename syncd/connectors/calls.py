@@ -99,7 +99,7 @@ def _short(text: str, limit: int = 300) -> str:
 class Caller:
     """Runs one vendor call with budget, retry policy, translation and metrics."""
 
-    def __init__(self, vendor: str, translate: Callable[[str, BaseException], VendorError | None],
+    def __init__(self, vendor: str, translate: Callable[[str, str, BaseException], VendorError | None],
                  budget: Budget | Unlimited | None = None, policy: RetryPolicy | None = None):
         self.vendor = vendor
         self.translate = translate

@@ -215,7 +215,8 @@ class SimServer:
         handler = _make_handler(self)
         self._httpd = ThreadingHTTPServer((self._host, self._port), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"sim-{self.vendor}", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"sim-{self.vendor}", daemon=True)
         self._thread.start()
         self.webhooks.start()
         return self
@@ -446,6 +447,12 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
 
         def log_message(self, format: str, *args: object) -> None:  # quiet
             pass
+
+        def setup(self) -> None:
+            super().setup()
+            # Headers and body go out in two writes; with Nagle's algorithm the
+            # second waits for the client's delayed ACK (~40 ms a request).
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def _handle(self) -> None:
             started = time.monotonic()
