@@ -113,6 +113,91 @@ def db_upgrade(config: str | None) -> None:
     click.echo(f"database at revision {store.current_revision()}")
 
 
+@main.group()
+def webhooks() -> None:
+    """Webhook registration with the vendors."""
+
+
+ZENDESK_SECRET_KEY = "zendesk.webhook_secret"
+
+
+def _install_config(path: Path) -> dict[str, Any]:
+    """The parsed config, with every secret ``webhooks install`` needs resolved.
+
+    Before the first install ``zendesk.webhook_secret`` cannot resolve yet:
+    Zendesk generates it during the install. So that one problem is allowed
+    here (the value is then ``None``); any other problem stops the command."""
+    import tomllib
+
+    from .config import check
+    from .secrets import resolve
+    problems = [p for p in check(path) if p.key != ZENDESK_SECRET_KEY]
+    if problems:
+        raise click.ClickException("bad config:\n" + "\n".join(str(p) for p in problems))
+    data = tomllib.loads(path.read_text())
+
+    def secret(section: str, key: str) -> str | None:
+        try:
+            return resolve(data[section][key], config_path=str(path), key=f"{section}.{key}").reveal()
+        except ConfigError:
+            return None
+    for section, keys in (("zendesk", ("token", "webhook_secret")), ("jira", ("api_token", "webhook_secret"))):
+        if section in data:
+            data[section] = {**data[section], **{f"{k}_value": secret(section, k) for k in keys}}
+    return data
+
+
+def _install_zendesk(z: dict[str, Any], endpoint: str) -> None:
+    from .connectors.zendesk import ZendeskAccess, ZendeskConnector
+    from .install import install_zendesk
+    from .logs import register_secret
+    hook = install_zendesk(ZendeskConnector(ZendeskAccess(z["url"], z["email"], z["token_value"])), endpoint)
+    register_secret(hook.signing_secret)   # redacted should anything ever log it
+    click.echo(f"zendesk: webhook {hook.webhook_id} and trigger {hook.trigger_id} -> {endpoint}")
+    where = z["webhook_secret"]
+    if z["webhook_secret_value"] == hook.signing_secret:
+        click.echo(f"zendesk: the signing secret is already stored where {ZENDESK_SECRET_KEY} points ({where})")
+        return
+    click.echo(f"zendesk: signing secret (printed here only, never logged): {hook.signing_secret}")
+    click.echo(f"zendesk: store it where {ZENDESK_SECRET_KEY} points ({where}), then restart syncd")
+
+
+def _install_jira(j: dict[str, Any], endpoint: str) -> None:
+    from .connectors.jira import JiraAccess, JiraConnector
+    from .install import install_jira
+    if j["webhook_secret_value"] is None:
+        raise click.ClickException(f"jira.webhook_secret ({j['webhook_secret']}) does not resolve: "
+                                   "choose a random secret and store it there first")
+    hook = install_jira(JiraConnector(JiraAccess(j["url"], j["email"], j["api_token_value"])),
+                        endpoint, j["webhook_secret_value"])
+    click.echo(f"jira: admin webhook {hook} -> {endpoint} (signed with jira.webhook_secret, {j['webhook_secret']})")
+
+
+@webhooks.command(name="install")
+@config_option
+@click.option("--public-url", default=None, help="How the vendors reach this daemon, e.g. https://syncd.example.com "
+              "(default: http.public_url from the config).")
+def webhooks_install(config: str | None, public_url: str | None) -> None:
+    """Register the Zendesk webhook + trigger and the Jira admin webhook (safe to run twice)."""
+    from .config import http_url
+    from .logs import configure_logging
+    data = _install_config(_config_path(config))
+    log_settings = data.get("logging", {})
+    configure_logging(log_settings.get("level", "info"), log_settings.get("format", "auto"))
+    url = (public_url or data.get("http", {}).get("public_url") or "").rstrip("/")
+    if not url or http_url(url) is not None:
+        raise click.BadParameter("an http(s) URL (or set http.public_url in the config)", param_hint="--public-url")
+    try:
+        if "zendesk" in data:
+            _install_zendesk(data["zendesk"], f"{url}/webhooks/zendesk")
+        _install_jira(data["jira"], f"{url}/webhooks/jira")
+    except SyncdError as e:
+        raise click.ClickException(str(e))
+    if "intercom" in data:
+        click.echo(f"intercom: in the Developer Hub, send webhook topics to {url}/webhooks/intercom "
+                   "(the app's client secret signs them: intercom.client_secret)")
+
+
 @main.command(help=LINK_HELP)
 @click.argument("item")
 @click.argument("key")
@@ -159,6 +244,7 @@ def _link_doc(l: Any) -> dict[str, Any]:
 @click.option("--limit", default=100)
 @config_option
 def links_list(as_json: bool, limit: int, config: str | None) -> None:
+    """Every link: desk item, Jira issue key and id."""
     store = _store(config)
     rows = [_link_doc(l) for l in store.list_links(limit=limit)]
     if as_json:
@@ -230,6 +316,7 @@ def dlq() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @config_option
 def dlq_list(as_json: bool, config: str | None) -> None:
+    """Items that kept failing, with their last error."""
     rows = _store(config).dead_letters()
     if as_json:
         click.echo(json.dumps([asdict(r) for r in rows], indent=2, default=str))
@@ -243,6 +330,7 @@ def dlq_list(as_json: bool, config: str | None) -> None:
 @click.argument("dead_id", type=int)
 @config_option
 def dlq_retry(dead_id: int, config: str | None) -> None:
+    """Put a dead letter back in the queue (attempts start again)."""
     if not _store(config).retry_dead(dead_id):
         raise click.ClickException(f"no dead letter {dead_id}")
     click.echo(f"dead letter {dead_id} is queued again")
@@ -252,6 +340,7 @@ def dlq_retry(dead_id: int, config: str | None) -> None:
 @click.argument("dead_id", type=int)
 @config_option
 def dlq_drop(dead_id: int, config: str | None) -> None:
+    """Forget a dead letter (the item syncs again on its next change)."""
     if not _store(config).drop_dead(dead_id):
         raise click.ClickException(f"no dead letter {dead_id}")
     click.echo(f"dead letter {dead_id} dropped")

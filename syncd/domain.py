@@ -110,6 +110,14 @@ class DeskItem:
     updated_at: datetime
     tags: tuple[str, ...] = ()
     due_at: datetime | None = None    # SLA deadline, when the desk has one
+    # Locators this kind of item cannot hold (exact, or a prefix ending in ":"),
+    # e.g. ``ticket_state`` on an Intercom conversation, ``tags`` on an Intercom
+    # ticket: mapping rules on them do not apply to it (one mapping serves
+    # every kind of item of a desk).
+    not_applicable: frozenset[str] = frozenset()
+
+    def holds(self, locator: str) -> bool:
+        return not any(locator == n or (n.endswith(":") and locator.startswith(n)) for n in self.not_applicable)
 
 
 @dataclass(frozen=True)

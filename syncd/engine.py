@@ -19,6 +19,7 @@ import structlog
 from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
 from .domain import DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import NotFound, Transient
+from .failpoints import failpoint
 from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
@@ -83,6 +84,7 @@ class Engine:
     # -- desk side --------------------------------------------------------
     def _reconcile_desk(self, ref: ItemRef, outcome: Outcome, dry_run: bool) -> None:
         desk = self.desks[ref.system]
+        seen = self._revisions(self.store.links_for_desk(ref))
         item = desk.fetch(ref)
         if item is None:
             log.info("desk_item_gone", item=str(ref))
@@ -95,7 +97,7 @@ class Engine:
                 links = [self._escalate(item, mapping, outcome)]
             self._desk_housekeeping(item, links, mapping, outcome)
         for link in links:
-            self._reconcile_link(link, outcome, dry_run, desk_item=item)
+            self._reconcile_link(link, outcome, dry_run, desk_item=item, seen=seen.get(link.id, 0))
 
     def _wants_escalation(self, item: DeskItem, mapping: Mapping) -> bool:
         rules = mapping.escalation
@@ -127,13 +129,18 @@ class Engine:
             spec = self._issue_spec(item, mapping)
             self.store.begin_intent(key, "create", None, {"origin": origin, "project": spec.project})
             issue = self.tracker.create_issue(spec, origin)
+            failpoint("after_issue_create")
             outcome.writes.append(Write(issue.key, "create", f"created for {origin}"))
             METRICS.inc("issues_created")
             log.info("issue_created", desk=origin, issue=issue.key, issue_id=issue.ref.id)
         self.store.finish_intent(key, issue.ref.id)
         link = self._add_link(item.ref, issue)
         note = mapping.escalation.note.format(issue_key=issue.key, issue_url=issue.url)
-        self._post_note(link, NoteWrite(f"note:escalated:{link.id}", note), outcome)
+        # Under the link's lock: a worker reconciling the new issue meanwhile would
+        # take this note's in-flight intent (e.g. waiting out a 429) for a crashed
+        # one and post it a second time.
+        with self.locks.hold(link.id):
+            self._post_note(link, NoteWrite(f"note:escalated:{link.id}", note), outcome)
         return link
 
     def _issue_spec(self, item: DeskItem, mapping: Mapping) -> IssueSpec:
@@ -197,7 +204,7 @@ class Engine:
         keys = ", ".join(sorted({l.issue_key for l in self.store.links_for_desk(item.ref)} or {l.issue_key for l in links}))
         if rules.key_field and item.fields.get(rules.key_field) != keys:
             values[rules.key_field] = keys
-        if rules.linked_tag and rules.linked_tag not in item.tags:
+        if rules.linked_tag and item.holds("tags") and rules.linked_tag not in item.tags:
             values["tags+"] = (rules.linked_tag,)
         if values:
             self._write_fields(Side.DESK, item.ref, None, values, outcome)
@@ -207,6 +214,7 @@ class Engine:
         links = self.store.links_for_issue(issue_id)
         if not links:
             return
+        seen = self._revisions(links)
         issue = self.tracker.fetch(issue_id)
         if issue is None:
             log.info("issue_gone", issue_id=issue_id, links=len(links))
@@ -215,9 +223,11 @@ class Engine:
             self.store.update_issue_key(issue_id, issue.key)
             log.info("issue_key_changed", issue_id=issue_id, old=links[0].issue_key, new=issue.key)
             links = self.store.links_for_issue(issue_id)
+            # The key field on each ticket is kept by the desk side's housekeeping.
+            self.store.mark_dirty([l.desk for l in links], "issue_key_changed")
         desk_items: list[DeskItem] = []
         for link in links:   # fan-out: every linked desk item in one pass
-            item = self._reconcile_link(link, outcome, dry_run, issue=issue)
+            item = self._reconcile_link(link, outcome, dry_run, issue=issue, seen=seen.get(link.id, 0))
             if item is not None:
                 desk_items.append(item)
         if not dry_run:
@@ -240,12 +250,22 @@ class Engine:
             self._write_fields(Side.TRACKER, issue.ref, issue.key, changed, outcome)
 
     # -- one link ---------------------------------------------------------
+    def _revisions(self, links: Sequence[Link]) -> dict[int, int]:
+        return {l.id: self.store.get_base(l.id)[1] for l in links}
+
     def _reconcile_link(self, link: Link, outcome: Outcome, dry_run: bool,
-                        desk_item: DeskItem | None = None, issue: TrackerIssue | None = None) -> DeskItem | None:
+                        desk_item: DeskItem | None = None, issue: TrackerIssue | None = None,
+                        seen: int = 0) -> DeskItem | None:
+        """``seen``: the link's base revision before ``desk_item``/``issue`` were read."""
         mapping = self.mappings[link.desk.system]
         with self.locks.hold(link.id):
             if not dry_run:
                 self._recover_intents(link, outcome)
+            base, revision = self.store.get_base(link.id)
+            if revision != seen:
+                # Another worker synced this link after our read: a stale value
+                # would look like a fresh edit and undo that worker's write.
+                desk_item, issue = None, None
             item = desk_item or self.desks[link.desk.system].fetch(link.desk)
             if item is None:
                 log.info("desk_item_gone", link=link.id, desk=str(link.desk))
@@ -254,7 +274,6 @@ class Engine:
             if issue is None:
                 log.info("issue_gone", link=link.id, issue_id=link.issue_id)
                 return item
-            base, revision = self.store.get_base(link.id)
             p = plan(mapping, link, item, issue, base, self._mirror_state(link))
             outcome.plans.append(p)
             outcome.decisions.extend(f"{d.field}: {d.kind}: {d.detail}" for d in p.decisions)
@@ -297,6 +316,7 @@ class Engine:
             failures = self.desks[ref.system].update_fields(ref, values)
         else:
             failures = self.tracker.update_fields(ref.id, values)
+        failpoint("after_field_write")
         failed = {f.locator for f in failures}
         for f in failures:
             log.warning("field_write_failed", target=str(ref), locator=f.locator, reason=f.reason)
@@ -323,6 +343,7 @@ class Engine:
         if intent.state == "done":
             return
         target = self._write_comment(link, key, cw.side, cw.body, cw.public, cw.attachments)
+        failpoint("after_comment_post")
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(link.issue_key if cw.side is Side.TRACKER else str(link.desk),
                                     "comment", _excerpt(cw.body)))
@@ -336,6 +357,7 @@ class Engine:
         if intent.state == "done":
             return
         target = self._write_comment(link, note.key, Side.DESK, note.body, note.public, ())
+        failpoint("after_note_post")
         self.store.finish_intent(note.key, target)
         outcome.writes.append(Write(str(link.desk), "note", _excerpt(note.body)))
         log.info("note_posted", link=link.id, key=note.key, public=note.public)

@@ -50,13 +50,18 @@ def install_zendesk(z: ZendeskConnector, endpoint: str) -> ZendeskWebhook:
     secret = call("GET", f"webhooks/{hook['id']}/signing_secret")["signing_secret"]["secret"]
     triggers = call("GET", "triggers.json").get("triggers", [])
     trigger = next((t for t in triggers if t.get("title") == NAME), None)
+    actions = [{"field": "notification_webhook", "value": [str(hook["id"]), ZENDESK_BODY]}]
     if trigger is None:
         trigger = call("POST", "triggers.json", {"trigger": {
             "title": NAME, "active": True,
             "conditions": {"all": [], "any": [
                 {"field": "update_type", "operator": "is", "value": "Create"},
                 {"field": "update_type", "operator": "is", "value": "Change"}]},
-            "actions": [{"field": "notification_webhook", "value": [str(hook["id"]), ZENDESK_BODY]}]}})["trigger"]
+            "actions": actions}})["trigger"]
+    elif trigger.get("actions") != actions:
+        # The public URL changed (a new webhook, with its own secret): the trigger
+        # must call the new webhook, or every delivery fails the signature check.
+        trigger = call("PUT", f"triggers/{trigger['id']}.json", {"trigger": {"actions": actions}})["trigger"]
     return ZendeskWebhook(str(hook["id"]), str(trigger["id"]), secret)
 
 

@@ -165,6 +165,8 @@ def _install_handler(handler: logging.Handler, level: int) -> None:
             foreign.removeHandler(old)
         foreign.propagate = True
         foreign.setLevel(logging.NOTSET)
+    # SQLAlchemy echoes every statement *with its parameters* (webhook bodies) at INFO.
+    logging.getLogger("sqlalchemy").setLevel(max(level, logging.WARNING))
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from typing import Callable
+from typing import Callable, Mapping
 
 
 class Metrics:
@@ -20,6 +20,7 @@ class Metrics:
         self.counters: dict[str, int] = defaultdict(int)
         self.lags: list[float] = []
         self.gauges: dict[str, Callable[[], float | None]] = {}
+        self.labelled: dict[str, tuple[str, Callable[[], Mapping[str, float]]]] = {}
 
     def vendor_call(self, vendor: str, operation: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -41,6 +42,10 @@ class Metrics:
 
     def gauge(self, name: str, fn: Callable[[], float | None]) -> None:
         self.gauges[name] = fn
+
+    def labelled_gauge(self, name: str, label: str, fn: Callable[[], Mapping[str, float]]) -> None:
+        """One gauge per label value, e.g. ``syncd_budget_used_requests{vendor="jira"}``."""
+        self.labelled[name] = (label, fn)
 
     def render(self) -> str:
         lines: list[str] = []
@@ -67,6 +72,13 @@ class Metrics:
             if value is not None:
                 lines.append(f"# TYPE syncd_{name} gauge")
                 lines.append(f"syncd_{name} {value}")
+        for name, (label, values) in sorted(self.labelled.items()):
+            try:
+                rows = values()
+            except Exception:
+                continue
+            lines.append(f"# TYPE syncd_{name} gauge")
+            lines.extend(f'syncd_{name}{{{label}="{key}"}} {value}' for key, value in sorted(rows.items()))
         return "\n".join(lines) + "\n"
 
 

@@ -15,6 +15,7 @@ from typing import Callable
 import structlog
 
 from .connectors.base import PollPage
+from .failpoints import failpoint
 from .store import Store
 
 log = structlog.get_logger("syncd.poller")
@@ -28,8 +29,12 @@ class PollSource:
 
 
 class Poller:
-    def __init__(self, store: Store, source: PollSource, owner: str, on_items: Callable[[], None] | None = None):
+    def __init__(self, store: Store, source: PollSource, owner: str, on_items: Callable[[], None] | None = None,
+                 lease_ttl: float | None = None):
         self.store, self.source, self.owner, self.on_items = store, source, owner, on_items
+        # How long a silent leader keeps the source: a replica takes over after this.
+        self.lease_ttl = lease_ttl if lease_ttl is not None else max(30.0, source.interval * 3)
+        self.leader = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
@@ -43,17 +48,32 @@ class Poller:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self.leader:
+            try:   # hand the source over now rather than after the ttl
+                self.store.release_lease(self._lease_name, self.owner)
+            except Exception as e:
+                log.warning("lease_release_failed", source=self.source.name, error=str(e))
+            self.leader = False
+
+    @property
+    def _lease_name(self) -> str:
+        return f"poll:{self.source.name}"
 
     def poll_once(self) -> int | None:
         """One round; returns how many items it marked dirty (``None``: not the leader)."""
         import time
-        fence = self.store.acquire_lease(f"poll:{self.source.name}", self.owner, ttl=max(30.0, self.source.interval * 3))
+        fence = self.store.acquire_lease(self._lease_name, self.owner, ttl=self.lease_ttl)
+        if (fence is not None) != self.leader:
+            log.info("poll_leader" if fence is not None else "poll_follower", source=self.source.name,
+                     owner=self.owner, fence=fence)
+        self.leader = fence is not None
         if fence is None:
             return None
         marked = 0
         while True:
             cursor = self.store.get_cursor(self.source.name)
             page = self.source.poll(cursor)
+            failpoint("mid_poll_page", bool(page.items), self.source.name)
             self.store.advance_cursor(self.source.name, page.cursor, page.items, fence)
             marked += len(page.items)
             if not page.more or self._stop.is_set():

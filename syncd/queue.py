@@ -39,6 +39,7 @@ class Claim:
     attempts: int
     owner: str
     lease_expires: float
+    dirty_since: float | None = None   # when the item first became dirty: propagation lag
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,9 @@ def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now
         return []
     expires = now + lease_seconds
     conn.execute(sa.update(dirty).where(d.ref.in_(keys)).values(lease_owner=owner, lease_expires=expires))
-    rows = conn.execute(sa.select(d.ref, d.version, d.attempts).where(d.ref.in_(keys)).order_by(d.due_at, d.ref))
-    return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires) for r in rows]
+    rows = conn.execute(
+        sa.select(d.ref, d.version, d.attempts, d.dirty_since).where(d.ref.in_(keys)).order_by(d.due_at, d.ref))
+    return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires, r.dirty_since) for r in rows]
 
 
 def complete(conn: sa.Connection, claim: Claim, now: float) -> bool:

@@ -179,6 +179,11 @@ def _to_desk(rule: FieldRule, value: Value) -> Value:
 def _same(a: Value, b: Value) -> bool:
     # Connectors may report an empty multi-valued field as None or as ():
     # both mean "empty", and treating them as different would write forever.
+    # A text field shows a multi-valued one (fix versions) as "1.0, 1.1".
+    if isinstance(a, tuple) and isinstance(b, str):
+        return ", ".join(a) == b
+    if isinstance(b, tuple) and isinstance(a, str):
+        return ", ".join(b) == a
     return a == b or (not a and not b and a != "" and b != "")
 
 
@@ -438,6 +443,10 @@ def plan(mapping: Mapping, link: Link, desk: DeskItem, tracker: TrackerIssue,
     new_base: dict[str, BaseEntry] = {}
     decisions: list[Decision] = []
     for rule in mapping.fields:
+        if not desk.holds(rule.desk):   # e.g. a ticket-only rule on a conversation
+            if rule.name in base:
+                new_base[rule.name] = base[rule.name]
+            continue
         outcome = _reconcile_field(rule, desk, tracker, base.get(rule.name))
         if outcome.write is not None:
             writes[(outcome.write.side, outcome.write.locator)] = outcome.write

@@ -31,24 +31,37 @@ from .worker import WorkerPool, WorkerSettings
 log = structlog.get_logger("syncd.runtime")
 
 
-def build_connectors(settings: Settings) -> tuple[dict[str, DeskConnector], TrackerConnector]:
+def build_budgets(settings: Settings) -> dict[str, Budget]:
+    """One token bucket per vendor account, shared by every thread of the process."""
+    budgets = {"jira": Budget(settings.jira.requests_per_minute)}
+    if settings.zendesk is not None:
+        budgets["zendesk"] = Budget(settings.zendesk.requests_per_minute)
+    if settings.intercom is not None:
+        budgets["intercom"] = Budget(settings.intercom.requests_per_minute)
+    return budgets
+
+
+def build_connectors(settings: Settings, timeout: float = 30.0, budgets: dict[str, Budget] | None = None,
+                     ) -> tuple[dict[str, DeskConnector], TrackerConnector]:
+    """``timeout``: seconds a vendor call may take before it counts as a (retryable) failure."""
+    budgets = budgets or build_budgets(settings)
     j = settings.jira
     field_locators = sorted({r.tracker for m in _mappings(settings).values() for r in m.fields}
                             | {f for m in _mappings(settings).values()
                                for f in (m.linked_count_field, m.linked_orgs_field, m.sla_field) if f})
-    tracker = JiraConnector(JiraAccess(j.url, j.email, j.api_token.reveal()),
-                            budget=Budget(j.requests_per_minute), field_locators=field_locators)
+    tracker = JiraConnector(JiraAccess(j.url, j.email, j.api_token.reveal(), timeout),
+                            budget=budgets["jira"], field_locators=field_locators)
     desks: dict[str, DeskConnector] = {}
     if settings.zendesk is not None:
         z = settings.zendesk
-        desks["zendesk"] = ZendeskConnector(ZendeskAccess(z.url, z.email, z.token.reveal()),
-                                            budget=Budget(z.requests_per_minute))
+        desks["zendesk"] = ZendeskConnector(ZendeskAccess(z.url, z.email, z.token.reveal(), timeout),
+                                            budget=budgets["zendesk"])
     if settings.intercom is not None:
         from .connectors.intercom import IntercomAccess, IntercomConnector
         i = settings.intercom
         desks["intercom"] = IntercomConnector(
-            IntercomAccess(i.url, i.token.reveal(), i.admin_id, i.api_version),
-            budget=Budget(i.requests_per_minute))
+            IntercomAccess(i.url, i.token.reveal(), i.admin_id, i.api_version, timeout),
+            budget=budgets["intercom"])
     return desks, tracker
 
 
@@ -79,16 +92,19 @@ class App:
     workers: WorkerPool
     pollers: list[Poller]
     owner: str
+    budgets: dict[str, Budget] = field(default_factory=dict)
     server: uvicorn.Server | None = None
+    last_webhook_at: float | None = None
     _server_thread: threading.Thread | None = field(default=None, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, migrate: bool = True) -> "App":
+    def build(cls, settings: Settings, migrate: bool = True, vendor_timeout: float = 30.0) -> "App":
         store = Store.open(settings.core.database_url)
         if migrate:
             store.upgrade()
-        desks, tracker = build_connectors(settings)
+        budgets = build_budgets(settings)
+        desks, tracker = build_connectors(settings, vendor_timeout, budgets)
         owner = settings.core.instance or f"{socket.gethostname()}:{os.getpid()}"
         engine = Engine(store, desks, tracker, _mappings(settings),
                         locks=LinkLocks(getattr(store, "link_lock", None)))
@@ -96,12 +112,22 @@ class App:
         workers = WorkerPool(store, engine, owner, WorkerSettings(
             threads=c.workers, lease_seconds=c.lease_seconds, max_attempts=c.max_attempts,
             backoff_base=c.backoff_base_seconds, backoff_max=c.backoff_max_seconds))
-        pollers = [Poller(store, s, owner, on_items=workers.wake.set)
+        pollers = [Poller(store, s, owner, on_items=workers.wake.set, lease_ttl=max(float(c.lease_seconds), s.interval * 3))
                    for s in _poll_sources(settings, desks, tracker)]  # type: ignore[arg-type]
-        app = cls(settings, store, engine, workers, pollers, owner)
-        METRICS.gauge("queue_depth", store.queue_depth)
-        METRICS.gauge("oldest_dirty_age_seconds", store.oldest_dirty_age)
+        app = cls(settings, store, engine, workers, pollers, owner, budgets)
+        app._register_metrics()
         return app
+
+    def _register_metrics(self) -> None:
+        METRICS.gauge("queue_depth", self.store.queue_depth)
+        METRICS.gauge("oldest_dirty_age_seconds", self.store.oldest_dirty_age)
+        METRICS.gauge("dead_letters", self.store.count_dead_letters)
+        METRICS.gauge("workers_busy", lambda: self.workers.busy)
+        METRICS.labelled_gauge("budget_requests_per_minute", "vendor",
+                               lambda: {v: b.per_minute for v, b in self.budgets.items()})
+        METRICS.labelled_gauge("budget_used_requests", "vendor", lambda: {v: b.used for v, b in self.budgets.items()})
+        METRICS.labelled_gauge("budget_wait_seconds", "vendor",
+                               lambda: {v: round(b.waited, 3) for v, b in self.budgets.items()})
 
     # -- HTTP -------------------------------------------------------------
     def asgi(self) -> Any:
@@ -112,27 +138,44 @@ class App:
             intercom_secret=s.intercom.client_secret.reveal().encode() if s.intercom else None,
             max_body_bytes=s.http.max_body_bytes)
         routes = {("GET", "/readyz"): self._readyz, ("GET", "/metrics"): self._metrics}
-        return make_app(self.store, config, extra_routes=routes, on_stored=lambda refs: self.workers.wake.set())
+        return make_app(self.store, config, extra_routes=routes, on_stored=self._on_stored)
 
-    def _readyz(self) -> Response:
+    def _on_stored(self, refs: tuple[Any, ...]) -> None:
+        self.last_webhook_at = time.time()
+        METRICS.inc("webhooks_stored")
+        self.workers.wake.set()
+
+    def readiness(self) -> dict[str, Any]:
+        """What /readyz answers and ``syncd status`` prints: each problem names its part
+        (``database``, ``poller jira``, ``worker``) and the error as the part saw it."""
         problems: list[str] = []
         try:
-            depth = self.store.queue_depth()
+            depth, age, dead = self.store.queue_depth(), self.store.oldest_dirty_age(), self.store.count_dead_letters()
         except Exception as e:
-            return Response.json(503, {"status": "unready", "problems": [f"database: {e}"]})
+            return {"status": "unready", "problems": [f"database: {e}"]}
         for p in self.pollers:
             if p.last_error:
                 problems.append(f"poller {p.source.name}: {p.last_error}")
+        if self.workers.claim_error:
+            problems.append(f"database: {self.workers.claim_error}")
         if self.workers.last_error:
             problems.append(f"worker: {self.workers.last_error}")
-        body = {"status": "ready" if not problems else "degraded", "queue_depth": depth, "problems": problems}
-        return Response.json(200 if not problems else 503, body)
+        webhook_age = None if self.last_webhook_at is None else round(time.time() - self.last_webhook_at, 1)
+        return {"status": "ready" if not problems else "degraded", "problems": problems, "queue_depth": depth,
+                "oldest_dirty_age_seconds": None if age is None else round(age, 1), "dead_letters": dead,
+                "last_webhook_age_seconds": webhook_age,
+                "pollers": {p.source.name: {"leader": p.leader, "last_success": p.last_success} for p in self.pollers}}
+
+    def _readyz(self) -> Response:
+        body = self.readiness()
+        return Response.json(200 if body["status"] == "ready" else 503, body)
 
     def _metrics(self) -> Response:
         return Response(200, METRICS.render().encode(), "text/plain; version=0.0.4")
 
     # -- life cycle -------------------------------------------------------
     def start(self, serve_http: bool = True) -> None:
+        self.store.acquire_daemon_lock()   # SQLite: refuse to be the second daemon on the file
         self.workers.start()
         for p in self.pollers:
             p.start()

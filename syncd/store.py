@@ -12,7 +12,10 @@ Postgres the replicas' clocks must agree to well within a lease length (NTP).
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import socket
 import threading
 import time
 from contextlib import contextmanager
@@ -38,7 +41,7 @@ from .schema import audit as audit_t
 from .schema import cursors, inbox, insert_for, intents, leases, link_base, links
 
 __all__ = [
-    "AuditRow", "BaseEntry", "Claim", "DeadLetter", "Fenced", "Intent", "LinkNotFound",
+    "AuditRow", "BaseEntry", "Claim", "DaemonRunning", "DeadLetter", "Fenced", "Intent", "LinkNotFound",
     "StaleBase", "Store", "StoreError", "StoreUnavailable", "alembic_config",
 ]
 
@@ -65,6 +68,10 @@ class StaleBase(StoreError):
 
 class Fenced(StoreError):
     """A poller whose leadership was taken over tried to advance a cursor."""
+
+
+class DaemonRunning(StoreError):
+    """Another syncd daemon already holds this SQLite database (SQLite serves one daemon)."""
 
 
 class LinkNotFound(StoreError):
@@ -166,6 +173,7 @@ class Store:
     def __init__(self, engine: sa.Engine, clock: Callable[[], float] = time.time) -> None:
         self._engine = engine
         self.clock = clock
+        self._daemon_lock: Any = None   # the open lock file while this process is the daemon
 
     @classmethod
     def open(
@@ -189,7 +197,45 @@ class Store:
         return self._engine.dialect.name
 
     def close(self) -> None:
+        self.release_daemon_lock()
         self._engine.dispose()
+
+    def acquire_daemon_lock(self) -> None:
+        """Become *the* daemon of a SQLite database, or raise :class:`DaemonRunning`.
+
+        Two daemons on one SQLite file would both poll and claim, and SQLite's
+        write lock would make them take turns at best; so the second is refused.
+        An ``flock`` on ``<db>.daemon.lock`` rather than a row with a heartbeat:
+        the kernel drops it when the process dies, even by SIGKILL, so a crashed
+        daemon never blocks its restart. Commands (``syncd status``, ``link``…)
+        do not take it. Postgres needs none: replicas share the work there.
+        """
+        database = self._engine.url.database if self.backend == "sqlite" else None
+        if not database or database == ":memory:" or self._daemon_lock is not None:
+            return
+        path = Path(database).with_name(Path(database).name + ".daemon.lock")
+        handle = open(path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown process"
+            handle.close()
+            raise DaemonRunning(
+                f"another syncd daemon ({holder}) already runs on {database}: SQLite serves one daemon; "
+                "stop it first, or use Postgres to run several replicas") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        handle.flush()
+        self._daemon_lock = handle
+        log.info("daemon_lock_held", path=str(path))
+
+    def release_daemon_lock(self) -> None:
+        handle, self._daemon_lock = self._daemon_lock, None
+        if handle is not None:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     def __enter__(self) -> "Store":
         return self
@@ -507,6 +553,10 @@ class Store:
             return bool(conn.execute(stmt).rowcount)
 
     # -- dead letters ---------------------------------------------------------------------------
+
+    def count_dead_letters(self) -> int:
+        with self._tx(write=False) as conn:
+            return conn.scalar(sa.select(sa.func.count()).select_from(queue.dead_letters)) or 0
 
     def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         with self._tx(write=False) as conn:

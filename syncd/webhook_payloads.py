@@ -125,8 +125,9 @@ PARSERS: Mapping[str, Callable[[bytes, Headers], Parsed]] = {
 
 def _intercom_kind(topic: str) -> str | None:
     # "conversation_part.*" and "contact.*" topics are not ours: match on the
-    # dotted prefix, not on the word.
-    if topic.startswith("conversation."):
+    # dotted prefix, not on the word. Except tagging: its item is the whole
+    # conversation, and a tag is how a teammate escalates.
+    if topic.startswith("conversation.") or topic == "conversation_part.tag.created":
         return "intercom:conversation"
     if topic.startswith("ticket."):
         return "intercom:ticket"

@@ -22,6 +22,7 @@ import structlog
 
 from .domain import ItemRef
 from .errors import SyncdError
+from .failpoints import failpoint
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
 from .webhook_payloads import PARSERS, Headers, Ignored, MalformedPayload
 
@@ -199,6 +200,7 @@ class _WebhookApp:
         if not stored:
             log.info("webhook_duplicate", vendor=vendor, delivery_id=delivery_id)
             return "duplicate"
+        failpoint("after_delivery_stored")
         log.info("webhook_stored", vendor=vendor, delivery_id=delivery_id, items=[str(r) for r in refs])
         self._notify(refs)
         return "stored"

@@ -50,8 +50,10 @@ class WorkerPool:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self.busy = 0
+        self.processed = 0                      # claims settled by this pool (replica tests, status)
         self._busy_lock = threading.Lock()
-        self.last_error: str | None = None
+        self.claim_error: str | None = None     # the database refused the last claim (None once it works again)
+        self.last_error: str | None = None      # the last item failure (None after the next success)
 
     def start(self) -> None:
         for n in range(self.settings.threads):
@@ -73,16 +75,26 @@ class WorkerPool:
             try:
                 claims = self.store.claim(owner, 1, self.settings.lease_seconds)
             except Exception as e:   # the database is down: say so, wait, try again
-                self.last_error = f"claim failed: {e}"
+                self.claim_error = f"claim failed: {e}"
                 log.error("claim_failed", error=str(e))
                 self._stopping.wait(1.0)
                 continue
+            if self.claim_error is not None:
+                log.info("claim_recovered")
+                self.claim_error = None
             if not claims:
                 self.wake.wait(self.settings.idle_wait)
                 self.wake.clear()
                 continue
             for claim in claims:
-                self.process(claim)
+                try:
+                    self.process(claim)
+                except Exception as e:
+                    # The claim could not even be settled (database gone mid-way): the thread
+                    # must survive; the lease runs out and the item is claimed again.
+                    self.claim_error = f"settle failed: {e}"
+                    log.error("settle_failed", item=str(claim.ref), error=f"{type(e).__name__}: {e}")
+                    self._stopping.wait(1.0)
 
     def process(self, claim: Claim) -> None:
         with self._busy_lock:
@@ -91,10 +103,15 @@ class WorkerPool:
         try:
             outcome = self.engine.reconcile(claim.ref)
             self.store.complete(claim)
+            self.last_error = None
+            if outcome.writes and claim.dirty_since is not None:
+                METRICS.lag(max(0.0, self.store.clock() - claim.dirty_since))
             if outcome.writes:
                 log.info("item_reconciled", item=str(claim.ref), writes=len(outcome.writes),
                          seconds=round(time.monotonic() - started, 3))
         except RateLimited as e:
+            if e.scope != "jira-per-issue-on-write":   # one busy issue is not the account's problem
+                self.last_error = f"{claim.ref}: {e}"
             self.store.defer(claim, max(e.retry_after, 0.5), str(e))
             log.warning("item_deferred", item=str(claim.ref), reason="rate_limited", retry_after=e.retry_after,
                         scope=e.scope)
@@ -110,3 +127,4 @@ class WorkerPool:
         finally:
             with self._busy_lock:
                 self.busy -= 1
+                self.processed += 1

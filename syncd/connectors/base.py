@@ -38,7 +38,11 @@ class DeskConnector(Protocol):
     system: str   # "zendesk" | "intercom"
 
     def fetch(self, ref: ItemRef) -> DeskItem | None:
-        """Current state, comments included; ``None`` when the item is gone."""
+        """Current state, comments included; ``None`` when the item is gone.
+        ``DeskItem.not_applicable`` names the mapping's locators this kind of item lacks."""
+
+    def agent_url(self, ref: ItemRef) -> str:
+        """The item's page for an agent (shown in the Jira issue's remote link)."""
 
     def update_fields(self, ref: ItemRef, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
         """Write several locators in as few calls as the vendor allows (Zendesk: one PUT)."""

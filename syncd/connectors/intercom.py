@@ -318,7 +318,9 @@ def ticket_fields(raw: JSON) -> dict[str, Value]:
         "ticket_state": ticket_state_of(raw),
     }
     for name, value in (raw.get("ticket_attributes") or {}).items():
-        fields[f"ticket_attr:{name}"] = canonical(value)
+        # ``attr:<name>`` too, so one mapping serves conversations and tickets
+        # (a ticket type given the same attribute names gets the same sync).
+        fields[f"ticket_attr:{name}"] = fields[f"attr:{name}"] = canonical(value)
     return fields
 
 
@@ -383,6 +385,7 @@ class IntercomConnector:
             requester=person.name, organization=person.organization, fields=fields,
             comments=conversation_comments(raw, self.admin_id), updated_at=epoch(raw.get("updated_at")),
             tags=fields["tags"] or (),   # type: ignore[arg-type]
+            not_applicable=frozenset({"ticket_state", "ticket_attr:"}),
         )
 
     def _ticket_item(self, ref: ItemRef, raw: JSON) -> DeskItem:
@@ -395,10 +398,13 @@ class IntercomConnector:
             description=html_to_text(str(attrs.get("_default_description_") or "")),
             requester=person.name, organization=person.organization, fields=fields,
             comments=ticket_comments(raw, self.admin_id), updated_at=epoch(raw.get("updated_at")),
+            not_applicable=frozenset({"tags"}),   # the API never shows a ticket's tags
         )
 
     def item_url(self, ref: ItemRef) -> str:
         return web_url(self.access.url, self._app(), ref.id)
+
+    agent_url = item_url   # the name the engine asks for (DeskConnector.agent_url)
 
     def _app(self) -> str:
         if self._app_id is None:
@@ -532,9 +538,9 @@ class IntercomConnector:
 
     def _ticket_writes(self, ref: ItemRef, values: Mapping[str, Value]) -> list[FieldFailure]:
         failures: list[FieldFailure] = []
-        put = {k: v for k, v in values.items() if k in ("ticket_state", "state") or k.startswith("ticket_attr:")}
+        put = {k: v for k, v in values.items() if k in ("ticket_state", "state") or _is_ticket_attr(k)}
         if put:
-            types = self._ticket_attr_types(ref) if any(k.startswith("ticket_attr:") for k in put) else {}
+            types = self._ticket_attr_types(ref) if any(_is_ticket_attr(k) for k in put) else {}
             failures += self._split(put, lambda some: self._put_ticket(ref, some, types))
         if "tags+" in values:
             failures += self._guard({"tags+": values["tags+"]}, lambda: self._tag_ticket(ref, values["tags+"]))
@@ -542,17 +548,20 @@ class IntercomConnector:
             failures.append(FieldFailure("tags", values["tags"],
                                          "Intercom does not show a ticket's tags; only tags+ (add) is possible"))
         failures += [FieldFailure(k, v, f"unknown Intercom ticket locator {k!r}") for k, v in values.items()
-                     if not (k in ("ticket_state", "state", "tags", "tags+") or k.startswith("ticket_attr:"))]
+                     if not (k in ("ticket_state", "state", "tags", "tags+") or _is_ticket_attr(k))]
         return failures
 
     def _put_ticket(self, ref: ItemRef, some: Mapping[str, Value], types: Mapping[str, str]) -> None:
         kwargs: dict[str, Any] = {"admin_id": int(self.admin_id)}
-        attrs = {k.split(":", 1)[1]: v for k, v in some.items() if k.startswith("ticket_attr:")}
+        attrs = {k.split(":", 1)[1]: v for k, v in some.items() if _is_ticket_attr(k)}
         if attrs:
             kwargs["ticket_attributes"] = {name: coerce(v, types.get(name)) for name, v in attrs.items()}
         if "ticket_state" in some:
             kwargs["ticket_state_id"] = self._ticket_state_id(some["ticket_state"])
-        if "state" in some:
+        # A ticket state says open or closed by itself (resolved closes): when both
+        # come in one write (Jira Done → resolved, and fan-out's "reopen"), the
+        # precise one wins rather than reopening what was just resolved.
+        if "state" in some and "ticket_state" not in some:
             state = some["state"]
             if state not in ("open", "closed"):
                 raise Refused("intercom", "updateTicket",
@@ -680,6 +689,10 @@ class IntercomConnector:
         response = _plain(page.response) or {}
         nxt = ((response.get("pages") or {}).get("next") or {}).get("starting_after")
         return items, (str(nxt) if nxt and items else None)
+
+
+def _is_ticket_attr(locator: str) -> bool:
+    return locator.startswith(("ticket_attr:", "attr:"))
 
 
 def _first_contact(raw: JSON) -> str | None:

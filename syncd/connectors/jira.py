@@ -111,11 +111,13 @@ class JiraConnector:
     def fetch(self, issue_id: str) -> TrackerIssue | None:
         from ..errors import NotFound
         try:
+            # "comment" rides along: one call instead of two when the issue holds them all.
             raw = self._rest("getIssue", "GET", f"issue/{issue_id}",
-                             params={"fields": ",".join(READ_FIELDS + self.extra_fields)})
+                             params={"fields": ",".join(READ_FIELDS + self.extra_fields + ("comment",))})
         except NotFound:
             return None
-        return self._issue(raw, self._comments(raw["id"]))
+        embedded = self._embedded_comments(raw)
+        return self._issue(raw, embedded if embedded is not None else self._comments(raw["id"]))
 
     def resolve_key(self, key: str) -> TrackerIssue | None:
         return self.fetch(key)
@@ -139,17 +141,30 @@ class JiraConnector:
         while True:
             page = self._rest("getComments", "GET", f"issue/{issue_id}/comment",
                               params={"startAt": start, "maxResults": 100, "orderBy": "created"})
-            for c in page.get("comments", []):
-                author = c.get("author") or {}
-                out.append(Comment(
-                    id=str(c["id"]), author=author.get("displayName") or "Unknown",
-                    body=c.get("body") or "", public=True,
-                    created_at=parse_jira_time(c["created"]),
-                    by_integration=(author.get("accountId") or author.get("name")) == self.account_id,
-                ))
+            out.extend(self._comment(c) for c in page.get("comments", []))
             start += len(page.get("comments", []))
             if not page.get("comments") or start >= page.get("total", 0):
                 return tuple(out)
+
+    def _embedded_comments(self, raw: Mapping[str, Any]) -> tuple[Comment, ...] | None:
+        """The comments getIssue carried, or None when it carried only some (Jira caps
+        the embedded page; ``total`` says how many there are) or none at all."""
+        page = (raw.get("fields") or {}).get("comment")
+        if not isinstance(page, dict):
+            return None
+        comments = page.get("comments") or []
+        if page.get("total", 0) > len(comments):
+            return None
+        return tuple(self._comment(c) for c in comments)
+
+    def _comment(self, c: Mapping[str, Any]) -> Comment:
+        author = c.get("author") or {}
+        return Comment(
+            id=str(c["id"]), author=author.get("displayName") or "Unknown",
+            body=c.get("body") or "", public=True,
+            created_at=parse_jira_time(c["created"]),
+            by_integration=(author.get("accountId") or author.get("name")) == self.account_id,
+        )
 
     # -- writes -----------------------------------------------------------
     def create_issue(self, spec: IssueSpec, origin: str) -> TrackerIssue:

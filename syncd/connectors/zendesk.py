@@ -91,6 +91,7 @@ class ZendeskConnector:
         me = self.call("showCurrentUser", lambda: self.client.users.me())
         self.user_id: int = me.id
         self._names: dict[int, str] = {}
+        self._field_types: dict[int, str] = {}
 
     def _url(self, path: str) -> str:
         return f"{self.access.url.rstrip('/')}/api/v2/{path}"
@@ -183,7 +184,7 @@ class ZendeskConnector:
             elif locator == "tags-":
                 ticket.remove_tags = list(value or ())
             elif locator.startswith("custom:"):
-                custom.append({"id": custom_id(locator), "value": list(value) if isinstance(value, tuple) else value})
+                custom.append({"id": custom_id(locator), "value": self._custom_value(custom_id(locator), value)})
             else:
                 return [FieldFailure(locator, value, f"unknown Zendesk locator {locator!r}")]
         if custom:
@@ -195,6 +196,16 @@ class ZendeskConnector:
                 raise
             return [FieldFailure(k, v, str(e)) for k, v in values.items()]
         return []
+
+    def _custom_value(self, field_id: int, value: Value) -> Any:
+        # Only a multiselect field takes a list; a text field shows several
+        # values (e.g. fix versions) as comma-separated text.
+        if not isinstance(value, tuple):
+            return value
+        if field_id not in self._field_types:
+            raw = self._get("showTicketField", f"ticket_fields/{field_id}.json")["ticket_field"]
+            self._field_types[field_id] = raw.get("type") or "text"
+        return list(value) if self._field_types[field_id] == "multiselect" else ", ".join(value)
 
     def add_comment(self, ref: ItemRef, body: str, public: bool,
                     attachments: Sequence[Attachment] = ()) -> str:

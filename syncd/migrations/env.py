@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from syncd.failpoints import failpoint
 from syncd.schema import metadata
 
 connection = context.config.attributes.get("connection")
@@ -20,6 +21,7 @@ context.configure(
     target_metadata=metadata,
     # SQLite cannot ALTER most things in place; batch mode rebuilds tables when a later revision needs it.
     render_as_batch=connection.dialect.name == "sqlite",
+    on_version_apply=lambda **_: failpoint("during_migration"),  # crash tests: die before the commit
 )
 with context.begin_transaction():
     context.run_migrations()

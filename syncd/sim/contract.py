@@ -1,7 +1,7 @@
 """The simulators' contract checker.
 
 Every answer a simulator gives — and the request that caused it — is checked
-against the vendor's own OpenAPI document (``/work/shared/vendor-specs`` or
+against the vendor's own OpenAPI document (``../shared/vendor-specs`` beside the checkout, or
 ``$SYNCD_VENDOR_SPECS``) with openapi-core. Two reasons: the simulators must
 answer the way the real services do, and the daemon must only send requests
 the real services accept.
@@ -33,11 +33,12 @@ import threading
 import time
 import warnings
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import structlog
 import yaml
@@ -50,16 +51,20 @@ from openapi_core.testing import MockRequest, MockResponse
 from openapi_core.validation.request.validators import V30RequestValidator
 from openapi_core.validation.response.validators import V30ResponseValidator
 from openapi_core.validation.schemas.factories import SchemaValidatorsFactory
-from openapi_schema_validator import OAS30ReadValidator, OAS30Validator, OAS30WriteValidator
+from openapi_schema_validator import (
+    OAS30ReadValidator,
+    OAS30Validator,
+    OAS30WriteValidator,
+)
 
 from syncd.sim.core import Request, Response, SimServer
 
 log = structlog.get_logger(__name__)
 
-JSON = Any
 SWITCH_ENV = "SYNCD_CONTRACT"
 SPECS_ENV = "SYNCD_VENDOR_SPECS"
-DEFAULT_SPECS_DIR = Path("/work/shared/vendor-specs")
+# The repository is checked out with ``shared/`` beside it (as in CI).
+DEFAULT_SPECS_DIR = Path(__file__).resolve().parents[3] / "shared" / "vendor-specs"
 
 # Jira offers OAuth2 next to basic auth; openapi-core cannot check OAuth2 and
 # warns on every request. Basic auth is what we check, the warning is noise.
@@ -634,7 +639,7 @@ class _PathIndex:
         for template, item in paths.items():
             names = re.findall(r"\{([^}]+)\}", template)
             regex = "".join(
-                "(?P<p%d>[^/]+)" % names.index(part[1:-1]) if part.startswith("{") else re.escape(part)
+                f"(?P<p{names.index(part[1:-1])}>[^/]+)" if part.startswith("{") else re.escape(part)
                 for part in re.split(r"(\{[^}]+\})", template) if part
             )
             entries.append((len(names), -len(template), template, re.compile(regex), names, item))
@@ -941,7 +946,7 @@ def _explain(error: BaseException) -> str:
 # ---------------------------------------------------------------------------
 
 # The most recently installed recorder (kept after uninstall for the session summary).
-ACTIVE_RECORDER: "ContractRecorder | None" = None
+ACTIVE_RECORDER: ContractRecorder | None = None
 
 
 class ContractRecorder:
@@ -963,7 +968,7 @@ class ContractRecorder:
         self._late: list[str] = []
 
     # -- wiring -----------------------------------------------------------
-    def install(self) -> "ContractRecorder":
+    def install(self) -> ContractRecorder:
         global ACTIVE_RECORDER
         SimServer.global_observers.append(self.observe)
         ACTIVE_RECORDER = self
@@ -983,7 +988,7 @@ class ContractRecorder:
             self._pending += 1
         try:
             found = self.checker.check(vendor, request, response)
-        except Exception as e:   # never break the simulator's thread; report instead
+        except Exception as e:  # noqa: BLE001 -- never break the simulator's thread; report instead
             found = [Violation(vendor, request.operation or "?", request.method, request.path,
                                response.status, "checker", f"checker failed: {type(e).__name__}: {e}")]
         for v in found:

@@ -473,17 +473,25 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 self._reset()
                 return
             except Exception as e:  # a simulator bug: answer 500 loudly, keep serving
-                response = Response(500, {"error": f"simulator error: {type(e).__name__}: {e}"})
+                import traceback
+                traceback.print_exc()
+                response = Response(500, sim.error_body(500, f"simulator error: {type(e).__name__}: {e}"))
             payload = response.encoded()
-            self.send_response(response.status)
-            headers = {"Content-Type": "application/json; charset=utf-8", **response.headers}
-            for k, v in headers.items():
-                self.send_header(k, v)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            if payload and self.command != "HEAD":
-                self.wfile.write(payload)
+            # Recorded before the answer leaves, so a client that has its answer
+            # always finds the request in the accounting (no race in tests).
             sim._record(request, response, started)
+            try:
+                self.send_response(response.status)
+                headers = {"Content-Type": "application/json; charset=utf-8", **response.headers}
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if payload and self.command != "HEAD":
+                    self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                # The client gave up (its timeout): as on a real server, nothing to do.
+                self.close_connection = True
 
         def _reset(self) -> None:
             # SO_LINGER with a zero timeout makes close() send RST: the client sees
@@ -563,6 +571,11 @@ class WebhookSender:
             for _ in range(copies):
                 self._queue.append(Delivery(url, body, dict(headers), due))
             if wk.reorder:
+                # Hold the whole batch until the window after the newest send,
+                # then release it shuffled: a burst really does arrive out of order.
+                for d in self._queue:
+                    if d.attempt == 0:
+                        d.due = max(d.due, due)
                 rng.shuffle(self._queue)
             self._cv.notify_all()
 

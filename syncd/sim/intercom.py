@@ -33,8 +33,8 @@ register them with :meth:`IntercomSim.subscribe` or ``POST /_sim/intercom/subscr
 ``{"url", "topics"}``. Topics fired: conversation.user.created,
 conversation.user.replied, conversation.admin.replied, conversation.admin.noted,
 conversation.admin.closed, conversation.admin.opened, conversation.admin.snoozed,
-conversation.admin.assigned, ticket.created, ticket.state.updated,
-ticket.note.created, ticket.admin.replied, ticket.admin.assigned,
+conversation.admin.assigned, conversation_part.tag.created, ticket.created, ticket.state.updated,
+ticket.attribute.updated, ticket.note.created, ticket.admin.replied, ticket.admin.assigned,
 ticket.contact.replied, ping.
 
 Known differences from the real service:

@@ -576,6 +576,7 @@ class IntercomWorld:
         if all(t.tag_id != tag.id for t in conv.tags):
             conv.tags.append(AppliedTag(tag.id, self.now(), admin.id))
             self._touch(conv)
+            self._emit_conversation("conversation_part.tag.created", conv, [])
         return tag
 
     def untag_conversation(self, conv: Conversation, tag_id: Any, admin_id: Any) -> Tag:
@@ -789,6 +790,8 @@ class IntercomWorld:
         if "snoozed_until" in body:
             ticket.snoozed_until = body["snoozed_until"]
         ticket.updated_at = self.now()
+        if body.get("ticket_attributes"):
+            self.emit("ticket.attribute.updated", self.ticket_json(ticket, parts=[]))
         target = None
         if body.get("ticket_state_id") is not None:
             target = self.ticket_state(body["ticket_state_id"])

@@ -32,6 +32,14 @@ ZENDESK_FIELDS = {
     9005: ("Jira project", "tagger"),
     9006: ("Customer impact", "text"),
 }
+# Attributes the shipped Intercom mapping names (attr:...), defined on
+# conversations and on the "Bug" ticket type, as an admin would in Settings.
+INTERCOM_ATTRIBUTES = ("jira_issue", "jira_status", "jira_resolution", "jira_fix_versions",
+                       "customer_impact", "jira_project")
+INTERCOM_TOPICS = ["conversation.user.created", "conversation.user.replied", "conversation.admin.replied",
+                   "conversation.admin.noted", "conversation.admin.closed", "conversation.admin.opened",
+                   "conversation_part.tag.created", "ticket.created", "ticket.state.updated", "ticket.attribute.updated",
+                   "ticket.note.created", "ticket.admin.replied", "ticket.contact.replied"]
 JIRA_PROJECT_OPTIONS = [{"name": "Support", "value": "jira_project_sup"},
                         {"name": "Engineering", "value": "jira_project_eng"}]
 
@@ -85,6 +93,22 @@ def _create_zendesk_fields(sim: ZendeskSim) -> dict[int, int]:
     return ids
 
 
+def _set_up_intercom(sim: IntercomSim) -> None:
+    """Conversation data attributes (Settings > Data; API 2.14 cannot create them)
+    and the same names on every ticket type (through the API)."""
+    info = sim.describe()
+    for name in INTERCOM_ATTRIBUTES:
+        sim.define_conversation_attribute(name, "string")
+    for tt in info["ticket_types"]:
+        for name in INTERCOM_ATTRIBUTES:
+            body = {"name": name, "description": name.replace("_", " "), "data_type": "string"}
+            req = urllib.request.Request(
+                f"{sim.base_url}/ticket_types/{tt['id']}/attributes", method="POST", data=json.dumps(body).encode(),
+                headers={"Authorization": f"Bearer {info['token']}", "Content-Type": "application/json",
+                         "Intercom-Version": info["api_version"]})
+            urllib.request.urlopen(req, timeout=10).close()
+
+
 def _render_mapping(name: str, substitutions: dict[str, str]) -> str:
     text = resolve_mapping_path(f"builtin:{name}", Path(".")).read_text()
     for old, new in substitutions.items():
@@ -121,10 +145,8 @@ def build_world(directory: Path, database_url: str | None = None, *, workers: in
                  f"http://127.0.0.1:{port}/webhooks/jira", jira_secret)
     ic = intercom.describe()
     intercom_admin = ic["admins"][0]["id"]
-    intercom.subscribe(f"http://127.0.0.1:{port}/webhooks/intercom",
-                       ["conversation.user.created", "conversation.user.replied", "conversation.admin.replied",
-                        "conversation.admin.noted", "conversation.admin.closed", "conversation.admin.opened",
-                        "ticket.created", "ticket.state.updated", "ticket.note.created"])
+    _set_up_intercom(intercom)
+    intercom.subscribe(f"http://127.0.0.1:{port}/webhooks/intercom", INTERCOM_TOPICS)
     env = {
         "SYNCD_ZENDESK_TOKEN": zc["token"], "SYNCD_ZENDESK_WEBHOOK_SECRET": hook.signing_secret,
         "SYNCD_JIRA_API_TOKEN": jc["api_token"], "SYNCD_JIRA_WEBHOOK_SECRET": jira_secret,

@@ -335,17 +335,15 @@ def test_live_broken_intercom_is_caught(contract_recorder):
     recorder = _recorder(contract_recorder)
     with BrokenIntercom() as sim:
         client = Intercom(token="tok", base_url=sim.base_url, headers={"Intercom-Version": "2.14"})
-        try:
-            client.conversations.find(conversation_id="123")
-        except Exception:
-            pass   # the SDK may refuse the broken answer too; the checker must report it either way
+        client.conversations.find(conversation_id="123")   # the SDK itself takes any state string
     _only(recorder.take(at_least=1), "retrieveConversation", "'archived'")
 
 
 def test_a_test_with_violations_fails_in_teardown(tmp_path):
     """Runs the real conftest in a child pytest: the broken answer fails the test that caused it."""
-    conftest = Path(__file__).resolve().parents[1] / "conftest.py"
-    (tmp_path / "conftest.py").write_text(conftest.read_text())
+    conftest = (Path(__file__).resolve().parents[1] / "conftest.py").read_text()
+    block = conftest[conftest.index("# --- vendor contract checker"):conftest.index("# --- end vendor contract checker")]
+    (tmp_path / "conftest.py").write_text("import pytest\n" + block)
     (tmp_path / "test_child.py").write_text(
         "import requests\n"
         "from syncd.sim.core import Response, SimServer\n"
@@ -361,7 +359,7 @@ def test_a_test_with_violations_fails_in_teardown(tmp_path):
     )
     env = {**os.environ, "SYNCD_CONTRACT": "on"}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
-                          str(tmp_path)], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
+                          str(tmp_path)], check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert "2 passed, 1 error" in run.stdout, run.stdout + run.stderr
     assert "ERROR at teardown of test_broken" in run.stdout
     assert "getIssue GET /rest/api/3/issue/ENG-1 -> 200: response" in run.stdout

@@ -441,8 +441,11 @@ def test_malformed_payloads_are_refused_with_a_reason(parse, body):
 
 
 def test_ignored_payloads_say_why():
-    assert parse_intercom(intercom_body("conversation_part.tag.created"), {}) == \
-        Ignored("unhandled_topic", "conversation_part.tag.created")
+    assert parse_intercom(intercom_body("conversation_part.redacted"), {}) == \
+        Ignored("unhandled_topic", "conversation_part.redacted")
+    # A tag is how a teammate escalates; its item is the whole conversation.
+    tagged = parse_intercom(intercom_body("conversation_part.tag.created"), {})
+    assert isinstance(tagged, Relevant) and tagged.refs == (ItemRef("intercom:conversation", "215"),)
     assert parse_jira(json.dumps({"webhookEvent": "jira:version_released"}).encode(), {}) == \
         Ignored("unhandled_event", "jira:version_released")
     other = json.dumps({"ticket_id": "1", "event": "user_changed"}).encode()

@@ -1,0 +1,267 @@
+"""Crash harness: the real ``syncd run`` as a subprocess, killed at failpoints.
+
+The simulators run in the calling process (``build_world``); the daemon is a
+child process with the world's secrets in its environment and, when asked,
+``SYNCD_FAILPOINTS`` — so it SIGKILLs itself at the named moment. Then it is
+started again without failpoints and the books are checked from the outside:
+vendor state (what a person would see) and the daemon's own store.
+
+Used by ``tests/crash/test_crash_*.py`` and ``bench/crash_loop.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from syncd.connectors.jira import origin_label
+from syncd.domain import ItemRef
+from syncd.failpoints import ENV as FAILPOINTS_ENV
+from syncd.sim.jira_adf import adf_to_text
+from syncd.sim.world import World, build_world
+from syncd.store import Store
+
+READY_TIMEOUT = 20.0
+LEASE_SECONDS = 5   # the config's minimum
+FIRED = "SYNCD_FAILPOINT_FIRED"
+ESCALATION_NOTE = "Escalated to Jira:"   # the shipped mapping's escalation.note
+
+
+def crash_world(directory: Path, database_url: str, *, jira_poll: float = 3600.0, zendesk_poll: float = 3600.0,
+                workers: int = 2) -> World:
+    """A world whose vendors keep retrying webhooks while the daemon is down, the
+    way Zendesk and Jira do (minutes, not the simulators' default 3 s). Pollers are
+    off (an hour) unless asked: then only webhooks carry changes, deterministically."""
+    world = build_world(directory, database_url=database_url, workers=workers, zendesk_poll=zendesk_poll,
+                        jira_poll=jira_poll, intercom_poll=3600.0, log_level="info")
+    for sim in (world.zendesk, world.jira, world.intercom):
+        sim.webhooks.max_attempts = 12
+        sim.webhooks.backoff = 0.1
+    # A killed worker's claim is freed when its lease runs out: keep that short so a
+    # test waits seconds, not the production 30 s.
+    text = world.config_path.read_text()
+    assert "lease_seconds = 30\n" in text
+    world.config_path.write_text(text.replace("lease_seconds = 30\n", f"lease_seconds = {LEASE_SECONDS}\n"))
+    return world
+
+
+def _syncd_command() -> list[str]:
+    script = Path(sys.executable).with_name("syncd")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "from syncd.cli import main; main()"]
+
+
+@dataclass
+class Daemon:
+    """One ``syncd run`` child at a time, restarted as often as a test likes."""
+
+    world: World
+    proc: subprocess.Popen | None = None
+    starts: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+    def start(self, failpoints: str = "", wait_ready: bool = True) -> "Daemon":
+        assert self.proc is None or self.proc.poll() is not None, "daemon already running"
+        self.starts += 1
+        log_path = self.world.directory / f"daemon-{self.starts}.log"
+        self.logs.append(log_path)
+        env = {**os.environ, **self.world.env, FAILPOINTS_ENV: failpoints}
+        with open(log_path, "wb") as out:
+            self.proc = subprocess.Popen([*_syncd_command(), "run", "--config", str(self.world.config_path)],
+                                         env=env, stdout=out, stderr=subprocess.STDOUT,
+                                         cwd=self.world.directory)
+        if wait_ready:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        url = f"http://127.0.0.1:{self.world.http_port}/healthz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited ({self.proc.returncode}) before ready:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"daemon not ready in {timeout}s:\n{self.tail()}")
+
+    def wait_killed(self, timeout: float = 20.0) -> str:
+        """Wait for the child to die at its failpoint; returns the failpoint's name."""
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"failpoint never fired in {timeout}s:\n{self.tail()}") from None
+        assert code == -signal.SIGKILL, f"daemon exited {code}, not by SIGKILL:\n{self.tail()}"
+        fired = self.fired()
+        assert fired is not None, f"killed, but not by a failpoint:\n{self.tail()}"
+        return fired
+
+    def fired(self) -> str | None:
+        for line in self.logs[-1].read_text(errors="replace").splitlines():
+            if line.startswith(FIRED):
+                return line.split()[1]
+        return None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self, timeout: float = 40.0) -> int:
+        """SIGTERM, as systemd stops it; returns the exit code."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def tail(self, lines: int = 40) -> str:
+        if not self.logs:
+            return ""
+        return "\n".join(self.logs[-1].read_text(errors="replace").splitlines()[-lines:])
+
+
+# -- waiting ------------------------------------------------------------------
+
+def wait_for(check: Callable[[], object], timeout: float = 20.0, every: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    return None
+
+
+def settle(world: World, store: Store, timeout: float = 40.0, quiet: float = 0.8) -> None:
+    """Until the queue is empty and no webhook is in flight, continuously for ``quiet`` s
+    (a write of ours comes back as a webhook, which dirties the item once more)."""
+    deadline = time.monotonic() + timeout
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        busy = store.queue_depth() > 0 or any(s.webhooks.pending() for s in (world.zendesk, world.jira))
+        now = time.monotonic()
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = now
+        elif now - quiet_since >= quiet:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"queue did not drain in {timeout}s (depth {store.queue_depth()})")
+
+
+# -- what a person would see ------------------------------------------------------
+
+def ticket_bodies(world: World, ticket_id: int) -> list[str]:
+    with world.zendesk.lock:
+        return [str(c.get("plain_body") or c.get("body") or "") for c in world.zendesk.tickets[ticket_id].comments]
+
+
+def issue_bodies(world: World, issue_id: int) -> list[str]:
+    with world.jira.lock:
+        return [adf_to_text(c.body) for c in world.jira.issues[issue_id].comments]
+
+
+def issues_for_origin(world: World, origin: str) -> list[int]:
+    label = origin_label(origin)
+    with world.jira.lock:
+        return [i.id for i in world.jira.issues.values() if label in i.labels]
+
+
+def mentions(bodies: Iterable[str], token: str) -> int:
+    return sum(1 for b in bodies if token in b)
+
+
+@dataclass
+class Books:
+    """What should be there, kept by whoever drives the actors."""
+
+    escalated: set[int] = field(default_factory=set)                       # ticket ids
+    to_jira: list[tuple[int, str]] = field(default_factory=list)           # (ticket id, token) said on the ticket
+    to_zendesk: list[tuple[int, str]] = field(default_factory=list)        # (ticket id, token) said in Jira
+
+
+@dataclass
+class Verdict:
+    duplicates: list[str] = field(default_factory=list)
+    losses: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.duplicates and not self.losses
+
+    def __str__(self) -> str:
+        return f"duplicates={self.duplicates} losses={self.losses}"
+
+
+def check(world: World, store: Store, books: Books) -> Verdict:
+    """Every invariant of issue 5 point 1, from the vendors' side and the store's."""
+    v = Verdict()
+    for ticket in sorted(books.escalated):
+        origin = f"zendesk:{ticket}"
+        issues = issues_for_origin(world, origin)
+        if len(issues) > 1:
+            v.duplicates.append(f"{origin}: {len(issues)} Jira issues")
+        if not issues:
+            v.losses.append(f"{origin}: no Jira issue")
+            continue
+        links = store.links_for_desk(ItemRef.parse(origin))
+        if [l.issue_id for l in links] != [str(issues[0])]:
+            v.losses.append(f"{origin}: links {[l.issue_id for l in links]}, issue {issues[0]}")
+        _tally(v, f"{origin}: escalation note", mentions(ticket_bodies(world, ticket), ESCALATION_NOTE))
+    for ticket, token in books.to_jira:
+        issues = issues_for_origin(world, f"zendesk:{ticket}")
+        n = mentions(issue_bodies(world, issues[0]), token) if issues else 0
+        _tally(v, f"comment {token} on the Jira issue of #{ticket}", n)
+    for ticket, token in books.to_zendesk:
+        n = mentions(ticket_bodies(world, ticket), token)
+        _tally(v, f"note {token} on ticket #{ticket}", n)
+    for ticket in sorted(books.escalated):
+        for body, n in Counter(ticket_bodies(world, ticket)).items():
+            if n > 1:
+                v.duplicates.append(f"#{ticket}: {body[:50]!r} ×{n}")
+        for issue in issues_for_origin(world, f"zendesk:{ticket}")[:1]:
+            for body, n in Counter(issue_bodies(world, issue)).items():
+                if n > 1:
+                    v.duplicates.append(f"issue {issue}: {body[:50]!r} ×{n}")
+    if store.dead_letters():
+        v.losses.extend(f"dead letter {d.ref}: {d.error}" for d in store.dead_letters())
+    return v
+
+
+def _tally(v: Verdict, what: str, n: int) -> None:
+    if n == 0:
+        v.losses.append(f"{what}: missing")
+    elif n > 1:
+        v.duplicates.append(f"{what}: ×{n}")
+
+
+def pending_intents(store: Store) -> list[str]:
+    """Intents recorded but never finished (a clean stop must leave none)."""
+    import sqlalchemy as sa
+
+    from syncd.schema import intents
+    with store._engine.connect() as conn:
+        return list(conn.scalars(sa.select(intents.c.key).where(intents.c.state == "pending")))
+
+
+__all__ = ["Books", "Daemon", "Verdict", "check", "crash_world", "issue_bodies", "issues_for_origin",
+           "mentions", "pending_intents", "settle", "ticket_bodies", "wait_for"]

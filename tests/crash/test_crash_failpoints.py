@@ -1,0 +1,179 @@
+"""Kill the real daemon (SIGKILL) at each bad moment, restart it, and check that
+nothing was lost or doubled (issue 5, point 1)."""
+
+from __future__ import annotations
+
+import pytest
+from harness import (Books, check, issue_bodies, issues_for_origin, mentions, pending_intents, settle,
+                     ticket_bodies, wait_for)
+
+from syncd.domain import ItemRef
+from syncd.sim.jira_catalog import PRIORITIES
+
+ESCALATE = ["jira_escalate"]
+
+
+def escalate(rig, books: Books, subject: str = "Checkout fails") -> int:
+    ticket = rig.world.zendesk.create_ticket(subject, f"{subject}: paying by card shows an error.")
+    rig.world.zendesk.agent_set(ticket, add_tags=ESCALATE)
+    books.escalated.add(ticket)
+    return ticket
+
+
+def linked(rig, ticket: int) -> int:
+    """Wait until the ticket's issue exists and the link is stored; return the issue id."""
+    found = wait_for(lambda: issues_for_origin(rig.world, f"zendesk:{ticket}")
+                     and rig.store.links_for_desk(_ref(ticket)))
+    assert found, f"ticket #{ticket} never linked:\n{rig.daemon.tail()}"
+    return issues_for_origin(rig.world, f"zendesk:{ticket}")[0]
+
+
+def _ref(ticket: int) -> ItemRef:
+    return ItemRef("zendesk", str(ticket))
+
+
+def restart_and_check(rig, books: Books) -> None:
+    rig.daemon.start()
+    settle(rig.world, rig.store)
+    verdict = check(rig.world, rig.store, books)
+    assert verdict.ok, f"{verdict}\n{rig.daemon.tail()}"
+
+
+def prepared(rig, books: Books, failpoints: str, quiet: float = 0.8) -> int:
+    """An escalated, linked ticket, then the daemon restarted with ``failpoints`` armed."""
+    rig.daemon.start()
+    ticket = escalate(rig, books)
+    linked(rig, ticket)
+    settle(rig.world, rig.store, quiet=quiet)
+    assert rig.daemon.terminate() == 0
+    rig.daemon.start(failpoints)
+    return ticket
+
+
+# -- one test per failpoint -----------------------------------------------------
+
+def test_crash_after_delivery_stored(make_rig, sqlite_url):
+    """Stored and marked dirty, killed before the 2xx: the vendor redelivers
+    (a duplicate to us) and the stored item is worked after the restart."""
+    rig, books = make_rig(sqlite_url), Books()
+    rig.daemon.start("after_delivery_stored=1")
+    ticket = escalate(rig, books)
+    assert rig.daemon.wait_killed() == "after_delivery_stored"
+    assert rig.store.queue_depth() >= 1, "the delivery was acknowledged to nobody but must be stored"
+    assert rig.world.jira.count("createIssue") == 0
+    restart_and_check(rig, books)
+    assert rig.world.jira.count("createIssue") == 1
+    assert any(r.status is None for r in rig.world.zendesk.webhooks.results), "the vendor never saw a failure"
+    assert len(issues_for_origin(rig.world, f"zendesk:{ticket}")) == 1
+
+
+def test_crash_after_issue_create(make_rig, db_url):
+    """Jira created the issue, the intent never finished: after the restart the
+    pending create is found again by its origin label, not created twice."""
+    rig, books = make_rig(db_url), Books()
+    rig.daemon.start("after_issue_create=1")
+    ticket = escalate(rig, books)
+    assert rig.daemon.wait_killed() == "after_issue_create"
+    assert rig.world.jira.count("createIssue") == 1
+    assert rig.store.links_for_desk(_ref(ticket)) == []
+    restart_and_check(rig, books)
+    assert rig.world.jira.count("createIssue") == 1
+
+
+@pytest.mark.parametrize("direction", ["to_jira", "to_zendesk"])
+def test_crash_after_comment_post(make_rig, db_url, direction):
+    """The mirrored comment exists on the vendor side, its intent is still pending:
+    the restart finds it (Jira: entity property; Zendesk: author + body) and posts nothing."""
+    rig, books = make_rig(db_url), Books()
+    ticket = prepared(rig, books, "after_comment_post=1")
+    issue = issues_for_origin(rig.world, f"zendesk:{ticket}")[0]
+    token = f"crash-comment-{direction}"
+    if direction == "to_jira":
+        rig.world.zendesk.customer_reply(ticket, f"Still broken ({token}).")
+        books.to_jira.append((ticket, token))
+    else:
+        rig.world.jira.engineer_comment(str(issue), f"Looking into it ({token}).")
+        books.to_zendesk.append((ticket, token))
+    assert rig.daemon.wait_killed() == "after_comment_post"
+    bodies = issue_bodies(rig.world, issue) if direction == "to_jira" else ticket_bodies(rig.world, ticket)
+    assert mentions(bodies, token) == 1, "the vendor write happened before the kill"
+    restart_and_check(rig, books)
+    assert pending_count(rig) == 0
+
+
+def test_crash_after_note_post(make_rig, sqlite_url):
+    """The escalation note is on the ticket, its intent pending: not posted again."""
+    rig, books = make_rig(sqlite_url), Books()
+    rig.daemon.start("after_note_post=1")
+    ticket = escalate(rig, books)
+    assert rig.daemon.wait_killed() == "after_note_post"
+    assert mentions(ticket_bodies(rig.world, ticket), "Escalated to Jira:") == 1
+    restart_and_check(rig, books)
+    assert rig.world.jira.count("createIssue") == 1
+
+
+def test_crash_after_field_write(make_rig, sqlite_url):
+    """Jira's priority written, the base not stored: the restart sees both sides
+    agree and neither writes back nor flips the value."""
+    rig, books = make_rig(sqlite_url), Books()
+    ticket = prepared(rig, books, "after_field_write=1")
+    issue = issues_for_origin(rig.world, f"zendesk:{ticket}")[0]
+    rig.world.zendesk.agent_set(ticket, priority="urgent")
+    assert rig.daemon.wait_killed() == "after_field_write"
+    edits = rig.world.jira.count("editIssue")
+    restart_and_check(rig, books)
+    with rig.world.jira.lock:
+        assert PRIORITIES[rig.world.jira.issues[issue].priority_id] == "Highest"
+    with rig.world.zendesk.lock:
+        assert rig.world.zendesk.tickets[ticket].priority == "urgent"
+    assert rig.world.jira.count("editIssue") - edits <= 1, "the priority was written back and forth"
+
+
+def test_crash_mid_poll_page(make_rig, sqlite_url):
+    """Jira's webhooks lost, the poller fetched the page carrying the change and died
+    before advancing its cursor: the next poll fetches it again and the note arrives once."""
+    rig, books = make_rig(sqlite_url, jira_poll=1.0), Books()
+    # quiet > poll interval: the last poll saw our own last writes, so the armed
+    # daemon's first page with items is the engineer's comment.
+    ticket = prepared(rig, books, "mid_poll_page:jira=1", quiet=2.5)
+    issue = issues_for_origin(rig.world, f"zendesk:{ticket}")[0]
+    rig.world.jira.knobs.webhooks.drop = 1.0
+    rig.world.jira.engineer_comment(str(issue), "Found it (crash-poll).")
+    books.to_zendesk.append((ticket, "crash-poll"))
+    assert rig.daemon.wait_killed() == "mid_poll_page:jira"
+    assert mentions(ticket_bodies(rig.world, ticket), "crash-poll") == 0
+    restart_and_check(rig, books)
+
+
+def test_crash_during_migration(make_rig, sqlite_url):
+    """Killed with the schema half-built: the migration's transaction never committed,
+    the restart migrates from scratch and the daemon works."""
+    rig, books = make_rig(sqlite_url), Books()
+    rig.daemon.start("during_migration=1", wait_ready=False)
+    assert rig.daemon.wait_killed() == "during_migration"
+    assert rig.store.current_revision() is None
+    rig.daemon.start()
+    assert rig.store.current_revision() is not None
+    escalate(rig, books)
+    settle(rig.world, rig.store)
+    verdict = check(rig.world, rig.store, books)
+    assert verdict.ok, str(verdict)
+
+
+def test_crash_sigterm_stops_cleanly(make_rig, sqlite_url):
+    """SIGTERM in the middle of work: exit 0, no intent left pending, nothing doubled."""
+    rig, books = make_rig(sqlite_url), Books()
+    rig.daemon.start()
+    tickets = [escalate(rig, books, f"Outage {n}") for n in range(3)]
+    for t in tickets:
+        rig.world.zendesk.customer_reply(t, f"More detail (crash-term-{t}).")
+        books.to_jira.append((t, f"crash-term-{t}"))
+    wait_for(lambda: rig.world.jira.count("createIssue") >= 1, timeout=10)
+    assert rig.daemon.terminate() == 0
+    assert "syncd_stopped" in rig.daemon.tail(200)
+    assert pending_count(rig) == 0
+    restart_and_check(rig, books)
+
+
+def pending_count(rig) -> int:
+    return len(pending_intents(rig.store))

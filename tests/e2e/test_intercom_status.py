@@ -1,0 +1,53 @@
+"""Status between Jira and Intercom (issue 4, point 4): Jira status, resolution
+and fix version → attributes and notes; Done → every linked conversation
+reopened and told, the ticket resolved; a closed conversation → a Jira label."""
+
+from __future__ import annotations
+
+from syncd.demo import Observer, Teammate, wait_for
+from syncd.domain import ItemRef
+from syncd.runtime import App
+from syncd.sim.world import World
+
+
+def test_jira_status_fans_out_to_every_linked_item(world: World, daemon: App, look: Observer) -> None:
+    ic, j = world.intercom, world.jira
+    contact, teammate = ic.first_contact_id(), Teammate(world)
+    first = ItemRef("intercom:conversation", ic.create_conversation(contact, "Webhooks arrive twice"))
+    teammate.tag(first.id, "jira_escalate")
+    key = wait_for(lambda: look.intercom_key(first))
+    assert isinstance(key, str)
+    second = ItemRef("intercom:conversation", ic.create_conversation(contact, "Duplicate webhook calls"))
+    ticket = ItemRef("intercom:ticket", ic.create_ticket(contact, "Doubled events", "Each event twice"))
+    for ref in (second, ticket):
+        daemon.engine.link(ref, key)
+        daemon.store.mark_dirty([ref], "test")
+    assert wait_for(lambda: look.intercom_ticket(ticket.id).fields.get("ticket_state") == "submitted")
+
+    j.engineer_transition(key, "In Progress")
+    assert wait_for(lambda: all(look.intercom_item(r).fields.get("attr:jira_status") == "In Progress"
+                                for r in (first, second, ticket)))
+    assert look.intercom_has(first, "Jira jira_status changed: To Do → In Progress", public=False)
+    assert wait_for(lambda: look.intercom_ticket(ticket.id).fields.get("ticket_state") == "in_progress")
+
+    # The customer is helped for now: the conversation is closed → a label in Jira.
+    ic.close(first.id, teammate.admin_id)
+    assert wait_for(lambda: "desk-solved" in ((look.issue(key) or _NO).fields.get("labels") or ()))
+
+    j.engineer_edit(key, {"fixVersions": [{"name": "1.0"}]})
+    j.engineer_transition(key, "Done")
+    for ref in (first, second):
+        assert wait_for(lambda r=ref: look.intercom_item(r).fields.get("attr:jira_status") == "Done"
+                        and look.intercom_item(r).status == "open"
+                        and look.intercom_has(r, f"Jira {key} is Done (fix version 1.0).", public=False))
+        fields = look.intercom_item(ref).fields
+        assert fields["attr:jira_resolution"] == "Done" and fields["attr:jira_fix_versions"] == "1.0"
+    assert wait_for(lambda: look.intercom_ticket(ticket.id).fields.get("ticket_state") == "resolved")
+
+
+
+class _No:
+    fields: dict = {}
+
+
+_NO = _No()

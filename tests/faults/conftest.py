@@ -1,0 +1,152 @@
+"""Fixtures for the fault, bad-input, budget, replica and observability tests.
+
+Like tests/e2e: the three simulators, a real syncd runtime, a real database.
+Here the world is tuned per test (poll intervals, budgets, lease length), and
+daemons are built by a factory so a test can start several (replicas) or one
+with a short vendor timeout.
+
+    def test_fault_x(make_world, start_daemon):
+        world = make_world(jira_poll=1)
+        app = start_daemon(world, vendor_timeout=1.0)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
+
+import httpx
+import pytest
+import structlog
+
+from syncd.demo import Observer, wait_for
+from syncd.runtime import App
+from syncd.sim.world import World, build_world
+
+__all__ = ["wait_for", "Logs", "escalate", "get", "comments_with"]
+
+
+@pytest.fixture
+def make_world(tmp_path, db_url) -> Iterator[Callable[..., World]]:
+    """``make_world(rpm={"zendesk": 600}, lease_seconds=2, **build_world_kwargs)``.
+
+    Pollers default to an hour so that webhooks carry the changes, unless a test
+    wants them running."""
+    worlds: list[World] = []
+
+    def make(rpm: dict[str, int] | None = None, lease_seconds: int | None = None, **kw: Any) -> World:
+        kw = {"zendesk_poll": 3600, "jira_poll": 3600, "intercom_poll": 3600, "log_level": "info", **kw}
+        world = build_world(tmp_path / f"world{len(worlds)}", database_url=db_url, **kw)
+        worlds.append(world)
+        _tune(world, rpm or {}, lease_seconds)
+        return world
+
+    yield make
+    for w in worlds:
+        w.stop()
+
+
+def _tune(world: World, rpm: dict[str, int], lease_seconds: int | None) -> None:
+    """Edit the rendered config.toml the way an admin would edit the file."""
+    text = world.config_path.read_text()
+    for vendor, value in rpm.items():
+        text = re.sub(rf"(\[{vendor}\][^\[]*?requests_per_minute = )\d+", rf"\g<1>{value}", text, flags=re.S)
+    if lease_seconds is not None:
+        text = re.sub(r"lease_seconds = \d+", f"lease_seconds = {lease_seconds}", text)
+    world.config_path.write_text(text)
+
+
+@pytest.fixture
+def start_daemon() -> Iterator[Callable[..., App]]:
+    """``start_daemon(world, instance="r1", serve_http=True, vendor_timeout=30.0)``; stopped at teardown."""
+    apps: list[App] = []
+
+    def start(world: World, instance: str | None = None, serve_http: bool = True,
+              vendor_timeout: float = 30.0) -> App:
+        settings = world.settings()
+        if instance is not None:
+            settings = dataclasses.replace(settings, core=dataclasses.replace(settings.core, instance=instance))
+        app = App.build(settings, vendor_timeout=vendor_timeout)
+        apps.append(app)
+        app.start(serve_http=serve_http)
+        return app
+
+    yield start
+    for app in reversed(apps):
+        app.stop()
+
+
+@pytest.fixture
+def look_at() -> Callable[[World], Observer]:
+    return Observer
+
+
+@dataclass(frozen=True)
+class Got:
+    status: int
+    body: Any
+    text: str
+
+
+def get(app: App, path: str) -> Got:
+    """GET one of the daemon's own endpoints on its real port."""
+    r = httpx.get(f"http://127.0.0.1:{app.http_port}{path}", timeout=10)
+    try:
+        body = r.json()
+    except ValueError:
+        body = None
+    return Got(r.status_code, body, r.text)
+
+
+class Logs:
+    """Every structlog event of the process while the test runs (all threads)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, _logger: Any, _method: str, event: dict[str, Any]) -> Any:
+        with self._lock:
+            self.events.append(dict(event))
+        raise structlog.DropEvent
+
+    def named(self, name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [e for e in self.events if e.get("event") == name]
+
+
+@pytest.fixture
+def logs() -> Iterator[Logs]:
+    captured = Logs()
+    old = structlog.get_config()["processors"]
+    # Keep the project's processors (redaction included) and read what they hand on.
+    structlog.configure(processors=[*old[:-1], captured])
+    try:
+        yield captured
+    finally:
+        structlog.configure(processors=old)
+
+
+def escalate(world: World, look: Observer, subject: str = "Checkout fails") -> tuple[int, str]:
+    """A ticket escalated by tag; returns (ticket id, Jira key) once the key shows on the ticket."""
+    ticket = world.zendesk.create_ticket(subject, "Paying by card fails.")
+    world.zendesk.agent_set(ticket, add_tags=["jira_escalate"])
+    key_field = f"custom:{world.field_id(9001)}"
+    key = wait_for(lambda: look.ticket(ticket).fields.get(key_field))
+    assert isinstance(key, str), "the escalation did not show a Jira key on the ticket"
+    return ticket, key
+
+
+def comments_with(world: World, key: str, text: str) -> int:
+    """How many comments on the Jira issue hold ``text`` (read from the simulator's state)."""
+    with world.jira.lock:
+        rec = world.jira.issue(key)
+        return sum(1 for c in rec.comments if text in str(c.body))
+
+
+def notes_with(world: World, ticket: int, text: str) -> int:
+    with world.zendesk.lock:
+        return sum(1 for c in world.zendesk.tickets[ticket].comments if text in str(c.get("body", "")))

@@ -1,0 +1,98 @@
+"""Vendor faults against the full daemon: 5xx, connection resets, stalls past the
+client timeout, 429 storms. The daemon keeps running, backs off, recovers by
+itself, every change arrives exactly once, and /readyz says what is wrong while
+it is wrong."""
+
+from __future__ import annotations
+
+import time
+
+from syncd.sim.core import Fault
+
+from .conftest import comments_with, escalate, get, notes_with, wait_for
+
+
+def test_fault_5xx_resets_and_429_storm_recover_exactly_once(make_world, start_daemon, look_at, logs):
+    world = make_world()
+    daemon = start_daemon(world)
+    look = look_at(world)
+    ticket, key = escalate(world, look)
+
+    # Customer → Jira through 503s and resets on the comment POST (both refused before
+    # the vendor did anything), and a 429 storm on the ticket reads.
+    world.jira.inject(Fault("status", operation="addComment", status=503, count=3))
+    world.jira.inject(Fault("reset", operation="addComment", count=3))
+    world.zendesk.inject(Fault("429", operation="ShowTicket", retry_after=1, count=4))
+    world.zendesk.customer_reply(ticket, "It also fails on mobile.")
+    assert wait_for(lambda: comments_with(world, key, "It also fails on mobile.") == 1, timeout=25)
+
+    # Jira → Zendesk through resets on the note POST and 502s on the issue read.
+    world.zendesk.inject(Fault("reset", operation="UpdateTicket", count=2))
+    world.jira.inject(Fault("status", operation="getIssue", status=502, count=3))
+    world.jira.engineer_comment(key, "Reproduced: the gateway times out.")
+    assert wait_for(lambda: notes_with(world, ticket, "the gateway times out") == 1, timeout=25)
+
+    time.sleep(1.0)   # any late duplicate would show now
+    assert comments_with(world, key, "It also fails on mobile.") == 1
+    assert notes_with(world, ticket, "the gateway times out") == 1
+    assert wait_for(lambda: daemon.store.queue_depth() == 0)
+    assert daemon.store.count_dead_letters() == 0
+    assert logs.named("vendor_retry"), "the retries were not logged"
+    statuses = {r.status for r in world.jira.records() if r.operation == "addComment"}
+    assert {0, 503, 201} <= statuses   # 0: the connection was reset
+    metrics = get(daemon, "/metrics").text
+    assert 'syncd_vendor_calls_total{vendor="jira",operation="addComment",status="503"}' in metrics
+    assert 'syncd_vendor_retries_total{vendor="jira"}' in metrics
+    assert get(daemon, "/readyz").status == 200
+
+
+def test_fault_readyz_names_the_failing_vendor_and_recovers(make_world, start_daemon, look_at):
+    world = make_world()
+    daemon = start_daemon(world)
+    look = look_at(world)
+    ticket, key = escalate(world, look)
+
+    world.jira.inject(Fault("status", operation="addComment", status=503))   # until cleared
+    world.zendesk.customer_reply(ticket, "Still broken for us.")
+    problems = wait_for(lambda: get(daemon, "/readyz").body["problems"], timeout=10)
+    assert problems, "/readyz never reported the outage"
+    ready = get(daemon, "/readyz")
+    assert ready.status == 503 and ready.body["status"] == "degraded"
+    assert any(p.startswith("worker: zendesk:") and "addComment" in p and "503" in p for p in problems), problems
+
+    world.jira.clear_faults()
+    assert wait_for(lambda: comments_with(world, key, "Still broken for us.") == 1, timeout=15)
+    assert wait_for(lambda: get(daemon, "/readyz").status == 200, timeout=10)
+    assert get(daemon, "/readyz").body["problems"] == []
+    assert comments_with(world, key, "Still broken for us.") == 1
+
+
+def test_fault_stall_past_the_client_timeout_is_retried_and_written_once(make_world, start_daemon, look_at):
+    world = make_world()
+    daemon = start_daemon(world, vendor_timeout=1.0)
+    look = look_at(world)
+    ticket, key = escalate(world, look)
+
+    # Reads that stall past the timeout are simply retried.
+    world.zendesk.inject(Fault("timeout", operation="ShowTicket", stall=1.5, count=2))
+    world.jira.inject(Fault("timeout", operation="getIssue", stall=1.5, count=1))
+    world.zendesk.customer_reply(ticket, "Any news on this?")
+    assert wait_for(lambda: comments_with(world, key, "Any news on this?") == 1, timeout=25)
+    time.sleep(2.0)   # the stalled requests have all been answered by now
+    assert comments_with(world, key, "Any news on this?") == 1
+    assert wait_for(lambda: daemon.store.queue_depth() == 0)
+    assert get(daemon, "/readyz").status == 200
+
+
+def test_fault_poller_errors_show_in_readyz_and_clear(make_world, start_daemon):
+    world = make_world(jira_poll=1)
+    daemon = start_daemon(world)
+    world.jira.inject(Fault("status", operation="searchAndReconsileIssuesUsingJqlPost", status=500))
+    world.jira.inject(Fault("status", operation="searchAndReconsileIssuesUsingJql", status=500))
+    problems = wait_for(lambda: [p for p in get(daemon, "/readyz").body["problems"] if p.startswith("poller jira:")],
+                        timeout=15)
+    assert problems and "500" in problems[0], problems
+    world.jira.clear_faults()
+    # The poller backs off (1 s, doubling) and clears its error on the next good poll.
+    assert wait_for(lambda: get(daemon, "/readyz").status == 200, timeout=15)
+    assert daemon.pollers[0].last_success is not None
