@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv sim bench clean
+.PHONY: demo test venv sim bench crash-loop clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,11 @@ sim: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/propagation.py
+
+# Long seeded crash loop (issue 5): SEED=n ROUNDS=n; CI runs a 3-round one in the tests.
+ROUNDS ?= 40
+crash-loop: $(STAMP)
+	$(BIN)/python bench/crash_loop.py --rounds $(ROUNDS) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -214,6 +214,52 @@ def zendesk_story(world: World, story: Story) -> None:
                lambda _: "2 tickets: Jira status Done, reopened, note added")
 
 
+def intercom_story(world: World, story: Story) -> None:
+    ic, j = world.intercom, world.jira
+    look, teammate = Observer(world), Teammate(world)
+    story.echo(click.style("Intercom ↔ Jira", bold=True))
+    customer = ic.first_contact_id()
+    teammate.attach_company(customer, "Acme Corp")
+    conv = ItemRef("intercom:conversation", ic.create_conversation(customer, "Exports to CSV hang forever."))
+
+    key = story.step("teammate tags the conversation jira_escalate → Jira issue",
+                     lambda: teammate.tag(conv.id, "jira_escalate"),
+                     lambda: look.intercom_key(conv),
+                     lambda k: f"{k} in the conversation's jira_issue attribute")
+    if not key:
+        return
+    key = str(key)
+    story.step("engineer comments in Jira → admin note in the conversation",
+               lambda: j.engineer_comment(key, "The export job runs out of memory."),
+               lambda: look.intercom_has(conv, "runs out of memory", public=False),
+               lambda _: "note by syncd's admin")
+    story.step("customer replies in the Messenger → comment in Jira",
+               lambda: ic.customer_reply(conv.id, "It happens with 10,000 rows."),
+               lambda: look.issue_has(key, "It happens with 10,000 rows."),
+               lambda _: f"comment on {key}")
+    story.step("engineer answers with #public → reply the customer sees",
+               lambda: j.engineer_comment(key, "#public We found the cause, a fix is coming."),
+               lambda: look.intercom_has(conv, "We found the cause", public=True),
+               lambda _: "admin reply in the conversation")
+    ticket = ItemRef("intercom:ticket", ic.create_ticket(customer, "CSV export fails", "Large exports never finish"))
+    story.step("Intercom ticket linked by typing the key into its attribute",
+               lambda: teammate.set_ticket_attributes(ticket.id, jira_issue=key),
+               lambda: (look.issue(key) or _NONE).fields.get("customfield_10051") == "2",
+               lambda _: f"{key} shows 2 linked items")
+
+    def resolve() -> None:
+        ic.close(conv.id, teammate.admin_id)
+        j.engineer_transition(key, "In Progress")
+        j.engineer_transition(key, "Done")
+
+    story.step("engineer resolves → conversation reopened and told, ticket resolved",
+               resolve,
+               lambda: look.conversation(conv.id).status == "open"
+               and look.intercom_has(conv, f"{key} is Done", public=False)
+               and look.intercom_ticket(ticket.id).fields.get("ticket_state") == "resolved",
+               lambda _: "conversation open with a note, ticket resolved")
+
+
 class _None:
     fields: dict = {}
 
@@ -234,6 +280,7 @@ def run_demo(keep: bool = False, echo: Callable[[str], None] = click.echo) -> in
     story = Story(world, echo)
     try:
         zendesk_story(world, story)
+        intercom_story(world, story)
     finally:
         app.stop()
         world.stop()

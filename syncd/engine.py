@@ -135,11 +135,20 @@ class Engine:
             log.info("issue_created", desk=origin, issue=issue.key, issue_id=issue.ref.id)
         self.store.finish_intent(key, issue.ref.id)
         link = self._add_link(item.ref, issue)
-        note = mapping.escalation.note.format(issue_key=issue.key, issue_url=issue.url)
         # Under the link's lock: a worker reconciling the new issue meanwhile would
-        # take this note's in-flight intent (e.g. waiting out a 429) for a crashed
-        # one and post it a second time.
+        # take an intent recorded here, still in flight (e.g. waiting out a 429),
+        # for a crashed one and write it a second time.
         with self.locks.hold(link.id):
+            if item.comments:
+                # The first comment became the issue's description: record it as
+                # mirrored so it does not arrive a second time as a comment.
+                first = item.comments[0]
+                done = f"comment:{link.id}:{Side.TRACKER.value}:{first.id}"
+                self.store.begin_intent(done, "comment", link.id, {"side": Side.TRACKER.value,
+                                                                   "source_id": first.id,
+                                                                   "body": "(issue description)", "public": True})
+                self.store.finish_intent(done, "description")
+            note = mapping.escalation.note.format(issue_key=issue.key, issue_url=issue.url)
             self._post_note(link, NoteWrite(f"note:escalated:{link.id}", note), outcome)
         return link
 
@@ -223,7 +232,7 @@ class Engine:
             self.store.update_issue_key(issue_id, issue.key)
             log.info("issue_key_changed", issue_id=issue_id, old=links[0].issue_key, new=issue.key)
             links = self.store.links_for_issue(issue_id)
-            # The key field on each ticket is kept by the desk side's housekeeping.
+            # Each desk item shows the key: refresh it there too.
             self.store.mark_dirty([l.desk for l in links], "issue_key_changed")
         desk_items: list[DeskItem] = []
         for link in links:   # fan-out: every linked desk item in one pass

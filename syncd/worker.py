@@ -91,10 +91,23 @@ class WorkerPool:
                     self.process(claim)
                 except Exception as e:
                     # The claim could not even be settled (database gone mid-way): the thread
-                    # must survive; the lease runs out and the item is claimed again.
+                    # must survive, and gives the item back as soon as the database answers.
                     self.claim_error = f"settle failed: {e}"
                     log.error("settle_failed", item=str(claim.ref), error=f"{type(e).__name__}: {e}")
-                    self._stopping.wait(1.0)
+                    self._give_back(claim, f"settle failed: {type(e).__name__}")
+
+    def _give_back(self, claim: Claim, error: str) -> None:
+        """Release the claim (due now) once the database is back, rather than leaving the
+        item leased to nobody until its lease runs out; after that the lease does it."""
+        while not self._stopping.is_set():
+            self._stopping.wait(1.0)
+            try:
+                if self.store.clock() >= claim.lease_expires:
+                    return
+                self.store.defer(claim, 0.0, error)
+                return
+            except Exception:
+                continue
 
     def process(self, claim: Claim) -> None:
         with self._busy_lock:

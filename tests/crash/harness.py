@@ -75,7 +75,7 @@ class Daemon:
         self.starts += 1
         log_path = self.world.directory / f"daemon-{self.starts}.log"
         self.logs.append(log_path)
-        env = {**os.environ, **self.world.env, FAILPOINTS_ENV: failpoints}
+        env = {**os.environ, **self.world.env, FAILPOINTS_ENV: failpoints, "PYTHONFAULTHANDLER": "1"}
         with open(log_path, "wb") as out:
             self.proc = subprocess.Popen([*_syncd_command(), "run", "--config", str(self.world.config_path)],
                                          env=env, stdout=out, stderr=subprocess.STDOUT,
@@ -124,7 +124,12 @@ class Daemon:
         """SIGTERM, as systemd stops it; returns the exit code."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGABRT)   # faulthandler: every thread's stack into the log
+            self.proc.wait(10)
+            raise AssertionError(f"no clean stop in {timeout}s after SIGTERM:\n{self.tail(150)}") from None
 
     def kill(self) -> None:
         if self.alive():
@@ -150,7 +155,7 @@ def wait_for(check: Callable[[], object], timeout: float = 20.0, every: float = 
     return None
 
 
-def settle(world: World, store: Store, timeout: float = 40.0, quiet: float = 0.8) -> None:
+def settle(world: World, store: Store, timeout: float = 40.0, quiet: float = 0.5) -> None:
     """Until the queue is empty and no webhook is in flight, continuously for ``quiet`` s
     (a write of ours comes back as a webhook, which dirties the item once more)."""
     deadline = time.monotonic() + timeout

@@ -27,7 +27,8 @@ def test_jira_status_fans_out_to_every_linked_item(world: World, daemon: App, lo
     j.engineer_transition(key, "In Progress")
     assert wait_for(lambda: all(look.intercom_item(r).fields.get("attr:jira_status") == "In Progress"
                                 for r in (first, second, ticket)))
-    assert look.intercom_has(first, "Jira jira_status changed: To Do → In Progress", public=False)
+    # the note follows the field write
+    assert wait_for(lambda: look.intercom_has(first, "Jira jira_status changed: To Do → In Progress", public=False))
     assert wait_for(lambda: look.intercom_ticket(ticket.id).fields.get("ticket_state") == "in_progress")
 
     # The customer is helped for now: the conversation is closed → a label in Jira.

@@ -32,7 +32,7 @@ def notes(look: Observer, ticket: int) -> list[str]:
     return [c.body for c in look.ticket(ticket).comments if not c.public]
 
 
-def quiet(world: World, daemon: App, settle: float = 0.6) -> None:
+def quiet(world: World, daemon: App, settle: float = 0.3) -> None:
     """Wait until webhooks are delivered and the queue is empty, then a bit more
     (so that a write which should *not* happen has had its chance)."""
     for sim in (world.zendesk, world.jira):

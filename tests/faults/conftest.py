@@ -37,9 +37,10 @@ def make_world(tmp_path, db_url) -> Iterator[Callable[..., World]]:
     wants them running."""
     worlds: list[World] = []
 
-    def make(rpm: dict[str, int] | None = None, lease_seconds: int | None = None, **kw: Any) -> World:
+    def make(rpm: dict[str, int] | None = None, lease_seconds: int | None = None,
+             database_url: str | None = None, **kw: Any) -> World:
         kw = {"zendesk_poll": 3600, "jira_poll": 3600, "intercom_poll": 3600, "log_level": "info", **kw}
-        world = build_world(tmp_path / f"world{len(worlds)}", database_url=db_url, **kw)
+        world = build_world(tmp_path / f"world{len(worlds)}", database_url=database_url or db_url, **kw)
         worlds.append(world)
         _tune(world, rpm or {}, lease_seconds)
         return world
@@ -150,3 +151,81 @@ def comments_with(world: World, key: str, text: str) -> int:
 def notes_with(world: World, ticket: int, text: str) -> int:
     with world.zendesk.lock:
         return sum(1 for c in world.zendesk.tickets[ticket].comments if text in str(c.get("body", "")))
+
+
+# Backend-independent modules run on SQLite only (the store is not their subject):
+#     pytestmark = SQLITE_ONLY
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+
+class TcpProxy:
+    """A loopback TCP forwarder in front of the shared Postgres. ``cut()`` drops every
+    connection and refuses new ones, as a restarting database would, without touching
+    the real server other tests use; ``restore()`` lets connections through again."""
+
+    def __init__(self, host: str, port: int):
+        import socket
+        self.target = (host, port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._open = threading.Event()
+        self._open.set()
+        self._pairs: list[tuple[Any, Any]] = []
+        self._lock = threading.Lock()
+        self._stopped = False
+        threading.Thread(target=self._accept, name="pg-proxy", daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        while not self._stopped:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if not self._open.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=3)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: Any, dst: Any) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        import socket
+        self._open.clear()
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for pair in pairs:
+            for s in pair:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+
+    def restore(self) -> None:
+        self._open.set()
+
+    def close(self) -> None:
+        self._stopped = True
+        self.cut()
+        self._listener.close()

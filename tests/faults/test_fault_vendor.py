@@ -5,11 +5,11 @@ it is wrong."""
 
 from __future__ import annotations
 
-import time
-
 from syncd.sim.core import Fault
 
-from .conftest import comments_with, escalate, get, notes_with, wait_for
+from .conftest import SQLITE_ONLY, comments_with, escalate, get, notes_with, wait_for
+
+pytestmark = SQLITE_ONLY
 
 
 def test_fault_5xx_resets_and_429_storm_recover_exactly_once(make_world, start_daemon, look_at, logs):
@@ -20,19 +20,19 @@ def test_fault_5xx_resets_and_429_storm_recover_exactly_once(make_world, start_d
 
     # Customer → Jira through 503s and resets on the comment POST (both refused before
     # the vendor did anything), and a 429 storm on the ticket reads.
-    world.jira.inject(Fault("status", operation="addComment", status=503, count=3))
-    world.jira.inject(Fault("reset", operation="addComment", count=3))
-    world.zendesk.inject(Fault("429", operation="ShowTicket", retry_after=1, count=4))
+    world.jira.inject(Fault("status", operation="addComment", status=503, count=2))
+    world.jira.inject(Fault("reset", operation="addComment", count=2))
+    world.zendesk.inject(Fault("429", operation="ShowTicket", retry_after=1, count=2))
     world.zendesk.customer_reply(ticket, "It also fails on mobile.")
     assert wait_for(lambda: comments_with(world, key, "It also fails on mobile.") == 1, timeout=25)
 
     # Jira → Zendesk through resets on the note POST and 502s on the issue read.
-    world.zendesk.inject(Fault("reset", operation="UpdateTicket", count=2))
-    world.jira.inject(Fault("status", operation="getIssue", status=502, count=3))
+    world.zendesk.inject(Fault("reset", operation="UpdateTicket", count=1))
+    world.jira.inject(Fault("status", operation="getIssue", status=502, count=2))
     world.jira.engineer_comment(key, "Reproduced: the gateway times out.")
     assert wait_for(lambda: notes_with(world, ticket, "the gateway times out") == 1, timeout=25)
 
-    time.sleep(1.0)   # any late duplicate would show now
+    assert wait_for(lambda: daemon.store.queue_depth() == 0)   # nothing left that could write again
     assert comments_with(world, key, "It also fails on mobile.") == 1
     assert notes_with(world, ticket, "the gateway times out") == 1
     assert wait_for(lambda: daemon.store.queue_depth() == 0)
@@ -58,7 +58,7 @@ def test_fault_readyz_names_the_failing_vendor_and_recovers(make_world, start_da
     assert problems, "/readyz never reported the outage"
     ready = get(daemon, "/readyz")
     assert ready.status == 503 and ready.body["status"] == "degraded"
-    assert any(p.startswith("worker: zendesk:") and "addComment" in p and "503" in p for p in problems), problems
+    assert any(p.startswith("worker: ") and "addComment" in p and "503" in p for p in problems), problems
 
     world.jira.clear_faults()
     assert wait_for(lambda: comments_with(world, key, "Still broken for us.") == 1, timeout=15)
@@ -67,20 +67,21 @@ def test_fault_readyz_names_the_failing_vendor_and_recovers(make_world, start_da
     assert comments_with(world, key, "Still broken for us.") == 1
 
 
-def test_fault_stall_past_the_client_timeout_is_retried_and_written_once(make_world, start_daemon, look_at):
+def test_fault_stall_past_the_client_timeout_is_retried_and_written_once(make_world, start_daemon, look_at, logs):
     world = make_world()
     daemon = start_daemon(world, vendor_timeout=1.0)
     look = look_at(world)
     ticket, key = escalate(world, look)
 
     # Reads that stall past the timeout are simply retried.
-    world.zendesk.inject(Fault("timeout", operation="ShowTicket", stall=1.5, count=2))
-    world.jira.inject(Fault("timeout", operation="getIssue", stall=1.5, count=1))
+    world.zendesk.inject(Fault("timeout", operation="ShowTicket", stall=1.2, count=1))
+    world.jira.inject(Fault("timeout", operation="getIssue", stall=1.2, count=1))
     world.zendesk.customer_reply(ticket, "Any news on this?")
     assert wait_for(lambda: comments_with(world, key, "Any news on this?") == 1, timeout=25)
-    time.sleep(2.0)   # the stalled requests have all been answered by now
     assert comments_with(world, key, "Any news on this?") == 1
     assert wait_for(lambda: daemon.store.queue_depth() == 0)
+    timeouts = [e for e in logs.named("vendor_retry") if "ReadTimeout" in e["error"]]
+    assert {e["error"].split(":")[0] for e in timeouts} == {"zendesk showTicket", "jira getIssue"}
     assert get(daemon, "/readyz").status == 200
 
 

@@ -1,0 +1,216 @@
+"""Seeded randomised crash loop: people act, the daemon is SIGKILLed at random
+failpoints, restarted, and at the end nothing may be lost or doubled.
+
+    .venv/bin/python bench/crash_loop.py --rounds 40 --seed 7          # `make crash-loop`
+    .venv/bin/python bench/crash_loop.py --rounds 5 --db postgresql+psycopg://postgres@127.0.0.1/test
+
+Prints the counts (kills, deliveries, duplicates found, losses found); exits 1
+when a duplicate or a loss was found. ``tests/crash/test_crash_loop.py`` runs a
+short loop in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "crash"))
+
+from harness import (Books, Daemon, Verdict, check, crash_world, issue_bodies,  # noqa: E402
+                     issues_for_origin, mentions, settle, ticket_bodies, wait_for)
+
+from syncd.sim.world import World  # noqa: E402
+from syncd.store import Store  # noqa: E402
+
+# Where a kill hurts; mid_poll_page only for Jira, whose poller runs every second here.
+FAILPOINTS = ("after_delivery_stored", "after_issue_create", "after_comment_post", "after_note_post",
+              "after_field_write", "mid_poll_page:jira")
+PRIORITIES = ("low", "normal", "high", "urgent")
+
+
+@dataclass
+class LoopResult:
+    seed: int
+    rounds: int
+    kills: int = 0
+    clean_stops: int = 0
+    deliveries: int = 0
+    actions: int = 0
+    fired: dict[str, int] = field(default_factory=dict)
+    verdict: Verdict = field(default_factory=Verdict)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        fired = ", ".join(f"{k}×{v}" for k, v in sorted(self.fired.items())) or "none"
+        return (f"crash loop seed={self.seed} rounds={self.rounds}: kills={self.kills} ({fired}), "
+                f"clean stops={self.clean_stops}, actions={self.actions}, deliveries={self.deliveries}, "
+                f"duplicates found={len(self.verdict.duplicates)}, losses found={len(self.verdict.losses)}, "
+                f"{self.seconds:.1f}s")
+
+
+class Actors:
+    """Random people: new escalations, customer replies, engineer comments, priority edits."""
+
+    def __init__(self, world: World, store: Store, books: Books, rng: random.Random):
+        self.world, self.store, self.books, self.rng = world, store, books, rng
+        self.n = 0
+
+    def linked(self) -> list[int]:
+        """Tickets whose link exists: a reply written before it would be history, not mirrored."""
+        return [t for t in sorted(self.books.escalated) if issues_for_origin(self.world, f"zendesk:{t}")
+                and self.store.links_for_desk(_ref(t))]
+
+    def act(self) -> None:
+        self.n += 1
+        token = f"loop-{self.n}"
+        linked = self.linked()
+        choice = self.rng.choice(("escalate", "reply", "engineer", "priority")) if linked else "escalate"
+        z, j = self.world.zendesk, self.world.jira
+        if choice == "escalate":
+            ticket = z.create_ticket(f"Problem {token}", f"Something broke ({token}).")
+            z.agent_set(ticket, add_tags=["jira_escalate"])
+            self.books.escalated.add(ticket)
+        elif choice == "reply":
+            ticket = self.rng.choice(linked)
+            z.customer_reply(ticket, f"Customer adds ({token}).")
+            self.books.to_jira.append((ticket, token))
+        elif choice == "engineer":
+            ticket = self.rng.choice(linked)
+            issue = issues_for_origin(self.world, f"zendesk:{ticket}")[0]
+            j.engineer_comment(str(issue), f"Engineer says ({token}).")
+            self.books.to_zendesk.append((ticket, token))
+        else:
+            z.agent_set(self.rng.choice(linked), priority=self.rng.choice(PRIORITIES))
+
+
+def _ref(ticket: int):
+    from syncd.domain import ItemRef
+    return ItemRef("zendesk", str(ticket))
+
+
+def _start(daemon: Daemon, failpoints: str) -> bool:
+    """Start; False when the failpoint fired before the daemon was even ready."""
+    daemon.start(failpoints, wait_ready=False)
+    try:
+        daemon.wait_ready()
+        return True
+    except AssertionError:
+        if daemon.alive() or daemon.fired() is None:
+            raise
+        return False
+
+
+def _arrived(world: World, books: Books) -> bool:
+    for ticket, token in books.to_jira:
+        issues = issues_for_origin(world, f"zendesk:{ticket}")
+        if not issues or not mentions(issue_bodies(world, issues[0]), token):
+            return False
+    return all(mentions(ticket_bodies(world, t), token) for t, token in books.to_zendesk)
+
+
+def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
+             actions_per_round: int = 3, echo=print) -> LoopResult:
+    started = time.monotonic()
+    rng = random.Random(seed)
+    result = LoopResult(seed, rounds)
+    world = crash_world(directory, database_url, jira_poll=1.0)
+    daemon = Daemon(world)
+    books = Books()
+    store: Store | None = None
+    try:
+        for n in range(rounds):
+            point = rng.choice(FAILPOINTS)
+            spec = f"{point}={rng.randint(1, 3)}"
+            ready = _start(daemon, spec)
+            store = store or Store.open(database_url)
+            actors = Actors(world, store, books, rng)
+            actors.n = n * 100
+            if ready:
+                for _ in range(actions_per_round):
+                    actors.act()
+                    result.actions += 1
+                    time.sleep(rng.uniform(0.0, 0.3))
+                    if not daemon.alive():
+                        break
+                died = wait_for(lambda: not daemon.alive(), timeout=rng.uniform(1.0, 3.0))
+            else:
+                died = True
+            if died:
+                fired = daemon.wait_killed(timeout=1.0)
+                result.kills += 1
+                result.fired[fired] = result.fired.get(fired, 0) + 1
+            else:
+                code = daemon.terminate()
+                assert code == 0, f"SIGTERM: exit {code}\n{daemon.tail()}"
+                result.clean_stops += 1
+            echo(f"round {n + 1}/{rounds}: {spec} → {'killed' if died else 'clean stop'}")
+        daemon.start()
+        assert store is not None
+        wait_for(lambda: _arrived(world, books), timeout=60)   # poll leases of dead leaders run out first
+        settle(world, store, timeout=60)
+        result.verdict = check(world, store, books)
+        result.deliveries = sum(1 for s in (world.zendesk, world.jira) for r in s.webhooks.results
+                                if r.status is not None and 200 <= r.status < 300)
+        daemon.terminate()
+    finally:
+        daemon.kill()
+        if store is not None:
+            store.close()
+        world.stop()
+    result.seconds = time.monotonic() - started
+    return result
+
+
+@contextmanager
+def _database(url: str | None, directory: Path) -> Iterator[str]:
+    """SQLite in ``directory``, or a fresh schema in the given Postgres database
+    (dropped afterwards), so a loop never reads another run's links."""
+    if url is None or not url.startswith("postgresql"):
+        yield url or f"sqlite:///{directory / 'syncd.db'}"
+        return
+    import uuid
+
+    import sqlalchemy as sa
+    schema = f"syncd_crash_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield sa.make_url(url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(
+            hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    parser.add_argument("--db", default=None, help="database URL (default: SQLite in a temporary directory)")
+    parser.add_argument("--keep", action="store_true", help="keep the directory with the daemon logs")
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="syncd-crash-loop-"))
+    try:
+        with _database(args.db, directory) as url:
+            result = run_loop(directory / "world", url, args.seed, args.rounds)
+    finally:
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+    print(result.summary())
+    for problem in result.verdict.duplicates + result.verdict.losses:
+        print(f"  {problem}")
+    return 0 if result.verdict.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

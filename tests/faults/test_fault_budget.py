@@ -1,0 +1,110 @@
+"""Rate budgets: the daemon paces itself under the configured requests per minute
+across all its worker threads (so it never causes a 429 itself), and Jira's
+per-issue write limit delays that one issue while the others keep flowing."""
+
+from __future__ import annotations
+
+import time
+
+from syncd.sim.world import World
+
+from .conftest import SQLITE_ONLY, _tune as tune, comments_with, get, wait_for
+
+pytestmark = SQLITE_ONLY
+
+
+def _escalate_many(world: World, n: int) -> list[tuple[int, str]]:
+    """Escalate ``n`` tickets at once; returns (ticket, key) pairs (read from the simulator)."""
+    tickets = [world.zendesk.create_ticket(f"Burst {i}", "Fails.") for i in range(n)]
+    for t in tickets:
+        world.zendesk.agent_set(t, add_tags=["jira_escalate"])
+    fid = world.field_id(9001)
+
+    def key_of(t: int) -> str | None:
+        with world.zendesk.lock:
+            values = {f["id"]: f["value"] for f in world.zendesk.ticket_json(world.zendesk.tickets[t])["custom_fields"]}
+        return values.get(fid)
+
+    assert wait_for(lambda: all(key_of(t) for t in tickets), timeout=20)
+    return [(t, str(key_of(t))) for t in tickets]
+
+
+def _max_in_window(stamps: list[float], window: float) -> int:
+    stamps = sorted(stamps)
+    best, lo = 0, 0
+    for hi, t in enumerate(stamps):
+        while t - stamps[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def test_fault_budget_paces_all_workers_under_the_account_limit(make_world, start_daemon):
+    world = make_world(workers=4)
+    first = start_daemon(world)
+    pairs = _escalate_many(world, 8)
+    assert wait_for(lambda: first.store.queue_depth() == 0, timeout=10)
+    first.stop()
+    # The admin sets the budget to 10 requests a second (5 saved up at most) and restarts.
+    tune(world, {"zendesk": 600}, None)
+    daemon = start_daemon(world)
+
+    # The account allows just above the budget: 5 + 10/s over a 2 s window is 25.
+    world.zendesk.knobs.rate_window, world.zendesk.knobs.rate_limit = 2.0, 27
+    world.zendesk.clear_records()
+    started = time.monotonic()
+    for round_ in range(3):
+        for t, _ in pairs:
+            world.zendesk.customer_reply(t, f"Reply {round_} on {t}.")
+    assert wait_for(lambda: all(comments_with(world, k, f"Reply 2 on {t}.") == 1 for t, k in pairs), timeout=40)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0, timeout=20)
+    elapsed = time.monotonic() - started
+
+    records = [r for r in world.zendesk.records() if not r.operation.startswith("_sim")]
+    assert len(records) > 30, "too little work to show any pacing"
+    assert [r for r in records if r.status == 429] == [], "the daemon drove the account into 429"
+    # Paced: never more than burst + rate in any second, and the burst took as long as the budget says.
+    assert _max_in_window([r.at for r in records], 1.0) <= 5 + 10 + 2
+    assert elapsed >= (len(records) - 5) / 10 * 0.9
+    for t, k in pairs:
+        assert all(comments_with(world, k, f"Reply {i} on {t}.") == 1 for i in range(3))
+    metrics = get(daemon, "/metrics").text
+    assert 'syncd_budget_requests_per_minute{vendor="zendesk"} 600' in metrics
+    waited = float(next(line.split()[-1] for line in metrics.splitlines()
+                        if line.startswith('syncd_budget_wait_seconds{vendor="zendesk"}')))
+    assert waited > 0
+
+
+def test_fault_jira_per_issue_limit_delays_that_issue_only(make_world, start_daemon, logs):
+    world = make_world()
+    daemon = start_daemon(world)
+    (ta, ka), (tb, kb) = _escalate_many(world, 2)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0, timeout=10)
+    world.jira.configure({"issue_write_limit": [1, 3]})   # one write per issue per 3 s
+    world.zendesk.customer_reply(ta, "First on A.")
+    assert wait_for(lambda: comments_with(world, ka, "First on A.") == 1)
+    world.zendesk.customer_reply(ta, "Second on A.")        # A has just been written: 429 for A
+    sent = time.monotonic()
+    world.zendesk.customer_reply(tb, "First on B.")
+    assert wait_for(lambda: comments_with(world, kb, "First on B.") == 1, every=0.02)
+    b_seconds = time.monotonic() - sent
+    assert comments_with(world, ka, "Second on A.") == 0, "A was not throttled: the test proves nothing"
+    assert wait_for(lambda: comments_with(world, ka, "Second on A.") == 1, timeout=15, every=0.02)
+    a_seconds = time.monotonic() - sent
+
+    if b_seconds >= 1.5:
+        for e in logs.events: print("EV", e)
+        for r in world.jira.records(): print("RQ", r)
+    assert b_seconds < 1.5, f"B waited {b_seconds:.2f}s behind A limit"
+    assert a_seconds > b_seconds + 0.5
+    limited = [r for r in world.jira.records() if r.status == 429]
+    assert limited and all(ka_id(world, ka) in r.path for r in limited)
+    deferred = logs.named("item_deferred")
+    assert deferred and all(e["scope"] == "jira-per-issue-on-write" for e in deferred)
+    time.sleep(0.5)
+    assert comments_with(world, ka, "Second on A.") == 1 and comments_with(world, kb, "First on B.") == 1
+
+
+def ka_id(world: World, key: str) -> str:
+    with world.jira.lock:
+        return str(world.jira.issue(key).id)
