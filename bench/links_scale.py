@@ -76,7 +76,7 @@ def bulk_insert(url: str, n: int) -> float:
             rows = [{"desk_ref": f"zendesk:{i}", "issue_id": str(100000 + i // 3), "issue_key": f"SUP-{i // 3}",
                      "created_at": now} for i in range(lo, min(n + 1, lo + CHUNK))]
             conn.execute(sa.insert(links), rows)
-            if (lo - 1) % 200_000 == 0:
+            if (lo - 1 + len(rows)) % 200_000 == 0:
                 say(f"  {lo - 1 + len(rows):>9} links")
     engine.dispose()
     return time.monotonic() - started

@@ -347,15 +347,52 @@ def dlq_drop(dead_id: int, config: str | None) -> None:
 
 
 @main.command()
+@click.option("--check", is_flag=True, help="Exit 1 unless the running daemon reports ready (for supervisors).")
 @config_option
-def status(config: str | None) -> None:
-    """Queue depth, oldest dirty item, dead letters, links."""
+def status(config: str | None, check: bool) -> None:
+    """Queue depth, oldest dirty item, dead letters, links, and what the running daemon reports."""
+    settings = _settings(config)
     store = _store(config)
     age = store.oldest_dirty_age()
     click.echo(f"links:          {store.count_links()}")
     click.echo(f"queue depth:    {store.queue_depth()}")
     click.echo(f"oldest dirty:   {'-' if age is None else f'{age:.1f}s'}")
     click.echo(f"dead letters:   {len(store.dead_letters())}")
+    url, ready = _readiness(settings)
+    if ready is None:
+        click.echo(f"daemon:         not reachable at {url}")
+    else:
+        _print_readiness(ready)
+    if check and (ready is None or ready.get("status") != "ready"):
+        sys.exit(1)
+
+
+def _readiness(settings: Any) -> tuple[str, dict[str, Any] | None]:
+    """The running daemon's own /readyz answer (503 bodies included), or None when nobody answers."""
+    import urllib.error
+    import urllib.request
+    host = settings.http.host if settings.http.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    url = f"http://{host}:{settings.http.port}/readyz"
+    try:
+        with urllib.request.urlopen(url, timeout=3) as r:
+            return url, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        try:
+            return url, json.loads(e.read())
+        except ValueError:
+            return url, None
+    except (OSError, ValueError):
+        return url, None
+
+
+def _print_readiness(ready: dict[str, Any]) -> None:
+    click.echo(f"daemon:         {ready.get('status')}")
+    for problem in ready.get("problems", []):
+        click.echo(f"problem:        {problem}")
+    webhook = ready.get("last_webhook_age_seconds")
+    click.echo(f"last webhook:   {'-' if webhook is None else f'{webhook:.1f}s ago'}")
+    for name, p in sorted((ready.get("pollers") or {}).items()):
+        click.echo(f"poller {name + ':':<9}{'leader' if p.get('leader') else 'standby'}")
 
 
 @main.command()

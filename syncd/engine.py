@@ -97,7 +97,9 @@ class Engine:
                 links = [self._escalate(item, mapping, outcome)]
             self._desk_housekeeping(item, links, mapping, outcome)
         for link in links:
-            self._reconcile_link(link, outcome, dry_run, desk_item=item, seen=seen.get(link.id, 0))
+            # A link made in this pass (escalation, typed key) re-reads the item:
+            # creating it took a while, and the agent may have edited meanwhile.
+            self._reconcile_link(link, outcome, dry_run, desk_item=item, seen=seen.get(link.id, -1))
 
     def _wants_escalation(self, item: DeskItem, mapping: Mapping) -> bool:
         rules = mapping.escalation
@@ -135,22 +137,42 @@ class Engine:
             log.info("issue_created", desk=origin, issue=issue.key, issue_id=issue.ref.id)
         self.store.finish_intent(key, issue.ref.id)
         link = self._add_link(item.ref, issue)
+        failpoint("after_link_added")
         # Under the link's lock: a worker reconciling the new issue meanwhile would
         # take an intent recorded here, still in flight (e.g. waiting out a 429),
         # for a crashed one and write it a second time.
         with self.locks.hold(link.id):
-            if item.comments:
-                # The first comment became the issue's description: record it as
-                # mirrored so it does not arrive a second time as a comment.
-                first = item.comments[0]
-                done = f"comment:{link.id}:{Side.TRACKER.value}:{first.id}"
-                self.store.begin_intent(done, "comment", link.id, {"side": Side.TRACKER.value,
-                                                                   "source_id": first.id,
-                                                                   "body": "(issue description)", "public": True})
-                self.store.finish_intent(done, "description")
-            note = mapping.escalation.note.format(issue_key=issue.key, issue_url=issue.url)
-            self._post_note(link, NoteWrite(f"note:escalated:{link.id}", note), outcome)
+            self._finish_escalation(item, link, issue, mapping, outcome)
         return link
+
+    def _resume_escalation(self, link: Link, item: DeskItem, issue: TrackerIssue, outcome: Outcome) -> None:
+        """Once the link is stored the item is never escalated again, but the rest of the
+        escalation may be undone: the escalating worker died (or has not yet taken the
+        link's lock). Finish it before planning, or the plan would mirror the first
+        comment, already the issue's description. Caller holds the link's lock."""
+        if self.store.get_intent(f"note:escalated:{link.id}") is not None:
+            return
+        created = self.store.get_intent(f"create:{link.desk}")
+        if created is None or created.state != "done" or created.result != link.issue_id:
+            return
+        log.info("escalation_resumed", link=link.id, issue=issue.key)
+        self._finish_escalation(item, link, issue, self.mappings[link.desk.system], outcome)
+
+    def _finish_escalation(self, item: DeskItem, link: Link, issue: TrackerIssue, mapping: Mapping,
+                           outcome: Outcome) -> None:
+        """After the link: the description counted as mirrored, then the escalation note.
+        Idempotent; the caller holds the link's lock."""
+        if item.comments:
+            # The first comment became the issue's description: record it as
+            # mirrored so it does not arrive a second time as a comment.
+            first = item.comments[0]
+            done = f"comment:{link.id}:{Side.TRACKER.value}:{first.id}"
+            self.store.begin_intent(done, "comment", link.id, {"side": Side.TRACKER.value,
+                                                               "source_id": first.id,
+                                                               "body": "(issue description)", "public": True})
+            self.store.finish_intent(done, "description")
+        note = mapping.escalation.note.format(issue_key=issue.key, issue_url=issue.url)
+        self._post_note(link, NoteWrite(f"note:escalated:{link.id}", note), outcome)
 
     def _issue_spec(self, item: DeskItem, mapping: Mapping) -> IssueSpec:
         rules = mapping.escalation
@@ -283,6 +305,8 @@ class Engine:
             if issue is None:
                 log.info("issue_gone", link=link.id, issue_id=link.issue_id)
                 return item
+            if not dry_run:
+                self._resume_escalation(link, item, issue, outcome)
             p = plan(mapping, link, item, issue, base, self._mirror_state(link))
             outcome.plans.append(p)
             outcome.decisions.extend(f"{d.field}: {d.kind}: {d.detail}" for d in p.decisions)

@@ -25,6 +25,7 @@ ENV = "SYNCD_FAILPOINTS"
 POINTS = (
     "after_delivery_stored",   # webhook stored + marked dirty, 2xx not yet sent
     "after_issue_create",      # Jira create returned, intent not yet finished
+    "after_link_added",        # escalation's link stored, its note not yet recorded
     "after_comment_post",      # vendor comment made, intent not yet finished
     "after_note_post",         # desk note made, intent not yet finished
     "after_field_write",       # vendor fields written, base not yet stored

@@ -120,7 +120,7 @@ class App:
 
     def _register_metrics(self) -> None:
         METRICS.gauge("queue_depth", self.store.queue_depth)
-        METRICS.gauge("oldest_dirty_age_seconds", self.store.oldest_dirty_age)
+        METRICS.gauge("oldest_dirty_age_seconds", lambda: self.store.oldest_dirty_age() or 0.0)   # 0: nothing waits
         METRICS.gauge("dead_letters", self.store.count_dead_letters)
         METRICS.gauge("workers_busy", lambda: self.workers.busy)
         METRICS.labelled_gauge("budget_requests_per_minute", "vendor",

@@ -35,7 +35,13 @@ Choices and Intercom quirks this module lives with:
   waiting_on_customer, resolved — stable across workspaces); a write accepts a
   category or a state's internal label.
 * Tickets do not show their tags in API answers, so only ``tags+`` (add) works
-  on tickets; ``tags`` (replace) is refused there.
+  on tickets; ``tags`` (replace) is refused there, and a ticket item says
+  ``tags`` is not applicable (``DeskItem.not_applicable``), as a conversation
+  says of ``ticket_state`` and ``ticket_attr:``.
+* On a ticket ``attr:<name>`` reads and writes the ticket attribute ``<name>``
+  (same as ``ticket_attr:<name>``), so one mapping serves both kinds.
+* A ticket write carrying ``ticket_state`` and ``state`` writes the ticket
+  state only: it decides open/closed itself (resolved closes).
 * Polling searches conversations and tickets with ``updated_at > since``
   (Intercom's ``>`` includes equality; its search index lags a little, hence
   the overlap). python-intercom 5.0.1's search pager resends the first page, so

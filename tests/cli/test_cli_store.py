@@ -111,6 +111,7 @@ def test_status(world: World, store: Store) -> None:
     result = syncd(world, "status")
     assert result.exit_code == 0, result.output
     lines = dict(line.split(":", 1) for line in result.stdout.splitlines())
-    assert {k: v.strip() for k, v in lines.items() if k != "oldest dirty"} == {
+    assert {k: v.strip() for k, v in lines.items() if k in ("links", "queue depth", "dead letters")} == {
         "links": "1", "queue depth": "2", "dead letters": "1"}
+    assert lines["daemon"].strip().startswith("not reachable at http://")
     assert lines["oldest dirty"].strip().endswith("s")

@@ -79,6 +79,19 @@ def test_crash_after_issue_create(make_rig, db_url):
     assert rig.world.jira.count("createIssue") == 1
 
 
+def test_crash_after_link_added(make_rig, sqlite_url):
+    """The escalation's link is stored, its note not even recorded as an intent: the
+    restart never escalates again (the link exists) yet must still post the note, once."""
+    rig, books = make_rig(sqlite_url), Books()
+    rig.daemon.start("after_link_added=1")
+    ticket = escalate(rig, books)
+    assert rig.daemon.wait_killed() == "after_link_added"
+    assert rig.store.links_for_desk(_ref(ticket)), "the link was stored before the kill"
+    assert mentions(ticket_bodies(rig.world, ticket), "Escalated to Jira:") == 0
+    restart_and_check(rig, books)
+    assert rig.world.jira.count("createIssue") == 1
+
+
 def test_crash_after_comment_post(make_rig, db_url):
     """The customer's reply is on the Jira issue, its intent still pending: the
     restart finds it by the comment's entity property and posts nothing."""

@@ -42,7 +42,7 @@ def make_world(tmp_path, db_url) -> Iterator[Callable[..., World]]:
         kw = {"zendesk_poll": 3600, "jira_poll": 3600, "intercom_poll": 3600, "log_level": "info", **kw}
         world = build_world(tmp_path / f"world{len(worlds)}", database_url=database_url or db_url, **kw)
         worlds.append(world)
-        _tune(world, rpm or {}, lease_seconds)
+        tune(world, rpm or {}, lease_seconds)
         return world
 
     yield make
@@ -50,7 +50,7 @@ def make_world(tmp_path, db_url) -> Iterator[Callable[..., World]]:
         w.stop()
 
 
-def _tune(world: World, rpm: dict[str, int], lease_seconds: int | None) -> None:
+def tune(world: World, rpm: dict[str, int], lease_seconds: int | None) -> None:
     """Edit the rendered config.toml the way an admin would edit the file."""
     text = world.config_path.read_text()
     for vendor, value in rpm.items():
