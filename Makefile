@@ -26,6 +26,14 @@ sim: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/propagation.py
 
+# Every benchmark at its default (bounded) size, one after the other: ~10 minutes.
+# A bench exits 1 when a goal is not met; "-" runs the others anyway.
+bench-all: $(STAMP)
+	-$(BIN)/python bench/propagation.py
+	-$(BIN)/python bench/throughput.py
+	-$(BIN)/python bench/backlog.py
+	-$(BIN)/python bench/links_scale.py
+
 # Long seeded crash loop (issue 5): SEED=n ROUNDS=n; CI runs a 3-round one in the tests.
 ROUNDS ?= 40
 crash-loop: $(STAMP)

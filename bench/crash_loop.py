@@ -17,18 +17,29 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "crash"))
 
-from harness import (Books, Daemon, Verdict, check, crash_world, issue_bodies,  # noqa: E402
-                     issues_for_origin, mentions, settle, ticket_bodies, wait_for)
+from harness import (
+    Books,
+    Daemon,
+    Verdict,
+    check,
+    crash_world,
+    issue_bodies,
+    issues_for_origin,
+    mentions,
+    settle,
+    ticket_bodies,
+    wait_for,
+)
 
-from syncd.sim.world import World  # noqa: E402
-from syncd.store import Store  # noqa: E402
+from syncd.sim.world import World
+from syncd.store import Store
 
 # Where a kill hurts; mid_poll_page only for Jira, whose poller runs every second here.
 FAILPOINTS = ("after_delivery_stored", "after_issue_create", "after_comment_post", "after_note_post",
@@ -70,7 +81,7 @@ class Actors:
 
     def act(self) -> None:
         self.n += 1
-        token = f"loop-{self.n}"
+        token = f"loop-{self.n:05d}"   # fixed width: "loop-2" would also count "loop-201"
         linked = self.linked()
         choice = self.rng.choice(("escalate", "reply", "engineer", "priority")) if linked else "escalate"
         z, j = self.world.zendesk, self.world.jira

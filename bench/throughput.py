@@ -226,8 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--modes", default="sqlite,pg:1,pg:2,pg:4",
                     help="comma separated: sqlite (one process) and pg:N (N replicas on Postgres)")
     ap.add_argument("--links", type=int, default=100, help="linked pairs kept busy (default 100)")
-    ap.add_argument("--seconds", type=float, default=20.0, help="measured window per mode (default 20)")
-    ap.add_argument("--warmup", type=float, default=5.0)
+    ap.add_argument("--seconds", type=float, default=12.0, help="measured window per mode (default 12)")
+    ap.add_argument("--warmup", type=float, default=3.0)
     ap.add_argument("--workers", type=int, default=4, help="worker threads per daemon process")
     ap.add_argument("--pg-url", default=os.environ.get("SYNCD_TEST_PG_URL", DEFAULT_PG))
     args = ap.parse_args(argv)

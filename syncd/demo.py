@@ -75,7 +75,7 @@ class Observer:
         zc, jc = world.zendesk.describe()["credentials"], world.jira.describe()["credentials"]
         self.zendesk = ZendeskConnector(ZendeskAccess(world.zendesk.base_url, zc["email"], zc["token"]))
         self.jira = JiraConnector(JiraAccess(world.jira.base_url, jc["email"], jc["api_token"]),
-                                  field_locators=("customfield_10051",))
+                                  field_locators=("customfield_10051", "customfield_10054", "customfield_10055"))
         from .connectors.intercom import IntercomAccess, IntercomConnector
         ic = world.intercom.describe()
         # As syncd's own admin, so ``by_integration`` tells syncd's parts apart.

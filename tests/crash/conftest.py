@@ -4,18 +4,18 @@ the daemon's store opened from the test (read-only use) to watch the queue."""
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))   # --import-mode=importlib: make `harness` importable
 
-from harness import Daemon, crash_world  # noqa: E402
+from harness import Daemon, crash_world
 
-from syncd.sim.world import World  # noqa: E402
-from syncd.store import Store  # noqa: E402
+from syncd.sim.world import World
+from syncd.store import Store
 
 
 @dataclass

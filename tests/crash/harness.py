@@ -19,9 +19,9 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 from syncd.connectors.jira import origin_label
 from syncd.domain import ItemRef
@@ -70,7 +70,7 @@ class Daemon:
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
 
-    def start(self, failpoints: str = "", wait_ready: bool = True) -> "Daemon":
+    def start(self, failpoints: str = "", wait_ready: bool = True) -> Daemon:
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"
         self.starts += 1
         log_path = self.world.directory / f"daemon-{self.starts}.log"
@@ -232,6 +232,9 @@ def check(world: World, store: Store, books: Books) -> Verdict:
         if [l.issue_id for l in links] != [str(issues[0])]:
             v.losses.append(f"{origin}: links {[l.issue_id for l in links]}, issue {issues[0]}")
         _tally(v, f"{origin}: escalation note", mentions(ticket_bodies(world, ticket), ESCALATION_NOTE))
+        first = ticket_bodies(world, ticket)[0]   # already the issue's description
+        if mentions(issue_bodies(world, issues[0]), first):
+            v.duplicates.append(f"{origin}: first comment also posted as a Jira comment")
     for ticket, token in books.to_jira:
         issues = issues_for_origin(world, f"zendesk:{ticket}")
         n = mentions(issue_bodies(world, issues[0]), token) if issues else 0

@@ -3,8 +3,17 @@ nothing was lost or doubled (issue 5, point 1)."""
 
 from __future__ import annotations
 
-from harness import (Books, check, issue_bodies, issues_for_origin, mentions, pending_intents, settle,
-                     ticket_bodies, wait_for)
+from harness import (
+    Books,
+    check,
+    issue_bodies,
+    issues_for_origin,
+    mentions,
+    pending_intents,
+    settle,
+    ticket_bodies,
+    wait_for,
+)
 
 from syncd.domain import ItemRef
 from syncd.sim.jira_catalog import PRIORITIES

@@ -31,9 +31,9 @@ def test_jira_status_fans_out_to_every_linked_item(world: World, daemon: App, lo
     assert wait_for(lambda: look.intercom_has(first, "Jira jira_status changed: To Do → In Progress", public=False))
     assert wait_for(lambda: look.intercom_ticket(ticket.id).fields.get("ticket_state") == "in_progress")
 
-    # The customer is helped for now: the conversation is closed → a label in Jira.
+    # The customer is helped for now: the conversation is closed → "Desk status" in Jira.
     ic.close(first.id, teammate.admin_id)
-    assert wait_for(lambda: "desk-solved" in ((look.issue(key) or _NO).fields.get("labels") or ()))
+    assert wait_for(lambda: (look.issue(key) or _NO).fields.get("customfield_10055") == "closed")
 
     j.engineer_edit(key, {"fixVersions": [{"name": "1.0"}]})
     j.engineer_transition(key, "Done")

@@ -123,8 +123,10 @@ class Logs:
 def logs() -> Iterator[Logs]:
     captured = Logs()
     old = structlog.get_config()["processors"]
-    # Keep the project's processors (redaction included) and read what they hand on.
-    structlog.configure(processors=[*old[:-1], captured])
+    # Keep the project's processors but the renderer and the level filter (an earlier
+    # test may have configured "warning"), and read every event they hand on.
+    keep = [p for p in old[:-1] if p is not structlog.stdlib.filter_by_level]
+    structlog.configure(processors=[*keep, captured])
     try:
         yield captured
     finally:

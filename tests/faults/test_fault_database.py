@@ -15,12 +15,12 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from .conftest import TcpProxy, comments_with, escalate, get, notes_with, wait_for
+from .conftest import SQLITE_ONLY, TcpProxy, comments_with, escalate, get, notes_with, wait_for
 
 
+# SQLite is a local file: its fault is the lock (see the next test).
+@pytest.mark.parametrize("db_url", [pytest.param("postgresql", marks=pytest.mark.postgres)], indirect=True)
 def test_fault_database_unreachable_is_reported_and_work_resumes(db_url, make_world, start_daemon, look_at, logs):
-    if not db_url.startswith("postgresql"):
-        pytest.skip("SQLite is a local file: its fault is the lock (see the test below)")
     url = sa.make_url(db_url)
     proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
     try:
@@ -62,9 +62,8 @@ db.execute("ROLLBACK")
 """
 
 
+@SQLITE_ONLY
 def test_fault_sqlite_locked_by_another_process_waits_and_recovers(db_url, make_world, start_daemon, look_at):
-    if not db_url.startswith("sqlite"):
-        pytest.skip("a SQLite file lock")
     world = make_world()
     daemon = start_daemon(world)
     look = look_at(world)
