@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"inserting {args.links} links …")
         insert_s = bulk_insert(url, args.links)
         size = (directory / "syncd.db").stat().st_size / 2**20 if not args.database_url else float("nan")
-        say(f"probing lookups in a fresh process …")
+        say("probing lookups in a fresh process …")
         out = subprocess.run([sys.executable, "-c", PROBE, url, str(args.links), str(args.lookups)],
                              check=True, capture_output=True, text=True, env=os.environ)
         probe = json.loads(out.stdout.strip().splitlines()[-1])

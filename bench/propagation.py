@@ -18,6 +18,7 @@ the conflict rule, not propagation).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import shutil
@@ -32,7 +33,8 @@ from typing import Callable, Sequence
 
 from syncd.domain import ItemRef
 from syncd.runtime import App
-from syncd.sim.core import SimServer
+from syncd.sim.core import SimError, SimServer
+from syncd.sim.intercom_world import WorldError
 from syncd.sim.jira_catalog import PRIORITIES
 from syncd.sim.world import World, build_world
 
@@ -299,10 +301,8 @@ class IntercomDesk(Desk):
         """Conversations linked to new Jira issues the way ``syncd link`` does it."""
         ic = self.world.intercom
         for name in INTERCOM_ATTRIBUTES:
-            try:
+            with contextlib.suppress(SimError, WorldError):   # build_world may define them already
                 ic.define_conversation_attribute(name)
-            except Exception:
-                pass   # already defined by an earlier phase
         contact = ic.first_contact_id()
         pairs = []
         for i in range(n):

@@ -107,7 +107,7 @@ class Figures:
     links: int
     seconds: float
     landed: int
-    lost: int
+    in_flight: int   # changes made but not landed when the window closed
     daemon_cpu: float
     bench_cpu: float
 
@@ -194,7 +194,7 @@ def run_mode(mode: str, links: int, seconds: float, warmup: float, workers: int,
         say(f"  {mode}: driving for {warmup:.0f}s warm-up + {seconds:.0f}s …")
         landed, in_flight, window, dcpu, bcpu = drive(desk, pairs, seconds, warmup,
                                                       lambda: sum(cpu_seconds(p) for p in pids))
-        return Figures(mode, links, window, landed, 0, dcpu, bcpu)
+        return Figures(mode, links, window, landed, in_flight, dcpu, bcpu)
     finally:
         if store is not None:
             store.close()

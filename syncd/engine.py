@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Mapping as TMapping, Sequence
 
@@ -143,6 +143,17 @@ class Engine:
         # for a crashed one and write it a second time.
         with self.locks.hold(link.id):
             self._finish_escalation(item, link, issue, mapping, outcome)
+        return link
+
+    def _history_scope(self, link: Link) -> Link:
+        """The link as the plan should see it for the history rule. A link that
+        syncd made by escalating the item covers the item's whole conversation:
+        a reply written between the agent's tag and the link's creation (the
+        daemon was down or behind) is not "history" and must reach Jira. The
+        first comment is already recorded as mirrored (it is the description)."""
+        created = self.store.get_intent(f"create:{link.desk}")
+        if created is not None and created.state == "done" and created.result == link.issue_id:
+            return replace(link, created_at=datetime.fromtimestamp(0, timezone.utc))
         return link
 
     def _resume_escalation(self, link: Link, item: DeskItem, issue: TrackerIssue, outcome: Outcome) -> None:
@@ -307,7 +318,7 @@ class Engine:
                 return item
             if not dry_run:
                 self._resume_escalation(link, item, issue, outcome)
-            p = plan(mapping, link, item, issue, base, self._mirror_state(link))
+            p = plan(mapping, self._history_scope(link), item, issue, base, self._mirror_state(link))
             outcome.plans.append(p)
             outcome.decisions.extend(f"{d.field}: {d.kind}: {d.detail}" for d in p.decisions)
             for d in p.decisions:

@@ -187,3 +187,31 @@ class _None:
 
 
 _NONE = _None()
+
+
+def test_reply_written_before_the_daemon_escalates_still_reaches_jira(world: World, look: Observer):
+    """The agent tags the ticket and the customer answers while syncd is down: the
+    reply is not "history" of the escalated link and arrives as a Jira comment,
+    once; the first message is the description, not a comment."""
+    z = world.zendesk
+    world.zendesk.knobs.webhooks.drop = 1.0          # the daemon is down: deliveries are lost
+    z.clock.advance(-30)                             # ... and has been for half a minute
+    ticket = z.create_ticket("Export hangs", "The CSV export never finishes.")
+    z.agent_set(ticket, add_tags=["jira_escalate"])
+    z.customer_reply(ticket, "It hangs at 99% every time.")
+    z.clock.advance(30)
+    world.zendesk.knobs.webhooks.drop = 0.0
+    app = App.build(world.settings())
+    app.start()
+    try:
+        for poller in app.pollers:                   # the safety net finds the ticket
+            poller.poll_once()
+        key = wait_for(lambda: key_on(look, world, ticket))
+        assert key
+        assert wait_for(lambda: any("It hangs at 99%" in c.body for c in look.issue(key).comments))
+        quiet(world, app)
+        bodies = [c.body for c in look.issue(key).comments]
+        assert sum("It hangs at 99%" in b for b in bodies) == 1
+        assert not any("The CSV export never finishes." in b for b in bodies)
+    finally:
+        app.stop()
