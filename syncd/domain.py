@@ -19,6 +19,9 @@ Value = Union[str, None, tuple[str, ...]]
 
 DESK_KINDS = ("zendesk", "intercom:conversation", "intercom:ticket")
 TRACKER_KIND = "jira"
+# A Jira fix version: released versions change no issue (so no issue event and
+# no poll hit); the version itself is queued and fans out to its linked issues.
+VERSION_KIND = "jira:version"
 
 
 class Side(str, Enum):
@@ -39,7 +42,7 @@ class ItemRef:
     id: str
 
     def __post_init__(self) -> None:
-        if self.kind not in DESK_KINDS and self.kind != TRACKER_KIND:
+        if self.kind not in DESK_KINDS + (TRACKER_KIND, VERSION_KIND):
             raise ValueError(f"unknown item kind {self.kind!r}; expected one of {DESK_KINDS + (TRACKER_KIND,)}")
         if not self.id or ":" in self.id:
             raise ValueError(f"bad item id {self.id!r}")

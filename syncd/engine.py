@@ -17,7 +17,7 @@ from typing import Mapping as TMapping, Sequence
 import structlog
 
 from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
-from .domain import DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
+from .domain import VERSION_KIND, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import NotFound, Transient
 from .failpoints import failpoint
 from .locks import LinkLocks
@@ -68,9 +68,20 @@ class Engine:
         outcome = Outcome(ref)
         if ref.is_desk:
             self._reconcile_desk(ref, outcome, dry_run)
+        elif ref.kind == VERSION_KIND:
+            self._fan_out_version(ref.id, dry_run)
         else:
             self._reconcile_issue(ref.id, outcome, dry_run)
         return outcome
+
+    def _fan_out_version(self, version_id: str, dry_run: bool) -> None:
+        """A released version changes no issue: queue every linked issue that has
+        it as a fix version; their reconcile posts the release note."""
+        linked = [ItemRef("jira", i) for i in self.tracker.issues_with_fix_version(version_id)
+                  if self.store.links_for_issue(i)]
+        log.info("version_released", version_id=version_id, linked_issues=len(linked))
+        if linked and not dry_run:
+            self.store.mark_dirty(linked, "version_released")
 
     def link(self, desk_ref: ItemRef, key: str) -> Link:
         """Link a desk item to an existing issue by key (``syncd link``)."""

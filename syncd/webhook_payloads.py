@@ -14,12 +14,13 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
-from .domain import ItemRef
+from .domain import VERSION_KIND, ItemRef
 from .errors import SyncdError
 
 ZENDESK_EVENT = "ticket_changed"   # the "event" in the trigger body template syncd installs
 JIRA_ISSUE_EVENT_PREFIX = "jira:issue_"
 JIRA_COMMENT_EVENT_PREFIX = "comment_"
+JIRA_VERSION_RELEASED = "jira:version_released"
 
 Headers = Mapping[str, str]   # lower-cased names
 
@@ -73,7 +74,8 @@ def parse_jira(body: bytes, headers: Headers) -> Parsed:
     """``{webhookEvent, issue: {id, key, fields}, changelog, comment, user, timestamp}``.
 
     ``jira:issue_*`` and ``comment_*`` events name the issue by its immutable
-    id; ``jira:issue_deleted`` is marked dirty too (the worker finds it gone).
+    id; ``jira:issue_deleted`` is marked dirty too (the worker finds it gone);
+    ``jira:version_released`` names the version (the worker fans it out).
     Delivery id: ``X-Atlassian-Webhook-Identifier`` (the same on every retry),
     else a digest of the body.
     """
@@ -81,13 +83,18 @@ def parse_jira(body: bytes, headers: Headers) -> Parsed:
     event = doc.get("webhookEvent")
     if not isinstance(event, str) or not event:
         raise MalformedPayload("missing_webhook_event")
+    delivery_id = headers.get("x-atlassian-webhook-identifier") or _digest(body)
+    if event == JIRA_VERSION_RELEASED:
+        version = doc.get("version")
+        if not isinstance(version, dict):
+            raise MalformedPayload("missing_version")
+        return Relevant(delivery_id, (ItemRef(VERSION_KIND, _numeric_id(version.get("id"), "bad_version_id")),))
     if not event.startswith((JIRA_ISSUE_EVENT_PREFIX, JIRA_COMMENT_EVENT_PREFIX)):
         return Ignored("unhandled_event", event)
     issue = doc.get("issue")
     if not isinstance(issue, dict):
         raise MalformedPayload("missing_issue")
     issue_id = _numeric_id(issue.get("id"), "bad_issue_id")
-    delivery_id = headers.get("x-atlassian-webhook-identifier") or _digest(body)
     return Relevant(delivery_id, (ItemRef("jira", issue_id),))
 
 

@@ -91,3 +91,6 @@ class TrackerConnector(Protocol):
 
     def poll(self, cursor: str | None) -> PollPage:
         """Issues updated since ``cursor`` (overlapping windows; duplicates are harmless)."""
+
+    def issues_with_fix_version(self, version_id: str) -> Sequence[str]:
+        """Ids of the issues whose fix versions include ``version_id``."""

@@ -277,6 +277,18 @@ class JiraConnector:
         self._rest("createOrUpdateRemoteIssueLink", "POST", f"issue/{issue_id}/remotelink", body={
             "globalId": global_id, "object": {"url": url, "title": title}})
 
+    def issues_with_fix_version(self, version_id: str) -> list[str]:
+        ids: list[str] = []
+        token: str | None = None
+        while True:
+            page = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
+                f"fixVersion = {int(version_id)} ORDER BY key ASC", fields=["id"], maxResults=100,
+                nextPageToken=token, json_result=True))
+            ids.extend(str(raw["id"]) for raw in page.get("issues", []))
+            token = page.get("nextPageToken")
+            if not token:
+                return ids
+
     # -- polling ----------------------------------------------------------
     def poll(self, cursor: str | None, overlap: float = 120.0, page_size: int = 100) -> PollPage:
         """Issues with ``updated`` ≥ (cursor − overlap), oldest first.

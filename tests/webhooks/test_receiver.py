@@ -440,13 +440,21 @@ def test_malformed_payloads_are_refused_with_a_reason(parse, body):
     assert caught.value.reason
 
 
+def test_a_released_version_is_queued_itself():
+    body = json.dumps({"webhookEvent": "jira:version_released", "version": {"id": "10020", "name": "2.4"}}).encode()
+    parsed = parse_jira(body, {"x-atlassian-webhook-identifier": "d-1"})
+    assert parsed == Relevant("d-1", (ItemRef("jira:version", "10020"),))
+    with pytest.raises(MalformedPayload):
+        parse_jira(json.dumps({"webhookEvent": "jira:version_released"}).encode(), {})
+
+
 def test_ignored_payloads_say_why():
     assert parse_intercom(intercom_body("conversation_part.redacted"), {}) == \
         Ignored("unhandled_topic", "conversation_part.redacted")
     # A tag is how a teammate escalates; its item is the whole conversation.
     tagged = parse_intercom(intercom_body("conversation_part.tag.created"), {})
     assert isinstance(tagged, Relevant) and tagged.refs == (ItemRef("intercom:conversation", "215"),)
-    assert parse_jira(json.dumps({"webhookEvent": "jira:version_released"}).encode(), {}) == \
-        Ignored("unhandled_event", "jira:version_released")
+    assert parse_jira(json.dumps({"webhookEvent": "jira:version_unreleased"}).encode(), {}) == \
+        Ignored("unhandled_event", "jira:version_unreleased")
     other = json.dumps({"ticket_id": "1", "event": "user_changed"}).encode()
     assert parse_zendesk(other, {}) == Ignored("unhandled_event", "user_changed")
