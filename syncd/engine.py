@@ -18,7 +18,7 @@ import structlog
 
 from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
 from .domain import VERSION_KIND, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
-from .errors import NotFound, Transient
+from .errors import Ambiguous, NotFound, Transient, VendorError
 from .failpoints import failpoint
 from .locks import LinkLocks
 from .mapping import Mapping
@@ -52,16 +52,24 @@ class EscalationPending(Transient):
     Jira search is eventually consistent, so wait rather than create twice."""
 
 
+class IntentSettling(EscalationPending):
+    """A comment or note may be in flight (its call timed out, or the process died
+    mid-call) and is not visible yet: wait before writing it again."""
+
+
 class Engine:
     def __init__(self, store: Store, desks: TMapping[str, DeskConnector], tracker: TrackerConnector,
                  mappings: TMapping[str, Mapping], locks: LinkLocks | None = None,
-                 create_settle_seconds: float = 10.0):
+                 create_settle_seconds: float = 10.0, intent_settle_seconds: float = 60.0):
         self.store = store
         self.desks = desks
         self.tracker = tracker
         self.mappings = mappings
         self.locks = locks or LinkLocks()
         self.create_settle_seconds = create_settle_seconds
+        # How long a pending comment intent may still be in flight at the vendor:
+        # twice the vendor call timeout (the runtime sets it).
+        self.intent_settle_seconds = intent_settle_seconds
 
     # -- entry points -----------------------------------------------------
     def reconcile(self, ref: ItemRef, dry_run: bool = False) -> Outcome:
@@ -427,9 +435,16 @@ class Engine:
 
     def _write_comment(self, link: Link, key: str, side: Side, body: str, public: bool,
                        attachments: Sequence) -> str:
-        if side is Side.TRACKER:
-            return self.tracker.add_comment(link.issue_id, body, source=key, attachments=attachments)
-        return self.desks[link.desk.system].add_comment(link.desk, body, public, attachments)
+        try:
+            if side is Side.TRACKER:
+                return self.tracker.add_comment(link.issue_id, body, source=key, attachments=attachments)
+            return self.desks[link.desk.system].add_comment(link.desk, body, public, attachments)
+        except VendorError as e:
+            if not isinstance(e, Ambiguous):
+                # Refused or failed before it was carried out: nothing to look
+                # for later, so the next try writes at once.
+                self.store.drop_intent(key)
+            raise
 
     def _recover_intents(self, link: Link, outcome: Outcome) -> None:
         """A pending intent means an earlier attempt died between recording and
@@ -444,6 +459,10 @@ class Engine:
             else:
                 since = intent.created_at.replace(tzinfo=intent.created_at.tzinfo or timezone.utc)
                 found = self.desks[link.desk.system].find_comment(link.desk, p["body"], _minus(since, 120))
+            if found is None and _age(intent) < self.intent_settle_seconds:
+                # It may still land (a stalled call, a crash mid-call): look again later.
+                raise IntentSettling(link.desk.system if side is Side.DESK else "jira", intent.kind,
+                                     f"{intent.key} not visible yet; waiting before writing again")
             if found is None:
                 found = self._write_comment(link, intent.key, side, p["body"], bool(p.get("public")), ())
                 outcome.writes.append(Write(str(link.desk) if side is Side.DESK else link.issue_key,

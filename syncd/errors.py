@@ -44,6 +44,12 @@ class Transient(VendorError):
     retryable = True
 
 
+class Ambiguous(Transient):
+    """The request went out but no answer came back in time: the vendor may
+    have carried it out. A non-idempotent write is never retried blindly after
+    this; the intent is left pending and recovery looks before writing again."""
+
+
 class Unauthorized(VendorError):
     """401/403: credentials wrong or missing permission. Not retried."""
 

@@ -15,7 +15,7 @@ from typing import Callable, TypeVar
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from .errors import Conflict, RateLimited, VendorError
+from .errors import Ambiguous, Conflict, RateLimited, VendorError
 
 T = TypeVar("T")
 
@@ -36,13 +36,17 @@ class RetryDecision:
 
 
 def decide(error: BaseException, attempt: int, elapsed: float, policy: RetryPolicy,
-           jitter: float = 0.0) -> RetryDecision:
+           jitter: float = 0.0, idempotent: bool = True) -> RetryDecision:
     """Whether to retry ``error`` now, after ``attempt`` tries and ``elapsed`` seconds.
 
-    ``jitter`` in [0, 1) spreads retries of many workers apart.
+    ``jitter`` in [0, 1) spreads retries of many workers apart. A non-idempotent
+    call (create, comment) is not retried after an :class:`Ambiguous` failure:
+    it may have landed, and repeating it could write twice.
     """
     if not isinstance(error, VendorError) or not error.retryable:
         return RetryDecision(False, 0.0, "not retryable")
+    if not idempotent and isinstance(error, Ambiguous):
+        return RetryDecision(False, 0.0, "may have landed: recovery looks first")
     if isinstance(error, Conflict):
         # A 409 means "re-read and decide again": that is the worker's job.
         return RetryDecision(False, 0.0, "conflict: reconcile again")
@@ -60,7 +64,8 @@ def decide(error: BaseException, attempt: int, elapsed: float, policy: RetryPoli
 
 
 def call_with_retry(fn: Callable[[], T], policy: RetryPolicy,
-                    on_retry: Callable[[BaseException, RetryDecision], None] | None = None) -> T:
+                    on_retry: Callable[[BaseException, RetryDecision], None] | None = None,
+                    idempotent: bool = True) -> T:
     """Run ``fn`` under :func:`decide`. The last error is re-raised unchanged."""
     rng = random.Random()
 
@@ -68,7 +73,8 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy,
         assert state.outcome is not None
         error = state.outcome.exception()
         assert error is not None
-        return decide(error, state.attempt_number, state.seconds_since_start or 0.0, policy, rng.random())
+        return decide(error, state.attempt_number, state.seconds_since_start or 0.0, policy, rng.random(),
+                      idempotent)
 
     def _should_retry(state: RetryCallState) -> bool:
         if state.outcome is None or not state.outcome.failed:

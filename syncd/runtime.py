@@ -107,7 +107,8 @@ class App:
         desks, tracker = build_connectors(settings, vendor_timeout, budgets)
         owner = settings.core.instance or f"{socket.gethostname()}:{os.getpid()}"
         engine = Engine(store, desks, tracker, _mappings(settings),
-                        locks=LinkLocks(getattr(store, "link_lock", None)))
+                        locks=LinkLocks(getattr(store, "link_lock", None)),
+                        intent_settle_seconds=2 * vendor_timeout)
         c = settings.core
         workers = WorkerPool(store, engine, owner, WorkerSettings(
             threads=c.workers, lease_seconds=c.lease_seconds, max_attempts=c.max_attempts,

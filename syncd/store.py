@@ -415,6 +415,13 @@ class Store:
             conn.execute(stmt.on_conflict_do_nothing(index_elements=[intents.c.key]))
             return _intent(conn.execute(sa.select(intents).where(intents.c.key == key)).one())
 
+    def drop_intent(self, key: str) -> bool:
+        """Forget a *pending* intent whose write certainly did not happen (the vendor
+        refused it), so the next try writes at once instead of looking first."""
+        with self._tx() as conn:
+            return bool(conn.execute(
+                sa.delete(intents).where(intents.c.key == key, intents.c.state == "pending")).rowcount)
+
     def finish_intent(self, key: str, result: str) -> None:
         with self._tx() as conn:
             done = conn.execute(

@@ -17,7 +17,7 @@ import requests
 import structlog
 
 from ..budget import Budget, Unlimited
-from ..errors import (Conflict, NotFound, RateLimited, Refused, Transient, Unauthorized,
+from ..errors import (Ambiguous, Conflict, NotFound, RateLimited, Refused, Transient, Unauthorized,
                       VendorError)
 from ..metrics import METRICS
 from ..retry import RetryDecision, RetryPolicy, call_with_retry
@@ -84,6 +84,8 @@ def translate_requests_error(vendor: str, operation: str, error: BaseException) 
     if isinstance(error, HTTPFailure):
         r = error.response
         return error_for_status(vendor, operation, r.status_code, r.headers, _short(r.text))
+    if isinstance(error, requests.ReadTimeout):
+        return Ambiguous(vendor, operation, f"{type(error).__name__}: no answer in time, the request may have been carried out")
     if isinstance(error, (requests.Timeout, requests.ConnectionError)):
         return Transient(vendor, operation, type(error).__name__)
     response = getattr(error, "response", None)
@@ -106,7 +108,8 @@ class Caller:
         self.budget = budget or Unlimited()
         self.policy = policy or RetryPolicy()
 
-    def __call__(self, operation: str, fn: Callable[[], T]) -> T:
+    def __call__(self, operation: str, fn: Callable[[], T], idempotent: bool = True) -> T:
+        """``idempotent=False`` for creates and comment posts (see :func:`syncd.retry.decide`)."""
         def attempt() -> T:
             self.budget.acquire()
             started = time.monotonic()
@@ -125,7 +128,7 @@ class Caller:
             METRICS.vendor_call(self.vendor, operation, 200, time.monotonic() - started)
             return result
 
-        return call_with_retry(attempt, self.policy, on_retry=self._on_retry)
+        return call_with_retry(attempt, self.policy, on_retry=self._on_retry, idempotent=idempotent)
 
     def _on_retry(self, error: BaseException, decision: RetryDecision) -> None:
         METRICS.retry(self.vendor)

@@ -74,7 +74,7 @@ from intercom.core.api_error import ApiError
 
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value
-from ..errors import NotFound, Refused, Transient, VendorError
+from ..errors import Ambiguous, NotFound, Refused, Transient, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
 from .calls import Caller, error_for_status
@@ -106,6 +106,8 @@ def translate_intercom_error(vendor: str, operation: str, error: BaseException) 
     if isinstance(error, ApiError):
         headers = dict(error.headers or {})
         return error_for_status(vendor, operation, error.status_code or 0, headers, _error_message(error.body))
+    if isinstance(error, httpx.ReadTimeout):
+        return Ambiguous(vendor, operation, f"{type(error).__name__}: no answer in time, the request may have been carried out")
     if isinstance(error, (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)):
         return Transient(vendor, operation, type(error).__name__)
     return None

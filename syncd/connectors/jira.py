@@ -90,7 +90,7 @@ class JiraConnector:
 
     # -- plumbing ---------------------------------------------------------
     def _rest(self, operation: str, method: str, path: str, body: Any = None,
-              params: Mapping[str, Any] | None = None) -> Any:
+              params: Mapping[str, Any] | None = None, idempotent: bool = True) -> Any:
         url = self.client._get_url(path)
         session = self.client._session
 
@@ -99,7 +99,7 @@ class JiraConnector:
             r = session.request(method, url, data=data, params=params)
             return r.json() if r.content else None
 
-        return self.call(operation, go)
+        return self.call(operation, go, idempotent)
 
     def _types(self) -> dict[str, str]:
         if self._field_types is None:
@@ -175,7 +175,7 @@ class JiraConnector:
         fields.update(self._field_payload(spec.fields))
         fields["labels"] = sorted(set(fields.get("labels") or []) | {origin_label(origin)})
         created = self._rest("createIssue", "POST", "issue", body={
-            "fields": fields, "properties": [{"key": PROPERTY, "value": {"origin": origin}}]})
+            "fields": fields, "properties": [{"key": PROPERTY, "value": {"origin": origin}}]}, idempotent=False)
         issue = self.fetch(str(created["id"]))
         assert issue is not None, "issue vanished right after its creation"
         return issue
@@ -257,7 +257,7 @@ class JiraConnector:
                     attachments: Sequence[Attachment] = ()) -> str:
         text = body + "".join(f"\n[{a.name}|{a.url}]" for a in attachments)
         created = self._rest("addComment", "POST", f"issue/{issue_id}/comment", body={
-            "body": text, "properties": [{"key": PROPERTY, "value": {"source": source}}]})
+            "body": text, "properties": [{"key": PROPERTY, "value": {"source": source}}]}, idempotent=False)
         return str(created["id"])
 
     def find_comment(self, issue_id: str, source: str) -> str | None:

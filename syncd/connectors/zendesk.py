@@ -213,7 +213,8 @@ class ZendeskConnector:
         comment = ZComment(body=body, public=public, author_id=self.user_id)
         if tokens:
             comment.uploads = tokens
-        audit = self.call("updateTicket", lambda: self.client.tickets.update(Ticket(id=int(ref.id), comment=comment)))
+        audit = self.call("updateTicket", lambda: self.client.tickets.update(Ticket(id=int(ref.id), comment=comment)),
+                          idempotent=False)
         for event in (audit.audit.events if audit is not None and audit.audit is not None else []):
             event = event if isinstance(event, dict) else event.to_dict()
             if event.get("type") == "Comment":

@@ -85,6 +85,26 @@ def test_fault_stall_past_the_client_timeout_is_retried_and_written_once(make_wo
     assert get(daemon, "/readyz").status == 200
 
 
+def test_fault_comment_post_stalled_past_the_timeout_lands_once(make_world, start_daemon, look_at, logs):
+    """The vendor carries out a comment POST after the client gave up waiting: the
+    daemon must not post it again, neither in the call's retry nor in recovery."""
+    world = make_world()
+    daemon = start_daemon(world, vendor_timeout=1.0)
+    look = look_at(world)
+    ticket, key = escalate(world, look)
+    world.jira.inject(Fault("timeout", operation="addComment", stall=2.0, count=1))
+    world.zendesk.customer_reply(ticket, "Is there a workaround?")
+    assert wait_for(lambda: comments_with(world, key, "Is there a workaround?") == 1, timeout=25)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=25)
+    world.jira.webhooks.flush()
+    world.zendesk.webhooks.flush()
+    assert wait_for(lambda: daemon.store.queue_depth() == 0, timeout=10)
+    assert comments_with(world, key, "Is there a workaround?") == 1
+    assert world.jira.count("addComment") == 1      # the stalled POST was never repeated
+    assert not [i for i in daemon.store.intents_for_link(daemon.store.links_for_desk(
+        __import__("syncd.domain", fromlist=["ItemRef"]).ItemRef("zendesk", str(ticket)))[0].id) if i.state == "pending"]
+
+
 def test_fault_poller_errors_show_in_readyz_and_clear(make_world, start_daemon):
     world = make_world(jira_poll=1)
     daemon = start_daemon(world)
