@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import socket
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -142,6 +143,22 @@ def _normalise_url(url: str) -> sa.URL:
     raise ConfigError("store", "url", f"sqlite:///PATH or postgresql+psycopg://..., not {parsed.drivername}://")
 
 
+def _ensure_wal(dbapi_conn: Any, busy_timeout: float) -> None:
+    """WAL is a property of the file: set once, it stays. Switching needs an
+    exclusive lock and SQLite answers "locked" at once, without the busy handler,
+    when two processes open a new file together, so retry for a while."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            if dbapi_conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _sqlite_engine(url: sa.URL, busy_timeout: float) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
 
@@ -149,12 +166,9 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> sa.Engine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # We emit BEGIN ourselves (below); pysqlite's own implicit BEGIN would be DEFERRED.
         dbapi_conn.isolation_level = None
-        for pragma in (
-            f"busy_timeout={int(busy_timeout * 1000)}",  # first: switching to WAL may itself wait for a lock
-            "journal_mode=WAL",
-            "foreign_keys=ON",
-            "synchronous=NORMAL",
-        ):
+        dbapi_conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        _ensure_wal(dbapi_conn, busy_timeout)
+        for pragma in ("foreign_keys=ON", "synchronous=NORMAL"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
     @event.listens_for(engine, "begin")
