@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Mapping as TMapping, Sequence
@@ -24,7 +25,7 @@ from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
 from .reconcile import BaseEntry, CommentWrite, MirrorState, NoteWrite, Plan, plan
-from .store import Intent, Store
+from .store import Intent, StaleBase, Store
 
 log = structlog.get_logger("syncd.engine")
 KEY_RE = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
@@ -348,7 +349,13 @@ class Engine:
                 return item
             new_base = self._apply(link, p, item, issue, base, outcome)
             if new_base != base:
-                self.store.put_base(link.id, new_base, revision)
+                try:
+                    self.store.put_base(link.id, new_base, revision)
+                except StaleBase:
+                    # Another worker or process synced this link meanwhile. Our writes
+                    # were idempotent; reconcile once more from a fresh read.
+                    log.info("base_moved", link=link.id)
+                    self.store.mark_dirty([link.desk], "base_moved")
             return item
 
     def _apply(self, link: Link, p: Plan, item: DeskItem, issue: TrackerIssue,
@@ -359,6 +366,8 @@ class Engine:
             if not writes:
                 continue
             failed = self._write_fields(side, ref, key, writes, outcome)
+            if len(failed) < len(writes):
+                self._queue_siblings(link, side, ref)
             for failure in failed:
                 for w in p.field_writes:
                     if w.side is side and w.locator == failure.locator:
@@ -372,6 +381,15 @@ class Engine:
         for note in p.notes:
             self._post_note(link, note, outcome)
         return new_base
+
+    def _queue_siblings(self, link: Link, side: Side, ref: ItemRef) -> None:
+        """A value written to an issue (or desk item) shared by other links must
+        reach them too. The echo webhook of syncd's own write is not queued (see
+        syncd.webhooks), so the engine queues the written item itself."""
+        others = (self.store.links_for_issue(link.issue_id) if side is Side.TRACKER
+                  else self.store.links_for_desk(link.desk))
+        if any(other.id != link.id for other in others):
+            self.store.mark_dirty([ref], "shared_item_written")
 
     def _write_fields(self, side: Side, ref: ItemRef, key: str | None, values: dict[str, Value],
                       outcome: Outcome) -> Sequence[FieldFailure]:
@@ -402,8 +420,7 @@ class Engine:
     def _post_comment(self, link: Link, cw: CommentWrite, outcome: Outcome) -> None:
         key = f"comment:{link.id}:{cw.side.value}:{cw.source_id}"
         payload = {"side": cw.side.value, "source_id": cw.source_id, "body": cw.body, "public": cw.public}
-        intent = self.store.begin_intent(key, "comment", link.id, payload)
-        if intent.state == "done":
+        if not self._own_intent(key, "comment", link.id, payload):
             return
         target = self._write_comment(link, key, cw.side, cw.body, cw.public, cw.attachments)
         failpoint("after_comment_post")
@@ -414,10 +431,21 @@ class Engine:
         log.info("comment_mirrored", link=link.id, direction=f"to_{cw.side.value}", source=cw.source_id,
                  target=target, public=cw.public)
 
+    def _own_intent(self, key: str, kind: str, link_id: int | None, payload: dict) -> bool:
+        """Record the intent; true only when *this* call recorded it. Another worker
+        or process (``syncd link`` beside the daemon) that planned the same write
+        owns it while it is pending, and recovery looks after it if that one died."""
+        claim = uuid.uuid4().hex
+        intent = self.store.begin_intent(key, kind, link_id, {**payload, "claim": claim})
+        if intent.payload.get("claim") != claim:
+            if intent.state == "pending":
+                log.info("intent_owned_elsewhere", key=key)
+            return False
+        return True
+
     def _post_note(self, link: Link, note: NoteWrite, outcome: Outcome) -> None:
         payload = {"side": Side.DESK.value, "body": note.body, "public": note.public}
-        intent = self.store.begin_intent(note.key, "note", link.id, payload)
-        if intent.state == "done":
+        if not self._own_intent(note.key, "note", link.id, payload):
             return
         target = self._write_comment(link, note.key, Side.DESK, note.body, note.public, ())
         failpoint("after_note_post")

@@ -21,6 +21,7 @@ from .connectors.zendesk import ZendeskConnector
 NAME = "syncd"
 ZENDESK_BODY = json.dumps({"ticket_id": "{{ticket.id}}",
                            "updated_at": "{{ticket.updated_at_with_timestamp}}",
+                           "actor": "{{current_user.id}}",
                            "event": "ticket_changed"})
 JIRA_EVENTS = ["jira:issue_created", "jira:issue_updated", "jira:issue_deleted",
                "comment_created", "comment_updated", "comment_deleted", "jira:version_released"]

@@ -137,9 +137,17 @@ class App:
             zendesk_secret=s.zendesk.webhook_secret.reveal().encode() if s.zendesk else None,
             jira_secret=s.jira.webhook_secret.reveal().encode(),
             intercom_secret=s.intercom.client_secret.reveal().encode() if s.intercom else None,
-            max_body_bytes=s.http.max_body_bytes)
+            max_body_bytes=s.http.max_body_bytes, own_actors=self._own_actors())
         routes = {("GET", "/readyz"): self._readyz, ("GET", "/metrics"): self._metrics}
         return make_app(self.store, config, extra_routes=routes, on_stored=self._on_stored)
+
+    def _own_actors(self) -> dict[str, str]:
+        """syncd's own account on each vendor whose webhooks name the actor."""
+        own: dict[str, str] = {"jira": getattr(self.engine.tracker, "account_id", "")}
+        zendesk = self.engine.desks.get("zendesk")
+        if zendesk is not None:
+            own["zendesk"] = str(getattr(zendesk, "user_id", ""))
+        return {k: v for k, v in own.items() if v}
 
     def _on_stored(self, refs: tuple[Any, ...]) -> None:
         self.last_webhook_at = time.time()

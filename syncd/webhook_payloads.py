@@ -27,10 +27,16 @@ Headers = Mapping[str, str]   # lower-cased names
 
 @dataclass(frozen=True)
 class Relevant:
-    """Store this delivery under ``delivery_id`` and mark ``refs`` dirty."""
+    """Store this delivery under ``delivery_id`` and mark ``refs`` dirty.
+
+    ``actor`` is who made the change, when the payload says (Zendesk: the
+    trigger's ``{{current_user.id}}``; Jira: ``user.accountId``): the receiver
+    compares it with syncd's own account to recognise the echo of its own write.
+    """
 
     delivery_id: str
     refs: tuple[ItemRef, ...]
+    actor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,8 @@ def parse_zendesk(body: bytes, headers: Headers) -> Parsed:
     ticket_id = _numeric_id(doc.get("ticket_id"), "bad_ticket_id")
     delivery_id = headers.get("x-zendesk-webhook-invocation-id") or _digest(
         headers.get("x-zendesk-webhook-signature-timestamp", "").encode() + body)
-    return Relevant(delivery_id, (ItemRef("zendesk", ticket_id),))
+    actor = doc.get("actor")
+    return Relevant(delivery_id, (ItemRef("zendesk", ticket_id),), str(actor) if actor not in (None, "") else None)
 
 
 def parse_jira(body: bytes, headers: Headers) -> Parsed:
@@ -95,7 +102,9 @@ def parse_jira(body: bytes, headers: Headers) -> Parsed:
     if not isinstance(issue, dict):
         raise MalformedPayload("missing_issue")
     issue_id = _numeric_id(issue.get("id"), "bad_issue_id")
-    return Relevant(delivery_id, (ItemRef("jira", issue_id),))
+    user = doc.get("user")
+    actor = user.get("accountId") if isinstance(user, dict) else None
+    return Relevant(delivery_id, (ItemRef("jira", issue_id),), actor if isinstance(actor, str) else None)
 
 
 def parse_intercom(body: bytes, headers: Headers) -> Parsed:

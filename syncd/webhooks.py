@@ -84,6 +84,10 @@ class WebhookConfig:
     jira_secret: bytes | None = field(default=None, repr=False)
     intercom_secret: bytes | None = field(default=None, repr=False)
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    # vendor → syncd's own account there. A delivery whose actor is syncd is the
+    # echo of syncd's own write: stored (so a repeat is still a duplicate) but
+    # not queued. The engine itself queues what such a write affects.
+    own_actors: Mapping[str, str] = field(default_factory=dict)
     zendesk_tolerance: timedelta = DEFAULT_ZENDESK_TOLERANCE
     now: Callable[[], datetime] = field(default=_utc_now, repr=False, compare=False)
 
@@ -170,6 +174,12 @@ class _WebhookApp:
         if isinstance(parsed, Ignored):
             log.info("webhook_ignored", vendor=vendor, reason=parsed.reason, detail=parsed.detail)
             await _send(send, 200, {"status": "ignored"})
+            return
+        if parsed.actor is not None and parsed.actor == self.config.own_actors.get(vendor):
+            log.info("webhook_own_change", vendor=vendor, delivery_id=parsed.delivery_id,
+                     items=[str(r) for r in parsed.refs])
+            status = await self._store(vendor, parsed.delivery_id, body, (), len(body))
+            await _send(send, 200, {"status": "own_change" if status == "stored" else status})
             return
         status = await self._store(vendor, parsed.delivery_id, body, parsed.refs, len(body))
         await _send(send, 200, {"status": status})

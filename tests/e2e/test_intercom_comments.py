@@ -5,25 +5,12 @@ admin; ``#public`` → a reply the customer sees. No echo, no duplicates."""
 from __future__ import annotations
 
 import re
-import time
 
+from syncd.testing import quiet
 from syncd.demo import Observer, Teammate, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sim.world import World
-
-
-def settle(app: App, quiet: float = 0.5) -> None:
-    since, deadline = None, time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if app.store.queue_depth():
-            since = None
-        elif since is None:
-            since = time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the queue never went quiet")
 
 
 def escalated(world: World, look: Observer, body: str) -> tuple[ItemRef, str]:
@@ -56,7 +43,7 @@ def test_comments_flow_both_ways_once_without_echo(world: World, daemon: App, lo
     reply = look.intercom_parts(ref, "The fix ships tomorrow.")[0]
     assert reply.by_integration and "#public" not in reply.body
 
-    settle(daemon)
+    quiet(world, daemon, settle=0.5)
     issue = look.issue(key)
     assert issue is not None and len(issue.comments) == 3       # the reply + two engineer comments
     assert not any("Pro plan" in c.body or "Escalated to Jira" in c.body for c in issue.comments)
@@ -75,5 +62,5 @@ def test_ticket_comments_flow_both_ways(world: World, daemon: App, look: Observe
     assert wait_for(lambda: look.issue_has(key, "Page 3 too."))
     j.engineer_comment(key, "#public Found it, a margin bug.")
     assert wait_for(lambda: look.intercom_has(ref, "Found it, a margin bug.", public=True))
-    settle(daemon)
+    quiet(world, daemon, settle=0.5)
     assert len(look.issue(key).comments) == 2   # type: ignore[union-attr]

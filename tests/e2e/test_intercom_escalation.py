@@ -6,27 +6,12 @@ its ``jira_issue`` attribute."""
 
 from __future__ import annotations
 
-import time
 
+from syncd.testing import quiet
 from syncd.demo import Observer, Teammate, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sim.world import World
-
-
-def settle(app: App, quiet: float = 0.5) -> None:
-    """Until the dirty queue has stayed empty for ``quiet`` seconds."""
-    since = None
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if app.store.queue_depth():
-            since = None
-        elif since is None:
-            since = time.monotonic()
-        elif time.monotonic() - since >= quiet:
-            return
-        time.sleep(0.05)
-    raise AssertionError("the queue never went quiet")
 
 
 def test_tagged_conversation_escalates_exactly_once_under_duplicate_webhooks(
@@ -48,7 +33,7 @@ def test_tagged_conversation_escalates_exactly_once_under_duplicate_webhooks(
     assert "from-support" in (issue.fields.get("labels") or ())
     assert wait_for(lambda: look.intercom_has(ref, f"Escalated to Jira: {key} {issue.url}", public=False))
     assert "jira_linked" in look.conversation(conv).tags
-    settle(daemon)
+    quiet(world, daemon, settle=0.5)
     assert world.jira.count("createIssue") == 1
     notes = look.intercom_parts(ref, "Escalated to Jira")
     assert len(notes) == 1 and notes[0].by_integration
@@ -65,5 +50,5 @@ def test_intercom_ticket_escalates_by_its_project_attribute(world: World, daemon
     assert issue is not None and issue.summary == "Invoices show the wrong VAT"
     assert "Every invoice since May" in look.issue_description(key)
     assert wait_for(lambda: look.intercom_has(ref, f"Escalated to Jira: {key}", public=False))
-    settle(daemon)
+    quiet(world, daemon, settle=0.5)
     assert world.jira.count("createIssue") == 1

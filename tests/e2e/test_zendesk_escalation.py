@@ -14,32 +14,13 @@ import urllib.request
 
 import sqlalchemy as sa
 
+from syncd.testing import ticket_key as key_on, ticket_notes as notes, quiet
 from syncd.demo import Observer, wait_for
 from syncd.runtime import App
 from syncd.schema import inbox
 from syncd.sim.world import World
 
 CUSTOMER = "Cleo Customer"
-
-
-def key_on(look: Observer, world: World, ticket: int) -> str | None:
-    """The key the ticket's "Jira issue" field shows, once that issue exists."""
-    key = look.ticket(ticket).fields.get(f"custom:{world.field_id(9001)}")
-    return key if isinstance(key, str) and look.issue(key) is not None else None
-
-
-def notes(look: Observer, ticket: int) -> list[str]:
-    return [c.body for c in look.ticket(ticket).comments if not c.public]
-
-
-def quiet(world: World, daemon: App, settle: float = 0.3) -> None:
-    """Wait until webhooks are delivered and the queue is empty, then a bit more
-    (so that a write which should *not* happen has had its chance)."""
-    for sim in (world.zendesk, world.jira):
-        sim.webhooks.flush()
-    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=15)
-    wait_for(lambda: False, timeout=settle)
-    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=15)
 
 
 def post_zendesk(world: World, daemon: App, body: bytes, invocation: str) -> tuple[int, dict]:

@@ -17,6 +17,7 @@ from typing import Iterator
 import pytest
 
 from syncd.connectors.jira import JiraAccess, JiraConnector
+from syncd.testing import ticket_notes as notes, quiet
 from syncd.demo import Observer, wait_for
 from syncd.domain import TrackerIssue
 from syncd.logs import configure_logging
@@ -53,20 +54,6 @@ def issue(look: Observer, key: str) -> TrackerIssue:
     found = look.issue(key)
     assert found is not None
     return found
-
-
-def notes(look: Observer, ticket: int) -> list[str]:
-    return [c.body for c in look.ticket(ticket).comments if not c.public]
-
-
-def quiet(world: World, daemon: App, settle: float = 0.3) -> None:
-    """Webhooks delivered, queue empty, and still so after ``settle`` seconds."""
-    for sim in (world.zendesk, world.jira):
-        sim.webhooks.flush()
-    idle = lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0  # noqa: E731
-    assert wait_for(idle, timeout=15)
-    time.sleep(settle)
-    assert wait_for(idle, timeout=15)
 
 
 def escalate(world: World, look: Observer, subject: str, body: str) -> tuple[int, str]:

@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from syncd.cli import main
+from syncd.testing import quiet
 from syncd.demo import Observer, wait_for
-from syncd.domain import ItemRef
 from syncd.logs import configure_logging
 from syncd.runtime import App
 from syncd.schema import inbox
@@ -32,16 +32,6 @@ from syncd.sim.world import World
 def key_on(look: Observer, world: World, ticket: int) -> str | None:
     key = look.ticket(ticket).fields.get(f"custom:{world.field_id(9001)}")
     return key if isinstance(key, str) and look.issue(key) is not None else None
-
-
-def quiet(world: World, daemon: App, settle: float = 0.3) -> None:
-    """Webhooks delivered, queue empty, and still so after ``settle`` seconds."""
-    for sim in (world.zendesk, world.jira):
-        sim.webhooks.flush()
-    idle = lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0  # noqa: E731
-    assert wait_for(idle, timeout=15)
-    time.sleep(settle)
-    assert wait_for(idle, timeout=15)
 
 
 def post(daemon: App, vendor: str, body: bytes, headers: dict[str, str]) -> int:

@@ -421,7 +421,8 @@ def test_zendesk_delivery_id_falls_back_to_digest_of_timestamp_and_body():
 
 def test_jira_delivery_id_falls_back_to_digest_of_body():
     body = jira_body(issue_id=10003)
-    assert parse_jira(body, {}) == Relevant("sha256:" + hashlib.sha256(body).hexdigest(), (ItemRef("jira", "10003"),))
+    assert parse_jira(body, {}) == Relevant("sha256:" + hashlib.sha256(body).hexdigest(), (ItemRef("jira", "10003"),),
+                                            actor="abc")
 
 
 @pytest.mark.parametrize("parse, body", [
@@ -458,3 +459,26 @@ def test_ignored_payloads_say_why():
         Ignored("unhandled_event", "jira:version_unreleased")
     other = json.dumps({"ticket_id": "1", "event": "user_changed"}).encode()
     assert parse_zendesk(other, {}) == Ignored("unhandled_event", "user_changed")
+
+
+def test_the_echo_of_syncds_own_write_is_stored_but_not_queued():
+    """Deliveries whose actor is syncd's own account are stored (so a redelivery
+    is still a duplicate) but mark nothing dirty; anyone else's change is queued."""
+    own = SqliteSink()
+    config = WebhookConfig(zendesk_secret=ZD_SECRET, jira_secret=JIRA_SECRET, max_body_bytes=LIMIT,
+                           own_actors={"jira": "syncd-account", "zendesk": "900"})
+    with serve(make_app(own, config)) as url:
+        ours = json.dumps({"webhookEvent": "comment_created", "issue": {"id": "10001"},
+                           "user": {"accountId": "syncd-account"}}).encode()
+        answer = post(url, "jira", ours, jira_headers(ours, identifier="wh-own"))
+        assert (answer.status_code, answer.json()["status"]) == (200, "own_change")
+        assert post(url, "jira", ours, jira_headers(ours, identifier="wh-own")).json()["status"] == "duplicate"
+        zd_ours = json.dumps({"ticket_id": "42", "actor": "900", "event": "ticket_changed"}).encode()
+        assert post(url, "zendesk", zd_ours, zendesk_headers(zd_ours, invocation="z-own")).json()["status"] == "own_change"
+        assert own.dirty() == set()
+        theirs = jira_body()                      # actor "abc": an engineer
+        assert post(url, "jira", theirs, jira_headers(theirs, identifier="wh-eng")).json()["status"] == "stored"
+        zd_theirs = json.dumps({"ticket_id": "42", "actor": "901", "event": "ticket_changed"}).encode()
+        assert post(url, "zendesk", zd_theirs, zendesk_headers(zd_theirs, invocation="z-agent")).json()["status"] == "stored"
+    assert own.dirty() == {"jira:10001", "zendesk:42"}
+    assert len(own.deliveries()) == 4
