@@ -70,10 +70,15 @@ class ItemRef:
 
 @dataclass(frozen=True)
 class Attachment:
+    """A file on a comment. ``data`` is filled by the engine (downloaded from the
+    source side) only when the mapping copies the file; otherwise the target
+    shows ``url`` as a link."""
+
     name: str
     url: str
     size: int
     content_type: str = "application/octet-stream"
+    data: bytes | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

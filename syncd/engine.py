@@ -18,7 +18,7 @@ from typing import Mapping as TMapping, Sequence
 import structlog
 
 from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
-from .domain import VERSION_KIND, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
+from .domain import VERSION_KIND, Attachment, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import Ambiguous, NotFound, Transient, VendorError
 from .failpoints import failpoint
 from .locks import LinkLocks
@@ -419,10 +419,13 @@ class Engine:
 
     def _post_comment(self, link: Link, cw: CommentWrite, outcome: Outcome) -> None:
         key = f"comment:{link.id}:{cw.side.value}:{cw.source_id}"
-        payload = {"side": cw.side.value, "source_id": cw.source_id, "body": cw.body, "public": cw.public}
+        if self.store.get_intent(key) is not None:
+            return
+        body, files = self._attachments(link, cw)
+        payload = {"side": cw.side.value, "source_id": cw.source_id, "body": body, "public": cw.public}
         if not self._own_intent(key, "comment", link.id, payload):
             return
-        target = self._write_comment(link, key, cw.side, cw.body, cw.public, cw.attachments)
+        target = self._write_comment(link, key, cw.side, body, cw.public, files)
         failpoint("after_comment_post")
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(link.issue_key if cw.side is Side.TRACKER else str(link.desk),
@@ -430,6 +433,27 @@ class Engine:
         METRICS.inc("comments_mirrored")
         log.info("comment_mirrored", link=link.id, direction=f"to_{cw.side.value}", source=cw.source_id,
                  target=target, public=cw.public)
+
+    def _attachments(self, link: Link, cw: CommentWrite) -> tuple[str, tuple[Attachment, ...]]:
+        """Per the mapping: files within the size limit are downloaded from the
+        source side and uploaded; the others become a line with their link (and
+        why they were not copied). Done before the intent is recorded, so the
+        recorded body is the one written (recovery matches on it)."""
+        rules = self.mappings[link.desk.system].attachments
+        if not cw.attachments or not rules.enabled:
+            return cw.body, ()
+        source: DeskConnector | TrackerConnector = (
+            self.desks[link.desk.system] if cw.side is Side.TRACKER else self.tracker)
+        lines: list[str] = []
+        files: list[Attachment] = []
+        for a in cw.attachments:
+            if rules.mode == "upload" and a.size <= rules.max_bytes:
+                files.append(replace(a, data=source.download(a)))
+                continue
+            why = "" if rules.mode == "link" else f" (not copied: larger than {rules.max_bytes:,} bytes)"
+            lines.append(f"Attachment {a.name}, {a.size:,} bytes: {a.url}{why}")
+        body = cw.body + ("\n\n" + "\n".join(lines) if lines else "")
+        return body, tuple(files)
 
     def _own_intent(self, key: str, kind: str, link_id: int | None, payload: dict) -> bool:
         """Record the intent; true only when *this* call recorded it. Another worker

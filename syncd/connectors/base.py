@@ -55,6 +55,9 @@ class DeskConnector(Protocol):
         """Recovery after a crash: the id of a comment syncd wrote with exactly this
         body at or after ``since``, else ``None``."""
 
+    def download(self, attachment: Attachment) -> bytes:
+        """The bytes of an attachment of one of this desk's comments (authenticated)."""
+
     def poll(self, cursor: str | None) -> PollPage:
         """Items changed since ``cursor`` (``None``: start from now)."""
 
@@ -85,6 +88,9 @@ class TrackerConnector(Protocol):
 
     def find_comment(self, issue_id: str, source: str) -> str | None:
         """Recovery: the id of the comment carrying ``source``, else ``None``."""
+
+    def download(self, attachment: Attachment) -> bytes:
+        """The bytes of an issue attachment (authenticated)."""
 
     def upsert_remote_link(self, issue_id: str, global_id: str, url: str, title: str) -> None:
         """Show the desk item inside the issue; idempotent by ``global_id``."""

@@ -17,8 +17,10 @@ Choices made on purpose:
 
 from __future__ import annotations
 
+import io
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
@@ -43,6 +45,24 @@ class JiraAccess:
     email: str
     api_token: str
     timeout: float = 30.0
+
+
+FILE_REF = re.compile(r"\[\^([^\]|]+)\]|!([^!|\s][^!|]*)(?:\|[^!]*)?!")
+
+
+def _with_files(comments: tuple[Comment, ...], files: list[Mapping[str, Any]]) -> tuple[Comment, ...]:
+    """Jira keeps files on the issue; a comment refers to them as ``[^name]`` or
+    ``!name!``. Give each comment the files it refers to."""
+    by_name = {f["filename"]: Attachment(f["filename"], f.get("content", ""), int(f.get("size") or 0),
+                                         f.get("mimeType") or "application/octet-stream") for f in files}
+    if not by_name:
+        return comments
+    out = []
+    for c in comments:
+        names = [a or b for a, b in FILE_REF.findall(c.body)]
+        found = tuple(dict.fromkeys(by_name[n] for n in names if n in by_name))
+        out.append(replace(c, attachments=found) if found else c)
+    return tuple(out)
 
 
 def origin_label(origin: str) -> str:
@@ -113,11 +133,12 @@ class JiraConnector:
         try:
             # "comment" rides along: one call instead of two when the issue holds them all.
             raw = self._rest("getIssue", "GET", f"issue/{issue_id}",
-                             params={"fields": ",".join(READ_FIELDS + self.extra_fields + ("comment",))})
+                             params={"fields": ",".join(READ_FIELDS + self.extra_fields + ("comment", "attachment"))})
         except NotFound:
             return None
         embedded = self._embedded_comments(raw)
-        return self._issue(raw, embedded if embedded is not None else self._comments(raw["id"]))
+        comments = embedded if embedded is not None else self._comments(raw["id"])
+        return self._issue(raw, _with_files(comments, (raw.get("fields") or {}).get("attachment") or []))
 
     def resolve_key(self, key: str) -> TrackerIssue | None:
         return self.fetch(key)
@@ -255,10 +276,24 @@ class JiraConnector:
 
     def add_comment(self, issue_id: str, body: str, source: str,
                     attachments: Sequence[Attachment] = ()) -> str:
-        text = body + "".join(f"\n[{a.name}|{a.url}]" for a in attachments)
+        # Jira files live on the issue; the comment refers to them as [^name].
+        uploaded = [self._attach(issue_id, a) for a in attachments if a.data is not None]
+        text = body + "".join(f"\n[^{name}]" for name in uploaded)
         created = self._rest("addComment", "POST", f"issue/{issue_id}/comment", body={
             "body": text, "properties": [{"key": PROPERTY, "value": {"source": source}}]}, idempotent=False)
         return str(created["id"])
+
+    def _attach(self, issue_id: str, attachment: Attachment) -> str:
+        data = attachment.data or b""
+        made = self.call("addAttachment", lambda: self.client.add_attachment(
+            issue_id, io.BytesIO(data), filename=attachment.name), idempotent=False)
+        return getattr(made, "filename", attachment.name)
+
+    def download(self, attachment: Attachment) -> bytes:
+        def go() -> bytes:
+            r = self.client._session.get(attachment.url)
+            return r.content
+        return self.call("getAttachmentContent", go)
 
     def find_comment(self, issue_id: str, source: str) -> str | None:
         from ..errors import NotFound

@@ -209,7 +209,8 @@ class ZendeskConnector:
 
     def add_comment(self, ref: ItemRef, body: str, public: bool,
                     attachments: Sequence[Attachment] = ()) -> str:
-        tokens = [self._upload(a) for a in attachments]
+        # Files the engine downloaded are uploaded; the others are links in the body.
+        tokens = [self._upload(a) for a in attachments if a.data is not None]
         comment = ZComment(body=body, public=public, author_id=self.user_id)
         if tokens:
             comment.uploads = tokens
@@ -225,10 +226,17 @@ class ZendeskConnector:
         return found
 
     def _upload(self, attachment: Attachment) -> str:
-        data = requests.get(attachment.url, timeout=self.access.timeout).content
+        data = attachment.data or b""
         upload = self.call("uploadFiles", lambda: self.client.attachments.upload(
             io.BytesIO(data), target_name=attachment.name, content_type=attachment.content_type))
         return upload.token
+
+    def download(self, attachment: Attachment) -> bytes:
+        def go() -> bytes:
+            r = self.session.get(attachment.url, timeout=self.access.timeout)
+            r.raise_for_status()
+            return r.content
+        return self.call("downloadAttachment", go)
 
     def find_comment(self, ref: ItemRef, body: str, since: datetime) -> str | None:
         for c in self._comments(ref.id):
