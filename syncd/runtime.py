@@ -29,6 +29,8 @@ from .webhooks import Response, WebhookConfig, make_app
 from .worker import WorkerPool, WorkerSettings
 
 log = structlog.get_logger("syncd.runtime")
+INBOX_KEEP_SECONDS = 7 * 24 * 3600.0
+INBOX_PRUNE_EVERY = 3600.0
 
 
 def build_budgets(settings: Settings) -> dict[str, Budget]:
@@ -188,6 +190,7 @@ class App:
         self.workers.start()
         for p in self.pollers:
             p.start()
+        threading.Thread(target=self._prune_inbox, name="inbox-prune", daemon=True).start()
         if serve_http:
             h = self.settings.http
             config = uvicorn.Config(self.asgi(), host=h.host, port=h.port, log_config=None,
@@ -206,6 +209,17 @@ class App:
         if self.server is None or not self.server.servers:
             return None
         return self.server.servers[0].sockets[0].getsockname()[1]
+
+    def _prune_inbox(self) -> None:
+        """Deliveries are kept only to recognise redeliveries; vendors stop retrying
+        within hours (Jira's late deliveries: ~30 min), so a week is plenty."""
+        while not self._stopped.wait(INBOX_PRUNE_EVERY):
+            try:
+                removed = self.store.prune_inbox(older_than=INBOX_KEEP_SECONDS)
+                if removed:
+                    log.info("inbox_pruned", removed=removed)
+            except Exception as e:   # the database may be down: try again next round
+                log.warning("inbox_prune_failed", error=str(e))
 
     def stop(self) -> None:
         """Clean stop: no new deliveries, pollers stop, workers finish what they hold."""

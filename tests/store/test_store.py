@@ -366,6 +366,15 @@ def _reject_poison_refs(raw: sa.Engine) -> None:
             )
 
 
+def test_old_deliveries_are_pruned_and_recent_ones_still_deduplicate(store: Store, clock) -> None:
+    assert store.accept_delivery("jira", "old", b"{}", [Z1])
+    clock.advance(8 * 24 * 3600)
+    assert store.accept_delivery("jira", "new", b"{}", [Z2])
+    assert store.prune_inbox(older_than=7 * 24 * 3600) == 1
+    assert store.accept_delivery("jira", "new", b"{}", [Z2]) is False   # still known
+    assert store.accept_delivery("jira", "old", b"{}", [Z1]) is True    # forgotten after a week
+
+
 def test_a_delivery_and_its_dirty_marks_are_stored_together_or_not_at_all(store: Store, raw: sa.Engine) -> None:
     _reject_poison_refs(raw)
     with pytest.raises(StoreError):
