@@ -39,6 +39,7 @@ class CoreSettings:
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 900.0
     instance: str = ""                 # names lease owners in the store; default: host:pid
+    replicas: int = 1                  # `syncd run` processes sharing the vendor accounts (splits the budgets)
 
 
 @dataclass(frozen=True)
@@ -334,6 +335,7 @@ class _Loader:
             backoff_max_seconds=self.r.get(t, p, "backoff_max_seconds", "float", d.backoff_max_seconds, at_least(1)),
             # host:pid, so that two replicas on one host never share a lease owner name.
             instance=self.r.get(t, p, "instance", "str", f"{socket.gethostname()}:{os.getpid()}", non_empty),
+            replicas=self.r.get(t, p, "replicas", "int", d.replicas, at_least(1)),
         )
         base, top = values["backoff_base_seconds"], values["backoff_max_seconds"]
         if base is not None and top is not None and top < base:

@@ -34,12 +34,16 @@ INBOX_PRUNE_EVERY = 3600.0
 
 
 def build_budgets(settings: Settings) -> dict[str, Budget]:
-    """One token bucket per vendor account, shared by every thread of the process."""
-    budgets = {"jira": Budget(settings.jira.requests_per_minute)}
+    """One token bucket per vendor account, shared by every thread of the process.
+
+    The vendor limits the account, not the process: ``replicas`` processes
+    share it, so each takes an equal share."""
+    share = settings.core.replicas
+    budgets = {"jira": Budget(settings.jira.requests_per_minute / share)}
     if settings.zendesk is not None:
-        budgets["zendesk"] = Budget(settings.zendesk.requests_per_minute)
+        budgets["zendesk"] = Budget(settings.zendesk.requests_per_minute / share)
     if settings.intercom is not None:
-        budgets["intercom"] = Budget(settings.intercom.requests_per_minute)
+        budgets["intercom"] = Budget(settings.intercom.requests_per_minute / share)
     return budgets
 
 
@@ -149,6 +153,9 @@ class App:
         zendesk = self.engine.desks.get("zendesk")
         if zendesk is not None:
             own["zendesk"] = str(getattr(zendesk, "user_id", ""))
+        if self.settings.intercom is not None and self.settings.intercom.admin_id:
+            # parse_intercom names a teammate "admin:<id>" (a contact id could collide)
+            own["intercom"] = f"admin:{self.settings.intercom.admin_id}"
         return {k: v for k, v in own.items() if v}
 
     def _on_stored(self, refs: tuple[Any, ...]) -> None:

@@ -184,10 +184,17 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> sa.Engine:
 class Store:
     """One per process; thread-safe (each call takes its own pooled connection)."""
 
-    def __init__(self, engine: sa.Engine, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, engine: sa.Engine, clock: Callable[[], float] = time.time,
+                 busy_timeout: float = 10.0) -> None:
         self._engine = engine
         self.clock = clock
         self._daemon_lock: Any = None   # the open lock file while this process is the daemon
+        # SQLite has one writer. Threads of this process queue for it here rather than in
+        # SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and so leaves
+        # the lock idle long after it was freed; other processes still meet the busy handler.
+        # Reentrant so a nested write fails by SQLite's timeout as before instead of hanging.
+        self._writer = threading.RLock() if engine.dialect.name == "sqlite" else None
+        self._busy_timeout = busy_timeout
 
     @classmethod
     def open(
@@ -200,7 +207,7 @@ class Store:
         """
         parsed = _normalise_url(url)
         if parsed.get_backend_name() == "sqlite":
-            engine = _sqlite_engine(parsed, busy_timeout)
+            return cls(_sqlite_engine(parsed, busy_timeout), clock, busy_timeout)
         else:
             # Room for every worker to hold a link lock (one connection each) and still run queries.
             engine = sa.create_engine(parsed, pool_pre_ping=True, pool_size=pool_size, max_overflow=2 * pool_size)
@@ -273,12 +280,26 @@ class Store:
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[sa.Connection]:
-        with self._translated(), self._engine.connect() as conn:
+        with self._writer_turn(write), self._translated(), self._engine.connect() as conn:
             # preserve_rowcount: SQLAlchemy only keeps rowcount for UPDATE/DELETE by default, and our
             # upserts report "inserted or not" through it.
             conn.execution_options(syncd_write=write, preserve_rowcount=True)
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def _writer_turn(self, write: bool) -> Iterator[None]:
+        """SQLite: one writing thread of this process at a time (see ``__init__``)."""
+        if not write or self._writer is None:
+            yield
+            return
+        if not self._writer.acquire(timeout=self._busy_timeout):
+            log.warning("store_unavailable", backend=self.backend, error="writer lock busy")
+            raise StoreUnavailable(f"{self.backend}: database is locked (another writer of this process)")
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     @contextmanager
     def link_lock(self, link_id: int) -> Iterator[None]:

@@ -21,6 +21,7 @@ ZENDESK_EVENT = "ticket_changed"   # the "event" in the trigger body template sy
 JIRA_ISSUE_EVENT_PREFIX = "jira:issue_"
 JIRA_COMMENT_EVENT_PREFIX = "comment_"
 JIRA_VERSION_RELEASED = "jira:version_released"
+INTERCOM_TAG_TOPIC = "conversation_part.tag.created"
 
 Headers = Mapping[str, str]   # lower-cased names
 
@@ -30,7 +31,8 @@ class Relevant:
     """Store this delivery under ``delivery_id`` and mark ``refs`` dirty.
 
     ``actor`` is who made the change, when the payload says (Zendesk: the
-    trigger's ``{{current_user.id}}``; Jira: ``user.accountId``): the receiver
+    trigger's ``{{current_user.id}}``; Jira: ``user.accountId``; Intercom:
+    ``admin:<id>`` of an admin topic's part author): the receiver
     compares it with syncd's own account to recognise the echo of its own write.
     """
 
@@ -112,6 +114,7 @@ def parse_intercom(body: bytes, headers: Headers) -> Parsed:
 
     ``conversation.*`` → the conversation, ``ticket.*`` → the ticket, ``ping``
     and every other topic → ignored. Delivery id: the notification ``id``.
+    Actor: ``admin:<id>`` for a teammate's change (see :func:`_intercom_actor`).
     """
     doc = _json_object(body)
     if doc.get("type") != "notification_event":
@@ -129,7 +132,8 @@ def parse_intercom(body: bytes, headers: Headers) -> Parsed:
     item = data.get("item") if isinstance(data, dict) else None
     if not isinstance(item, dict):
         raise MalformedPayload("missing_item")
-    return Relevant(notification_id, (_item_ref(kind, item.get("id"), "bad_item_id"),))
+    ref = _item_ref(kind, item.get("id"), "bad_item_id")
+    return Relevant(notification_id, (ref,), _intercom_actor(topic, item))
 
 
 PARSERS: Mapping[str, Callable[[bytes, Headers], Parsed]] = {
@@ -143,11 +147,65 @@ def _intercom_kind(topic: str) -> str | None:
     # "conversation_part.*" and "contact.*" topics are not ours: match on the
     # dotted prefix, not on the word. Except tagging: its item is the whole
     # conversation, and a tag is how a teammate escalates.
-    if topic.startswith("conversation.") or topic == "conversation_part.tag.created":
+    if topic.startswith("conversation.") or topic == INTERCOM_TAG_TOPIC:
         return "intercom:conversation"
     if topic.startswith("ticket."):
         return "intercom:ticket"
     return None
+
+
+# Topics only a teammate (or the API acting as one) can cause. The item of
+# these carries just the part(s) the event created, authored by that admin.
+_INTERCOM_ADMIN_TOPIC_PREFIXES = ("conversation.admin.", "ticket.admin.")
+_INTERCOM_ADMIN_TOPICS = frozenset({"ticket.note.created", "ticket.state.updated"})
+
+
+def _intercom_actor(topic: str, item: Mapping[str, Any]) -> str | None:
+    """``admin:<id>`` when an admin topic's parts all have that one admin as
+    author (for a tagging: see :func:`_tagger`), else None. Deliberately conservative: a wrong actor would drop a
+    real change (until the poller), a missing one only costs a no-op reconcile,
+    so a customer topic, a part-less item (tags, attributes) or parts by several
+    authors never name an actor."""
+    if topic == INTERCOM_TAG_TOPIC:
+        return _tagger(item)
+    if not (topic.startswith(_INTERCOM_ADMIN_TOPIC_PREFIXES) or topic in _INTERCOM_ADMIN_TOPICS):
+        return None
+    authors = {_admin_author(p) for p in _intercom_parts(item)}
+    if len(authors) != 1:
+        return None
+    return authors.pop()
+
+
+def _tagger(item: Mapping[str, Any]) -> str | None:
+    """A tagging item has no part: the tag applied last (``applied_at``, whole
+    seconds) names who applied it in ``applied_by``; a tie between admins → None."""
+    listing = item.get("tags")
+    tags = listing.get("tags") if isinstance(listing, dict) else None
+    if not isinstance(tags, list):
+        return None
+    dated = [t for t in tags if isinstance(t, dict) and isinstance(t.get("applied_at"), int)]
+    if not dated:
+        return None
+    newest = max(t["applied_at"] for t in dated)
+    appliers = {_admin_author({"author": t.get("applied_by")}) for t in dated if t["applied_at"] == newest}
+    return appliers.pop() if len(appliers) == 1 else None
+
+
+def _intercom_parts(item: Mapping[str, Any]) -> list[Any]:
+    for key in ("conversation_parts", "ticket_parts"):
+        listing = item.get(key)
+        if isinstance(listing, dict) and isinstance(listing.get(key), list):
+            return listing[key]
+    return []
+
+
+def _admin_author(part: Any) -> str | None:
+    author = part.get("author") if isinstance(part, dict) else None
+    if not isinstance(author, dict) or author.get("type") != "admin":
+        return None
+    raw = author.get("id")
+    text = str(raw).strip() if isinstance(raw, (int, str)) and not isinstance(raw, bool) else ""
+    return f"admin:{text}" if text else None
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

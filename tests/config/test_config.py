@@ -248,3 +248,29 @@ def test_systemd_analyze_verify(tmp_path):
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=30)
     complaints = [l for l in (done.stdout + done.stderr).splitlines() if re.search(r"syncd\.service", l)]
     assert done.returncode == 0 and not complaints, done.stdout + done.stderr
+
+
+def test_replicas_split_each_vendor_budget(tmp_path):
+    from syncd.runtime import build_budgets
+    text = "[syncd]\nreplicas = 3\n" + MINIMAL.replace("[jira]", "requests_per_minute = 300\n\n[jira]") + """
+requests_per_minute = 90
+
+[intercom]
+token = "env:IC_TOKEN"
+client_secret = "env:IC_SECRET"
+admin_id = "5017691"
+mapping = "builtin:intercom-jira"
+requests_per_minute = 1200
+"""
+    s = load_settings(write(tmp_path, text), {**ENV, "IC_TOKEN": "t", "IC_SECRET": "s"})
+    assert s.core.replicas == 3
+    budgets = build_budgets(s)
+    assert {v: b.per_minute for v, b in budgets.items()} == {"zendesk": 100, "jira": 30, "intercom": 400}
+    assert build_budgets(load_settings(EXAMPLE, ENV))["zendesk"].per_minute == 200   # default: one replica
+
+
+@pytest.mark.parametrize("value, expected", [("0", "a value >= 1"), ('"two"', "an integer")])
+def test_replicas_must_be_a_positive_integer(tmp_path, value, expected):
+    path = write(tmp_path, f"[syncd]\nreplicas = {value}\n" + MINIMAL)
+    err = only_problem(path)
+    assert (err.path, err.key) == (str(path), "syncd.replicas") and expected in err.expected

@@ -11,6 +11,7 @@ import json
 import time
 
 import httpx
+import structlog
 
 from syncd.demo import Observer, Teammate, wait_for
 from syncd.domain import ItemRef
@@ -83,3 +84,29 @@ def test_a_429_from_intercom_is_waited_out_and_the_note_written_once(
     assert [r.status for r in limited][:2] == [429, 200]
     assert len(look.intercom_parts(ref, "Escalated to Jira")) == 1
     assert world.jira.count("createIssue") == 1
+
+
+def test_syncds_own_writes_are_not_queued_again_but_a_teammates_reply_syncs(
+        world: World, daemon: App, look: Observer) -> None:
+    """The echo filter: the webhook of a note or tag syncd wrote as its own admin
+    is stored (dedupe) but queues nothing; the same topic by a teammate is queued."""
+    ic, teammate = world.intercom, Teammate(world)
+    ref = ItemRef("intercom:conversation", ic.create_conversation(ic.first_contact_id(), "Search is slow"))
+    assert wait_for(lambda: [r for r in ic.webhooks.results if r.status == 200 and ref.id.encode() in r.body])
+
+    def events(name: str) -> list[dict]:
+        return [e for e in logs if e["event"] == name and e.get("vendor") == "intercom"
+                and e.get("items") == [str(ref)]]
+
+    with structlog.testing.capture_logs() as logs:
+        teammate.tag(ref.id, "jira_escalate")
+        key = wait_for(lambda: look.intercom_key(ref))
+        assert isinstance(key, str)
+        world.jira.engineer_comment(key, "The index is being rebuilt.")
+        # syncd's jira_linked tag, its escalation note and the engineer's note
+        assert wait_for(lambda: len(events("webhook_own_change")) == 3)
+        assert len(events("webhook_stored")) == 1            # only the teammate's tag was queued
+        ic.admin_reply(ref.id, teammate.admin_id, "We are on it, thanks for waiting.")
+        assert wait_for(lambda: look.issue_has(key, "We are on it, thanks for waiting."))
+        assert len(events("webhook_stored")) == 2
+        assert len(events("webhook_own_change")) == 3

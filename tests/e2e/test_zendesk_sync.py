@@ -186,7 +186,7 @@ def test_unmapped_value_is_reported_and_the_other_fields_still_sync(world, look,
     daemon = App.build(world.settings())
     daemon.start()
     try:
-        z, j = world.zendesk, world.jira
+        j = world.jira
         ticket, key = escalate(world, look, "Typos in invoice", "Minor typo.")
         assert wait_for(lambda: look.ticket(ticket).fields.get("priority") == "normal")
         j.engineer_edit(key, {"priority": {"name": "Lowest"}, "customfield_10050": "Cosmetic only"})

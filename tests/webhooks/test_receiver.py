@@ -482,3 +482,76 @@ def test_the_echo_of_syncds_own_write_is_stored_but_not_queued():
         assert post(url, "zendesk", zd_theirs, zendesk_headers(zd_theirs, invocation="z-agent")).json()["status"] == "stored"
     assert own.dirty() == {"jira:10001", "zendesk:42"}
     assert len(own.deliveries()) == 4
+
+
+# -- Intercom: who made the change ---------------------------------------------------
+
+def intercom_part_body(topic: str, authors: list[dict], kind: str = "conversation", nid: str = "notif_p") -> bytes:
+    """A notification whose item carries the parts the event created, as Intercom sends it."""
+    parts = [{"type": f"{kind}_part", "id": str(900 + n), "part_type": "note", "body": "<p>x</p>",
+              "created_at": 1714557600 + n, "author": author} for n, author in enumerate(authors)]
+    item = {"type": kind, "id": "215", f"{kind}_parts": {"type": f"{kind}_part.list", f"{kind}_parts": parts}}
+    return json.dumps({"type": "notification_event", "id": nid, "topic": topic,
+                       "data": {"type": "notification_event_data", "item": item}}).encode()
+
+
+SYNCD_ADMIN = {"type": "admin", "id": "7001", "name": "syncd", "email": "syncd@example.com"}
+TEAMMATE = {"type": "admin", "id": 7002, "name": "Ann", "email": "ann@example.com"}   # ids may come as numbers
+CUSTOMER = {"type": "user", "id": "6650a1", "name": "Cy", "email": "cy@example.com"}
+
+
+@pytest.mark.parametrize("topic, authors, kind, actor", [
+    ("conversation.admin.noted", [SYNCD_ADMIN], "conversation", "admin:7001"),
+    ("conversation.admin.closed", [SYNCD_ADMIN], "conversation", "admin:7001"),
+    ("ticket.note.created", [SYNCD_ADMIN], "ticket", "admin:7001"),
+    ("conversation.admin.noted", [TEAMMATE], "conversation", "admin:7002"),
+    # never name an actor for a customer's change, nor when it cannot be told
+    ("conversation.user.replied", [CUSTOMER], "conversation", None),
+    ("conversation.user.replied", [SYNCD_ADMIN], "conversation", None),    # a customer topic is never filtered
+    ("ticket.contact.replied", [CUSTOMER], "ticket", None),
+    ("conversation.admin.replied", [SYNCD_ADMIN, CUSTOMER], "conversation", None),
+    ("conversation.admin.replied", [SYNCD_ADMIN, TEAMMATE], "conversation", None),
+    ("conversation.admin.noted", [], "conversation", None),
+    ("conversation.admin.noted", [{"type": "admin"}], "conversation", None),
+])
+def test_intercom_actor_is_the_admin_author_of_an_admin_topic(topic, authors, kind, actor):
+    parsed = parse_intercom(intercom_part_body(topic, authors, kind), {})
+    assert isinstance(parsed, Relevant)
+    assert parsed.actor == actor
+    assert parsed.refs == (ItemRef(f"intercom:{kind}", "215"),)
+
+
+def test_intercom_echo_of_syncds_admin_is_stored_but_not_queued():
+    own = SqliteSink()
+    config = WebhookConfig(intercom_secret=IC_SECRET, max_body_bytes=LIMIT, own_actors={"intercom": "admin:7001"})
+    with serve(make_app(own, config)) as url:
+        ours = intercom_part_body("conversation.admin.noted", [SYNCD_ADMIN], nid="notif_own")
+        assert post(url, "intercom", ours, intercom_headers(ours)).json()["status"] == "own_change"
+        assert post(url, "intercom", ours, intercom_headers(ours)).json()["status"] == "duplicate"
+        assert own.dirty() == set()
+        teammate = intercom_part_body("conversation.admin.noted", [TEAMMATE], nid="notif_ann")
+        assert post(url, "intercom", teammate, intercom_headers(teammate)).json()["status"] == "stored"
+        customer = intercom_part_body("ticket.contact.replied", [CUSTOMER], "ticket", nid="notif_cy")
+        assert post(url, "intercom", customer, intercom_headers(customer)).json()["status"] == "stored"
+    assert own.dirty() == {"intercom:conversation:215", "intercom:ticket:215"}
+    assert len(own.deliveries()) == 3
+
+
+def tagged_body(tags: list[tuple[int, dict]]) -> bytes:
+    item = {"type": "conversation", "id": "215", "tags": {"type": "tag.list", "tags": [
+        {"type": "tag", "id": str(n), "name": f"t{n}", "applied_at": at, "applied_by": by}
+        for n, (at, by) in enumerate(tags)]}}
+    return json.dumps({"type": "notification_event", "id": "notif_t", "topic": "conversation_part.tag.created",
+                       "data": {"type": "notification_event_data", "item": item}}).encode()
+
+
+@pytest.mark.parametrize("tags, actor", [
+    ([(100, TEAMMATE), (200, SYNCD_ADMIN)], "admin:7001"),             # syncd's tag is the newest
+    ([(100, SYNCD_ADMIN), (200, TEAMMATE)], "admin:7002"),
+    ([(200, SYNCD_ADMIN), (200, TEAMMATE)], None),                     # same second: cannot tell
+    ([(200, {"type": "bot", "id": "1"})], None),
+    ([], None),
+])
+def test_intercom_tagging_actor_is_who_applied_the_newest_tag(tags, actor):
+    parsed = parse_intercom(tagged_body(tags), {})
+    assert isinstance(parsed, Relevant) and parsed.actor == actor
