@@ -127,7 +127,7 @@ class Figures:
 
 
 def drive(desk: ZendeskDesk, pairs: list[Pair], seconds: float, warmup: float,
-          daemon_cpu: Callable[[], float]) -> tuple[int, int, float, float, float]:
+          daemon_cpu: Callable[[], float], backlog: Callable[[], str] = lambda: "") -> tuple[int, int, float, float, float]:
     """Keep every pair busy for ``warmup + seconds``; count what lands in the last ``seconds``.
     Returns (landed, still in flight at the end, window seconds, daemon CPU, this process's CPU)."""
     flights: dict[int, tuple[Pair, Change]] = {}
@@ -161,14 +161,14 @@ def drive(desk: ZendeskDesk, pairs: list[Pair], seconds: float, warmup: float,
         if now - last_report >= 10:
             last_report = now
             say(f"    {now - started:5.0f}s  {made} changes made, {landed} landed in the window, "
-                f"{len(flights)} in flight")
+                f"{len(flights)} in flight{backlog()}")
         time.sleep(0.002)
     window = time.monotonic() - window_start
     return landed, len(flights), window, daemon_cpu() - cpu0, time.process_time() - bench0
 
 
 def run_mode(mode: str, links: int, seconds: float, warmup: float, workers: int, pg_url: str,
-             rpm: int | None) -> Figures:
+             rpm: int | None, senders: int) -> Figures:
     import sqlalchemy as sa
     directory = Path(tempfile.mkdtemp(prefix="syncd-bench-tp-"))
     replicas_n, db_url, pg_db, admin = 1, None, None, None
@@ -182,6 +182,10 @@ def run_mode(mode: str, links: int, seconds: float, warmup: float, workers: int,
     world = build_world(directory, database_url=db_url, workers=workers, zendesk_poll=3600, jira_poll=3600,
                         intercom_poll=3600, log_level="error")
     world.zendesk.configure({"ticket_update_limit": None})   # Zendesk's 30/ticket/10 min would gate the bench
+    for sim in (world.zendesk, world.jira, world.intercom):
+        # One sender thread delivers ~100 webhooks/s and would be the bottleneck (vendors send in parallel).
+        sim.webhooks.stop()
+        sim.webhooks.start(threads=senders)
     replicas = replicas_for(world, replicas_n, rpm)
     store: Store | None = None
     try:
@@ -200,7 +204,8 @@ def run_mode(mode: str, links: int, seconds: float, warmup: float, workers: int,
         pids = [r.proc.pid for r in replicas if r.proc is not None]
         say(f"  {mode}: driving for {warmup:.0f}s warm-up + {seconds:.0f}s …")
         landed, in_flight, window, dcpu, bcpu = drive(desk, pairs, seconds, warmup,
-                                                      lambda: sum(cpu_seconds(p) for p in pids))
+                                                      lambda: sum(cpu_seconds(p) for p in pids),
+                                                      lambda: _backlog(world, store))
         return Figures(mode, links, window, landed, in_flight, dcpu, bcpu)
     finally:
         if store is not None:
@@ -213,6 +218,12 @@ def run_mode(mode: str, links: int, seconds: float, warmup: float, workers: int,
                 c.execute(sa.text(f'DROP DATABASE IF EXISTS "{pg_db}" WITH (FORCE)'))
             admin.dispose()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _backlog(world: World, store: Store) -> str:
+    """Where the changes in flight wait: in the simulators' webhook senders, or in the daemon's queue."""
+    senders = ", ".join(f"{sim.vendor} {sim.webhooks.pending()}" for sim in (world.zendesk, world.jira))
+    return f" (webhooks not yet delivered: {senders}; dirty queue {store.queue_depth()})"
 
 
 def _settle(store: Store, quiet: float = 1.0, timeout: float = 120.0) -> None:
@@ -239,6 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rpm", type=int, default=1_000_000,
                     help="every vendor's requests_per_minute budget (default 1,000,000: the daemon, not the "
                          "budget, is measured); 0 keeps the world's 6,000")
+    ap.add_argument("--senders", type=int, default=8,
+                    help="webhook sender threads per simulator (default 8; 1 = the simulators' default)")
     ap.add_argument("--pg-url", default=os.environ.get("SYNCD_TEST_PG_URL", DEFAULT_PG))
     args = ap.parse_args(argv)
     from syncd.logs import configure_logging
@@ -247,11 +260,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode in args.modes.split(","):
         say(f"{mode}:")
         results.append(run_mode(mode, args.links, args.seconds, args.warmup, args.workers, args.pg_url,
-                                args.rpm or None))
+                                args.rpm or None, args.senders))
     say("")
     say(f"throughput: zero-latency simulators in this process, daemon(s) as `syncd run` children, "
         f"{args.workers} workers each, {args.links} pairs kept busy, {os.cpu_count()} cores, "
-        f"budget {args.rpm or 6000} req/min per vendor")
+        f"budget {args.rpm or 6000} req/min per vendor, {args.senders} webhook senders per simulator")
     say(f"{'mode':10}{'changes/s':>11}{'landed':>8}{'window s':>9}{'daemon CPU s':>14}"
         f"{'bench CPU s':>13}{'changes per daemon CPU s':>26}")
     for f in results:

@@ -25,7 +25,7 @@ from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
 from .reconcile import BaseEntry, CommentWrite, MirrorState, NoteWrite, Plan, plan
-from .store import Intent, StaleBase, Store
+from .store import Intent, LinkState, StaleBase, Store
 
 log = structlog.get_logger("syncd.engine")
 KEY_RE = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
@@ -104,7 +104,7 @@ class Engine:
     # -- desk side --------------------------------------------------------
     def _reconcile_desk(self, ref: ItemRef, outcome: Outcome, dry_run: bool) -> None:
         desk = self.desks[ref.system]
-        seen = self._revisions(self.store.links_for_desk(ref))
+        seen = self.store.revisions([l.id for l in self.store.links_for_desk(ref)])
         item = desk.fetch(ref)
         if item is None:
             log.info("desk_item_gone", item=str(ref))
@@ -165,29 +165,32 @@ class Engine:
             self._finish_escalation(item, link, issue, mapping, outcome)
         return link
 
-    def _history_scope(self, link: Link) -> Link:
+    def _history_scope(self, link: Link, state: LinkState) -> Link:
         """The link as the plan should see it for the history rule. A link that
         syncd made by escalating the item covers the item's whole conversation:
         a reply written between the agent's tag and the link's creation (the
         daemon was down or behind) is not "history" and must reach Jira. The
         first comment is already recorded as mirrored (it is the description)."""
-        created = self.store.get_intent(f"create:{link.desk}")
+        created = state.intent(f"create:{link.desk}")
         if created is not None and created.state == "done" and created.result == link.issue_id:
             return replace(link, created_at=datetime.fromtimestamp(0, timezone.utc))
         return link
 
-    def _resume_escalation(self, link: Link, item: DeskItem, issue: TrackerIssue, outcome: Outcome) -> None:
+    def _resume_escalation(self, link: Link, item: DeskItem, issue: TrackerIssue, outcome: Outcome,
+                           state: LinkState) -> bool:
         """Once the link is stored the item is never escalated again, but the rest of the
         escalation may be undone: the escalating worker died (or has not yet taken the
         link's lock). Finish it before planning, or the plan would mirror the first
-        comment, already the issue's description. Caller holds the link's lock."""
-        if self.store.get_intent(f"note:escalated:{link.id}") is not None:
-            return
-        created = self.store.get_intent(f"create:{link.desk}")
+        comment, already the issue's description. Caller holds the link's lock.
+        True when it did something (the link's intents changed)."""
+        if state.intent(f"note:escalated:{link.id}") is not None:
+            return False
+        created = state.intent(f"create:{link.desk}")
         if created is None or created.state != "done" or created.result != link.issue_id:
-            return
+            return False
         log.info("escalation_resumed", link=link.id, issue=issue.key)
         self._finish_escalation(item, link, issue, self.mappings[link.desk.system], outcome)
+        return True
 
     def _finish_escalation(self, item: DeskItem, link: Link, issue: TrackerIssue, mapping: Mapping,
                            outcome: Outcome) -> None:
@@ -263,7 +266,7 @@ class Engine:
             return
         values: dict[str, Value] = {}
         rules = mapping.escalation
-        keys = ", ".join(sorted({l.issue_key for l in self.store.links_for_desk(item.ref)} or {l.issue_key for l in links}))
+        keys = ", ".join(sorted({l.issue_key for l in links}))
         if rules.key_field and item.fields.get(rules.key_field) != keys:
             values[rules.key_field] = keys
         if rules.linked_tag and item.holds("tags") and rules.linked_tag not in item.tags:
@@ -276,7 +279,7 @@ class Engine:
         links = self.store.links_for_issue(issue_id)
         if not links:
             return
-        seen = self._revisions(links)
+        seen = self.store.revisions([l.id for l in links])
         issue = self.tracker.fetch(issue_id)
         if issue is None:
             log.info("issue_gone", issue_id=issue_id, links=len(links))
@@ -312,18 +315,17 @@ class Engine:
             self._write_fields(Side.TRACKER, issue.ref, issue.key, changed, outcome)
 
     # -- one link ---------------------------------------------------------
-    def _revisions(self, links: Sequence[Link]) -> dict[int, int]:
-        return {l.id: self.store.get_base(l.id)[1] for l in links}
-
     def _reconcile_link(self, link: Link, outcome: Outcome, dry_run: bool,
                         desk_item: DeskItem | None = None, issue: TrackerIssue | None = None,
                         seen: int = 0) -> DeskItem | None:
         """``seen``: the link's base revision before ``desk_item``/``issue`` were read."""
         mapping = self.mappings[link.desk.system]
         with self.locks.hold(link.id):
+            # Base and intents in one read; read again only after something changed them.
+            state = self.store.link_state(link.id, (f"create:{link.desk}",))
             if not dry_run:
-                self._recover_intents(link, outcome)
-            base, revision = self.store.get_base(link.id)
+                self._recover_intents(link, outcome, state)
+            base, revision = state.base, state.revision
             if revision != seen:
                 # Another worker synced this link after our read: a stale value
                 # would look like a fresh edit and undo that worker's write.
@@ -336,9 +338,9 @@ class Engine:
             if issue is None:
                 log.info("issue_gone", link=link.id, issue_id=link.issue_id)
                 return item
-            if not dry_run:
-                self._resume_escalation(link, item, issue, outcome)
-            p = plan(mapping, self._history_scope(link), item, issue, base, self._mirror_state(link))
+            if not dry_run and self._resume_escalation(link, item, issue, outcome, state):
+                state = self.store.link_state(link.id, (f"create:{link.desk}",))
+            p = plan(mapping, self._history_scope(link, state), item, issue, base, _mirror_state(state))
             outcome.plans.append(p)
             outcome.decisions.extend(f"{d.field}: {d.kind}: {d.detail}" for d in p.decisions)
             for d in p.decisions:
@@ -409,14 +411,6 @@ class Engine:
         return failures
 
     # -- comments and notes (non-idempotent: intent first) ----------------
-    def _mirror_state(self, link: Link) -> MirrorState:
-        to_tracker: set[str] = set()
-        to_desk: set[str] = set()
-        for intent in self.store.intents_for_link(link.id, "comment"):
-            side, source = intent.payload["side"], intent.payload["source_id"]
-            (to_tracker if side == Side.TRACKER.value else to_desk).add(source)
-        return MirrorState(frozenset(to_tracker), frozenset(to_desk))
-
     def _post_comment(self, link: Link, cw: CommentWrite, outcome: Outcome) -> None:
         key = f"comment:{link.id}:{cw.side.value}:{cw.source_id}"
         if self.store.get_intent(key) is not None:
@@ -498,11 +492,11 @@ class Engine:
                 self.store.drop_intent(key)
             raise
 
-    def _recover_intents(self, link: Link, outcome: Outcome) -> None:
+    def _recover_intents(self, link: Link, outcome: Outcome, state: LinkState) -> None:
         """A pending intent means an earlier attempt died between recording and
         finishing: look for the write on the vendor side before writing again."""
-        for intent in self.store.intents_for_link(link.id):
-            if intent.state != "pending" or intent.kind not in ("comment", "note"):
+        for intent in state.intents:
+            if intent.link_id != link.id or intent.state != "pending" or intent.kind not in ("comment", "note"):
                 continue
             p = intent.payload
             side = Side(p["side"])
@@ -523,6 +517,18 @@ class Engine:
             else:
                 log.info("intent_recovered", link=link.id, key=intent.key, target=found)
             self.store.finish_intent(intent.key, found)
+
+
+def _mirror_state(state: LinkState) -> MirrorState:
+    """The comments already mirrored (or being mirrored) of the link, by side."""
+    to_tracker: set[str] = set()
+    to_desk: set[str] = set()
+    for intent in state.intents:
+        if intent.kind != "comment" or intent.link_id is None:
+            continue
+        side, source = intent.payload["side"], intent.payload["source_id"]
+        (to_tracker if side == Side.TRACKER.value else to_desk).add(source)
+    return MirrorState(frozenset(to_tracker), frozenset(to_desk))
 
 
 def _desk_url(desk: DeskConnector, ref: ItemRef) -> str:

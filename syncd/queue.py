@@ -79,10 +79,19 @@ def mark_dirty(conn: sa.Connection, refs: Iterable[ItemRef], reason: str, delay:
     conn.execute(stmt, rows)
 
 
+def _claimable(now: float) -> sa.ColumnElement[bool]:
+    return sa.and_(d.due_at <= now, sa.or_(d.lease_expires.is_(None), d.lease_expires <= now))
+
+
+def any_due(conn: sa.Connection, now: float) -> bool:
+    """Whether a claim could take anything: a read, so an idle worker's look costs no write lock."""
+    return conn.scalar(sa.select(d.ref).where(_claimable(now)).limit(1)) is not None
+
+
 def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now: float) -> list[Claim]:
     due = (
         sa.select(d.ref)
-        .where(d.due_at <= now, sa.or_(d.lease_expires.is_(None), d.lease_expires <= now))
+        .where(_claimable(now))
         .order_by(d.due_at, d.ref)
         .limit(limit)
     )
@@ -90,14 +99,22 @@ def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now
         # Replicas claim side by side: rows another claimer has locked are skipped, not waited for.
         # (On SQLite the store's BEGIN IMMEDIATE already makes the whole claim exclusive.)
         due = due.with_for_update(skip_locked=True)
-    keys = list(conn.scalars(due))
-    if not keys:
-        return []
     expires = now + lease_seconds
-    conn.execute(sa.update(dirty).where(d.ref.in_(keys)).values(lease_owner=owner, lease_expires=expires))
-    rows = conn.execute(
-        sa.select(d.ref, d.version, d.attempts, d.dirty_since).where(d.ref.in_(keys)).order_by(d.due_at, d.ref))
-    return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires, r.dirty_since) for r in rows]
+    lease = sa.update(dirty).values(lease_owner=owner, lease_expires=expires)
+    if conn.dialect.update_returning:
+        # One statement instead of three (SQLite >= 3.35, Postgres): the claim runs once per
+        # reconcile while holding the write lock, so its cost is paid by every worker.
+        taken = conn.execute(lease.where(d.ref.in_(due.scalar_subquery()))
+                             .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at)).all()
+        taken.sort(key=lambda r: (r.due_at, r.ref))
+    else:
+        keys = list(conn.scalars(due))
+        if not keys:
+            return []
+        conn.execute(lease.where(d.ref.in_(keys)))
+        taken = conn.execute(sa.select(d.ref, d.version, d.attempts, d.dirty_since, d.due_at)
+                             .where(d.ref.in_(keys)).order_by(d.due_at, d.ref)).all()
+    return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires, r.dirty_since) for r in taken]
 
 
 def complete(conn: sa.Connection, claim: Claim, now: float) -> bool:

@@ -463,7 +463,7 @@ def plan(mapping: Mapping, link: Link, desk: DeskItem, tracker: TrackerIssue,
     released = _released(tracker, fix_versions)
     fan = _fanout(mapping, link, tracker, status, fix_versions, base, digest)
     if fan.desk_status is not None:
-        _set_desk_status(mapping, desk, fan.desk_status, writes, new_base, decisions)
+        _set_desk_status(mapping, desk, tracker, fan.desk_status, writes, new_base, decisions)
     new_base[STATUS_KEY] = BaseEntry(None, status)
     new_base[RELEASED_KEY] = BaseEntry(None, released)
     _stamp_generation(base, new_base)
@@ -485,12 +485,14 @@ def _after(fields: TMapping[str, Value], writes: TMapping[tuple[Side, str], Fiel
     return write.value if write is not None else fields.get(locator)
 
 
-def _set_desk_status(mapping: Mapping, desk: DeskItem, status: str,
+def _set_desk_status(mapping: Mapping, desk: DeskItem, tracker: TrackerIssue, status: str,
                      writes: dict[tuple[Side, str], FieldWrite], new_base: dict[str, BaseEntry],
                      decisions: list[Decision]) -> None:
     """Fan-out reopens the desk item so an agent tells the customer. It overrides
     the status rule's own copy, and the base records the desk status *we* set,
-    so the next reconcile does not copy "open" back and reopen the Jira issue."""
+    so the next reconcile does not copy "open" back and reopen the Jira issue.
+    A rule that only *shows* the desk status in another Jira field (not the
+    watched status) gets the new value in the same plan, so nothing is left over."""
     locator = mapping.fanout.desk_status_field
     rule = next((r for r in mapping.fields if r.desk == locator), None)
     replaced = writes.pop((Side.DESK, locator), None)
@@ -502,8 +504,18 @@ def _set_desk_status(mapping: Mapping, desk: DeskItem, status: str,
         # a rule's old base when its write is refused keeps this one too.
         owner = rule.name if rule is not None else "fanout"
         writes[(Side.DESK, locator)] = FieldWrite(Side.DESK, locator, status, owner)
-    if rule is not None and rule.name in new_base:
-        new_base[rule.name] = BaseEntry(status, new_base[rule.name].tracker)
+    if rule is None:
+        return
+    shown = new_base[rule.name].tracker if rule.name in new_base else tracker.fields.get(rule.tracker)
+    if rule.tracker != STATUS_LOCATOR and rule.direction.allows(Side.DESK):
+        try:
+            value = _to_tracker(rule, status)
+        except Unmapped:
+            value = shown
+        if not _same(value, shown):
+            writes[(Side.TRACKER, rule.tracker)] = FieldWrite(Side.TRACKER, rule.tracker, value, rule.name)
+        shown = value
+    new_base[rule.name] = BaseEntry(status, shown)
 
 
 def _stamp_generation(base: TMapping[str, BaseEntry], new_base: dict[str, BaseEntry]) -> None:

@@ -63,11 +63,16 @@ def decide(error: BaseException, attempt: int, elapsed: float, policy: RetryPoli
     return RetryDecision(True, delay, "retry")
 
 
+# One generator for every call: seeding a new one per call (from os.urandom) cost
+# more than the call's own retry bookkeeping. random.Random is safe across threads.
+_JITTER = random.Random()
+
+
 def call_with_retry(fn: Callable[[], T], policy: RetryPolicy,
                     on_retry: Callable[[BaseException, RetryDecision], None] | None = None,
                     idempotent: bool = True) -> T:
     """Run ``fn`` under :func:`decide`. The last error is re-raised unchanged."""
-    rng = random.Random()
+    rng = _JITTER
 
     def _decision(state: RetryCallState) -> RetryDecision:
         assert state.outcome is not None

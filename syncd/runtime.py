@@ -161,7 +161,8 @@ class App:
     def _on_stored(self, refs: tuple[Any, ...]) -> None:
         self.last_webhook_at = time.time()
         METRICS.inc("webhooks_stored")
-        self.workers.wake.set()
+        if refs:   # syncd's own echo is stored for dedupe but queues nothing: no one to wake
+            self.workers.wake.set()
 
     def readiness(self) -> dict[str, Any]:
         """What /readyz answers and ``syncd status`` prints: each problem names its part

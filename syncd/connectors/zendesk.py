@@ -31,7 +31,7 @@ from ..domain import Attachment, Comment, DeskItem, ItemRef, Value
 from ..errors import NotFound, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
-from .calls import Caller, raise_on_429, translate_requests_error
+from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
 
 NATIVE = ("status", "priority", "type", "subject")
 
@@ -82,6 +82,7 @@ class ZendeskConnector:
         self.call = Caller("zendesk", translate_requests_error, budget, policy)
         session = requests.Session()
         session.hooks["response"].append(raise_on_429)
+        skip_environment_lookups(session)
         host = urlsplit(access.url).netloc
         sub, _, domain = host.partition(".")
         self.client = Zenpy(subdomain=sub, domain=domain, email=access.email, token=access.token,

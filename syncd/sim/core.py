@@ -544,20 +544,24 @@ class WebhookSender:
         self._queue: list[Delivery] = []
         self._cv = threading.Condition()
         self._stop = False
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._inflight = 0
 
-    def start(self) -> None:
+    def start(self, threads: int = 1) -> None:
+        """``threads`` > 1 delivers in parallel, as the vendors do under load (a load
+        benchmark would otherwise measure this one sender); one keeps the send order."""
         self._stop = False
-        self._thread = threading.Thread(target=self._run, name=f"webhooks-{self.sim.vendor}", daemon=True)
-        self._thread.start()
+        self._threads = [threading.Thread(target=self._run, name=f"webhooks-{self.sim.vendor}-{n}", daemon=True)
+                         for n in range(threads)]
+        for t in self._threads:
+            t.start()
 
     def stop(self) -> None:
         with self._cv:
             self._stop = True
             self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for t in self._threads:
+            t.join(timeout=5)
 
     def send(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         """Queue one delivery (applies drop/duplicate/delay knobs)."""
