@@ -10,17 +10,15 @@ from __future__ import annotations
 import io
 import json
 import re
-import sys
 import time
 from typing import Iterator
 
 import pytest
 
 from syncd.connectors.jira import JiraAccess, JiraConnector
-from syncd.testing import ticket_notes as notes, quiet
+from syncd.testing import captured_logs, ticket_notes as notes, quiet
 from syncd.demo import Observer, wait_for
 from syncd.domain import TrackerIssue
-from syncd.logs import configure_logging
 from syncd.runtime import App
 from syncd.sim.world import World
 
@@ -79,10 +77,8 @@ def events(buf: io.StringIO, name: str) -> list[dict]:
 @pytest.fixture
 def logbuf() -> Iterator[io.StringIO]:
     """Everything syncd logs during the test, as JSON lines."""
-    buf = io.StringIO()
-    configure_logging("info", "json", stream=buf)
-    yield buf
-    configure_logging("warning", "json", stream=sys.stderr)
+    with captured_logs("info") as buf:
+        yield buf
 
 
 # -- 3 + 6. status, resolution, fix versions, fan-out -------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -20,9 +19,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from syncd.cli import main
-from syncd.testing import quiet
+from syncd.testing import captured_logs, quiet
 from syncd.demo import Observer, wait_for
-from syncd.logs import configure_logging
 from syncd.runtime import App
 from syncd.schema import inbox
 from syncd.sim.core import Fault
@@ -257,10 +255,8 @@ def test_cli_link_plan_resync_unlink(world, look):
 
 @pytest.fixture
 def every_log_line() -> Iterator[io.StringIO]:
-    buf = io.StringIO()
-    configure_logging("debug", "json", stream=buf)
-    yield buf
-    configure_logging("warning", "json", stream=sys.stderr)
+    with captured_logs("debug") as buf:
+        yield buf
 
 
 def test_no_configured_secret_appears_in_any_log_line(world, look, every_log_line):
