@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, stop_after_attempt
 
 from .errors import Ambiguous, Conflict, RateLimited, VendorError
 
@@ -101,4 +101,4 @@ def call_with_retry(fn: Callable[[], T], policy: RetryPolicy,
     return retrying(fn)
 
 
-__all__ = ["RetryPolicy", "RetryDecision", "decide", "call_with_retry", "retry_if_exception"]
+__all__ = ["RetryPolicy", "RetryDecision", "decide", "call_with_retry"]
