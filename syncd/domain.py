@@ -123,6 +123,9 @@ class DeskItem:
     # ticket: mapping rules on them do not apply to it (one mapping serves
     # every kind of item of a desk).
     not_applicable: frozenset[str] = frozenset()
+    # When the request that read it was sent (syncd's clock), where the connector
+    # says: with ``updated_at`` it tells whether a later edit must get a newer stamp.
+    observed_at: datetime | None = None
 
     def holds(self, locator: str) -> bool:
         return not any(locator == n or (n.endswith(":") and locator.startswith(n)) for n in self.not_applicable)

@@ -14,6 +14,7 @@ whole queue runs on one clock.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterable
@@ -22,7 +23,7 @@ import sqlalchemy as sa
 import structlog
 
 from .domain import ItemRef
-from .schema import dead_letters, dirty, insert_for, least
+from .schema import dead_letters, dirty, insert_on, least
 
 log = structlog.get_logger(__name__)
 
@@ -65,49 +66,70 @@ def mark_dirty(conn: sa.Connection, refs: Iterable[ItemRef], reason: str, delay:
         {"ref": k, "version": 1, "reason": reason, "due_at": now + delay, "attempts": 0, "dirty_since": now}
         for k in keys
     ]
-    stmt = insert_for(conn, dirty)
+    conn.execute(_upsert(conn.dialect.name, manual=reason == MANUAL and delay == 0), rows)
+
+
+@functools.lru_cache(maxsize=None)
+def _upsert(dialect: str, manual: bool) -> sa.Insert:
+    """The statement mark_dirty runs, built once per dialect: it runs for every webhook
+    and every queued item, and building it (CASE expressions, cache key) cost as much
+    CPU as executing it."""
+    stmt = insert_on(dialect, dirty)
     new = stmt.excluded
-    if reason == MANUAL and delay == 0:
+    if manual:
         # An operator asked for it now: forget the backoff, keep last_error for the record.
         changes = {"attempts": 0, "due_at": least(d.due_at, new.due_at)}
     else:
         # A row under backoff keeps its due time: new events must not hammer a failing vendor.
         changes = {"due_at": sa.case((d.attempts > 0, d.due_at), else_=least(d.due_at, new.due_at))}
-    stmt = stmt.on_conflict_do_update(
+    return stmt.on_conflict_do_update(
         index_elements=[d.ref], set_={"version": d.version + 1, "reason": new.reason, **changes}
     )
-    conn.execute(stmt, rows)
 
 
-def _claimable(now: float) -> sa.ColumnElement[bool]:
+def _claimable(now: object) -> sa.ColumnElement[bool]:
     return sa.and_(d.due_at <= now, sa.or_(d.lease_expires.is_(None), d.lease_expires <= now))
+
+
+# The statements every reconcile runs are built once, with bound parameters: building
+# one (and its cache key) cost SQLAlchemy about as much CPU as running it.
+_ANY_DUE = sa.select(d.ref).where(_claimable(sa.bindparam("now"))).limit(1)
 
 
 def any_due(conn: sa.Connection, now: float) -> bool:
     """Whether a claim could take anything: a read, so an idle worker's look costs no write lock."""
-    return conn.scalar(sa.select(d.ref).where(_claimable(now)).limit(1)) is not None
+    return conn.scalar(_ANY_DUE, {"now": now}) is not None
 
 
-def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now: float) -> list[Claim]:
-    due = (
-        sa.select(d.ref)
-        .where(_claimable(now))
-        .order_by(d.due_at, d.ref)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
+def _due(dialect: str, now: object, limit: object) -> sa.Select:
+    due = sa.select(d.ref).where(_claimable(now)).order_by(d.due_at, d.ref).limit(limit)  # type: ignore[arg-type]
+    if dialect == "postgresql":
         # Replicas claim side by side: rows another claimer has locked are skipped, not waited for.
         # (On SQLite the store's BEGIN IMMEDIATE already makes the whole claim exclusive.)
         due = due.with_for_update(skip_locked=True)
+    return due
+
+
+@functools.lru_cache(maxsize=None)
+def _claim_returning(dialect: str) -> sa.Update:
+    """One statement instead of three (SQLite >= 3.35, Postgres): the claim runs once per
+    reconcile while holding the write lock, so its cost is paid by every worker."""
+    due = _due(dialect, sa.bindparam("now"), sa.bindparam("limit"))
+    return (sa.update(dirty)
+            .values(lease_owner=sa.bindparam("owner_v"), lease_expires=sa.bindparam("expires_v"))
+            .where(d.ref.in_(due.scalar_subquery()))
+            .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at))
+
+
+def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now: float) -> list[Claim]:
     expires = now + lease_seconds
-    lease = sa.update(dirty).values(lease_owner=owner, lease_expires=expires)
     if conn.dialect.update_returning:
-        # One statement instead of three (SQLite >= 3.35, Postgres): the claim runs once per
-        # reconcile while holding the write lock, so its cost is paid by every worker.
-        taken = conn.execute(lease.where(d.ref.in_(due.scalar_subquery()))
-                             .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at)).all()
+        taken = conn.execute(_claim_returning(conn.dialect.name),
+                             {"now": now, "limit": limit, "owner_v": owner, "expires_v": expires}).all()
         taken.sort(key=lambda r: (r.due_at, r.ref))
     else:
+        due = _due(conn.dialect.name, now, limit)
+        lease = sa.update(dirty).values(lease_owner=owner, lease_expires=expires)
         keys = list(conn.scalars(due))
         if not keys:
             return []
@@ -117,9 +139,14 @@ def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now
     return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires, r.dirty_since) for r in taken]
 
 
+_COMPLETE = sa.delete(dirty).where(d.ref == sa.bindparam("ref_v"), d.lease_owner == sa.bindparam("owner_v"),
+                                   d.lease_expires == sa.bindparam("expires_v"), d.version == sa.bindparam("version_v"))
+
+
 def complete(conn: sa.Connection, claim: Claim, now: float) -> bool:
     """True when the row is gone; False when it was marked again meanwhile (kept, due now)."""
-    gone = conn.execute(sa.delete(dirty).where(_held_by(claim), d.version == claim.version)).rowcount
+    gone = conn.execute(_COMPLETE, {"ref_v": str(claim.ref), "owner_v": claim.owner,
+                                    "expires_v": claim.lease_expires, "version_v": claim.version}).rowcount
     if gone:
         return True
     # Re-dirtied while we worked: the new event may carry a change we did not see.

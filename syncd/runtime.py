@@ -171,7 +171,13 @@ class App:
         try:
             depth, age, dead = self.store.queue_depth(), self.store.oldest_dirty_age(), self.store.count_dead_letters()
         except Exception as e:
-            return {"status": "unready", "problems": [f"database: {e}"]}
+            reason = getattr(e, "reason", "database_unavailable")
+            return {"status": "unready", "problems": [f"database: {reason}: {e}"], "reason": reason}
+        # Reads work but writes fail (a full disk, a read-only or locked file): deliveries are
+        # refused meanwhile, so the daemon is not ready even with an empty queue.
+        outage = self.store.check_outage()
+        if outage is not None:
+            problems.append(f"database: {outage.reason}: {outage.error}")
         for p in self.pollers:
             if p.last_error:
                 problems.append(f"poller {p.source.name}: {p.last_error}")
@@ -180,10 +186,12 @@ class App:
         if self.workers.last_error:
             problems.append(f"worker: {self.workers.last_error}")
         webhook_age = None if self.last_webhook_at is None else round(time.time() - self.last_webhook_at, 1)
-        return {"status": "ready" if not problems else "degraded", "problems": problems, "queue_depth": depth,
+        status = "unready" if outage is not None else "degraded" if problems else "ready"
+        return {"status": status, "problems": problems, "queue_depth": depth,
                 "oldest_dirty_age_seconds": None if age is None else round(age, 1), "dead_letters": dead,
                 "last_webhook_age_seconds": webhook_age,
-                "pollers": {p.source.name: {"leader": p.leader, "last_success": p.last_success} for p in self.pollers}}
+                "pollers": {p.source.name: {"leader": p.leader, "last_success": p.last_success} for p in self.pollers},
+                **({"reason": outage.reason} if outage is not None else {})}
 
     def _readyz(self) -> Response:
         body = self.readiness()

@@ -129,7 +129,12 @@ def insert_for(conn: sa.Connection, table: sa.Table):
     the same ``on_conflict_do_nothing/on_conflict_do_update`` API; only the
     import differs.
     """
-    if conn.dialect.name == "postgresql":
+    return insert_on(conn.dialect.name, table)
+
+
+def insert_on(dialect: str, table: sa.Table):
+    """:func:`insert_for` by dialect name (for statements built once and cached)."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

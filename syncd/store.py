@@ -13,6 +13,7 @@ Postgres the replicas' clocks must agree to well within a lease length (NTP).
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import socket
@@ -39,11 +40,12 @@ from .errors import ConfigError, SyncdError
 from .queue import Claim, DeadLetter
 from .reconcile import BaseEntry
 from .schema import audit as audit_t
-from .schema import cursors, inbox, insert_for, intents, leases, link_base, links
+from .schema import cursors, inbox, insert_for, insert_on, intents, leases, link_base, links
 
 __all__ = [
     "AuditRow", "BaseEntry", "Claim", "DaemonRunning", "DeadLetter", "Fenced", "Intent", "LinkNotFound", "LinkState",
-    "StaleBase", "Store", "StoreError", "StoreUnavailable", "alembic_config",
+    "Outage", "StaleBase", "Store", "StoreError", "StoreUnavailable", "alembic_config", "is_outage_error",
+    "outage_reason",
 ]
 
 log = structlog.get_logger(__name__)
@@ -60,7 +62,52 @@ class StoreError(SyncdError):
 
 
 class StoreUnavailable(StoreError):
-    """The database cannot be used right now: Postgres down, disk full, SQLite locked past the busy timeout."""
+    """The database cannot be used right now: Postgres down, disk full, SQLite locked past the busy timeout.
+
+    ``reason`` names the outage for operators and health checks (see :func:`outage_reason`):
+    ``database_unreachable``, ``database_disk_full``, ``database_locked``, ``database_read_only``,
+    ``database_io_error`` or ``database_unavailable``. Nothing is wrong with the data or the item
+    being worked on: the same call succeeds once the database is back."""
+
+    def __init__(self, message: str, reason: str = "database_unavailable"):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The database outage this process is seeing now (:attr:`Store.outage`)."""
+
+    reason: str          # as in StoreUnavailable.reason
+    error: str           # the driver's first line, e.g. "sqlite: database or disk is full"
+    since: float         # epoch seconds of the first failure
+    last_seen: float     # time.monotonic() of the latest failure
+    failures: int        # failures since it began
+
+
+def outage_reason(err: BaseException | str) -> str:
+    """Classify a driver error that made the database unusable (never a problem of the item)."""
+    code = str(getattr(err, "sqlstate", None) or "")   # psycopg 3 errors carry the SQLSTATE
+    text = str(err).lower()
+    if code == "53100" or "disk is full" in text or "no space left" in text or "could not extend file" in text:
+        return "database_disk_full"
+    if "database is locked" in text or "database table is locked" in text or "busy" in text:
+        return "database_locked"
+    if "readonly database" in text or "read-only" in text or code == "25006":
+        return "database_read_only"
+    if code.startswith("08") or code.startswith("57P") or any(s in text for s in (
+            "connection", "connect to server", "server closed", "shutting down", "starting up",
+            "terminating", "unable to open database")):
+        return "database_unreachable"
+    if "disk i/o error" in text or code.startswith("58"):
+        return "database_io_error"
+    return "database_unavailable"
+
+
+def is_outage_error(error: str) -> bool:
+    """Whether an item's error text (``"<ExceptionType>: <message>"``, as the worker records it)
+    is a database outage rather than a failure of the item itself."""
+    return error.startswith(f"{StoreUnavailable.__name__}: ")
 
 
 class StaleBase(StoreError):
@@ -134,6 +181,25 @@ def _encode_base(base: Mapping[str, BaseEntry]) -> str:
 
 def _decode_base(text: str) -> dict[str, BaseEntry]:
     return {name: BaseEntry(_value(e["desk"]), _value(e["tracker"])) for name, e in json.loads(text).items()}
+
+
+# Run several times per reconcile: built once (building a statement costs about what running it does).
+_LINKS_BY_DESK = sa.select(links).where(links.c.desk_ref == sa.bindparam("ref")).order_by(links.c.id)
+_LINKS_BY_ISSUE = sa.select(links).where(links.c.issue_id == sa.bindparam("issue")).order_by(links.c.id)
+
+
+_BASE_OF_LINK = sa.select(link_base.c.fields, link_base.c.revision).where(link_base.c.link_id == sa.bindparam("link"))
+_INTENTS_OF_LINK = (sa.select(intents)
+                    .where(sa.or_(intents.c.link_id == sa.bindparam("link"),
+                                  intents.c.key.in_(sa.bindparam("keys", expanding=True))))
+                    .order_by(intents.c.created_at, intents.c.key))
+_INTENT_BY_KEY = sa.select(intents).where(intents.c.key == sa.bindparam("key_v"))
+
+
+@functools.lru_cache(maxsize=None)
+def _inbox_insert(dialect: str) -> sa.Insert:
+    """Store a delivery unless seen: built once per dialect (it runs for every webhook)."""
+    return insert_on(dialect, inbox).on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.delivery_id])
 
 
 def _link(row: sa.Row) -> Link:
@@ -210,6 +276,9 @@ class Store:
         # Reentrant so a nested write fails by SQLite's timeout as before instead of hanging.
         self._writer = threading.RLock() if engine.dialect.name == "sqlite" else None
         self._busy_timeout = busy_timeout
+        self._outage: Outage | None = None   # the database outage under way, if any (health checks)
+        self._outage_lock = threading.Lock()
+        self._probing = threading.Lock()     # one health probe at a time (check_outage)
 
     @classmethod
     def open(
@@ -287,23 +356,85 @@ class Store:
             yield
         except SyncdError:
             raise
-        except sa_exc.OperationalError as err:
-            log.warning("store_unavailable", backend=self.backend, error=_first_line(err.orig))
-            raise StoreUnavailable(f"{self.backend}: {_first_line(err.orig)}") from err
         except sa_exc.DBAPIError as err:
+            # OperationalError: server gone, disk full, locked. A connection that broke under
+            # us (InterfaceError "the connection is closed", anything SQLAlchemy invalidated
+            # as a disconnect) is the same outage, not a bad statement.
+            if isinstance(err, (sa_exc.OperationalError, sa_exc.InterfaceError)) or err.connection_invalidated:
+                raise self._unavailable(err.orig if err.orig is not None else err) from err
             raise StoreError(f"{self.backend}: {_first_line(err.orig)}") from err
-        except sqlite3.OperationalError as err:   # our own BEGIN goes to the driver directly (_on_begin)
-            log.warning("store_unavailable", backend=self.backend, error=_first_line(err))
-            raise StoreUnavailable(f"{self.backend}: {_first_line(err)}") from err
+        except (sqlite3.OperationalError, sqlite3.InterfaceError) as err:   # our own BEGIN (_on_begin)
+            raise self._unavailable(err) from err
+
+    def _unavailable(self, err: BaseException, reason: str | None = None) -> StoreUnavailable:
+        """Log and remember the outage; the StoreUnavailable to raise."""
+        reason = reason or outage_reason(err)
+        error = f"{self.backend}: {_first_line(err)}"
+        log.warning("store_unavailable", backend=self.backend, reason=reason, error=_first_line(err))
+        now = time.monotonic()
+        with self._outage_lock:
+            old = self._outage
+            self._outage = Outage(reason, error, old.since if old else time.time(), now,
+                                  (old.failures if old else 0) + 1)
+        if old is None or old.reason != reason:
+            log.error("database_unavailable", backend=self.backend, reason=reason, error=error)
+        return StoreUnavailable(error, reason)
+
+    def _worked(self, write: bool, started: float) -> None:
+        """A transaction that began at ``started`` (monotonic) committed: the outage is over.
+        A read proves only that the server answers, not that a full disk has room again."""
+        outage = self._outage
+        if outage is None or outage.last_seen >= started:
+            return
+        if not write and outage.reason != "database_unreachable":
+            return
+        with self._outage_lock:
+            if self._outage is not outage:
+                return
+            self._outage = None
+        log.info("database_recovered", backend=self.backend, reason=outage.reason, failures=outage.failures,
+                 seconds=round(time.time() - outage.since, 1))
+
+    @property
+    def outage(self) -> Outage | None:
+        """The outage under way (None while the database works): what /readyz reports."""
+        return self._outage
+
+    def check_outage(self, quiet_for: float = 2.0, wait: float = 1.0) -> Outage | None:
+        """:attr:`outage`, after proving it over or not with a probe write once no failure
+        was seen for ``quiet_for`` seconds (an idle daemon makes no writes to prove it).
+        The probe runs on a thread of its own, waited for ``wait`` seconds at most: on a
+        locked SQLite file it could wait out the busy timeout, and a health check must not."""
+        outage = self._outage
+        if outage is None or time.monotonic() - outage.last_seen < quiet_for:
+            return outage
+        if self._probing.acquire(blocking=False):
+            probe = threading.Thread(target=self._probe, name="store-probe", daemon=True)
+            probe.start()
+            probe.join(wait)
+        return self._outage
+
+    def _probe(self) -> None:
+        name = "syncd:health-probe"
+        try:
+            with self._tx() as conn:   # written and removed in one commit: the WAL/disk is used, no row stays
+                conn.execute(sa.insert(leases).values(name=name, owner=name, fence=0, expires_at=0.0))
+                conn.execute(sa.delete(leases).where(leases.c.name == name))
+        except StoreError:
+            pass
+        finally:
+            self._probing.release()
 
     @contextmanager
     def _tx(self, write: bool = True) -> Iterator[sa.Connection]:
+        started = time.monotonic()
         with self._writer_turn(write), self._translated(), self._engine.connect() as conn:
             # preserve_rowcount: SQLAlchemy only keeps rowcount for UPDATE/DELETE by default, and our
             # upserts report "inserted or not" through it.
             conn.execution_options(syncd_write=write, preserve_rowcount=True)
             with conn.begin():
                 yield conn
+        self._worked(write, started)
 
     @contextmanager
     def _writer_turn(self, write: bool) -> Iterator[None]:
@@ -312,8 +443,8 @@ class Store:
             yield
             return
         if not self._writer.acquire(timeout=self._busy_timeout):
-            log.warning("store_unavailable", backend=self.backend, error="writer lock busy")
-            raise StoreUnavailable(f"{self.backend}: database is locked (another writer of this process)")
+            raise self._unavailable(RuntimeError("database is locked (another writer of this process)"),
+                                    "database_locked")
         try:
             yield
         finally:
@@ -397,10 +528,12 @@ class Store:
             return None if row is None else _link(row)
 
     def links_for_desk(self, desk: ItemRef) -> list[Link]:
-        return self._links(links.c.desk_ref == str(desk))
+        with self._tx(write=False) as conn:
+            return [_link(r) for r in conn.execute(_LINKS_BY_DESK, {"ref": str(desk)})]
 
     def links_for_issue(self, issue_id: str) -> list[Link]:
-        return self._links(links.c.issue_id == issue_id)
+        with self._tx(write=False) as conn:
+            return [_link(r) for r in conn.execute(_LINKS_BY_ISSUE, {"issue": issue_id})]
 
     def list_links(self, limit: int = 100, offset: int = 0) -> list[Link]:
         return self._links(sa.true(), limit, offset)
@@ -439,13 +572,9 @@ class Store:
     def link_state(self, link_id: int, extra_keys: Sequence[str] = ()) -> LinkState:
         """Base, revision and intents of the link (plus the intents named in ``extra_keys``),
         in one read transaction: a reconcile needs them all, and each transaction costs."""
-        b, i = link_base.c, intents.c
-        wanted = i.link_id == link_id
-        if extra_keys:
-            wanted = sa.or_(wanted, i.key.in_(list(extra_keys)))
         with self._tx(write=False) as conn:
-            row = conn.execute(sa.select(b.fields, b.revision).where(b.link_id == link_id)).first()
-            rows = conn.execute(sa.select(intents).where(wanted).order_by(i.created_at, i.key)).all()
+            row = conn.execute(_BASE_OF_LINK, {"link": link_id}).first()
+            rows = conn.execute(_INTENTS_OF_LINK, {"link": link_id, "keys": list(extra_keys)}).all()
         base, revision = ({}, 0) if row is None else (_decode_base(row.fields), row.revision)
         return LinkState(base, revision, tuple(_intent(r) for r in rows))
 
@@ -508,7 +637,7 @@ class Store:
 
     def get_intent(self, key: str) -> Intent | None:
         with self._tx(write=False) as conn:
-            row = conn.execute(sa.select(intents).where(intents.c.key == key)).first()
+            row = conn.execute(_INTENT_BY_KEY, {"key_v": key}).first()
             return None if row is None else _intent(row)
 
     def intents_for_link(self, link_id: int, kind: str | None = None) -> list[Intent]:
@@ -549,7 +678,18 @@ class Store:
                 log.warning("claim_lost", ref=str(claim.ref), owner=claim.owner, action="defer")
 
     def fail(self, claim: Claim, error: str, max_attempts: int, backoff: Callable[[int], float]) -> bool:
-        """Count an attempt; True when the item moved to the dead letters."""
+        """Count an attempt; True when the item moved to the dead letters.
+
+        A database outage (``error`` from a :class:`StoreUnavailable`) is not the item's
+        failure: the item is given back after the first backoff step without counting an
+        attempt, so a full disk or a restarting server never sends good items to the dead
+        letters however long it lasts."""
+        if is_outage_error(error):
+            with self._tx() as conn:
+                kept = queue.defer(conn, claim, backoff(1), error, self.clock())
+            log.warning("item_deferred", item=str(claim.ref), reason=outage_reason(error), error=error,
+                        **({} if kept else {"claim_lost": True}))
+            return False
         with self._tx() as conn:
             dead = queue.fail(conn, claim, error, max_attempts, backoff, self.clock())
         if dead:
@@ -572,9 +712,8 @@ class Store:
         """Store the delivery and mark its items dirty, all or nothing. False = seen before."""
         with self._tx() as conn:
             now = self.clock()
-            stmt = insert_for(conn, inbox).values(source=source, delivery_id=delivery_id, body=body, received_at=now)
-            stmt = stmt.on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.delivery_id])
-            if not conn.execute(stmt).rowcount:
+            row = {"source": source, "delivery_id": delivery_id, "body": body, "received_at": now}
+            if not conn.execute(_inbox_insert(conn.dialect.name), row).rowcount:
                 return False
             queue.mark_dirty(conn, refs, f"webhook:{source}", delay, now)
             return True

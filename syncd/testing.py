@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import json
 import sys
 import time
 from contextlib import contextmanager
@@ -35,6 +36,19 @@ def captured_logs(level: str = "info") -> Iterator[io.StringIO]:
         yield buf
     finally:
         configure_logging("warning", "json", stream=sys.stderr)
+
+
+def log_events(buf: io.StringIO, name: str) -> list[dict]:
+    """The JSON log lines of ``buf`` (see :func:`captured_logs`) whose event is ``name``."""
+    found = []
+    for line in buf.getvalue().splitlines():
+        try:
+            doc = json.loads(line)
+        except ValueError:
+            continue
+        if doc.get("event") == name:
+            found.append(doc)
+    return found
 
 
 def ticket_key(look: Observer, world: World, ticket: int) -> str | None:

@@ -22,7 +22,7 @@ import structlog
 from .engine import Engine, EscalationPending
 from .errors import RateLimited
 from .metrics import METRICS
-from .store import Claim, Store
+from .store import Claim, Store, StoreUnavailable
 
 log = structlog.get_logger("syncd.worker")
 
@@ -130,6 +130,11 @@ class WorkerPool:
                         scope=e.scope)
         except EscalationPending as e:
             self.store.defer(claim, 2.0, str(e))
+        except StoreUnavailable as e:
+            # The database, not the item, failed: no attempt counts towards the dead letters.
+            self.last_error = f"{claim.ref}: {e}"
+            self.store.defer(claim, backoff(self.settings)(1), f"{type(e).__name__}: {e}")
+            log.warning("item_deferred", item=str(claim.ref), reason=e.reason)
         except Exception as e:
             self.last_error = f"{claim.ref}: {e}"
             dead = self.store.fail(claim, f"{type(e).__name__}: {e}", self.settings.max_attempts,

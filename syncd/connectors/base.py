@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Mapping, Protocol, Sequence
 
-from ..domain import Attachment, DeskItem, IssueSpec, ItemRef, TrackerIssue, Value
+from ..domain import Attachment, Comment, DeskItem, IssueSpec, ItemRef, TrackerIssue, Value
 
 
 @dataclass(frozen=True)
@@ -37,15 +37,21 @@ class PollPage:
 class DeskConnector(Protocol):
     system: str   # "zendesk" | "intercom"
 
-    def fetch(self, ref: ItemRef) -> DeskItem | None:
+    def fetch(self, ref: ItemRef, known: Sequence[Comment] | None = None) -> DeskItem | None:
         """Current state, comments included; ``None`` when the item is gone.
-        ``DeskItem.not_applicable`` names the mapping's locators this kind of item lacks."""
+        ``DeskItem.not_applicable`` names the mapping's locators this kind of item lacks.
+        ``known``: the item's comments as syncd last saw them (plus its own since), which
+        the connector may reuse when the vendor proves nothing else was added."""
 
     def agent_url(self, ref: ItemRef) -> str:
         """The item's page for an agent (shown in the Jira issue's remote link)."""
 
-    def update_fields(self, ref: ItemRef, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
-        """Write several locators in as few calls as the vendor allows (Zendesk: one PUT)."""
+    def update_fields(self, ref: ItemRef, values: Mapping[str, Value],
+                      expect: datetime | None = None) -> Sequence[FieldFailure]:
+        """Write several locators in as few calls as the vendor allows (Zendesk: one PUT).
+        ``expect``: the item's ``updated_at`` the values were planned from; a connector
+        whose vendor has conditional writes (``conditional_writes = True``) raises
+        :class:`~syncd.errors.Conflict` instead of overwriting a newer edit."""
 
     def add_comment(self, ref: ItemRef, body: str, public: bool,
                     attachments: Sequence[Attachment] = ()) -> str:

@@ -74,16 +74,18 @@ class HTTPFailure(Exception):
         super().__init__(f"HTTP {response.status_code}")
 
 
-def skip_environment_lookups(session: requests.Session) -> None:
+def skip_environment_lookups(session: requests.Session, base_url: str) -> None:
     """While ``trust_env`` is on, requests reads and parses the environment again on
     every request (~5 % of a busy daemon's CPU). When it names no proxy, stop looking
     and take the CA bundle it names (what requests would pick per request) once, now;
     with a proxy set nothing changes. (``~/.netrc``, the other thing it looks up, never
-    applies: our clients always send explicit credentials.)"""
+    applies: our clients always send explicit credentials.) For plain ``http://`` (a
+    simulator on loopback) no bundle is set: requests checks whether the path is a
+    directory on every request, a system call per vendor call for nothing."""
     if urllib.request.getproxies():
         return
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle and session.verify is True:
+    if bundle and session.verify is True and base_url.lower().startswith("https:"):
         session.verify = bundle
     session.trust_env = False
 

@@ -367,7 +367,8 @@ class IntercomConnector:
         self._states: list[JSON] = []
 
     # -- reads ------------------------------------------------------------
-    def fetch(self, ref: ItemRef) -> DeskItem | None:
+    def fetch(self, ref: ItemRef, known: Sequence[Comment] | None = None) -> DeskItem | None:
+        """``known`` is not needed: a conversation or ticket carries its parts."""
         try:
             raw = self._get_raw(ref)
         except NotFound:

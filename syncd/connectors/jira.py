@@ -102,7 +102,7 @@ class JiraConnector:
             server=access.url, basic_auth=(access.email, access.api_token),
             max_retries=0, timeout=access.timeout, get_server_info=True))
         self.client._session.hooks["response"].append(raise_on_429)
-        skip_environment_lookups(self.client._session)
+        skip_environment_lookups(self.client._session, access.url)
         me = self.call("getCurrentUser", self.client.myself)
         self.account_id: str = me.get("accountId") or me.get("name", "")
         self.time_zone = ZoneInfo(me.get("timeZone") or "UTC")

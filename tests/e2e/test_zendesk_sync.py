@@ -8,7 +8,6 @@ on SQLite and on Postgres.
 from __future__ import annotations
 
 import io
-import json
 import re
 import time
 from typing import Iterator
@@ -16,7 +15,7 @@ from typing import Iterator
 import pytest
 
 from syncd.connectors.jira import JiraAccess, JiraConnector
-from syncd.testing import captured_logs, ticket_notes as notes, quiet
+from syncd.testing import captured_logs, log_events, ticket_notes as notes, quiet
 from syncd.demo import Observer, wait_for
 from syncd.domain import TrackerIssue
 from syncd.runtime import App
@@ -62,16 +61,6 @@ def escalate(world: World, look: Observer, subject: str, body: str) -> tuple[int
     return ticket, str(key)
 
 
-def events(buf: io.StringIO, name: str) -> list[dict]:
-    out = []
-    for line in buf.getvalue().splitlines():
-        try:
-            doc = json.loads(line)
-        except ValueError:
-            continue
-        if doc.get("event") == name:
-            out.append(doc)
-    return out
 
 
 @pytest.fixture
@@ -163,7 +152,7 @@ def test_priority_both_ways_and_conflicts_decided_by_rule_and_logged(world, daem
     quiet(world, daemon)
     assert issue(look, key).fields.get("priority") == "Highest"
     assert field(look, world, ticket, 9006) == "All EU customers"
-    conflicts = {e["field"]: e["detail"] for e in events(logbuf, "field_conflict")}
+    conflicts = {e["field"]: e["detail"] for e in log_events(logbuf, "field_conflict")}
     assert "tracker wins by rule newest" in conflicts["priority"]
     assert "desk wins by rule desk" in conflicts["customer_impact"]
 
@@ -189,10 +178,10 @@ def test_unmapped_value_is_reported_and_the_other_fields_still_sync(world, look,
         j.engineer_transition(key, "In Progress")
         assert wait_for(lambda: field(look, world, ticket, 9006) == "Cosmetic only")
         assert wait_for(lambda: field(look, world, ticket, 9002) == "In Progress")
-        assert wait_for(lambda: events(logbuf, "field_unmapped"))
+        assert wait_for(lambda: log_events(logbuf, "field_unmapped"))
         quiet(world, daemon)
         assert look.ticket(ticket).fields.get("priority") == "normal"     # left alone, not guessed
-        [unmapped] = {e["detail"] for e in events(logbuf, "field_unmapped") if e["field"] == "priority"}
+        [unmapped] = {e["detail"] for e in log_events(logbuf, "field_unmapped") if e["field"] == "priority"}
         assert "'Lowest'" in unmapped
     finally:
         daemon.stop()

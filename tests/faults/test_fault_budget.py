@@ -4,13 +4,13 @@ per-issue write limit delays that one issue while the others keep flowing."""
 
 from __future__ import annotations
 
+import heapq
 import time
 
+from syncd.budget import Budget
 from syncd.sim.world import World
 
 from .conftest import SQLITE_ONLY, comments_with, get, tune, wait_for
-
-pytestmark = SQLITE_ONLY
 
 
 def _escalate_many(world: World, n: int) -> list[tuple[int, str]]:
@@ -39,10 +39,11 @@ def _max_in_window(stamps: list[float], window: float) -> int:
     return best
 
 
+@SQLITE_ONLY
 def test_fault_budget_paces_all_workers_under_the_account_limit(make_world, start_daemon):
     world = make_world(workers=4)
     first = start_daemon(world)
-    pairs = _escalate_many(world, 8)
+    pairs = _escalate_many(world, 12)   # enough work that the pacing shows (> 30 calls)
     assert wait_for(lambda: first.store.queue_depth() == 0, timeout=10)
     first.stop()
     # The admin sets the budget to 10 requests a second (5 saved up at most) and restarts.
@@ -75,6 +76,7 @@ def test_fault_budget_paces_all_workers_under_the_account_limit(make_world, star
     assert waited > 0
 
 
+@SQLITE_ONLY
 def test_fault_jira_per_issue_limit_delays_that_issue_only(make_world, start_daemon, logs):
     world = make_world()
     daemon = start_daemon(world)
@@ -105,3 +107,56 @@ def test_fault_jira_per_issue_limit_delays_that_issue_only(make_world, start_dae
 def ka_id(world: World, key: str) -> str:
     with world.jira.lock:
         return str(world.jira.issue(key).id)
+
+
+# -- the budget alone (a fake clock, no daemon) ---------------------------------
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _drain(budget: Budget, clock: _Clock, calls: int, threads: int = 4, think: float = 0.01) -> list[float]:
+    """``threads`` callers each take a token, wait for it, make the call (``think``
+    seconds) and take the next one: a backlog. Returns the times the calls went out."""
+    ready = [(clock.now, n) for n in range(threads)]
+    heapq.heapify(ready)
+    sent: list[float] = []
+    for _ in range(calls):
+        at, n = heapq.heappop(ready)
+        clock.now = max(clock.now, at)
+        due = clock.now + budget.reserve()
+        sent.append(due)
+        heapq.heappush(ready, (due + think, n))
+    return sent
+
+
+def test_budget_never_exceeds_per_minute_in_any_minute_even_after_a_saved_burst():
+    """The bucket alone let the saved burst plus a full minute's rate through in
+    one minute (700 + 5 at 700/min): a sliding-minute account answers 429."""
+    clock = _Clock()
+    budget = Budget(120, burst=5, clock=clock)
+    clock.now += 30.0                     # idle: the burst is saved up
+    sent = _drain(budget, clock, 1000)
+    assert sent == sorted(sent)
+    assert _max_in_window(sent, 60.0 + budget.slack) <= 120
+    # ... and no slower than that: 120 calls per 61 s under a sustained backlog.
+    assert sent[-1] - sent[0] <= len(sent) / 120 * 61.0
+
+
+def test_budget_replica_share_counts_whole_calls_per_minute():
+    clock = _Clock()
+    budget = Budget(700 / 3, clock=clock)     # three replicas share 700/min
+    sent = _drain(budget, clock, 1500)
+    assert _max_in_window(sent, 61.0) <= 233
+
+
+def test_budget_pause_spends_the_next_seconds():
+    clock = _Clock()
+    budget = Budget(600, clock=clock)
+    budget.reserve()
+    budget.pause(5.0)
+    assert budget.reserve() >= 5.0

@@ -201,6 +201,9 @@ def test_zendesk_corrections(checker):
     found = checker.check("zendesk", req("GET", "/api/v2/tickets/1.json"),
                           Response(200, {"ticket": {**nulls, "priority": "asap"}}))
     assert "ticket/priority" in found[0].problem
+    counted = req("GET", "/api/v2/tickets/1.json", query={"include": ["comment_count"]})
+    assert checker.check("zendesk", counted, Response(200, {"ticket": {**ZD_TICKET, "comment_count": 3}})) == []
+    assert checker.check("zendesk", counted, Response(200, {"ticket": {**ZD_TICKET, "comment_count": "3"}}))
 
 
 def test_intercom_corrections(checker):

@@ -1,7 +1,7 @@
 """The Intercom simulator, driven by the real python-intercom 5.x client over HTTP.
 
-Webhooks are received on a real local HTTP endpoint and their signatures are
-checked with code written here, independently of the simulator's.
+Webhooks are received by the ``receiver`` fixture (tests/sim/conftest.py) and
+their signatures checked with code written here, independently of the simulator's.
 """
 
 from __future__ import annotations
@@ -9,12 +9,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import threading
 import time
 import urllib.request
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import httpx
 import pytest
@@ -44,6 +41,9 @@ from syncd.sim.intercom import IntercomSim
 from syncd.sim.intercom_search import QueryError, compile_query, page_by_key
 from syncd.sim.intercom_world import WorldError
 
+if TYPE_CHECKING:
+    from conftest import Delivery, WebhookReceiver
+
 VERSION = {"Intercom-Version": "2.14"}
 
 
@@ -71,57 +71,6 @@ def client(sim: IntercomSim) -> Intercom:
     return make_client(sim)
 
 
-@dataclass
-class Hook:
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-    def json(self) -> dict[str, Any]:
-        return json.loads(self.body)
-
-
-class Receiver:
-    """A tiny webhook endpoint; answers 500 to the first ``fail_first`` calls."""
-
-    def __init__(self) -> None:
-        self.hooks: list[Hook] = []
-        self.fail_first = 0
-        self.calls = 0
-        receiver = self
-
-        class H(BaseHTTPRequestHandler):
-            def log_message(self, *a: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                receiver.calls += 1
-                if receiver.calls <= receiver.fail_first:
-                    self.send_response(500)
-                else:
-                    receiver.hooks.append(Hook({k.lower(): v for k, v in self.headers.items()}, body,
-                                               time.monotonic()))
-                    self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/hooks/intercom"
-
-    def topics(self) -> list[str]:
-        return [h.json()["topic"] for h in self.hooks]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.httpd.shutdown()
-    r.httpd.server_close()
-
-
 def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -131,10 +80,10 @@ def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
     raise AssertionError("condition not met in time")
 
 
-def valid_signature(secret: str, hook: Hook) -> bool:
+def valid_signature(secret: str, delivery: Delivery) -> bool:
     """Our own check of Intercom's X-Hub-Signature (sha1 HMAC of the raw body)."""
-    expected = "sha1=" + hmac.new(secret.encode(), hook.body, hashlib.sha1).hexdigest()
-    return hmac.compare_digest(expected, hook.headers.get("x-hub-signature", ""))
+    expected = "sha1=" + hmac.new(secret.encode(), delivery.body, hashlib.sha1).hexdigest()
+    return hmac.compare_digest(expected, delivery.headers.get("x-hub-signature", ""))
 
 
 def body_of(e: ApiError) -> dict[str, Any]:
@@ -529,7 +478,7 @@ ALL_TOPICS = ["conversation.user.created", "conversation.user.replied", "convers
 
 
 def test_webhooks_signed_enveloped_and_fired_by_api_and_actors(sim: IntercomSim, client: Intercom,
-                                                               receiver: Receiver) -> None:
+                                                               receiver: WebhookReceiver) -> None:
     admin = sim.first_admin_id()
     sub = sim.subscribe(receiver.url, ALL_TOPICS)
     conv_id = new_conversation(client, sim)                       # API
@@ -547,26 +496,26 @@ def test_webhooks_signed_enveloped_and_fired_by_api_and_actors(sim: IntercomSim,
     sim.ticket_customer_reply(ticket, "thanks")
     urllib.request.urlopen(urllib.request.Request(
         f"{sim.base_url}/_sim/intercom/subscriptions/{sub.id}/ping", method="POST", data=b""))
-    wait_for(lambda: len(receiver.hooks) == 13)
-    assert receiver.topics() == [
+    wait_for(lambda: len(receiver.deliveries) == 13)
+    assert [d.json()["topic"] for d in receiver.deliveries] == [
         "conversation.user.created", "conversation.user.replied", "conversation.admin.replied",
         "conversation.admin.noted", "conversation.admin.closed", "conversation.admin.opened",
         "conversation.admin.snoozed", "ticket.created", "ticket.state.updated", "ticket.note.created",
         "ticket.admin.assigned", "ticket.contact.replied", "ping"]
-    assert all(valid_signature(sim.client_secret, h) for h in receiver.hooks)
-    assert not valid_signature("wrong-secret", receiver.hooks[0])
-    env = receiver.hooks[1].json()
+    assert all(valid_signature(sim.client_secret, d) for d in receiver.deliveries)
+    assert not valid_signature("wrong-secret", receiver.deliveries[0])
+    env = receiver.deliveries[1].json()
     assert env["type"] == "notification_event" and env["app_id"] == sim.app_id
     assert env["id"].startswith("notif_") and env["delivery_attempts"] == 1
     assert isinstance(env["created_at"], int) and isinstance(env["first_sent_at"], int)
     item = env["data"]["item"]
     assert env["data"]["type"] == "notification_event_data" and item["id"] == conv_id
     assert [p["body"] for p in item["conversation_parts"]["conversation_parts"]] == ["more detail"]
-    assert receiver.hooks[8].json()["data"]["item"]["ticket_state"]["category"] == "in_progress"
-    assert len({h.json()["id"] for h in receiver.hooks}) == 13
+    assert receiver.deliveries[8].json()["data"]["item"]["ticket_state"]["category"] == "in_progress"
+    assert len({d.json()["id"] for d in receiver.deliveries}) == 13
 
 
-def test_subscription_via_control_api_filters_topics(sim: IntercomSim, receiver: Receiver) -> None:
+def test_subscription_via_control_api_filters_topics(sim: IntercomSim, receiver: WebhookReceiver) -> None:
     req = urllib.request.Request(f"{sim.base_url}/_sim/intercom/subscriptions", method="POST",
                                  data=json.dumps({"url": receiver.url, "topics": ["conversation.admin.noted"]}).encode(),
                                  headers={"Content-Type": "application/json"})
@@ -574,50 +523,50 @@ def test_subscription_via_control_api_filters_topics(sim: IntercomSim, receiver:
     conv_id = sim.create_conversation(sim.first_contact_id(), "hi")
     sim.admin_reply(conv_id, sim.first_admin_id(), "reply")
     sim.admin_note(conv_id, sim.first_admin_id(), "note")
-    wait_for(lambda: len(receiver.hooks) == 1)
+    wait_for(lambda: len(receiver.deliveries) == 1)
     assert sim.webhooks.flush(2)
-    assert receiver.topics() == ["conversation.admin.noted"]
+    assert [d.json()["topic"] for d in receiver.deliveries] == ["conversation.admin.noted"]
 
 
-def test_webhook_retried_after_receiver_error(sim: IntercomSim, receiver: Receiver) -> None:
+def test_webhook_retried_after_receiver_error(sim: IntercomSim, receiver: WebhookReceiver) -> None:
     receiver.fail_first = 2
     sim.subscribe(receiver.url, ["conversation.user.created"])
     sim.create_conversation(sim.first_contact_id(), "hi")
-    wait_for(lambda: len(receiver.hooks) == 1 and len(sim.webhooks.results) == 3)
-    assert receiver.calls == 3
+    wait_for(lambda: len(sim.webhooks.results) == 3)
+    assert [d.status for d in receiver.deliveries] == [500, 500, 200]
     assert [r.status for r in sim.webhooks.results] == [500, 500, 200]
-    assert valid_signature(sim.client_secret, receiver.hooks[0])
+    assert valid_signature(sim.client_secret, receiver.deliveries[-1])
 
 
-def test_webhook_drop_and_duplicate_knobs(sim: IntercomSim, receiver: Receiver) -> None:
+def test_webhook_drop_and_duplicate_knobs(sim: IntercomSim, receiver: WebhookReceiver) -> None:
     sim.subscribe(receiver.url, ["conversation.user.created"])
     contact = sim.first_contact_id()
     sim.knobs.webhooks.drop = 1.0
     sim.create_conversation(contact, "lost")
-    assert sim.webhooks.flush(2) and receiver.hooks == []
+    assert sim.webhooks.flush(2) and receiver.deliveries == []
     sim.knobs.webhooks.drop, sim.knobs.webhooks.duplicate = 0.0, 1.0
     conv_id = sim.create_conversation(contact, "twice")
-    wait_for(lambda: len(receiver.hooks) == 2)
-    first, second = (h.json() for h in receiver.hooks)
+    wait_for(lambda: len(receiver.deliveries) == 2)
+    first, second = (d.json() for d in receiver.deliveries)
     assert first["id"] == second["id"] and first["data"]["item"]["id"] == conv_id
 
 
-def test_webhook_delay_and_reorder_knobs(sim: IntercomSim, receiver: Receiver) -> None:
+def test_webhook_delay_and_reorder_knobs(sim: IntercomSim, receiver: WebhookReceiver) -> None:
     sim.subscribe(receiver.url, ["conversation.admin.noted"])
     conv_id = sim.create_conversation(sim.first_contact_id(), "hi")
     admin = sim.first_admin_id()
     sim.knobs.webhooks.delay = 0.4
     started = time.monotonic()
     sim.admin_note(conv_id, admin, "late")
-    wait_for(lambda: len(receiver.hooks) == 1)
-    assert receiver.hooks[0].at - started >= 0.4
+    wait_for(lambda: len(receiver.deliveries) == 1)
+    assert receiver.deliveries[0].at - started >= 0.4
     sim.knobs.webhooks.delay, sim.knobs.webhooks.reorder = 0.0, True
     sent = [f"n{i}" for i in range(8)]
     for body in sent:
         sim.admin_note(conv_id, admin, body)
-    wait_for(lambda: len(receiver.hooks) == 9)
-    got = [h.json()["data"]["item"]["conversation_parts"]["conversation_parts"][0]["body"]
-           for h in receiver.hooks[1:]]
+    wait_for(lambda: len(receiver.deliveries) == 9)
+    got = [d.json()["data"]["item"]["conversation_parts"]["conversation_parts"][0]["body"]
+           for d in receiver.deliveries[1:]]
     assert sorted(got) == sorted(sent) and got != sent
 
 
@@ -692,7 +641,7 @@ def test_describe_and_control_actors(sim: IntercomSim) -> None:
         sim.admin_note(conv_id, "no-such-admin", "x")
 
 
-def test_vendor_knobs_via_control_api(sim: IntercomSim, client: Intercom, receiver: Receiver) -> None:
+def test_vendor_knobs_via_control_api(sim: IntercomSim, client: Intercom, receiver: WebhookReceiver) -> None:
     req = urllib.request.Request(f"{sim.base_url}/_sim/knobs", method="POST", data=json.dumps(
         {"max_parts": 3, "client_secret": "rotated-secret", "default_version": "2.11"}).encode())
     urllib.request.urlopen(req)
@@ -703,5 +652,5 @@ def test_vendor_knobs_via_control_api(sim: IntercomSim, client: Intercom, receiv
         sim.admin_note(conv_id, sim.first_admin_id(), f"n{n}")
     parts = client.conversations.find(conv_id).conversation_parts.conversation_parts
     assert [p.body for p in parts] == ["n2", "n3", "n4"]
-    wait_for(lambda: len(receiver.hooks) == 5)
-    assert all(valid_signature("rotated-secret", h) for h in receiver.hooks)
+    wait_for(lambda: len(receiver.deliveries) == 5)
+    assert all(valid_signature("rotated-secret", d) for d in receiver.deliveries)

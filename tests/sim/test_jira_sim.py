@@ -1,7 +1,7 @@
 """The Jira Cloud simulator driven by the real ``jira`` 3.10.5 library over HTTP.
 
-Webhooks are received on a real local HTTP endpoint and their signatures are
-checked with code written here, independent of the simulator's.
+Webhooks are received by the ``receiver`` fixture (tests/sim/conftest.py) and
+their signatures checked with code written here, independent of the simulator's.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ import hashlib
 import hmac
 import io
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import pytest
 import requests
@@ -21,6 +19,9 @@ from jira import JIRA, JIRAError
 
 from syncd.sim.core import Fault
 from syncd.sim.jira import ADMIN_EMAIL, ADMIN_TOKEN, JiraSim
+
+if TYPE_CHECKING:
+    from conftest import WebhookReceiver
 
 SECRET = "s3cret-for-tests"
 ADF = lambda text: {"type": "doc", "version": 1,  # noqa: E731
@@ -47,51 +48,6 @@ def client(sim: JiraSim, version: str = "2", timeout: float | None = None,
 @pytest.fixture
 def jira(sim: JiraSim) -> JIRA:
     return client(sim)
-
-
-class Receiver:
-    """A tiny webhook endpoint: records every delivery; may fail the first N."""
-
-    def __init__(self) -> None:
-        self.got: list[tuple[dict[str, str], bytes, float]] = []
-        self.fail_first = 0
-        self.cv = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver.cv:
-                    receiver.got.append(({k.lower(): v for k, v in self.headers.items()}, body, time.monotonic()))
-                    status = 500 if receiver.fail_first > 0 else 200
-                    receiver.fail_first -= 1
-                    receiver.cv.notify_all()
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def wait_for(self, n: int, timeout: float = 5.0) -> list[tuple[dict[str, str], bytes, float]]:
-        with self.cv:
-            self.cv.wait_for(lambda: len(self.got) >= n, timeout)
-            return list(self.got)
-
-    def events(self) -> list[dict[str, Any]]:
-        with self.cv:
-            return [json.loads(body) for _, body, _ in self.got]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
 
 
 def register_hook(jira: JIRA, sim: JiraSim, url: str, events: list[str], jql: str | None = None) -> dict[str, Any]:
@@ -377,7 +333,7 @@ def test_attachments_upload_and_download(sim: JiraSim, jira: JIRA, contract_reco
     excuse_library_requests(contract_recorder, "error answer is not JSON", MULTIPART, count=2)
 
 
-def test_versions_create_update_release(sim: JiraSim, jira: JIRA, receiver: Receiver) -> None:
+def test_versions_create_update_release(sim: JiraSim, jira: JIRA, receiver: WebhookReceiver) -> None:
     register_hook(jira, sim, receiver.url, ["jira:version_released"])
     version = jira.create_version("2.0", "ENG")           # the library sleeps 1 s here
     assert jira.version(version.id).released is False
@@ -386,7 +342,7 @@ def test_versions_create_update_release(sim: JiraSim, jira: JIRA, receiver: Rece
     version.update(released=True)
     assert jira.version(version.id).released is True
     sim.release_version("ENG", "1.0")
-    events = [json.loads(body) for _, body, _ in receiver.wait_for(2)]
+    events = [d.json() for d in receiver.wait_for(2)]
     assert sorted(e["version"]["name"] for e in events) == ["1.0", "2.0"]
     assert {e["webhookEvent"] for e in events} == {"jira:version_released"}
 
@@ -535,7 +491,7 @@ def test_timeout_and_connection_reset(sim: JiraSim) -> None:
 
 # ------------------------------------------------------------------------ webhooks
 
-def test_webhooks_signed_with_jira_shapes(sim: JiraSim, jira: JIRA, receiver: Receiver) -> None:
+def test_webhooks_signed_with_jira_shapes(sim: JiraSim, jira: JIRA, receiver: WebhookReceiver) -> None:
     hook = register_hook(jira, sim, receiver.url,
                          ["jira:issue_created", "jira:issue_updated", "comment_created", "comment_updated"],
                          jql="project = ENG")
@@ -547,16 +503,16 @@ def test_webhooks_signed_with_jira_shapes(sim: JiraSim, jira: JIRA, receiver: Re
     new_issue(jira, project="SUP")                 # filtered out by the hook's JQL
     jira.transition_issue(issue, "Start")
     comment = jira.add_comment(issue, "we are on it")
-    got = receiver.wait_for(4)
+    receiver.wait_for(4)
     assert sim.webhooks.flush()
-    got = receiver.got
+    got = receiver.deliveries
     assert len(got) == 4
-    for headers, body, _ in got:
-        assert signature_ok(body, headers.get("x-hub-signature"))
-        assert "x-atlassian-webhook-retry" not in headers
-    assert len({h["x-atlassian-webhook-identifier"] for h, _, _ in got}) == 4
+    for d in got:
+        assert signature_ok(d.body, d.headers.get("x-hub-signature"))
+        assert "x-atlassian-webhook-retry" not in d.headers
+    assert len({d.headers["x-atlassian-webhook-identifier"] for d in got}) == 4
 
-    by_kind = {(e["webhookEvent"], e.get("issue_event_type_name")): e for e in receiver.events()}
+    by_kind = {(e["webhookEvent"], e.get("issue_event_type_name")): e for e in receiver.bodies()}
     created = by_kind[("jira:issue_created", "issue_created")]
     assert created["issue"]["key"] == "ENG-1" and created["issue"]["fields"]["summary"] == "Checkout fails"
     assert isinstance(created["timestamp"], int) and created["user"]["accountId"]
@@ -570,53 +526,53 @@ def test_webhooks_signed_with_jira_shapes(sim: JiraSim, jira: JIRA, receiver: Re
 
     assert jira._session.delete(hook["self"]).status_code == 204
     jira.add_comment(issue, "nobody hears this")
-    assert sim.webhooks.flush() and len(receiver.got) == 4
+    assert sim.webhooks.flush() and len(receiver.deliveries) == 4
 
 
-def test_webhook_retry_keeps_identifier_and_counts(sim: JiraSim, jira: JIRA, receiver: Receiver) -> None:
+def test_webhook_retry_keeps_identifier_and_counts(sim: JiraSim, jira: JIRA, receiver: WebhookReceiver) -> None:
     register_hook(jira, sim, receiver.url, ["jira:issue_created"])
     receiver.fail_first = 2
     new_issue(jira)
     got = receiver.wait_for(3)
     assert len(got) == 3
-    assert len({h["x-atlassian-webhook-identifier"] for h, _, _ in got}) == 1
-    assert [h.get("x-atlassian-webhook-retry") for h, _, _ in got] == [None, "1", "2"]
-    assert all(signature_ok(body, h["x-hub-signature"]) for h, body, _ in got)
+    assert len({d.headers["x-atlassian-webhook-identifier"] for d in got}) == 1
+    assert [d.headers.get("x-atlassian-webhook-retry") for d in got] == [None, "1", "2"]
+    assert all(signature_ok(d.body, d.headers["x-hub-signature"]) for d in got)
 
 
-def test_webhook_drop_duplicate_delay(sim: JiraSim, jira: JIRA, receiver: Receiver) -> None:
+def test_webhook_drop_duplicate_delay(sim: JiraSim, jira: JIRA, receiver: WebhookReceiver) -> None:
     register_hook(jira, sim, receiver.url, ["jira:issue_created"])
     sim.knobs.webhooks.drop = 1.0
     new_issue(jira, "dropped")
-    assert sim.webhooks.flush() and receiver.got == []
+    assert sim.webhooks.flush() and receiver.deliveries == []
 
     sim.knobs.webhooks.drop, sim.knobs.webhooks.duplicate = 0.0, 1.0
     new_issue(jira, "twice")
     got = receiver.wait_for(2)
-    assert sim.webhooks.flush() and len(receiver.got) == 2
-    assert got[0][1] == got[1][1]
-    assert got[0][0]["x-atlassian-webhook-identifier"] == got[1][0]["x-atlassian-webhook-identifier"]
+    assert sim.webhooks.flush() and len(receiver.deliveries) == 2
+    assert got[0].body == got[1].body
+    assert got[0].headers["x-atlassian-webhook-identifier"] == got[1].headers["x-atlassian-webhook-identifier"]
 
     sim.knobs.webhooks.duplicate, sim.knobs.webhooks.delay = 0.0, 0.4
     sent = time.monotonic()
     new_issue(jira, "late")
     got = receiver.wait_for(3)
-    assert len(got) == 3 and got[2][2] - sent >= 0.4
+    assert len(got) == 3 and got[2].at - sent >= 0.4
 
 
-def test_webhook_reorder(sim: JiraSim, jira: JIRA, receiver: Receiver) -> None:
+def test_webhook_reorder(sim: JiraSim, jira: JIRA, receiver: WebhookReceiver) -> None:
     register_hook(jira, sim, receiver.url, ["jira:issue_created"])
     sim.knobs.webhooks.paused, sim.knobs.webhooks.reorder = True, True
     sent = [new_issue(jira, f"n{n}").key for n in range(8)]
     sim.knobs.webhooks.paused = False
     receiver.wait_for(8)
-    got = [e["issue"]["key"] for e in receiver.events()]
+    got = [e["issue"]["key"] for e in receiver.bodies()]
     assert sorted(got) == sorted(sent) and got != sent
 
 
 # -------------------------------------------------------------------------- actors
 
-def test_actors_change_state_through_the_api_paths(sim: JiraSim, jira: JIRA, receiver: Receiver) -> None:
+def test_actors_change_state_through_the_api_paths(sim: JiraSim, jira: JIRA, receiver: WebhookReceiver) -> None:
     register_hook(jira, sim, receiver.url, ["jira:issue_created", "jira:issue_updated", "comment_created"])
     key = sim.engineer_create("ENG", "Found by an engineer")
     sim.engineer_comment(key, "looking")
@@ -632,11 +588,11 @@ def test_actors_change_state_through_the_api_paths(sim: JiraSim, jira: JIRA, rec
     assert jira.comments(new_key)[0].author.displayName == "Erin Engineer"
     receiver.wait_for(6)
     assert sim.webhooks.flush()
-    kinds = [(e["webhookEvent"], e.get("issue_event_type_name")) for e in receiver.events()]
+    kinds = [(e["webhookEvent"], e.get("issue_event_type_name")) for e in receiver.bodies()]
     assert sorted(kinds) == sorted([
         ("jira:issue_created", "issue_created"), ("jira:issue_updated", "issue_commented"),
         ("comment_created", None), ("jira:issue_updated", "issue_generic"),
         ("jira:issue_updated", "issue_updated"), ("jira:issue_updated", "issue_moved")])
-    moved = next(e for e in receiver.events() if e.get("issue_event_type_name") == "issue_moved")
+    moved = next(e for e in receiver.bodies() if e.get("issue_event_type_name") == "issue_moved")
     assert {i["field"]: i["toString"] for i in moved["changelog"]["items"]}["Key"] == new_key
-    assert all(e["user"]["displayName"] == "Erin Engineer" for e in receiver.events())
+    assert all(e["user"]["displayName"] == "Erin Engineer" for e in receiver.bodies())
