@@ -12,23 +12,28 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Mapping as TMapping, Sequence
 
 import structlog
 
 from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
-from .domain import VERSION_KIND, Attachment, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
-from .errors import Ambiguous, NotFound, Transient, VendorError
+from .domain import VERSION_KIND, Attachment, Comment, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
+from .errors import Ambiguous, Conflict, NotFound, Transient, VendorError
 from .failpoints import failpoint
 from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
-from .reconcile import BaseEntry, CommentWrite, MirrorState, NoteWrite, Plan, plan
+from .reconcile import STATUS_LOCATOR, BaseEntry, CommentWrite, MirrorState, NoteWrite, Plan, plan
+from .snapshots import SnapshotCache, with_comment
 from .store import Intent, LinkState, StaleBase, Store
 
 log = structlog.get_logger("syncd.engine")
 KEY_RE = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
+# How long after its updated_at a remembered desk item must have been read before a
+# conditional write may be planned from it: Zendesk's whole second, plus a second
+# for the difference between its clock and ours.
+SETTLED = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -61,8 +66,11 @@ class IntentSettling(EscalationPending):
 class Engine:
     def __init__(self, store: Store, desks: TMapping[str, DeskConnector], tracker: TrackerConnector,
                  mappings: TMapping[str, Mapping], locks: LinkLocks | None = None,
-                 create_settle_seconds: float = 10.0, intent_settle_seconds: float = 60.0):
+                 create_settle_seconds: float = 10.0, intent_settle_seconds: float = 60.0,
+                 snapshots: SnapshotCache | None = None):
         self.store = store
+        # What this process last saw of each side of each link (skips re-reading the unchanged side).
+        self.snapshots = snapshots if snapshots is not None else SnapshotCache()
         self.desks = desks
         self.tracker = tracker
         self.mappings = mappings
@@ -104,8 +112,9 @@ class Engine:
     # -- desk side --------------------------------------------------------
     def _reconcile_desk(self, ref: ItemRef, outcome: Outcome, dry_run: bool) -> None:
         desk = self.desks[ref.system]
-        seen = self.store.revisions([l.id for l in self.store.links_for_desk(ref)])
-        item = desk.fetch(ref)
+        known_links = self.store.links_for_desk(ref)
+        seen = self.store.revisions([l.id for l in known_links])
+        item = desk.fetch(ref, known=self._known_comments(known_links))
         if item is None:
             log.info("desk_item_gone", item=str(ref))
             return
@@ -115,7 +124,7 @@ class Engine:
             links = links + self._links_from_key_field(item, links, mapping, outcome)
             if not links and self._wants_escalation(item, mapping):
                 links = [self._escalate(item, mapping, outcome)]
-            self._desk_housekeeping(item, links, mapping, outcome)
+            item = self._desk_housekeeping(item, links, mapping, outcome)
         for link in links:
             # A link made in this pass (escalation, typed key) re-reads the item:
             # creating it took a while, and the agent may have edited meanwhile.
@@ -260,10 +269,10 @@ class Engine:
         return link
 
     def _desk_housekeeping(self, item: DeskItem, links: Sequence[Link], mapping: Mapping,
-                           outcome: Outcome) -> None:
-        """Keep the key field and the linked tag true, in one write."""
+                           outcome: Outcome) -> DeskItem:
+        """Keep the key field and the linked tag true, in one write; returns the item as it now is."""
         if not links:
-            return
+            return item
         values: dict[str, Value] = {}
         rules = mapping.escalation
         keys = ", ".join(sorted({l.issue_key for l in links}))
@@ -271,8 +280,19 @@ class Engine:
             values[rules.key_field] = keys
         if rules.linked_tag and item.holds("tags") and rules.linked_tag not in item.tags:
             values["tags+"] = (rules.linked_tag,)
-        if values:
-            self._write_fields(Side.DESK, item.ref, None, values, outcome)
+        if not values:
+            return item
+        failed = {f.locator for f in self._write_fields(Side.DESK, item.ref, None, values, outcome)}
+        fields = dict(item.fields)
+        tags = item.tags
+        if rules.key_field and rules.key_field in values and rules.key_field not in failed:
+            fields[rules.key_field] = keys
+        if "tags+" in values and "tags+" not in failed:
+            tags = tuple(sorted({*tags, rules.linked_tag}))   # type: ignore[arg-type]
+            fields["tags"] = tags
+        # The write moved updated_at: a safe update planned from the old one would be refused.
+        updated = None if failed else self._stamp_after_write(item.ref)
+        return replace(item, fields=fields, tags=tags, updated_at=updated or item.updated_at)
 
     # -- tracker side -----------------------------------------------------
     def _reconcile_issue(self, issue_id: str, outcome: Outcome, dry_run: bool) -> None:
@@ -296,9 +316,10 @@ class Engine:
             if item is not None:
                 desk_items.append(item)
         if not dry_run:
-            self._aggregates(issue, desk_items, outcome)
+            self._aggregates(issue, links, desk_items, outcome)
 
-    def _aggregates(self, issue: TrackerIssue, items: Sequence[DeskItem], outcome: Outcome) -> None:
+    def _aggregates(self, issue: TrackerIssue, links: Sequence[Link], items: Sequence[DeskItem],
+                    outcome: Outcome) -> None:
         if not items:
             return
         mapping = self.mappings[items[0].ref.system]
@@ -312,15 +333,27 @@ class Engine:
             values[mapping.sla_field] = dues[0].strftime("%Y-%m-%dT%H:%M:%S.000+0000") if dues else None
         changed = {k: v for k, v in values.items() if issue.fields.get(k) != v}
         if changed:
-            self._write_fields(Side.TRACKER, issue.ref, issue.key, changed, outcome)
+            failed = {f.locator for f in self._write_fields(Side.TRACKER, issue.ref, issue.key, changed, outcome)}
+            written = {k: v for k, v in changed.items() if k not in failed}
+            # Keep the remembered issue in step (these fields are syncd's alone, outside
+            # the base): the next desk-side change then needs no read of the issue.
+            for link in links:
+                if failed:
+                    self.snapshots.drop(link.id, Side.TRACKER)
+                else:
+                    self.snapshots.patch(link.id, Side.TRACKER,
+                                         lambda seen: replace(seen, fields={**seen.fields, **written}))
 
     # -- one link ---------------------------------------------------------
     def _reconcile_link(self, link: Link, outcome: Outcome, dry_run: bool,
                         desk_item: DeskItem | None = None, issue: TrackerIssue | None = None,
                         seen: int = 0) -> DeskItem | None:
-        """``seen``: the link's base revision before ``desk_item``/``issue`` were read."""
+        """``seen``: the link's base revision before ``desk_item``/``issue`` were read.
+        Given one side (the one that changed), the other may come from the snapshot
+        cache (see :mod:`syncd.snapshots` for when that is safe)."""
         mapping = self.mappings[link.desk.system]
         with self.locks.hold(link.id):
+            other = _other_side(link, desk_item, issue)
             # Base and intents in one read; read again only after something changed them.
             state = self.store.link_state(link.id, (f"create:{link.desk}",))
             if not dry_run:
@@ -329,18 +362,41 @@ class Engine:
             if revision != seen:
                 # Another worker synced this link after our read: a stale value
                 # would look like a fresh edit and undo that worker's write.
-                desk_item, issue = None, None
-            item = desk_item or self.desks[link.desk.system].fetch(link.desk)
-            if item is None:
-                log.info("desk_item_gone", link=link.id, desk=str(link.desk))
-                return None
-            issue = issue or self.tracker.fetch(link.issue_id)
-            if issue is None:
-                log.info("issue_gone", link=link.id, issue_id=link.issue_id)
-                return item
-            if not dry_run and self._resume_escalation(link, item, issue, outcome, state):
-                state = self.store.link_state(link.id, (f"create:{link.desk}",))
-            p = plan(mapping, self._history_scope(link, state), item, issue, base, _mirror_state(state))
+                desk_item, issue, other = None, None, None
+            cached: Side | None = None
+            if other is not None and not dry_run:
+                remembered = self.snapshots.get(link.id, other, revision)
+                if remembered is not None:
+                    cached = other
+                    if other is Side.DESK:
+                        desk_item = remembered  # type: ignore[assignment]
+                    else:
+                        issue = remembered  # type: ignore[assignment]
+            item = desk_item
+            while True:
+                item = item or self._fetch_desk(link)
+                if item is None:
+                    log.info("desk_item_gone", link=link.id, desk=str(link.desk))
+                    return None
+                issue = issue or self.tracker.fetch(link.issue_id)
+                if issue is None:
+                    log.info("issue_gone", link=link.id, issue_id=link.issue_id)
+                    return item
+                if not dry_run and self._resume_escalation(link, item, issue, outcome, state):
+                    state = self.store.link_state(link.id, (f"create:{link.desk}",))
+                p = plan(mapping, self._history_scope(link, state), item, issue, base, _mirror_state(state))
+                if cached is None or not p.field_writes or self._may_write_unread(p, cached, item):
+                    break
+                # A field write needs the target's current value (conflict rules):
+                # read the remembered side and plan again.
+                METRICS.inc("snapshot_refreshed")
+                if cached is Side.DESK:
+                    item = None
+                else:
+                    issue = None
+                cached = None
+            if cached is not None:
+                METRICS.inc("snapshot_used")
             outcome.plans.append(p)
             outcome.decisions.extend(f"{d.field}: {d.kind}: {d.detail}" for d in p.decisions)
             for d in p.decisions:
@@ -349,25 +405,97 @@ class Engine:
             if dry_run:
                 _describe(p, link, outcome)
                 return item
-            new_base = self._apply(link, p, item, issue, base, outcome)
+            try:
+                new_base, posted = self._apply(link, p, item, issue, base, outcome)
+            except Conflict:
+                # The desk refused a safe update: someone edited the item since it was
+                # read. Nothing else of the plan was written (desk fields go first);
+                # reconcile again from fresh reads.
+                log.info("write_conflict", link=link.id, desk=str(link.desk))
+                METRICS.inc("write_conflicts")
+                self._forget(link)
+                self.store.mark_dirty([link.desk], "write_conflict")
+                return item
             if new_base != base:
                 try:
-                    self.store.put_base(link.id, new_base, revision)
+                    revision = self.store.put_base(link.id, new_base, revision)
                 except StaleBase:
                     # Another worker or process synced this link meanwhile. Our writes
                     # were idempotent; reconcile once more from a fresh read.
                     log.info("base_moved", link=link.id)
                     self.store.mark_dirty([link.desk], "base_moved")
+                    self._forget(link)
+                    return item
+            self._remember(link, p, item, issue, posted, revision)
             return item
 
+    def _fetch_desk(self, link: Link) -> DeskItem | None:
+        return self.desks[link.desk.system].fetch(link.desk, known=self._known_comments([link]))
+
+    def _known_comments(self, links: Sequence[Link]) -> tuple[Comment, ...] | None:
+        """The desk item's comments as last seen through any of ``links`` (any revision:
+        comments are only ever added, so a count check is all a connector needs)."""
+        for link in links:
+            seen = self.snapshots.peek(link.id, Side.DESK)
+            if seen is not None:
+                return seen.comments
+        return None
+
+    def _may_write_unread(self, p: Plan, cached: Side, item: DeskItem) -> bool:
+        """Whether the plan made with a remembered side may be carried out as it is: only
+        when every field write goes to that side, the vendor refuses a write planned from
+        an outdated copy (Zendesk's safe update) and the copy is *settled*: read at least
+        :data:`SETTLED` after its ``updated_at``. Zendesk stamps whole seconds, so an edit
+        made in the same second as the copy's stamp would look like no change to it.
+        Anything else reads the side first."""
+        if cached is not Side.DESK or not self._conditional(item.ref):
+            return False
+        if item.observed_at is None or item.observed_at - item.updated_at < SETTLED:
+            return False
+        return all(w.side is Side.DESK for w in p.field_writes)
+
+    def _remember(self, link: Link, p: Plan, item: DeskItem, issue: TrackerIssue,
+                  posted: TMapping[Side, Sequence[Comment]], revision: int) -> None:
+        """Keep what each side now holds, as of the link's new revision: the fields
+        written set on it, the comments posted added. A desk item written to without
+        knowing its new ``updated_at`` and a Jira issue whose status was moved (a
+        transition may set other fields) are forgotten instead."""
+        writes = {(w.side, w.locator): w.value for w in p.field_writes}
+        for side, snapshot in ((Side.DESK, item), (Side.TRACKER, issue)):
+            values = {locator: value for (s, locator), value in writes.items() if s is side}
+            patched = _patched(snapshot, values, self._stamp_after_write(link.desk) if side is Side.DESK else None,
+                               side is Side.DESK and self._conditional(link.desk))
+            if patched is None:
+                self.snapshots.drop(link.id, side)
+                continue
+            for comment in posted.get(side, ()):
+                patched = with_comment(patched, comment)
+            self.snapshots.put(link.id, side, patched, revision)
+
+    def _conditional(self, ref: ItemRef) -> bool:
+        """Whether the item's desk refuses a write planned from an outdated copy."""
+        return bool(getattr(self.desks[ref.system], "conditional_writes", False))
+
+    def _stamp_after_write(self, ref: ItemRef) -> datetime | None:
+        """The item's ``updated_at`` right after syncd's last field write, where the desk tells."""
+        stamp = getattr(self.desks[ref.system], "written_stamp", None)
+        return stamp(ref) if callable(stamp) else None
+
+    def _forget(self, link: Link) -> None:
+        for side in Side:
+            self.snapshots.drop(link.id, side)
+
     def _apply(self, link: Link, p: Plan, item: DeskItem, issue: TrackerIssue,
-               base: TMapping[str, BaseEntry], outcome: Outcome) -> dict[str, BaseEntry]:
+               base: TMapping[str, BaseEntry], outcome: Outcome) -> tuple[dict[str, BaseEntry], dict[Side, list[Comment]]]:
+        """Make the plan's writes; returns the base to store and the comments posted, by side."""
         new_base = dict(p.new_base)
+        posted: dict[Side, list[Comment]] = {Side.DESK: [], Side.TRACKER: []}
         for side, ref, key in ((Side.DESK, item.ref, None), (Side.TRACKER, issue.ref, issue.key)):
             writes = {w.locator: w.value for w in p.field_writes if w.side is side}
             if not writes:
                 continue
-            failed = self._write_fields(side, ref, key, writes, outcome)
+            failed = self._write_fields(side, ref, key, writes, outcome,
+                                        expect=item.updated_at if side is Side.DESK else None)
             if len(failed) < len(writes):
                 self._queue_siblings(link, side, ref)
             for failure in failed:
@@ -379,10 +507,10 @@ class Engine:
                         else:
                             new_base.pop(w.field, None)
         for cw in p.comment_writes:
-            self._post_comment(link, cw, outcome)
+            posted[cw.side].extend(self._post_comment(link, cw, outcome))
         for note in p.notes:
-            self._post_note(link, note, outcome)
-        return new_base
+            posted[Side.DESK].extend(self._post_note(link, note, outcome))
+        return new_base, posted
 
     def _queue_siblings(self, link: Link, side: Side, ref: ItemRef) -> None:
         """A value written to an issue (or desk item) shared by other links must
@@ -394,9 +522,15 @@ class Engine:
             self.store.mark_dirty([ref], "shared_item_written")
 
     def _write_fields(self, side: Side, ref: ItemRef, key: str | None, values: dict[str, Value],
-                      outcome: Outcome) -> Sequence[FieldFailure]:
+                      outcome: Outcome, expect: datetime | None = None) -> Sequence[FieldFailure]:
+        """``expect``: the desk item's ``updated_at`` the values were planned from; a desk
+        with conditional writes refuses them (Conflict) if the item changed since."""
         if side is Side.DESK:
-            failures = self.desks[ref.system].update_fields(ref, values)
+            desk = self.desks[ref.system]
+            if expect is not None and self._conditional(ref):
+                failures = desk.update_fields(ref, values, expect=expect)
+            else:
+                failures = desk.update_fields(ref, values)
         else:
             failures = self.tracker.update_fields(ref.id, values)
         failpoint("after_field_write")
@@ -411,14 +545,15 @@ class Engine:
         return failures
 
     # -- comments and notes (non-idempotent: intent first) ----------------
-    def _post_comment(self, link: Link, cw: CommentWrite, outcome: Outcome) -> None:
+    def _post_comment(self, link: Link, cw: CommentWrite, outcome: Outcome) -> tuple[Comment, ...]:
+        """Returns the comment as posted (none when another attempt owns or made it)."""
         key = f"comment:{link.id}:{cw.side.value}:{cw.source_id}"
         if self.store.get_intent(key) is not None:
-            return
+            return ()
         body, files = self._attachments(link, cw)
         payload = {"side": cw.side.value, "source_id": cw.source_id, "body": body, "public": cw.public}
         if not self._own_intent(key, "comment", link.id, payload):
-            return
+            return ()
         target = self._write_comment(link, key, cw.side, body, cw.public, files)
         failpoint("after_comment_post")
         self.store.finish_intent(key, target)
@@ -427,6 +562,7 @@ class Engine:
         METRICS.inc("comments_mirrored")
         log.info("comment_mirrored", link=link.id, direction=f"to_{cw.side.value}", source=cw.source_id,
                  target=target, public=cw.public)
+        return (_own_comment(target, body, cw.public),)
 
     def _attachments(self, link: Link, cw: CommentWrite) -> tuple[str, tuple[Attachment, ...]]:
         """Per the mapping: files within the size limit are downloaded from the
@@ -461,15 +597,16 @@ class Engine:
             return False
         return True
 
-    def _post_note(self, link: Link, note: NoteWrite, outcome: Outcome) -> None:
+    def _post_note(self, link: Link, note: NoteWrite, outcome: Outcome) -> tuple[Comment, ...]:
         payload = {"side": Side.DESK.value, "body": note.body, "public": note.public}
         if not self._own_intent(note.key, "note", link.id, payload):
-            return
+            return ()
         target = self._write_comment(link, note.key, Side.DESK, note.body, note.public, ())
         failpoint("after_note_post")
         self.store.finish_intent(note.key, target)
         outcome.writes.append(Write(str(link.desk), "note", _excerpt(note.body)))
         log.info("note_posted", link=link.id, key=note.key, public=note.public)
+        return (_own_comment(target, note.body, note.public),)
 
     def _post_note_unlinked(self, item: DeskItem, body: str, key: str, outcome: Outcome) -> None:
         intent = self.store.begin_intent(key, "note", None, {"side": "desk", "body": body, "public": False})
@@ -517,6 +654,36 @@ class Engine:
             else:
                 log.info("intent_recovered", link=link.id, key=intent.key, target=found)
             self.store.finish_intent(intent.key, found)
+
+
+def _patched(snapshot: DeskItem | TrackerIssue, values: TMapping[str, Value],
+             stamp: datetime | None, conditional: bool) -> DeskItem | TrackerIssue | None:
+    """``snapshot`` with ``values`` written to it, or None when the result is not known
+    well enough to plan from: a conditional desk's item with no new ``updated_at`` (a
+    safe update planned from it would be refused), a moved status (a transition or a
+    state change may set other fields), an additive locator."""
+    if not values:
+        return snapshot
+    if any(locator.endswith(("+", "-")) or locator == STATUS_LOCATOR for locator in values):
+        return None
+    if conditional:
+        if stamp is None:
+            return None
+        return replace(snapshot, fields={**snapshot.fields, **values}, updated_at=stamp)
+    return replace(snapshot, fields={**snapshot.fields, **values})
+
+
+def _other_side(link: Link, desk_item: DeskItem | None, issue: TrackerIssue | None) -> Side | None:
+    """The side not given (it did not trigger this reconcile), when exactly one is."""
+    if (desk_item is None) == (issue is None):
+        return None
+    return Side.TRACKER if desk_item is not None else Side.DESK
+
+
+def _own_comment(target: str, body: str, public: bool) -> Comment:
+    """A comment syncd just posted, as a fresh read would show it (enough for the plan)."""
+    return Comment(id=target, author="syncd", body=body, public=public,
+                   created_at=datetime.now(timezone.utc), by_integration=True)
 
 
 def _mirror_state(state: LinkState) -> MirrorState:
