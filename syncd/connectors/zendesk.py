@@ -34,6 +34,8 @@ from .base import FieldFailure, PollPage
 from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
 
 NATIVE = ("status", "priority", "type", "subject")
+# Side-loads whose names syncd shows: kind -> (operation to ask for one, its answer's key).
+SIDELOADED = {"users": ("showUser", "user"), "organizations": ("showOrganization", "organization")}
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ class ZendeskConnector:
         self.session = self.client.users.session
         me = self.call("showCurrentUser", lambda: self.client.users.me())
         self.user_id: int = me.id
-        self._names: dict[int, str] = {}
+        self._names: dict[tuple[str, int], str] = {}
         self._field_types: dict[int, str] = {}
         self._counts = CommentCount()
         # updated_at of each ticket after syncd's last field write to it (for the next safe update).
@@ -115,7 +117,7 @@ class ZendeskConnector:
         are no others, they are reused instead of listing the comments again."""
         sent = datetime.now(timezone.utc)
         try:
-            answer = self._get("showTicket", f"tickets/{ref.id}.json", {"include": "comment_count,users"})
+            answer = self._get("showTicket", f"tickets/{ref.id}.json", {"include": "comment_count,users,organizations"})
         except NotFound:
             return None
         raw = answer["ticket"]
@@ -140,7 +142,7 @@ class ZendeskConnector:
             ref=ref, title=raw.get("subject") or "", url=self.agent_url(ref), status=raw.get("status") or "new",
             description=raw.get("description") or "",
             requester=self._name(raw.get("requester_id")),
-            organization=str(raw["organization_id"]) if raw.get("organization_id") else None,
+            organization=self._name(raw.get("organization_id"), "organizations"),
             fields=fields, comments=comments, updated_at=zendesk_time(raw["updated_at"]) or datetime.now(timezone.utc),
             tags=tuple(sorted(raw.get("tags") or [])), due_at=zendesk_time(raw.get("due_at")),
         )
@@ -176,21 +178,25 @@ class ZendeskConnector:
             return tuple(out)
 
     def _learn_names(self, answer: Mapping[str, Any]) -> None:
-        """Remember the names of the users an answer side-loaded (``include=users``)."""
-        for user in answer.get("users") or []:
-            if isinstance(user, dict) and isinstance(user.get("id"), int):
-                self._names[user["id"]] = user.get("name") or str(user["id"])
+        """Remember the names of the users and organizations an answer side-loaded
+        (``include=users,organizations``)."""
+        for kind in SIDELOADED:
+            for found in answer.get(kind) or []:
+                if isinstance(found, dict) and isinstance(found.get("id"), int):
+                    self._names[(kind, found["id"])] = found.get("name") or str(found["id"])
 
-    def _name(self, user_id: int | None) -> str | None:
-        if user_id is None:
+    def _name(self, ident: int | None, kind: str = "users") -> str | None:
+        """The name of a user (or organization): side-loaded, remembered, or asked for once."""
+        if ident is None:
             return None
-        if user_id not in self._names:
+        if (kind, ident) not in self._names:
+            operation, singular = SIDELOADED[kind]
             try:
-                user = self._get("showUser", f"users/{user_id}.json")["user"]
-                self._names[user_id] = user.get("name") or str(user_id)
+                found = self._get(operation, f"{kind}/{ident}.json")[singular]
+                self._names[(kind, ident)] = found.get("name") or str(ident)
             except NotFound:
-                self._names[user_id] = str(user_id)
-        return self._names[user_id]
+                self._names[(kind, ident)] = str(ident)
+        return self._names[(kind, ident)]
 
     # -- writes -----------------------------------------------------------
     conditional_writes = True   # safe_update: a field write is refused (409) if the ticket changed

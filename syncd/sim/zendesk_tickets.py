@@ -297,6 +297,9 @@ def show_ticket(sim: ZendeskSim, request: Request) -> Response:
     answer: dict[str, JSON] = {"ticket": ticket}
     if "users" in _includes(request):
         answer["users"] = users_sideload(sim, [ticket.get(k) for k in ("requester_id", "submitter_id", "assignee_id")])
+    if "organizations" in _includes(request):
+        org = sim.organizations.get(ticket.get("organization_id"))  # type: ignore[arg-type]
+        answer["organizations"] = [zendesk_users.org_json(sim, org)] if org else []
     return Response(200, answer)
 
 

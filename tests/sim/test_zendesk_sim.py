@@ -635,3 +635,18 @@ def test_side_loaded_users_name_comment_authors_without_a_call_per_user(sim: Zen
     assert [i.requester for i in items if i is not None] == [f"c{n}@example.com" for n in range(3)]
     assert [i.comments[0].author for i in items if i is not None] == [f"c{n}@example.com" for n in range(3)]
     assert sim.count("ShowUser") == before
+
+
+def test_side_loaded_organizations_name_the_customers_company(sim: ZendeskSim) -> None:
+    # The Jira issue's description and the "organizations affected" count use the
+    # organization's name: ?include=organizations brings it with the ticket.
+    from syncd.connectors.zendesk import ZendeskAccess, ZendeskConnector
+    from syncd.domain import ItemRef
+    creds = sim.describe()["credentials"]
+    ticket = sim.create_ticket("Case", "Help")           # the seeded customer is in "Acme Inc"
+    loner = sim.create_ticket("Case", "Help", requester_email="solo@example.com")
+    conn = ZendeskConnector(ZendeskAccess(sim.base_url, creds["email"], creds["token"]))
+    item, alone = conn.fetch(ItemRef("zendesk", str(ticket))), conn.fetch(ItemRef("zendesk", str(loner)))
+    assert item is not None and item.organization == "Acme Inc"
+    assert alone is not None and alone.organization is None
+    assert sim.count("ShowOrganization") == 0
