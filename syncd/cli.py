@@ -76,10 +76,27 @@ def main() -> None:
 @main.command(help=RUN_HELP)
 @config_option
 def run(config: str | None) -> None:
+    from .runtime import App
+    from .store import StoreUnavailable
+    settings = _settings(config)
     try:
-        _app(config).run_forever()
+        App.build(settings).run_forever()
+    except StoreUnavailable as e:
+        # Raised only before the daemon is up (migrations, the daemon lock): once running, an
+        # outage is waited out. systemd restarts the unit; the message says what to fix.
+        raise click.ClickException(f"the database {_shown_url(settings.core.database_url)} cannot be used "
+                                   f"({e.reason}): {e}")
     except SyncdError as e:
         raise click.ClickException(str(e))
+
+
+def _shown_url(url: str) -> str:
+    """A database URL fit for a message: without its password."""
+    import sqlalchemy as sa
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(unparsable URL)"
 
 
 @main.group(name="config")

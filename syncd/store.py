@@ -85,6 +85,11 @@ class Outage:
     failures: int        # failures since it began
 
 
+# Below this much free space a SQLite I/O failure is taken for a full disk: the WAL grows
+# by pages and checkpoints, and the -shm file by 32 KiB blocks.
+FULL_DISK_BYTES = 1 << 20
+
+
 def outage_reason(err: BaseException | str) -> str:
     """Classify a driver error that made the database unusable (never a problem of the item)."""
     code = str(getattr(err, "sqlstate", None) or "")   # psycopg 3 errors carry the SQLSTATE
@@ -370,6 +375,12 @@ class Store:
         """Log and remember the outage; the StoreUnavailable to raise."""
         reason = reason or outage_reason(err)
         error = f"{self.backend}: {_first_line(err)}"
+        if reason in ("database_io_error", "database_unavailable") and (free := self._sqlite_free_bytes()) is not None \
+                and free < FULL_DISK_BYTES:
+            # SQLite reports a full disk as SQLITE_FULL only when a page write fails; when it is
+            # the -wal or -shm file that cannot grow (e.g. at start), it says "disk I/O error",
+            # which would send an admin looking at the hardware.
+            reason, error = "database_disk_full", f"{error} ({free} bytes free on the database's filesystem)"
         log.warning("store_unavailable", backend=self.backend, reason=reason, error=_first_line(err))
         now = time.monotonic()
         with self._outage_lock:
@@ -379,6 +390,17 @@ class Store:
         if old is None or old.reason != reason:
             log.error("database_unavailable", backend=self.backend, reason=reason, error=error)
         return StoreUnavailable(error, reason)
+
+    def _sqlite_free_bytes(self) -> int | None:
+        """Free bytes on the filesystem of the SQLite file (None for Postgres or in-memory)."""
+        path = self._engine.url.database if self.backend == "sqlite" else None
+        if not path or path == ":memory:":
+            return None
+        try:
+            st = os.statvfs(os.path.dirname(os.path.abspath(path)))
+        except OSError:
+            return None
+        return st.f_bavail * st.f_frsize
 
     def _worked(self, write: bool, started: float) -> None:
         """A transaction that began at ``started`` (monotonic) committed: the outage is over.

@@ -20,8 +20,11 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Iterator
 
@@ -196,6 +199,71 @@ def test_fault_disk_full_on_an_idle_daemon_is_reported_until_space_is_freed(smal
     assert daemon.store.accept_delivery("zendesk", "probe-1", b"{}", [ItemRef("zendesk", "1")]), \
         "the refused delivery was stored after all: its retry would be dropped as a duplicate"
     assert _integrity(path) == "ok"
+
+
+@pytest.mark.parametrize("database", ["new", "existing"])
+def test_fault_disk_full_at_start_is_refused_with_the_cause_until_space_is_freed(small_disk, make_world, database):
+    """``syncd run`` on a disk that is already full: it exits (systemd restarts it) with a
+    message naming the database and the cause, the existing data is untouched, and the
+    next start after space is freed just works. SQLite says "disk I/O error" when it is
+    the -shm/-wal file that cannot be created; the cause must still read as a full disk."""
+    path = small_disk / "syncd.db"
+    world = make_world()
+    if database == "existing":
+        store = Store.open(f"sqlite:///{path}")
+        store.upgrade()
+        store.add_link(ItemRef("zendesk", "41"), "10041", "SUP-41")
+        store.close()
+    filler = _fill(small_disk)
+    first = _run_syncd(world, timeout=60)
+    assert first.returncode == 1, f"daemon did not refuse to start (rc {first.returncode}):\n{first.stdout[-2000:]}"
+    last_line = first.stdout.strip().splitlines()[-1]
+    assert last_line.startswith(f"Error: the database sqlite:///{path} cannot be used (database_disk_full): "), \
+        last_line
+    assert "Traceback" not in first.stdout, first.stdout[-2000:]
+    filler.unlink()                                   # the admin frees space; systemd starts it again
+    second = _start_syncd(world)
+    try:
+        assert wait_for(lambda: get_status(world) == 200 or second.poll() is not None, timeout=30)
+        assert second.poll() is None, f"daemon exited ({second.returncode}) after space was freed"
+    finally:
+        second.terminate()
+        second.wait(timeout=60)
+    assert _integrity(path) == "ok"
+    store = Store.open(f"sqlite:///{path}")
+    try:
+        links = [(str(link.desk), link.issue_key) for link in store.list_links()]
+    finally:
+        store.close()
+    assert links == ([("zendesk:41", "SUP-41")] if database == "existing" else []), links
+    print(f"\nrefused with: {last_line}")
+
+
+def _syncd_command() -> list[str]:
+    script = Path(sys.executable).with_name("syncd")
+    return [str(script)] if script.exists() else [sys.executable, "-c", "from syncd.cli import main; main()"]
+
+
+def _start_syncd(world) -> subprocess.Popen:
+    return subprocess.Popen([*_syncd_command(), "run", "--config", str(world.config_path)],
+                            env={**os.environ, **world.env}, cwd=world.directory,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _run_syncd(world, timeout: float) -> subprocess.CompletedProcess:
+    return subprocess.run([*_syncd_command(), "run", "--config", str(world.config_path)],
+                          env={**os.environ, **world.env}, cwd=world.directory, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
+def get_status(world) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{world.http_port}/readyz", timeout=1) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
 
 
 def test_fault_database_outage_never_dead_letters_an_item(tmp_path):
