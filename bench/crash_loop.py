@@ -3,6 +3,12 @@ failpoints, restarted, and at the end nothing may be lost or doubled.
 
     .venv/bin/python bench/crash_loop.py --rounds 40 --seed 7          # `make crash-loop`
     .venv/bin/python bench/crash_loop.py --rounds 5 --db postgresql+psycopg://postgres@127.0.0.1/test
+    .venv/bin/python bench/crash_loop.py --rounds 20 --chaos      # vendors misbehave too (below)
+
+With ``--chaos`` the vendors misbehave all along, each round differently (the
+rates are drawn from the seed): 5xx answers, connection resets, 429s with
+``Retry-After``, stalled answers, and webhooks duplicated, reordered and dropped
+(the Zendesk poller then has to find what a dropped delivery carried).
 
 Prints the counts (kills, deliveries, duplicates found, losses found); exits 1
 when a duplicate or a loss was found. ``tests/crash/test_crash_loop.py`` runs a
@@ -38,6 +44,7 @@ from harness import (
     wait_for,
 )
 
+from syncd.sim.core import Fault
 from syncd.sim.world import World
 from syncd.store import Store
 
@@ -58,10 +65,11 @@ class LoopResult:
     fired: dict[str, int] = field(default_factory=dict)
     verdict: Verdict = field(default_factory=Verdict)
     seconds: float = 0.0
+    chaos: bool = False
 
     def summary(self) -> str:
         fired = ", ".join(f"{k}×{v}" for k, v in sorted(self.fired.items())) or "none"
-        return (f"crash loop seed={self.seed} rounds={self.rounds}: kills={self.kills} ({fired}), "
+        return (f"crash loop{' with chaos' if self.chaos else ''} seed={self.seed} rounds={self.rounds}: kills={self.kills} ({fired}), "
                 f"clean stops={self.clean_stops}, actions={self.actions}, deliveries={self.deliveries}, "
                 f"duplicates found={len(self.verdict.duplicates)}, losses found={len(self.verdict.losses)}, "
                 f"{self.seconds:.1f}s")
@@ -102,6 +110,32 @@ class Actors:
             z.agent_set(self.rng.choice(linked), priority=self.rng.choice(PRIORITIES))
 
 
+def misbehave(world: World, rng: random.Random) -> str:
+    """Vendor trouble for one round; returns what was set, for the round's line."""
+    rates = {"5xx": rng.uniform(0.0, 0.08), "reset": rng.uniform(0.0, 0.04), "429": rng.uniform(0.0, 0.05),
+             "stall": rng.uniform(0.0, 0.02), "duplicate": rng.uniform(0.0, 0.3), "drop": rng.uniform(0.0, 0.15)}
+    for sim in (world.zendesk, world.jira):
+        sim.clear_faults()
+        sim.inject(Fault("status", fraction=rates["5xx"], status=rng.choice((500, 502, 503))))
+        sim.inject(Fault("reset", fraction=rates["reset"]))
+        sim.inject(Fault("429", fraction=rates["429"], retry_after=rng.choice((0.5, 1.0, 2.0))))
+        # Shorter than the daemon's vendor timeout: the answer comes late, not never.
+        sim.inject(Fault("timeout", fraction=rates["stall"], stall=rng.uniform(0.5, 3.0)))
+        with sim.lock:
+            sim.knobs.webhooks.duplicate = rates["duplicate"]
+            sim.knobs.webhooks.drop = rates["drop"]
+            sim.knobs.webhooks.reorder = True
+    return " ".join(f"{k}={v:.2f}" for k, v in rates.items())
+
+
+def calm(world: World) -> None:
+    for sim in (world.zendesk, world.jira):
+        sim.clear_faults()
+        with sim.lock:
+            sim.knobs.webhooks.duplicate = sim.knobs.webhooks.drop = 0.0
+            sim.knobs.webhooks.reorder = False
+
+
 def _ref(ticket: int):
     from syncd.domain import ItemRef
     return ItemRef("zendesk", str(ticket))
@@ -128,11 +162,12 @@ def _arrived(world: World, books: Books) -> bool:
 
 
 def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
-             actions_per_round: int = 3, echo=print) -> LoopResult:
+             actions_per_round: int = 3, echo=print, chaos: bool = False) -> LoopResult:
     started = time.monotonic()
     rng = random.Random(seed)
-    result = LoopResult(seed, rounds)
-    world = crash_world(directory, database_url, jira_poll=1.0)
+    result = LoopResult(seed, rounds, chaos=chaos)
+    # Under chaos Zendesk drops deliveries too: its poller must run to find them.
+    world = crash_world(directory, database_url, jira_poll=1.0, zendesk_poll=10.0 if chaos else 3600.0)
     daemon = Daemon(world)
     books = Books()
     store: Store | None = None
@@ -140,6 +175,7 @@ def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
         for n in range(rounds):
             point = rng.choice(FAILPOINTS)
             spec = f"{point}={rng.randint(1, 3)}"
+            trouble = misbehave(world, rng) if chaos else ""
             ready = _start(daemon, spec)
             store = store or Store.open(database_url)
             actors = Actors(world, store, books, rng)
@@ -154,15 +190,19 @@ def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
                 died = wait_for(lambda: not daemon.alive(), timeout=rng.uniform(1.0, 3.0))
             else:
                 died = True
+            if not died:
+                code = daemon.terminate()
+                # The failpoint may still fire while the stop drains the items in hand: a kill.
+                died = code != 0 and daemon.fired() is not None
+                assert died or code == 0, f"SIGTERM: exit {code}\n{daemon.tail()}"
+                result.clean_stops += not died
             if died:
                 fired = daemon.wait_killed(timeout=1.0)
                 result.kills += 1
                 result.fired[fired] = result.fired.get(fired, 0) + 1
-            else:
-                code = daemon.terminate()
-                assert code == 0, f"SIGTERM: exit {code}\n{daemon.tail()}"
-                result.clean_stops += 1
-            echo(f"round {n + 1}/{rounds}: {spec} → {'killed' if died else 'clean stop'}")
+            echo(f"round {n + 1}/{rounds}: {spec} → {'killed' if died else 'clean stop'}"
+                 + (f" ({trouble})" if trouble else ""))
+        calm(world)   # the outage ends; what it held back must now arrive, once
         daemon.start()
         assert store is not None
         wait_for(lambda: _arrived(world, books), timeout=60)   # poll leases of dead leaders run out first
@@ -209,11 +249,13 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--db", default=None, help="database URL (default: SQLite in a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the directory with the daemon logs")
+    parser.add_argument("--chaos", action="store_true", help="vendors answer 5xx/429, reset, stall, and "
+                        "duplicate, reorder and drop webhooks while the daemon is being killed")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="syncd-crash-loop-"))
     try:
         with _database(args.db, directory) as url:
-            result = run_loop(directory / "world", url, args.seed, args.rounds)
+            result = run_loop(directory / "world", url, args.seed, args.rounds, chaos=args.chaos)
     finally:
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)

@@ -27,6 +27,7 @@ from syncd.connectors.jira import origin_label
 from syncd.domain import ItemRef
 from syncd.failpoints import ENV as FAILPOINTS_ENV
 from syncd.sim.jira_adf import adf_to_text
+from syncd.sim.jira_catalog import PRIORITIES
 from syncd.sim.world import World, build_world
 from syncd.store import Store
 
@@ -34,6 +35,7 @@ READY_TIMEOUT = 20.0
 LEASE_SECONDS = 5   # the config's minimum
 FIRED = "SYNCD_FAILPOINT_FIRED"
 ESCALATION_NOTE = "Escalated to Jira:"   # the shipped mapping's escalation.note
+SHIPPED_PRIORITY = {"urgent": "Highest", "high": "High", "normal": "Medium", "low": "Low"}   # its priority table
 
 
 def crash_world(directory: Path, database_url: str, *, jira_poll: float = 3600.0, zendesk_poll: float = 3600.0,
@@ -250,6 +252,13 @@ def check(world: World, store: Store, books: Books) -> Verdict:
             for body, n in Counter(issue_bodies(world, issue)).items():
                 if n > 1:
                     v.duplicates.append(f"issue {issue}: {body[:50]!r} ×{n}")
+    for ticket in sorted(books.escalated):   # a field change is not lost either: priorities agree
+        issues = issues_for_origin(world, f"zendesk:{ticket}")[:1]
+        with world.zendesk.lock, world.jira.lock:
+            desk = world.zendesk.tickets[ticket].priority
+            tracker = PRIORITIES[world.jira.issues[issues[0]].priority_id] if issues else None
+        if issues and desk is not None and SHIPPED_PRIORITY[desk] != tracker:
+            v.losses.append(f"#{ticket}: priority {desk} on the ticket, {tracker} on the issue")
     if store.dead_letters():
         v.losses.extend(f"dead letter {d.ref}: {d.error}" for d in store.dead_letters())
     return v

@@ -25,3 +25,15 @@ def test_crash_loop_short(tmp_path, sqlite_url):
     assert result.kills + result.clean_stops == 3
     assert result.kills >= 1, "the loop never killed the daemon: it proves nothing"
     assert result.verdict.ok, str(result.verdict)
+
+
+def test_crash_loop_with_chaos_short(tmp_path, sqlite_url):
+    """Kills while the vendors misbehave (5xx, resets, 429s, stalls, duplicated, reordered
+    and dropped webhooks): still nothing lost, nothing doubled."""
+    loop = _crash_loop()
+    lines: list[str] = []
+    result = loop.run_loop(tmp_path / "world", sqlite_url, seed=11, rounds=3, echo=lines.append, chaos=True)
+    print(result.summary(), *lines, sep="\n")
+    assert result.kills + result.clean_stops == 3
+    assert all("5xx=" in line and "drop=" in line for line in lines), lines   # the vendors did misbehave
+    assert result.verdict.ok, str(result.verdict)
