@@ -4,6 +4,7 @@ failpoints, restarted, and at the end nothing may be lost or doubled.
     .venv/bin/python bench/crash_loop.py --rounds 40 --seed 7          # `make crash-loop`
     .venv/bin/python bench/crash_loop.py --rounds 5 --db postgresql+psycopg://postgres@127.0.0.1/test
     .venv/bin/python bench/crash_loop.py --rounds 20 --chaos      # vendors misbehave too (below)
+    .venv/bin/python bench/crash_loop.py --rounds 20 --replicas 3 --db postgresql+psycopg://postgres@127.0.0.1/test
 
 With ``--chaos`` the vendors misbehave all along, each round differently (the
 rates are drawn from the seed): 5xx answers, connection resets, 429s with
@@ -36,6 +37,7 @@ from harness import (
     Verdict,
     check,
     crash_world,
+    replica_daemons,
     issue_bodies,
     issues_for_origin,
     mentions,
@@ -66,10 +68,12 @@ class LoopResult:
     verdict: Verdict = field(default_factory=Verdict)
     seconds: float = 0.0
     chaos: bool = False
+    replicas: int = 1
 
     def summary(self) -> str:
         fired = ", ".join(f"{k}×{v}" for k, v in sorted(self.fired.items())) or "none"
-        return (f"crash loop{' with chaos' if self.chaos else ''} seed={self.seed} rounds={self.rounds}: kills={self.kills} ({fired}), "
+        how = "".join((f" of {self.replicas} replicas" if self.replicas > 1 else "", " with chaos" if self.chaos else ""))
+        return (f"crash loop{how} seed={self.seed} rounds={self.rounds}: kills={self.kills} ({fired}), "
                 f"clean stops={self.clean_stops}, actions={self.actions}, deliveries={self.deliveries}, "
                 f"duplicates found={len(self.verdict.duplicates)}, losses found={len(self.verdict.losses)}, "
                 f"{self.seconds:.1f}s")
@@ -162,20 +166,32 @@ def _arrived(world: World, books: Books) -> bool:
 
 
 def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
-             actions_per_round: int = 3, echo=print, chaos: bool = False) -> LoopResult:
+             actions_per_round: int = 3, echo=print, chaos: bool = False, replicas: int = 1) -> LoopResult:
+    """With ``replicas`` > 1 (Postgres), that many daemons share the work; each round one
+    of them, drawn from the seed, runs with the failpoint while the others keep going."""
+    if replicas > 1 and not database_url.startswith("postgresql"):
+        raise ValueError("replicas share a Postgres database; SQLite serves one daemon")
     started = time.monotonic()
     rng = random.Random(seed)
-    result = LoopResult(seed, rounds, chaos=chaos)
+    result = LoopResult(seed, rounds, chaos=chaos, replicas=replicas)
     # Under chaos Zendesk drops deliveries too: its poller must run to find them.
     world = crash_world(directory, database_url, jira_poll=1.0, zendesk_poll=10.0 if chaos else 3600.0)
-    daemon = Daemon(world)
+    daemons = replica_daemons(world, replicas) if replicas > 1 else [Daemon(world)]
     books = Books()
     store: Store | None = None
     try:
         for n in range(rounds):
             point = rng.choice(FAILPOINTS)
-            spec = f"{point}={rng.randint(1, 3)}"
+            # With replicas the victim does only part of the work: fire at its first pass.
+            spec = f"{point}={rng.randint(1, 3) if replicas == 1 else 1}"
             trouble = misbehave(world, rng) if chaos else ""
+            daemon = rng.choice(daemons)
+            for other in daemons:
+                if other is not daemon and not other.alive():
+                    other.start()
+            if daemon.alive():   # it ran without a failpoint last round: a clean restart with one
+                code = daemon.terminate()
+                assert code == 0, f"{daemon.name}: SIGTERM: exit {code}\n{daemon.tail()}"
             ready = _start(daemon, spec)
             store = store or Store.open(database_url)
             actors = Actors(world, store, books, rng)
@@ -200,19 +216,25 @@ def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
                 fired = daemon.wait_killed(timeout=1.0)
                 result.kills += 1
                 result.fired[fired] = result.fired.get(fired, 0) + 1
-            echo(f"round {n + 1}/{rounds}: {spec} → {'killed' if died else 'clean stop'}"
+            who = f"{daemon.name}: " if replicas > 1 else ""
+            echo(f"round {n + 1}/{rounds}: {who}{spec} → {'killed' if died else 'clean stop'}"
                  + (f" ({trouble})" if trouble else ""))
         calm(world)   # the outage ends; what it held back must now arrive, once
-        daemon.start()
+        for daemon in daemons:
+            if not daemon.alive():
+                daemon.start()
         assert store is not None
         wait_for(lambda: _arrived(world, books), timeout=60)   # poll leases of dead leaders run out first
         settle(world, store, timeout=60)
         result.verdict = check(world, store, books)
         result.deliveries = sum(1 for s in (world.zendesk, world.jira) for r in s.webhooks.results
                                 if r.status is not None and 200 <= r.status < 300)
-        daemon.terminate()
+        for daemon in daemons:
+            code = daemon.terminate()
+            assert code == 0, f"{daemon.name}: SIGTERM: exit {code}\n{daemon.tail()}"
     finally:
-        daemon.kill()
+        for daemon in daemons:
+            daemon.kill()
         if store is not None:
             store.close()
         world.stop()
@@ -251,11 +273,14 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the directory with the daemon logs")
     parser.add_argument("--chaos", action="store_true", help="vendors answer 5xx/429, reset, stall, and "
                         "duplicate, reorder and drop webhooks while the daemon is being killed")
+    parser.add_argument("--replicas", type=int, default=1, help="daemons sharing the work (needs --db postgresql…); "
+                        "each round one of them runs with the failpoint")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="syncd-crash-loop-"))
     try:
         with _database(args.db, directory) as url:
-            result = run_loop(directory / "world", url, args.seed, args.rounds, chaos=args.chaos)
+            result = run_loop(directory / "world", url, args.seed, args.rounds, chaos=args.chaos,
+                              replicas=args.replicas)
     finally:
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)

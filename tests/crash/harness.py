@@ -12,6 +12,7 @@ Used by ``tests/crash/test_crash_*.py`` and ``bench/crash_loop.py``.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from syncd.domain import ItemRef
 from syncd.failpoints import ENV as FAILPOINTS_ENV
 from syncd.sim.jira_adf import adf_to_text
 from syncd.sim.jira_catalog import PRIORITIES
-from syncd.sim.world import World, build_world
+from syncd.sim.world import World, build_world, free_port
 from syncd.store import Store
 
 READY_TIMEOUT = 20.0
@@ -56,6 +57,22 @@ def crash_world(directory: Path, database_url: str, *, jira_poll: float = 3600.0
     return world
 
 
+def replica_daemons(world: World, n: int) -> list[Daemon]:
+    """``n`` daemons sharing the world's (Postgres) database. The first listens where the
+    vendors send their webhooks; the others only claim work from the shared queue and take
+    turns leading the pollers."""
+    text = world.config_path.read_text()
+    daemons = []
+    for i in range(n):
+        port = world.http_port if i == 0 else free_port()
+        config = re.sub(r"(?m)^port = \d+$", f"port = {port}", text).replace(
+            "[syncd]\n", f'[syncd]\ninstance = "replica-{i}"\nreplicas = {n}\n', 1)
+        path = world.directory / f"config-replica-{i}.toml"
+        path.write_text(config)
+        daemons.append(Daemon(world, name=f"replica-{i}", config_path=path, port=port))
+    return daemons
+
+
 def _syncd_command() -> list[str]:
     script = Path(sys.executable).with_name("syncd")
     if script.exists():
@@ -71,15 +88,19 @@ class Daemon:
     proc: subprocess.Popen | None = None
     starts: int = 0
     logs: list[Path] = field(default_factory=list)
+    name: str = "daemon"
+    config_path: Path | None = None   # default: the world's; a replica has its own (instance, port)
+    port: int | None = None           # where its /healthz answers; default: the world's
 
     def start(self, failpoints: str = "", wait_ready: bool = True) -> Daemon:
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"
         self.starts += 1
-        log_path = self.world.directory / f"daemon-{self.starts}.log"
+        log_path = self.world.directory / f"{self.name}-{self.starts}.log"
         self.logs.append(log_path)
         env = {**os.environ, **self.world.env, FAILPOINTS_ENV: failpoints, "PYTHONFAULTHANDLER": "1"}
         with open(log_path, "wb") as out:
-            self.proc = subprocess.Popen([*_syncd_command(), "run", "--config", str(self.world.config_path)],
+            config = self.config_path or self.world.config_path
+            self.proc = subprocess.Popen([*_syncd_command(), "run", "--config", str(config)],
                                          env=env, stdout=out, stderr=subprocess.STDOUT,
                                          cwd=self.world.directory)
         if wait_ready:
@@ -87,7 +108,7 @@ class Daemon:
         return self
 
     def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        url = f"http://127.0.0.1:{self.world.http_port}/healthz"
+        url = f"http://127.0.0.1:{self.port or self.world.http_port}/healthz"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
@@ -280,5 +301,5 @@ def pending_intents(store: Store) -> list[str]:
         return list(conn.scalars(sa.select(intents.c.key).where(intents.c.state == "pending")))
 
 
-__all__ = ["Books", "Daemon", "Verdict", "check", "crash_world", "issue_bodies", "issues_for_origin",
+__all__ = ["Books", "Daemon", "replica_daemons", "Verdict", "check", "crash_world", "issue_bodies", "issues_for_origin",
            "mentions", "pending_intents", "settle", "ticket_bodies", "wait_for"]

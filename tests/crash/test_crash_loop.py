@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+
+import pytest
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "crash_loop.py"
@@ -36,4 +38,19 @@ def test_crash_loop_with_chaos_short(tmp_path, sqlite_url):
     print(result.summary(), *lines, sep="\n")
     assert result.kills + result.clean_stops == 3
     assert all("5xx=" in line and "drop=" in line for line in lines), lines   # the vendors did misbehave
+    assert result.verdict.ok, str(result.verdict)
+
+
+@pytest.mark.postgres
+def test_crash_loop_replica_short(tmp_path, pg_base_url):
+    """Two replicas on Postgres share the work; each round one of them runs with the
+    failpoint while the other keeps going."""
+    loop = _crash_loop()
+    lines: list[str] = []
+    with loop._database(pg_base_url, tmp_path) as url:
+        result = loop.run_loop(tmp_path / "world", url, seed=3, rounds=4, echo=lines.append, replicas=2)
+    print(result.summary(), *lines, sep="\n")
+    assert result.kills + result.clean_stops == 4
+    assert {line.split(": ")[1] for line in lines} == {"replica-0", "replica-1"}, lines
+    assert result.kills >= 1, "no replica was ever killed: the loop proves nothing"
     assert result.verdict.ok, str(result.verdict)
