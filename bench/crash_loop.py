@@ -54,6 +54,7 @@ from syncd.store import Store
 FAILPOINTS = ("after_delivery_stored", "after_issue_create", "after_comment_post", "after_note_post",
               "after_field_write", "mid_poll_page:jira")
 PRIORITIES = ("low", "normal", "high", "urgent")
+CHAOS_VENDOR_TIMEOUT = 2.0
 
 
 @dataclass
@@ -117,14 +118,21 @@ class Actors:
 def misbehave(world: World, rng: random.Random) -> str:
     """Vendor trouble for one round; returns what was set, for the round's line."""
     rates = {"5xx": rng.uniform(0.0, 0.08), "reset": rng.uniform(0.0, 0.04), "429": rng.uniform(0.0, 0.05),
-             "stall": rng.uniform(0.0, 0.02), "duplicate": rng.uniform(0.0, 0.3), "drop": rng.uniform(0.0, 0.15)}
+             "stall": rng.uniform(0.0, 0.02), "lost_answer": rng.uniform(0.0, 0.15),
+             "duplicate": rng.uniform(0.0, 0.3), "drop": rng.uniform(0.0, 0.15)}
     for sim in (world.zendesk, world.jira):
         sim.clear_faults()
         sim.inject(Fault("status", fraction=rates["5xx"], status=rng.choice((500, 502, 503))))
         sim.inject(Fault("reset", fraction=rates["reset"]))
         sim.inject(Fault("429", fraction=rates["429"], retry_after=rng.choice((0.5, 1.0, 2.0))))
-        # Shorter than the daemon's vendor timeout: the answer comes late, not never.
+        # Around the daemon's vendor timeout (CHAOS_VENDOR_TIMEOUT): some answers come late, some
+        # after the daemon gave up on them although the vendor carried the call out.
         sim.inject(Fault("timeout", fraction=rates["stall"], stall=rng.uniform(0.5, 3.0)))
+    # The writes that cannot carry a marker of their own are the risky ones: the vendor
+    # carries them out but answers after the daemon gave up (an ambiguous write).
+    for sim, operation in ((world.jira, "createIssue"), (world.jira, "addComment"), (world.zendesk, "UpdateTicket")):
+        sim.inject(Fault("timeout", operation=operation, fraction=rates["lost_answer"],
+                         stall=CHAOS_VENDOR_TIMEOUT + rng.uniform(0.2, 1.5)))
         with sim.lock:
             sim.knobs.webhooks.duplicate = rates["duplicate"]
             sim.knobs.webhooks.drop = rates["drop"]
@@ -176,6 +184,9 @@ def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
     result = LoopResult(seed, rounds, chaos=chaos, replicas=replicas)
     # Under chaos Zendesk drops deliveries too: its poller must run to find them.
     world = crash_world(directory, database_url, jira_poll=1.0, zendesk_poll=10.0 if chaos else 3600.0)
+    if chaos:   # some stalls (0.5-3 s) outlast the client: timed-out writes are ambiguous and must not double
+        world.config_path.write_text(world.config_path.read_text().replace(
+            "[syncd]\n", f"[syncd]\nvendor_timeout_seconds = {CHAOS_VENDOR_TIMEOUT}\n", 1))
     daemons = replica_daemons(world, replicas) if replicas > 1 else [Daemon(world)]
     books = Books()
     store: Store | None = None

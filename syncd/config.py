@@ -40,6 +40,8 @@ class CoreSettings:
     backoff_max_seconds: float = 900.0
     instance: str = ""                 # names lease owners in the store; default: host:pid
     replicas: int = 1                  # `syncd run` processes sharing the vendor accounts (splits the budgets)
+    # A vendor call with no answer after this long is given up (a write: ambiguous, see docs/architecture.md).
+    vendor_timeout_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,8 @@ class _Loader:
             # host:pid, so that two replicas on one host never share a lease owner name.
             instance=self.r.get(t, p, "instance", "str", f"{socket.gethostname()}:{os.getpid()}", non_empty),
             replicas=self.r.get(t, p, "replicas", "int", d.replicas, at_least(1)),
+            vendor_timeout_seconds=self.r.get(t, p, "vendor_timeout_seconds", "float", d.vendor_timeout_seconds,
+                                              between(1, 300)),
         )
         base, top = values["backoff_base_seconds"], values["backoff_max_seconds"]
         if base is not None and top is not None and top < base:

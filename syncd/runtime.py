@@ -105,7 +105,10 @@ class App:
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @classmethod
-    def build(cls, settings: Settings, migrate: bool = True, vendor_timeout: float = 30.0) -> "App":
+    def build(cls, settings: Settings, migrate: bool = True, vendor_timeout: float | None = None) -> "App":
+        """``vendor_timeout``: overrides ``[syncd] vendor_timeout_seconds`` (tests)."""
+        if vendor_timeout is None:
+            vendor_timeout = settings.core.vendor_timeout_seconds
         store = Store.open(settings.core.database_url)
         if migrate:
             store.upgrade()

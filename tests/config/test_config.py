@@ -274,3 +274,17 @@ def test_replicas_must_be_a_positive_integer(tmp_path, value, expected):
     path = write(tmp_path, f"[syncd]\nreplicas = {value}\n" + MINIMAL)
     err = only_problem(path)
     assert (err.path, err.key) == (str(path), "syncd.replicas") and expected in err.expected
+
+
+def test_vendor_timeout_is_read_from_the_syncd_table(tmp_path):
+    s = load_settings(write(tmp_path, "[syncd]\nvendor_timeout_seconds = 7.5\n" + MINIMAL), ENV)
+    assert s.core.vendor_timeout_seconds == 7.5
+    assert load_settings(EXAMPLE, ENV).core.vendor_timeout_seconds == 30.0
+
+
+@pytest.mark.parametrize("value, expected", [("0.5", "a value from 1 to 300"), ("301", "a value from 1 to 300"),
+                                             ('"soon"', "a number")])
+def test_vendor_timeout_must_be_between_1_and_300_seconds(tmp_path, value, expected):
+    path = write(tmp_path, f"[syncd]\nvendor_timeout_seconds = {value}\n" + MINIMAL)
+    err = only_problem(path)
+    assert (err.path, err.key) == (str(path), "syncd.vendor_timeout_seconds") and expected in err.expected, err

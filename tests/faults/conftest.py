@@ -62,11 +62,12 @@ def tune(world: World, rpm: dict[str, int], lease_seconds: int | None) -> None:
 
 @pytest.fixture
 def start_daemon() -> Iterator[Callable[..., App]]:
-    """``start_daemon(world, instance="r1", serve_http=True, vendor_timeout=30.0)``; stopped at teardown."""
+    """``start_daemon(world, instance="r1", serve_http=True, vendor_timeout=None)``; stopped at teardown.
+    ``vendor_timeout`` None: the config's ``vendor_timeout_seconds`` (30 s)."""
     apps: list[App] = []
 
     def start(world: World, instance: str | None = None, serve_http: bool = True,
-              vendor_timeout: float = 30.0) -> App:
+              vendor_timeout: float | None = None) -> App:
         settings = world.settings()
         if instance is not None:
             settings = dataclasses.replace(settings, core=dataclasses.replace(settings.core, instance=instance))

@@ -69,7 +69,10 @@ def test_fault_readyz_names_the_failing_vendor_and_recovers(make_world, start_da
 
 def test_fault_stall_past_the_client_timeout_is_retried_and_written_once(make_world, start_daemon, look_at, logs):
     world = make_world()
-    daemon = start_daemon(world, vendor_timeout=1.0)
+    # The admin's knob (not App.build's test override): the timeouts below prove it reaches both vendors.
+    world.config_path.write_text(world.config_path.read_text().replace(
+        "[syncd]\n", "[syncd]\nvendor_timeout_seconds = 1.0\n", 1))
+    daemon = start_daemon(world)
     look = look_at(world)
     ticket, key = escalate(world, look)
 
