@@ -406,6 +406,8 @@ def _print_readiness(ready: dict[str, Any]) -> None:
     click.echo(f"daemon:         {ready.get('status')}")
     for problem in ready.get("problems", []):
         click.echo(f"problem:        {problem}")
+    for warning in ready.get("warnings", []):
+        click.echo(f"warning:        {warning}")
     webhook = ready.get("last_webhook_age_seconds")
     click.echo(f"last webhook:   {'-' if webhook is None else f'{webhook:.1f}s ago'}")
     for name, p in sorted((ready.get("pollers") or {}).items()):

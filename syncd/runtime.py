@@ -25,6 +25,7 @@ from .mapping import Mapping
 from .metrics import METRICS
 from .pollers import Poller, PollSource
 from .store import Store
+from .webhook_flow import WebhookFlow
 from .webhooks import Response, WebhookConfig, make_app
 from .worker import WorkerPool, WorkerSettings
 
@@ -101,6 +102,7 @@ class App:
     budgets: dict[str, Budget] = field(default_factory=dict)
     server: uvicorn.Server | None = None
     last_webhook_at: float | None = None
+    webhook_flow: WebhookFlow = field(default_factory=WebhookFlow)
     _server_thread: threading.Thread | None = field(default=None, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -148,7 +150,7 @@ class App:
             intercom_secret=s.intercom.client_secret.reveal().encode() if s.intercom else None,
             max_body_bytes=s.http.max_body_bytes, own_actors=self._own_actors())
         routes = {("GET", "/readyz"): self._readyz, ("GET", "/metrics"): self._metrics}
-        return make_app(self.store, config, extra_routes=routes, on_stored=self._on_stored)
+        return make_app(self.store, config, extra_routes=routes, on_stored=self._on_stored, flow=self.webhook_flow)
 
     def _own_actors(self) -> dict[str, str]:
         """syncd's own account on each vendor whose webhooks name the actor."""
@@ -193,6 +195,8 @@ class App:
         return {"status": status, "problems": problems, "queue_depth": depth,
                 "oldest_dirty_age_seconds": None if age is None else round(age, 1), "dead_letters": dead,
                 "last_webhook_age_seconds": webhook_age,
+                # Warnings do not make the daemon unready: a forger could otherwise cause them.
+                "warnings": self.webhook_flow.warnings(), "webhooks": self.webhook_flow.report(),
                 "pollers": {p.source.name: {"leader": p.leader, "last_success": p.last_success} for p in self.pollers},
                 **({"reason": outage.reason} if outage is not None else {})}
 

@@ -24,6 +24,7 @@ from .domain import ItemRef
 from .errors import SyncdError
 from .failpoints import failpoint
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
+from .webhook_flow import WebhookFlow
 from .webhook_payloads import PARSERS, Headers, Ignored, MalformedPayload
 
 try:
@@ -110,16 +111,17 @@ class _ClientGone(Exception):
 
 def make_app(sink: DeliverySink, config: WebhookConfig,
              extra_routes: Mapping[tuple[str, str], Handler] | None = None,
-             on_stored: OnStored | None = None) -> ASGIApp:
+             on_stored: OnStored | None = None, flow: WebhookFlow | None = None) -> ASGIApp:
     """The ASGI callable. ``extra_routes`` maps ``(METHOD, path)`` to a handler;
-    ``on_stored`` is told the refs of every newly stored delivery (to wake workers)."""
-    return _WebhookApp(sink, config, dict(extra_routes or {}), on_stored)
+    ``on_stored`` is told the refs of every newly stored delivery (to wake workers);
+    ``flow`` counts accepted and refused deliveries per vendor (see :mod:`syncd.webhook_flow`)."""
+    return _WebhookApp(sink, config, dict(extra_routes or {}), on_stored, flow or WebhookFlow())
 
 
 class _WebhookApp:
     def __init__(self, sink: DeliverySink, config: WebhookConfig,
-                 extra_routes: dict[tuple[str, str], Handler], on_stored: OnStored | None):
-        self.sink, self.config, self.on_stored = sink, config, on_stored
+                 extra_routes: dict[tuple[str, str], Handler], on_stored: OnStored | None, flow: WebhookFlow):
+        self.sink, self.config, self.on_stored, self.flow = sink, config, on_stored, flow
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/healthz"): _healthz, **extra_routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -137,6 +139,8 @@ class _WebhookApp:
                 await self._other(path, method, send)
         except _Refusal as refusal:
             _log_refusal(vendor, path, refusal, scope)
+            if vendor is not None and refusal.status in (400, 401, 413):   # the delivery itself was bad
+                self.flow.refused(vendor, refusal.reason)
             status_text = "unauthorized" if refusal.status == 401 else refusal.reason
             await _send(send, refusal.status, {"error": status_text}, close=refusal.close)
         except _ClientGone:
@@ -171,6 +175,7 @@ class _WebhookApp:
             parsed = PARSERS[vendor](body, headers)
         except MalformedPayload as bad:
             raise _Refusal(400, bad.reason, len(body)) from None
+        self.flow.accepted(vendor)   # signed and in the vendor's shape: the configuration works
         if isinstance(parsed, Ignored):
             log.info("webhook_ignored", vendor=vendor, reason=parsed.reason, detail=parsed.detail)
             await _send(send, 200, {"status": "ignored"})

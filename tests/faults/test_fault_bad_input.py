@@ -14,7 +14,7 @@ from datetime import datetime, timedelta, timezone
 
 import httpx
 
-from .conftest import SQLITE_ONLY, comments_with, escalate, get, wait_for
+from .conftest import SQLITE_ONLY, comments_with, escalate, get, notes_with, wait_for
 
 pytestmark = SQLITE_ONLY
 
@@ -112,3 +112,56 @@ def test_fault_bad_webhooks_are_refused_with_reasons_and_good_ones_still_sync(ma
 def _ref(ticket: int):
     from syncd.domain import ItemRef
     return ItemRef("zendesk", str(ticket))
+
+
+def test_fault_a_secret_rotated_on_one_side_is_a_warning_until_deliveries_are_accepted_again(
+        make_world, start_daemon, look_at, logs):
+    """Jira starts signing with a secret syncd does not have: every delivery is refused
+    (401). /readyz keeps answering 200 — unsigned requests are what a forger sends too,
+    and must not take the daemon out of a load balancer — but carries a warning naming
+    the vendor and the reason, `syncd status` prints it, and the Jira poller still
+    brings the engineers' comments across. Once the secrets match again the first
+    accepted delivery clears the warning."""
+    world = make_world(jira_poll=1)
+    daemon = start_daemon(world)
+    look = look_at(world)
+    ticket, key = escalate(world, look)
+    assert get(daemon, "/readyz").body["warnings"] == []
+    rotated = "rotated-on-the-jira-side-only"
+    with world.jira.lock:
+        for hook in world.jira.hooks.values():
+            hook.secret = rotated
+    for n in range(3):
+        world.jira.engineer_comment(key, f"Looking into it, step {n}.")
+    ready = wait_for(lambda: (r := get(daemon, "/readyz")).body["warnings"] and r, timeout=20)
+    assert ready and ready.status == 200 and ready.body["status"] == "ready", ready and ready.body
+    [warning] = ready.body["warnings"]
+    assert warning.startswith("webhooks jira: ") and "refused in a row (last: bad_signature" in warning, warning
+    assert rotated not in warning and world.env["SYNCD_JIRA_WEBHOOK_SECRET"] not in warning
+    jira = ready.body["webhooks"]["jira"]
+    assert jira["refused_since_last_accepted"] >= 3 and jira["last_refusal"] == "bad_signature", jira
+    printed = _status_output(world)
+    assert "warning:        webhooks jira: " in printed, printed
+    for n in range(3):   # the poller is the safety net meanwhile
+        assert wait_for(lambda: notes_with(world, ticket, f"Looking into it, step {n}.") == 1, timeout=20)
+
+    with world.jira.lock:
+        for hook in world.jira.hooks.values():
+            hook.secret = world.env["SYNCD_JIRA_WEBHOOK_SECRET"]
+    world.jira.engineer_comment(key, "Found it.")
+    assert wait_for(lambda: get(daemon, "/readyz").body["warnings"] == [], timeout=20), get(daemon, "/readyz").body
+    assert get(daemon, "/readyz").body["webhooks"]["jira"]["refused_since_last_accepted"] == 0
+    refused = [e for e in logs.named("webhook_refused") if e["vendor"] == "jira"]
+    assert refused and all(e["reason"] == "bad_signature" and e["status"] == 401 for e in refused), refused[:3]
+
+
+def _status_output(world) -> str:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(sys.executable).with_name("syncd")
+    command = [str(script)] if script.exists() else [sys.executable, "-c", "from syncd.cli import main; main()"]
+    done = subprocess.run([*command, "status", "--config", str(world.config_path)], env={**os.environ, **world.env},
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout + done.stderr
