@@ -24,6 +24,7 @@ from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
 from .pollers import Poller, PollSource
+from .retry import RetryPolicy
 from .store import Store
 from .webhook_flow import WebhookFlow
 from .webhooks import Response, WebhookConfig, make_app
@@ -70,6 +71,16 @@ def build_connectors(settings: Settings, timeout: float = 30.0, budgets: dict[st
             IntercomAccess(i.url, i.token.reveal(), i.admin_id, i.api_version, timeout),
             budget=budgets["intercom"])
     return desks, tracker
+
+
+def intent_settle_seconds(vendor_timeout: float) -> float:
+    """How long a pending comment/note intent must be old before recovery, not finding
+    the write on the vendor side, writes it again. The call that recorded it may have
+    retried inside itself (a 429, a 5xx) for up to the retry policy's time budget before
+    its last attempt, which may land as late as one timeout after it was given up on:
+    the crash loop with chaos doubled a comment when this counted from the intent's
+    creation with 2 timeouts only (429 wait, then an answer lost past the timeout)."""
+    return RetryPolicy().total_budget + 2 * vendor_timeout
 
 
 def _mappings(settings: Settings) -> dict[str, Mapping]:
@@ -119,7 +130,7 @@ class App:
         owner = settings.core.instance or f"{socket.gethostname()}:{os.getpid()}"
         engine = Engine(store, desks, tracker, _mappings(settings),
                         locks=LinkLocks(getattr(store, "link_lock", None)),
-                        intent_settle_seconds=2 * vendor_timeout)
+                        intent_settle_seconds=intent_settle_seconds(vendor_timeout))
         c = settings.core
         workers = WorkerPool(store, engine, owner, WorkerSettings(
             threads=c.workers, lease_seconds=c.lease_seconds, max_attempts=c.max_attempts,

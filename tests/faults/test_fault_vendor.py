@@ -5,6 +5,8 @@ it is wrong."""
 
 from __future__ import annotations
 
+import time
+
 from syncd.sim.core import Fault
 
 from .conftest import SQLITE_ONLY, comments_with, escalate, get, notes_with, wait_for
@@ -106,6 +108,34 @@ def test_fault_comment_post_stalled_past_the_timeout_lands_once(make_world, star
     assert world.jira.count("addComment") == 1      # the stalled POST was never repeated
     assert not [i for i in daemon.store.intents_for_link(daemon.store.links_for_desk(
         __import__("syncd.domain", fromlist=["ItemRef"]).ItemRef("zendesk", str(ticket)))[0].id) if i.state == "pending"]
+
+
+def test_fault_comment_post_answered_429_then_stalled_past_the_timeout_lands_once(make_world, start_daemon, look_at,
+                                                                                 logs):
+    """Found by the crash loop with chaos: the call waits out a 429 inside itself, its
+    second attempt is carried out but answered after the client gave up. By then the
+    intent was older than twice the timeout, so recovery, not seeing the comment yet,
+    posted it again. Recovery now waits the in-call retry budget as well."""
+    world = make_world()
+    daemon = start_daemon(world, vendor_timeout=1.0)
+    look = look_at(world)
+    ticket, key = escalate(world, look)
+    world.jira.inject(Fault("429", operation="addComment", retry_after=1.5, count=1))
+    world.jira.inject(Fault("timeout", operation="addComment", stall=1.8, count=1))
+    world.zendesk.customer_reply(ticket, "Same on the mobile app.")
+    assert wait_for(lambda: logs.named("intent_recovered") or logs.named("intent_replayed"), timeout=40)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=25)
+    # The stalled POST is carried out 1.8 s after it arrived, whatever the daemon did meanwhile.
+    stalled_done = wait_for(lambda: [r for r in world.jira.records() if r.operation == "addComment"
+                                     and r.latency_ms >= 1500], timeout=10)
+    assert stalled_done, "the stalled POST never finished in the simulator"
+    world.jira.webhooks.flush()
+    assert wait_for(lambda: daemon.store.queue_depth() == 0, timeout=10)
+    time.sleep(0.5)
+    assert comments_with(world, key, "Same on the mobile app.") == 1
+    assert [r.status for r in world.jira.records() if r.operation == "addComment"] == [429, 201], \
+        "posted again while the stalled attempt could still land"
+    assert logs.named("intent_recovered") and not logs.named("intent_replayed")
 
 
 def test_fault_poller_errors_show_in_readyz_and_clear(make_world, start_daemon):
