@@ -130,7 +130,9 @@ class App:
         owner = settings.core.instance or f"{socket.gethostname()}:{os.getpid()}"
         engine = Engine(store, desks, tracker, _mappings(settings),
                         locks=LinkLocks(getattr(store, "link_lock", None)),
-                        intent_settle_seconds=intent_settle_seconds(vendor_timeout))
+                        intent_settle_seconds=intent_settle_seconds(vendor_timeout),
+                        # The same reasoning for a create, but never under Jira search's own lag.
+                        create_settle_seconds=max(10.0, intent_settle_seconds(vendor_timeout)))
         c = settings.core
         workers = WorkerPool(store, engine, owner, WorkerSettings(
             threads=c.workers, lease_seconds=c.lease_seconds, max_attempts=c.max_attempts,

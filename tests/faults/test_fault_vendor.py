@@ -138,6 +138,34 @@ def test_fault_comment_post_answered_429_then_stalled_past_the_timeout_lands_onc
     assert logs.named("intent_recovered") and not logs.named("intent_replayed")
 
 
+def test_fault_issue_create_answered_429_twice_then_stalled_past_the_timeout_makes_one_issue(
+        make_world, start_daemon, logs):
+    """The create waits out two 429s inside the call (10 s), then its third attempt is
+    carried out but answered after the timeout. Recovery must not create the issue
+    again before that late create can have landed (it used to wait only 10 s from the
+    intent's creation, i.e. not at all here)."""
+    world = make_world()
+    daemon = start_daemon(world, vendor_timeout=1.0)
+    world.jira.inject(Fault("429", operation="createIssue", retry_after=5.0, count=2))
+    world.jira.inject(Fault("timeout", operation="createIssue", stall=1.8, count=1))
+    ticket = world.zendesk.create_ticket("Export times out", "The CSV export never finishes.")
+    world.zendesk.agent_set(ticket, add_tags=["jira_escalate"])
+    assert wait_for(lambda: daemon.store.links_for_desk(_zendesk(ticket)), timeout=60)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=25)
+    time.sleep(0.5)
+    creates = [r.status for r in world.jira.records() if r.operation == "createIssue"]
+    assert creates == [429, 429, 201], creates
+    with world.jira.lock:
+        issues = [i.key for i in world.jira.issues.values() if f"syncd-zendesk-{ticket}" in i.labels]
+    assert len(issues) == 1, issues
+    assert not logs.named("item_dead_lettered")
+
+
+def _zendesk(ticket: int):
+    from syncd.domain import ItemRef
+    return ItemRef("zendesk", str(ticket))
+
+
 def test_fault_poller_errors_show_in_readyz_and_clear(make_world, start_daemon):
     world = make_world(jira_poll=1)
     daemon = start_daemon(world)
