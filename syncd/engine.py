@@ -609,10 +609,28 @@ class Engine:
         return (_own_comment(target, note.body, note.public),)
 
     def _post_note_unlinked(self, item: DeskItem, body: str, key: str, outcome: Outcome) -> None:
-        intent = self.store.begin_intent(key, "note", None, {"side": "desk", "body": body, "public": False})
+        claim = uuid.uuid4().hex
+        intent = self.store.begin_intent(key, "note", None, {"side": "desk", "body": body, "public": False,
+                                                             "claim": claim})
         if intent.state == "done":
             return
-        target = self.desks[item.ref.system].add_comment(item.ref, body, False)
+        desk = self.desks[item.ref.system]
+        if intent.payload.get("claim") != claim:
+            # An earlier attempt recorded it and died or timed out: look before writing again.
+            since = intent.created_at.replace(tzinfo=intent.created_at.tzinfo or timezone.utc)
+            found = desk.find_comment(item.ref, body, _minus(since, 120))
+            if found is not None:
+                self.store.finish_intent(key, found)
+                log.info("intent_recovered", desk=str(item.ref), key=key, target=found)
+                return
+            if _age(intent) < self.intent_settle_seconds:
+                raise IntentSettling(item.ref.system, "note", f"{key} not visible yet; waiting before writing again")
+        try:
+            target = desk.add_comment(item.ref, body, False)
+        except VendorError as e:
+            if not isinstance(e, Ambiguous):   # certainly not written: the next try writes at once
+                self.store.drop_intent(key)
+            raise
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(str(item.ref), "note", _excerpt(body)))
 

@@ -43,8 +43,8 @@ def test_crash_loop_with_chaos_short(tmp_path, sqlite_url):
 
 @pytest.mark.postgres
 def test_crash_loop_replica_short(tmp_path, pg_base_url):
-    """Two replicas on Postgres share the work; each round one of them runs with the
-    failpoint while the other keeps going."""
+    """Two replicas on Postgres share the work; each round one of them (in turn) runs
+    with the failpoint while the other keeps going."""
     loop = _crash_loop()
     lines: list[str] = []
     with loop._database(pg_base_url, tmp_path) as url:

@@ -161,6 +161,23 @@ def test_fault_issue_create_answered_429_twice_then_stalled_past_the_timeout_mak
     assert not logs.named("item_dead_lettered")
 
 
+def test_fault_missing_key_note_stalled_past_the_timeout_is_posted_once(make_world, start_daemon, logs):
+    """The note telling the agent a typed key does not exist is not idempotent either:
+    its pending intent is looked for on the ticket before it is written again."""
+    world = make_world()
+    daemon = start_daemon(world, vendor_timeout=1.0)
+    ticket = world.zendesk.create_ticket("Which issue?", "Linked by hand.")
+    world.zendesk.inject(Fault("timeout", operation="UpdateTicket", stall=1.8, count=1))
+    world.zendesk.agent_set(ticket, custom_fields={world.field_id(9001): "SUP-999"})
+    note = "syncd: Jira issue SUP-999 does not exist; not linked."
+    assert wait_for(lambda: logs.named("intent_recovered") or notes_with(world, ticket, note) > 1, timeout=40)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=25)
+    time.sleep(2.0)   # longer than the stall: a second post would have landed by now
+    assert notes_with(world, ticket, note) == 1
+    assert logs.named("intent_recovered")
+    assert not daemon.store.links_for_desk(_zendesk(ticket))
+
+
 def _zendesk(ticket: int):
     from syncd.domain import ItemRef
     return ItemRef("zendesk", str(ticket))
