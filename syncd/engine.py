@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Mapping as TMapping, Sequence
+from typing import Callable, Mapping as TMapping, Sequence
 
 import structlog
 
@@ -617,33 +617,33 @@ class Engine:
         desk = self.desks[item.ref.system]
         if intent.payload.get("claim") != claim:
             # An earlier attempt recorded it and died or timed out: look before writing again.
-            since = intent.created_at.replace(tzinfo=intent.created_at.tzinfo or timezone.utc)
-            found = desk.find_comment(item.ref, body, _minus(since, 120))
+            found = desk.find_comment(item.ref, body, _desk_search_since(intent))
             if found is not None:
                 self.store.finish_intent(key, found)
                 log.info("intent_recovered", desk=str(item.ref), key=key, target=found)
                 return
             if _age(intent) < self.intent_settle_seconds:
                 raise IntentSettling(item.ref.system, "note", f"{key} not visible yet; waiting before writing again")
-        try:
-            target = desk.add_comment(item.ref, body, False)
-        except VendorError as e:
-            if not isinstance(e, Ambiguous):   # certainly not written: the next try writes at once
-                self.store.drop_intent(key)
-            raise
+        target = self._intent_write(key, lambda: desk.add_comment(item.ref, body, False))
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(str(item.ref), "note", _excerpt(body)))
 
     def _write_comment(self, link: Link, key: str, side: Side, body: str, public: bool,
                        attachments: Sequence) -> str:
+        if side is Side.TRACKER:
+            return self._intent_write(key, lambda: self.tracker.add_comment(
+                link.issue_id, body, source=key, attachments=attachments))
+        return self._intent_write(key, lambda: self.desks[link.desk.system].add_comment(
+            link.desk, body, public, attachments))
+
+    def _intent_write(self, key: str, write: Callable[[], str]) -> str:
+        """Make the write of pending intent ``key``. Refused or failed before it was carried
+        out: nothing to look for later, so the intent is dropped and the next try writes at
+        once. Ambiguous (no answer in time): the intent stays for recovery to look first."""
         try:
-            if side is Side.TRACKER:
-                return self.tracker.add_comment(link.issue_id, body, source=key, attachments=attachments)
-            return self.desks[link.desk.system].add_comment(link.desk, body, public, attachments)
+            return write()
         except VendorError as e:
             if not isinstance(e, Ambiguous):
-                # Refused or failed before it was carried out: nothing to look
-                # for later, so the next try writes at once.
                 self.store.drop_intent(key)
             raise
 
@@ -658,8 +658,7 @@ class Engine:
             if side is Side.TRACKER:
                 found = self.tracker.find_comment(link.issue_id, intent.key)
             else:
-                since = intent.created_at.replace(tzinfo=intent.created_at.tzinfo or timezone.utc)
-                found = self.desks[link.desk.system].find_comment(link.desk, p["body"], _minus(since, 120))
+                found = self.desks[link.desk.system].find_comment(link.desk, p["body"], _desk_search_since(intent))
             if found is None and _age(intent) < self.intent_settle_seconds:
                 # It may still land (a stalled call, a crash mid-call): look again later.
                 raise IntentSettling(link.desk.system if side is Side.DESK else "jira", intent.kind,
@@ -724,6 +723,13 @@ def _desk_url(desk: DeskConnector, ref: ItemRef) -> str:
 def _age(intent: Intent) -> float:
     created = intent.created_at if intent.created_at.tzinfo else intent.created_at.replace(tzinfo=timezone.utc)
     return time.time() - created.timestamp()
+
+
+def _desk_search_since(intent: Intent) -> datetime:
+    """Where recovery starts looking for a desk comment an intent may have written: desks
+    carry no marker, so by body, from a little before the intent (vendors stamp seconds)."""
+    since = intent.created_at.replace(tzinfo=intent.created_at.tzinfo or timezone.utc)
+    return _minus(since, 120)
 
 
 def _minus(when: datetime, seconds: float) -> datetime:

@@ -128,11 +128,11 @@ class App:
         budgets = build_budgets(settings)
         desks, tracker = build_connectors(settings, vendor_timeout, budgets)
         owner = settings.core.instance or f"{socket.gethostname()}:{os.getpid()}"
+        settle = intent_settle_seconds(vendor_timeout)
         engine = Engine(store, desks, tracker, _mappings(settings),
-                        locks=LinkLocks(getattr(store, "link_lock", None)),
-                        intent_settle_seconds=intent_settle_seconds(vendor_timeout),
+                        locks=LinkLocks(getattr(store, "link_lock", None)), intent_settle_seconds=settle,
                         # The same reasoning for a create, but never under Jira search's own lag.
-                        create_settle_seconds=max(10.0, intent_settle_seconds(vendor_timeout)))
+                        create_settle_seconds=max(10.0, settle))
         c = settings.core
         workers = WorkerPool(store, engine, owner, WorkerSettings(
             threads=c.workers, lease_seconds=c.lease_seconds, max_attempts=c.max_attempts,
