@@ -17,8 +17,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/syncd demo
 
+# The suite mostly waits (subprocess daemons, simulators): 4 xdist workers even on 2 cores.
+TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 sim: $(STAMP)
 	$(BIN)/syncd sim
