@@ -10,6 +10,7 @@ produce them; the reconcile function compares them with ``==``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -22,6 +23,25 @@ TRACKER_KIND = "jira"
 # A Jira fix version: released versions change no issue (so no issue event and
 # no poll hit); the version itself is queued and fans out to its linked issues.
 VERSION_KIND = "jira:version"
+
+# Every id syncd keeps is a vendor's positive integer: Zendesk ticket ids, Jira
+# issue and version ids (JSON numbers or numeric strings), and Intercom
+# conversation and ticket ids (numeric strings in every recording in
+# ../shared/realworld/intercom, e.g. "137324500000000", "215472629311235").
+# One spelling per item: no sign, no leading zero, no whitespace, at most an
+# int64 — so "200000000026?", "./1", "1/../../admins" or "0012" never become a
+# ref, a URL path or a database key.
+_ID = re.compile(r"[1-9][0-9]{0,18}")
+MAX_ID = 2**63 - 1
+
+
+def parse_id(text: str) -> str:
+    """``text`` when it is an id in its one spelling; ``ValueError`` (with why) otherwise."""
+    if not isinstance(text, str) or not _ID.fullmatch(text) or int(text) > MAX_ID:
+        shown = text[:40] + "…" if isinstance(text, str) and len(text) > 40 else text
+        raise ValueError(f"bad item id {shown!r}: expected a positive integer of at most 19 digits, "
+                         "without sign, leading zero or other characters")
+    return text
 
 
 class Side(str, Enum):
@@ -44,8 +64,7 @@ class ItemRef:
     def __post_init__(self) -> None:
         if self.kind not in DESK_KINDS + (TRACKER_KIND, VERSION_KIND):
             raise ValueError(f"unknown item kind {self.kind!r}; expected one of {DESK_KINDS + (TRACKER_KIND,)}")
-        if not self.id or ":" in self.id:
-            raise ValueError(f"bad item id {self.id!r}")
+        parse_id(self.id)
 
     @property
     def system(self) -> str:
@@ -62,7 +81,7 @@ class ItemRef:
     @classmethod
     def parse(cls, text: str) -> "ItemRef":
         """``zendesk:123`` / ``intercom:conversation:9`` / ``jira:10001``."""
-        kind, sep, ident = text.strip().rpartition(":")
+        kind, sep, ident = text.strip().rpartition(":")   # a typed argument may carry spaces
         if not sep or not kind:
             raise ValueError(f"{text!r} is not an item reference like zendesk:123 or intercom:ticket:77")
         return cls(kind, ident)
