@@ -700,7 +700,9 @@ class IntercomWorld:
     def ticket_type_json(self, tt: TicketType) -> JSON:
         return {"type": "ticket_type", "id": tt.id, "category": tt.category, "name": tt.name,
                 "description": tt.description, "icon": tt.icon, "workspace_id": self.app_id,
-                "ticket_type_attributes": {"type": "list", "ticket_type_attributes": [
+                # {"type": "list", "data": [...]} as the real service sends it (recorded:
+                # ../shared/realworld/intercom/webhook/iw-ticket-created.json, 2026).
+                "ticket_type_attributes": {"type": "list", "data": [
                     self.ticket_type_attribute_json(tt, a) for a in tt.attributes]},
                 "ticket_states": {"type": "list", "data": [
                     self.ticket_state_json(s) for s in self.ticket_states.values()]},
