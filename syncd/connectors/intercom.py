@@ -354,6 +354,18 @@ def ticket_fields(raw: JSON) -> dict[str, Value]:
     return fields
 
 
+def contact_companies(page: Any) -> list[JSON]:
+    """The companies of a contact's company list. Intercom's own 2.14 example
+    (../shared/realworld/intercom/api/ia-contact-companies-doc.json) lists them
+    under ``data``; python-intercom 5.0.1 reads only ``companies`` (and keeps
+    ``data`` as an extra field), so both are read from the raw answer."""
+    raw = _plain(getattr(page, "response", None)) or {}
+    listed = raw.get("data") or raw.get("companies") or [] if isinstance(raw, dict) else []
+    if not listed:
+        listed = [_plain(c) for c in getattr(page, "items", None) or []]
+    return [c for c in listed if isinstance(c, dict)]
+
+
 def ticket_attr_types(raw: JSON) -> dict[str, str]:
     """Attribute name → data_type of a ticket's type.
 
@@ -464,11 +476,11 @@ class IntercomConnector:
             return cached[1]
         try:
             contact = _plain(self.call("ShowContact", lambda: self.client.contacts.find(contact_id)))
-            companies = self.call("listCompaniesForAContact",
-                                  lambda: self.client.contacts.list_attached_companies(contact_id).items) or []
+            page = self.call("listCompaniesForAContact",
+                             lambda: self.client.contacts.list_attached_companies(contact_id))
         except NotFound:
             return Person(None, None)
-        org = next((c.name for c in companies if getattr(c, "name", None)), None)
+        org = next((c["name"] for c in contact_companies(page) if c.get("name")), None)
         person = Person(contact.get("name") or contact.get("email") or None, org)
         with self._lock:
             self._people[contact_id] = (time.monotonic() + self.person_ttl, person)

@@ -75,6 +75,38 @@ def parse_jira_time(text: str) -> datetime:
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
 
 
+def comment_text(body: Any) -> str:
+    """A comment body as plain text: REST v2 answers a string; v3 (and the vendor's
+    own example, ../shared/realworld/jira/api/ja-comments-doc.json) an Atlassian
+    Document — its text nodes, one line per block."""
+    if isinstance(body, str):
+        return body
+    if not isinstance(body, dict):
+        return ""
+    lines: list[str] = []
+
+    def walk(node: Any, line: list[str]) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.get("type") == "text" and isinstance(node.get("text"), str):
+            line.append(node["text"])
+        elif node.get("type") == "hardBreak":
+            line.append("\n")
+        for child in node.get("content") or []:
+            if isinstance(child, dict) and child.get("type") in ("paragraph", "heading", "codeBlock", "blockquote"):
+                inner: list[str] = []
+                walk(child, inner)
+                lines.append("".join(inner))
+            else:
+                walk(child, line)
+
+    top: list[str] = []
+    walk(body, top)
+    if top:
+        lines.insert(0, "".join(top))
+    return "\n".join(lines).strip()
+
+
 def canonical(value: Any) -> Value:
     """A Jira field value as a canonical syncd value."""
     if value is None or value == [] or value == "":
@@ -121,6 +153,28 @@ class JiraConnector:
             return r.json() if r.content else None
 
         return self.call(operation, go, idempotent)
+
+    def _search(self, jql: str, fields: list[str], page_size: int,
+                token: str | None) -> tuple[list[Mapping[str, Any]], str | None]:
+        """One page of a JQL search: the issues and the token of the next page (None: last).
+
+        Jira Cloud pages ``/search/jql`` by ``nextPageToken`` (answer shape:
+        ../shared/realworld/jira/api/ja-search-jql-doc.json). Jira Server/Data
+        Center has only ``/search``, paged by ``startAt``/``total`` (recorded:
+        ../shared/realworld/jira/api/ja-search-v3-amp.json); the client library
+        silently answers None to ``enhanced_search_issues`` there, so the
+        deployment (serverInfo ``deploymentType``) picks the endpoint."""
+        if self.client._is_cloud:
+            page = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
+                jql, fields=fields, maxResults=page_size, nextPageToken=token, json_result=True))
+            page = page or {}
+            return list(page.get("issues") or []), page.get("nextPageToken") or None
+        start = int(token or 0)
+        page = self.call("searchForIssuesUsingJql", lambda: self.client.search_issues(
+            jql, startAt=start, fields=fields, maxResults=page_size, json_result=True)) or {}
+        issues = list(page.get("issues") or [])
+        following = start + len(issues)
+        return issues, (str(following) if issues and following < int(page.get("total") or 0) else None)
 
     def _types(self) -> dict[str, str]:
         if self._field_types is None:
@@ -183,7 +237,7 @@ class JiraConnector:
         author = c.get("author") or {}
         return Comment(
             id=str(c["id"]), author=author.get("displayName") or "Unknown",
-            body=c.get("body") or "", public=True,
+            body=comment_text(c.get("body")), public=True,
             created_at=parse_jira_time(c["created"]),
             by_integration=(author.get("accountId") or author.get("name")) == self.account_id,
         )
@@ -204,9 +258,7 @@ class JiraConnector:
 
     def find_created(self, origin: str) -> TrackerIssue | None:
         jql = f'labels = "{origin_label(origin)}" ORDER BY created ASC'
-        found = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
-            jql, fields=["id"], maxResults=2, json_result=True))
-        issues = found.get("issues") or []
+        issues, _ = self._search(jql, ["id"], 2, None)
         return self.fetch(str(issues[0]["id"])) if issues else None
 
     def update_fields(self, issue_id: str, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
@@ -317,11 +369,8 @@ class JiraConnector:
         ids: list[str] = []
         token: str | None = None
         while True:
-            page = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
-                f"fixVersion = {int(version_id)} ORDER BY key ASC", fields=["id"], maxResults=100,
-                nextPageToken=token, json_result=True))
-            ids.extend(str(raw["id"]) for raw in page.get("issues", []))
-            token = page.get("nextPageToken")
+            issues, token = self._search(f"fixVersion = {int(version_id)} ORDER BY key ASC", ["id"], 100, token)
+            ids.extend(str(raw["id"]) for raw in issues)
             if not token:
                 return ids
 
@@ -344,15 +393,13 @@ class JiraConnector:
         newest = state["t"]
         token: str | None = None
         while True:
-            page = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
-                jql, fields=["updated"], maxResults=page_size, nextPageToken=token, json_result=True))
-            for raw in page.get("issues", []):
+            issues, token = self._search(jql, ["updated"], page_size, token)
+            for raw in issues:
                 updated = raw["fields"]["updated"]
                 if seen.get(str(raw["id"])) != updated:
                     fresh.append(ItemRef("jira", str(raw["id"])))
                     seen[str(raw["id"])] = updated
                 newest = max(newest, parse_jira_time(updated).timestamp())
-            token = page.get("nextPageToken")
             if not token:
                 break
         horizon = newest - overlap - 60

@@ -77,3 +77,12 @@ def receiver(_receiver_server: Receiver, tmp_path: Path) -> Iterator[Receiver]:
 def pytest_report_header(config: Any) -> str:
     from realworld_corpus import corpus_dir, corpus_present
     return f"real-world corpus: {corpus_dir()} ({'present' if corpus_present() else 'ABSENT: replay tests skip'})"
+
+
+@pytest.fixture
+def replay() -> Iterator[Any]:
+    from realworld_corpus import ReplayServer
+    server = ReplayServer()
+    server.url = server.start()   # type: ignore[attr-defined]
+    yield server
+    server.stop()

@@ -99,3 +99,86 @@ def serve(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+# -- a loopback server answering with recorded bodies ---------------------------
+
+import re as _re
+from dataclasses import dataclass as _dataclass, field as _field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+
+@_dataclass(frozen=True)
+class Route:
+    method: str
+    path: str                 # a regular expression matched against the whole path
+    doc: Any                  # JSON answer
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@_dataclass(frozen=True)
+class Seen:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+@_dataclass
+class ReplayServer:
+    """Answers each request with the first route that matches it, else 404
+    (``{"errors": [...]}``); records every request. Tests add routes before use."""
+
+    routes: list[Route] = _field(default_factory=list)
+    seen: list[Seen] = _field(default_factory=list)
+
+    def start(self) -> str:
+        replay = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                replay.seen.append(Seen(self.command, parts.path, parse_qs(parts.query), body))
+                for r in replay.routes:
+                    if r.method == self.command and _re.fullmatch(r.path, parts.path):
+                        self._send(r.status, r.doc, r.headers)
+                        return
+                self._send(404, {"type": "error.list", "errors": [{"code": "not_found", "message": "no route"}]}, ())
+
+            def _send(self, status: int, doc: Any, headers: tuple[tuple[str, str], ...]) -> None:
+                data = json.dumps(doc).encode()
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def add(self, method: str, path: str, doc: Any, status: int = 200, **headers: str) -> None:
+        self.routes.append(Route(method, path, doc, status, tuple(headers.items())))
+
+    def requests(self, method: str, path: str) -> list[Seen]:
+        return [s for s in self.seen if s.method == method and _re.fullmatch(path, s.path)]
