@@ -19,7 +19,8 @@ from typing import Any, Callable
 import pytest
 from realworld_corpus import ABSENT_REASON, corpus_present, doc_of, entries
 
-from syncd.connectors.intercom import IntercomAccess, IntercomConnector, ticket_attr_types
+from syncd.connectors import intercom as intercom_connector
+from syncd.connectors.intercom import IntercomAccess, IntercomConnector
 from syncd.connectors.jira import JiraAccess, JiraConnector
 from syncd.connectors.zendesk import ZendeskAccess, ZendeskConnector
 from syncd.domain import Attachment, IssueSpec, ItemRef
@@ -307,7 +308,7 @@ def ia_ticket_doc(replay) -> str:
     item = conn.fetch(ItemRef("intercom:ticket", "631"))
     assert item is not None and item.fields["ticket_state"] == "submitted" and item.title == "attribute_value"
     assert item.comments == ()          # a ticket_state_updated_by_admin part is no comment
-    assert ticket_attr_types(doc("ia-ticket-doc")) == {"_default_title_": "string", "_default_description_": "string"}
+    assert intercom_connector.ticket_attr_types(doc("ia-ticket-doc")) == {"_default_title_": "string", "_default_description_": "string"}
     return "ticket 631 submitted; attribute types from ticket_type_attributes.data"
 
 
