@@ -53,6 +53,21 @@ class Side(str, Enum):
         return Side.TRACKER if self is Side.DESK else Side.DESK
 
 
+def vendor_refs(kind: str, raw_ids: "list[object]") -> "tuple[tuple[ItemRef, ...], list[str]]":
+    """Refs for ids a vendor answered (a JSON number or string each), in order and
+    without repeats, and the ids refused (shown shortened) — a vendor's answer
+    is input like any other, and one bad id must not stop a poll."""
+    refs: dict[ItemRef, None] = {}
+    refused: list[str] = []
+    for raw in raw_ids:
+        text = str(raw) if isinstance(raw, (int, str)) and not isinstance(raw, bool) else repr(raw)
+        try:
+            refs[ItemRef(kind, text)] = None
+        except ValueError:
+            refused.append(text[:40])
+    return tuple(refs), refused
+
+
 @dataclass(frozen=True, order=True)
 class ItemRef:
     """One item on one system: ``zendesk:123``, ``intercom:conversation:9``,

@@ -73,7 +73,7 @@ from intercom.conversations import (ConversationsManageRequestBody_Close, Conver
 from intercom.core.api_error import ApiError
 
 from ..budget import Budget
-from ..domain import Attachment, Comment, DeskItem, ItemRef, Value
+from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import Ambiguous, NotFound, Refused, Transient, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
@@ -719,7 +719,10 @@ class IntercomConnector:
                 nexts[stream] = None
                 continue
             items, after = self._search(stream, since, position or None)
-            refs += [ItemRef(kind, str(i["id"])) for i in items]
+            found, refused = vendor_refs(kind, [i.get("id") for i in items])
+            if refused:
+                log.warning("vendor_id_refused", vendor="intercom", operation=f"search {stream}", ids=refused)
+            refs += found
             newest = max([newest, *(int(i.get("updated_at") or 0) for i in items)])
             nexts[stream] = after
         if all(v is None for v in nexts.values()):

@@ -25,11 +25,12 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+import structlog
 from jira import JIRA
 
 from ..budget import Budget
-from ..domain import Attachment, Comment, IssueSpec, ItemRef, TrackerIssue, Value
-from ..errors import VendorError
+from ..domain import Attachment, Comment, IssueSpec, ItemRef, TrackerIssue, Value, vendor_refs
+from ..errors import Refused, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
 from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
@@ -46,6 +47,10 @@ class JiraAccess:
     api_token: str
     timeout: float = 30.0
 
+
+log = structlog.get_logger("syncd.jira")
+# A project key (a letter, then letters, digits or _) and an issue number.
+ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,254}-[1-9][0-9]{0,18}")
 
 FILE_REF = re.compile(r"\[\^([^\]|]+)\]|!([^!|\s][^!|]*)(?:\|[^!]*)?!")
 
@@ -196,6 +201,10 @@ class JiraConnector:
         return self._issue(raw, _with_files(comments, (raw.get("fields") or {}).get("attachment") or []))
 
     def resolve_key(self, key: str) -> TrackerIssue | None:
+        """The issue with this key (``ENG-42``); a key is checked before it goes into
+        a URL path (``../`` or ``?`` would address another resource)."""
+        if not ISSUE_KEY.fullmatch(key):
+            raise Refused("jira", "getIssue", f"{key[:40]!r} is not a Jira issue key like ENG-42")
         return self.fetch(key)
 
     def _issue(self, raw: Mapping[str, Any], comments: tuple[Comment, ...]) -> TrackerIssue:
@@ -396,9 +405,14 @@ class JiraConnector:
             issues, token = self._search(jql, ["updated"], page_size, token)
             for raw in issues:
                 updated = raw["fields"]["updated"]
-                if seen.get(str(raw["id"])) != updated:
-                    fresh.append(ItemRef("jira", str(raw["id"])))
-                    seen[str(raw["id"])] = updated
+                found, refused = vendor_refs("jira", [raw.get("id")])
+                if refused:
+                    log.warning("vendor_id_refused", vendor="jira", operation="searchForIssuesUsingJql", ids=refused)
+                    continue
+                ref = found[0]
+                if seen.get(ref.id) != updated:
+                    fresh.append(ref)
+                    seen[ref.id] = updated
                 newest = max(newest, parse_jira_time(updated).timestamp())
             if not token:
                 break

@@ -22,16 +22,19 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import requests
+import structlog
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment as ZComment
 from zenpy.lib.api_objects import Ticket
 
 from ..budget import Budget
-from ..domain import Attachment, Comment, DeskItem, ItemRef, Value
+from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import NotFound, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
 from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
+
+log = structlog.get_logger("syncd.zendesk")
 
 NATIVE = ("status", "priority", "type", "subject")
 # Side-loads whose names syncd shows: kind -> (operation to ask for one, its answer's key).
@@ -303,7 +306,9 @@ class ZendeskConnector:
         params = {"cursor": state["cursor"]} if "cursor" in state else {"start_time": state["start_time"]}
         params["per_page"] = 1000
         page = self._get("incrementalTicketExport", "incremental/tickets/cursor.json", params)
-        refs = _unique(ItemRef("zendesk", str(t["id"])) for t in page.get("tickets", []))
+        refs, refused = vendor_refs("zendesk", [t.get("id") for t in page.get("tickets", []) if isinstance(t, dict)])
+        if refused:
+            log.warning("vendor_id_refused", vendor="zendesk", operation="incrementalTicketExport", ids=refused)
         after = page.get("after_cursor")
         new_state = {"cursor": after} if after else state
         return PollPage(refs, json.dumps(new_state), more=not page.get("end_of_stream", True))
