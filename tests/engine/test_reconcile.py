@@ -426,3 +426,13 @@ def test_a_link_started_from_the_tracker_lets_the_tracker_win_its_first_sync():
     desk = desk_item({"priority": "high"}, updated=T0 + timedelta(seconds=5))
     p = plan(mapping(PRIORITY), LINK, desk, issue({"priority": "Medium"}), {}, MirrorState(), started_by=Side.TRACKER)
     assert p.field_writes == (FieldWrite(Side.DESK, "priority", "normal", "priority"),)
+
+
+def test_fanout_can_move_the_desk_to_a_custom_status():
+    # Zendesk custom ticket statuses: "Waiting on engineering" → "Fix released" when the issue is Done.
+    m = mapping(STATUS, fanout=FanoutRules(on_status=("Done",), desk_status="Fix released",
+                                           desk_status_field="custom_status"))
+    base = {**synced_base(status=("open", "In Progress")), STATUS_KEY: BaseEntry(None, "In Progress")}
+    desk = desk_item({"status": "open", "custom_status": "Waiting on engineering"})
+    p = plan(m, LINK, desk, issue({"status": "Done"}), base, MirrorState())
+    assert FieldWrite(Side.DESK, "custom_status", "Fix released", "fanout") in p.field_writes
