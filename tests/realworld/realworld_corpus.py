@@ -116,6 +116,7 @@ class Route:
     doc: Any                  # JSON answer
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
+    query_has: str | None = None   # the route matches only requests with this query parameter
 
 
 @_dataclass(frozen=True)
@@ -148,7 +149,10 @@ class ReplayServer:
                 body = self.rfile.read(length) if length else b""
                 parts = urlsplit(self.path)
                 replay.seen.append(Seen(self.command, parts.path, parse_qs(parts.query), body))
+                query = parse_qs(parts.query)
                 for r in replay.routes:
+                    if r.query_has is not None and r.query_has not in query:
+                        continue
                     if r.method == self.command and _re.fullmatch(r.path, parts.path):
                         self._send(r.status, r.doc, r.headers)
                         return
@@ -177,8 +181,10 @@ class ReplayServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def add(self, method: str, path: str, doc: Any, status: int = 200, **headers: str) -> None:
-        self.routes.append(Route(method, path, doc, status, tuple(headers.items())))
+    def add(self, method: str, path: str, doc: Any, status: int = 200, query_has: str | None = None,
+            **headers: str) -> None:
+        """Routes added first win; add the narrower (``query_has``) one before the general one."""
+        self.routes.append(Route(method, path, doc, status, tuple(headers.items()), query_has))
 
     def requests(self, method: str, path: str) -> list[Seen]:
         return [s for s in self.seen if s.method == method and _re.fullmatch(path, s.path)]

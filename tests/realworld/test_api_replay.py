@@ -162,6 +162,41 @@ def zd_upload(replay) -> str:
     return "upload token fBNh2fQeSkmNxY0CIL8EuKDKF attached to the comment"
 
 
+def _zd_install(replay, triggers: str) -> Any:
+    from syncd.install import install_zendesk
+    conn = zendesk(replay)
+    replay.add("GET", r"/api/v2/webhooks", doc("zd-webhook-list"))
+    replay.add("POST", r"/api/v2/webhooks", doc("zd-webhook-create"), status=201)
+    replay.add("GET", r"/api/v2/webhooks/[^/]+/signing_secret", doc("zd-webhook-secret"))
+    replay.add("GET", r"/api/v2/triggers\.json", doc(triggers))
+    replay.add("POST", r"/api/v2/triggers\.json", doc("zd-trigger-create"), status=201)
+    return install_zendesk(conn, "https://syncd.example.com/webhooks/zendesk")
+
+
+def zd_webhook_install(replay) -> str:
+    made = _zd_install(replay, "zd-trigger-list")
+    assert (made.webhook_id, made.trigger_id) == ("01HANAHBMTDTB8Q98K38YZ5ZQS", "6164111062810")
+    assert made.signing_secret == "wMZJU7Dlw7pdGPBAs7fz3lVSjF5Hef8mqD7avv5n7zs="
+    (posted,) = replay.requests("POST", r"/api/v2/triggers\.json")
+    assert posted.json()["trigger"]["actions"][0]["value"][0] == "01HANAHBMTDTB8Q98K38YZ5ZQS"
+    return "syncd webhooks install: webhook 01HANAHBMTDTB8Q98K38YZ5ZQS created, secret read, trigger created"
+
+
+def zd_triggers_amp(replay) -> str:
+    # A real trigger list pages (has_more, page[size]=1 here). Page two (the one after the
+    # recorded cursor) holds an existing "syncd" trigger: install must find it, not add one.
+    first = doc("zd-triggers-amp")
+    existing = {**doc("zd-trigger-create")["trigger"], "title": "syncd", "id": 77}
+    replay.add("GET", r"/api/v2/triggers\.json", {"triggers": [existing], "meta": {"has_more": False}},
+               query_has="page[after]")
+    replay.add("PUT", r"/api/v2/triggers/77\.json", {"trigger": existing})
+    made = _zd_install(replay, "zd-triggers-amp")
+    assert made.trigger_id == "77" and not replay.requests("POST", r"/api/v2/triggers\.json")
+    (second,) = [s for s in replay.requests("GET", r"/api/v2/triggers\.json") if "page[after]" in s.query]
+    assert second.query["page[after]"] == [first["meta"]["after_cursor"]]
+    return "trigger list paged by meta.after_cursor: the existing syncd trigger on page 2 is reused"
+
+
 # -- Jira ------------------------------------------------------------------------
 
 def ja_serverinfo_doc(replay) -> str:
@@ -336,6 +371,9 @@ SCENARIOS: dict[str, Callable[[Any], str]] = {
     "zd-incremental-end": zd_incremental_end, "zd-incremental-amp": zd_incremental_amp,
     "zd-ticket-update": zd_ticket_update, "zd-ticket-create-comment-upload": zd_ticket_create_comment_upload,
     "zd-upload": zd_upload,
+    "zd-webhook-list": zd_webhook_install, "zd-webhook-create": zd_webhook_install,
+    "zd-webhook-secret": zd_webhook_install, "zd-trigger-list": zd_webhook_install,
+    "zd-trigger-create": zd_webhook_install, "zd-triggers-amp": zd_triggers_amp,
     "ja-serverinfo-doc": ja_serverinfo_doc, "ja-myself-doc": ja_myself_doc, "ja-issue-sentry": ja_issue_sentry,
     "ja-issue-j2m-server": ja_issue_j2m_server, "ja-comments-doc": ja_comments_doc,
     "ja-transitions-sentry": ja_transitions_sentry, "ja-transitions-j2m-server": ja_transitions_j2m_server,
@@ -346,18 +384,11 @@ SCENARIOS: dict[str, Callable[[Any], str]] = {
     "ia-search-conversations": ia_search_conversations, "ia-not-found": ia_not_found,
 }
 
-# Answers to requests no connector makes (syncd webhooks install makes the Zendesk
-# webhook/trigger calls through its own small client: tests/cli covers it).
+# Answers to requests syncd never makes.
 NOT_REQUESTED: dict[str, str] = {
     "zd-ticket-audits": "syncd reads comments, not audits",
     "zd-ticket-field-create": "syncd creates no ticket fields",
     "zd-ticket-fields-amp": "field types are read one at a time (showTicketField)",
-    "zd-webhook-create": "syncd webhooks install (syncd/install.py), not a connector",
-    "zd-webhook-list": "syncd webhooks install (syncd/install.py), not a connector",
-    "zd-webhook-secret": "syncd webhooks install (syncd/install.py), not a connector",
-    "zd-trigger-create": "syncd webhooks install (syncd/install.py), not a connector",
-    "zd-trigger-list": "syncd webhooks install (syncd/install.py), not a connector",
-    "zd-triggers-amp": "syncd webhooks install (syncd/install.py), not a connector",
     "ja-user-sentry": "syncd never looks users up (comment authors carry displayName)",
     "ia-list-conversations": "syncd searches conversations (updated_at filter), never lists them",
     "ia-list-contacts": "syncd reads one contact by id",
