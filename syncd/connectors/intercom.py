@@ -751,9 +751,19 @@ def _is_ticket_attr(locator: str) -> bool:
     return locator.startswith(("ticket_attr:", "attr:"))
 
 
+# Intercom contact ids are hex object ids ("5f297f71bce3e055f3afdf6e" in every recording
+# in ../shared/realworld/intercom): checked before one becomes a URL path.
+_CONTACT_ID = re.compile(r"[0-9a-f]{1,64}")
+
+
 def _first_contact(raw: JSON) -> str | None:
     contacts = (raw.get("contacts") or {}).get("contacts") or []
-    return str(contacts[0]["id"]) if contacts else None
+    first = contacts[0].get("id") if contacts and isinstance(contacts[0], dict) else None
+    if isinstance(first, str) and _CONTACT_ID.fullmatch(first):
+        return first
+    if first is not None:
+        log.warning("vendor_id_refused", vendor="intercom", operation="contact", ids=[str(first)[:40]])
+    return None
 
 
 def _names(value: Value) -> tuple[str, ...]:

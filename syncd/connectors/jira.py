@@ -51,6 +51,7 @@ class JiraAccess:
 log = structlog.get_logger("syncd.jira")
 # A project key (a letter, then letters, digits or _) and an issue number.
 ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,254}-[1-9][0-9]{0,18}")
+ISSUE_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 FILE_REF = re.compile(r"\[\^([^\]|]+)\]|!([^!|\s][^!|]*)(?:\|[^!]*)?!")
 
@@ -189,7 +190,11 @@ class JiraConnector:
 
     # -- reads ------------------------------------------------------------
     def fetch(self, issue_id: str) -> TrackerIssue | None:
+        """By id (``10001``) or key (``ENG-1``), checked before it becomes a URL path:
+        ids come from webhooks, the store and Jira's own answers (createIssue, search)."""
         from ..errors import NotFound
+        if not (ISSUE_ID.fullmatch(issue_id) or ISSUE_KEY.fullmatch(issue_id)):
+            raise Refused("jira", "getIssue", f"{issue_id[:40]!r} is neither a Jira issue id nor a key")
         try:
             # "comment" rides along: one call instead of two when the issue holds them all.
             raw = self._rest("getIssue", "GET", f"issue/{issue_id}",
@@ -379,7 +384,10 @@ class JiraConnector:
         token: str | None = None
         while True:
             issues, token = self._search(f"fixVersion = {int(version_id)} ORDER BY key ASC", ["id"], 100, token)
-            ids.extend(str(raw["id"]) for raw in issues)
+            found, refused = vendor_refs("jira", [raw.get("id") for raw in issues])
+            if refused:
+                log.warning("vendor_id_refused", vendor="jira", operation="searchForIssuesUsingJql", ids=refused)
+            ids.extend(ref.id for ref in found)
             if not token:
                 return ids
 

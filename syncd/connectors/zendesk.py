@@ -210,8 +210,12 @@ class ZendeskConnector:
                     self._names[(kind, found["id"])] = found.get("name") or str(found["id"])
 
     def _name(self, ident: int | None, kind: str = "users") -> str | None:
-        """The name of a user (or organization): side-loaded, remembered, or asked for once."""
+        """The name of a user (or organization): side-loaded, remembered, or asked for once.
+        Only an integer id goes into the URL path (a vendor answer is input too)."""
         if ident is None:
+            return None
+        if not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident < 2**63:
+            log.warning("vendor_id_refused", vendor="zendesk", operation=kind, ids=[str(ident)[:40]])
             return None
         if (kind, ident) not in self._names:
             operation, singular = SIDELOADED[kind]

@@ -450,3 +450,36 @@ def test_recorded_item_parts_read_as_comments(replay, name):
     parts = [(c.id, c.public) for c in found.comments if c.id != str((item.get("source") or {}).get("id"))]
     assert parts == expected
     assert all(c.body for c in found.comments)
+
+
+# -- ids read back from a vendor are checked before they become a URL path (issue 12) ----
+
+def test_a_created_issue_id_that_is_not_an_id_goes_into_no_url(replay):
+    from syncd.errors import Refused
+    conn = jira(replay)
+    replay.add("POST", r"/rest/api/2/issue", {**doc("ja-create-issue-amp"), "id": "../../myself"}, status=201)
+    with pytest.raises(Refused, match="neither a Jira issue id nor a key"):
+        conn.create_issue(IssueSpec("AM", "Bug", "s", "d"), "zendesk:1")
+    assert not [s for s in replay.seen if ".." in s.path or s.path.endswith("/myself") and s.method != "GET"]
+    assert [s.path for s in replay.seen if s.method == "GET"] == ["/rest/api/2/serverInfo", "/rest/api/2/myself"]
+
+
+def test_a_requester_id_that_is_not_an_id_goes_into_no_url(replay):
+    conn = zendesk(replay)
+    ticket = doc("zd-ticket-show")
+    hostile = {**ticket, "ticket": {**ticket["ticket"], "requester_id": "../../users/me", "organization_id": None}}
+    replay.add("GET", r"/api/v2/tickets/4017\.json", hostile)
+    replay.add("GET", r"/api/v2/tickets/4017/comments\.json", {"comments": [], "meta": {"has_more": False}})
+    item = conn.fetch(ItemRef("zendesk", "4017"))
+    assert item is not None and item.requester is None
+    assert not [s for s in replay.seen if ".." in s.path]
+
+
+def test_a_contact_id_that_is_not_an_id_goes_into_no_url(replay):
+    conn = intercom(replay)
+    conv = doc("ia-conversation-doc")
+    replay.add("GET", r"/conversations/503", {**conv, "contacts": {"type": "contact.list", "contacts": [
+        {"type": "contact", "id": "../admins"}]}})
+    item = conn.fetch(ItemRef("intercom:conversation", "503"))
+    assert item is not None and item.requester is None
+    assert not [s for s in replay.seen if ".." in s.path or s.path == "/admins"]
