@@ -10,6 +10,7 @@ produce them; the reconcile function compares them with ``==``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -23,6 +24,25 @@ TRACKER_KIND = "jira"
 # no poll hit); the version itself is queued and fans out to its linked issues.
 VERSION_KIND = "jira:version"
 
+# Every id syncd keeps is a vendor's positive integer: Zendesk ticket ids, Jira
+# issue and version ids (JSON numbers or numeric strings), and Intercom
+# conversation and ticket ids (numeric strings in every recording in
+# ../shared/realworld/intercom, e.g. "137324500000000", "215472629311235").
+# One spelling per item: no sign, no leading zero, no whitespace, at most an
+# int64 — so "200000000026?", "./1", "1/../../admins" or "0012" never become a
+# ref, a URL path or a database key.
+_ID = re.compile(r"[1-9][0-9]{0,18}")
+MAX_ID = 2**63 - 1
+
+
+def parse_id(text: str) -> str:
+    """``text`` when it is an id in its one spelling; ``ValueError`` (with why) otherwise."""
+    if not isinstance(text, str) or not _ID.fullmatch(text) or int(text) > MAX_ID:
+        shown = text[:40] + "…" if isinstance(text, str) and len(text) > 40 else text
+        raise ValueError(f"bad item id {shown!r}: expected a positive integer of at most 19 digits, "
+                         "without sign, leading zero or other characters")
+    return text
+
 
 class Side(str, Enum):
     DESK = "desk"
@@ -31,6 +51,21 @@ class Side(str, Enum):
     @property
     def other(self) -> "Side":
         return Side.TRACKER if self is Side.DESK else Side.DESK
+
+
+def vendor_refs(kind: str, raw_ids: "list[object]") -> "tuple[tuple[ItemRef, ...], list[str]]":
+    """Refs for ids a vendor answered (a JSON number or string each), in order and
+    without repeats, and the ids refused (shown shortened) — a vendor's answer
+    is input like any other, and one bad id must not stop a poll."""
+    refs: dict[ItemRef, None] = {}
+    refused: list[str] = []
+    for raw in raw_ids:
+        text = str(raw) if isinstance(raw, (int, str)) and not isinstance(raw, bool) else repr(raw)
+        try:
+            refs[ItemRef(kind, text)] = None
+        except ValueError:
+            refused.append(text[:40])
+    return tuple(refs), refused
 
 
 @dataclass(frozen=True, order=True)
@@ -44,8 +79,7 @@ class ItemRef:
     def __post_init__(self) -> None:
         if self.kind not in DESK_KINDS + (TRACKER_KIND, VERSION_KIND):
             raise ValueError(f"unknown item kind {self.kind!r}; expected one of {DESK_KINDS + (TRACKER_KIND,)}")
-        if not self.id or ":" in self.id:
-            raise ValueError(f"bad item id {self.id!r}")
+        parse_id(self.id)
 
     @property
     def system(self) -> str:
@@ -62,7 +96,7 @@ class ItemRef:
     @classmethod
     def parse(cls, text: str) -> "ItemRef":
         """``zendesk:123`` / ``intercom:conversation:9`` / ``jira:10001``."""
-        kind, sep, ident = text.strip().rpartition(":")
+        kind, sep, ident = text.strip().rpartition(":")   # a typed argument may carry spaces
         if not sep or not kind:
             raise ValueError(f"{text!r} is not an item reference like zendesk:123 or intercom:ticket:77")
         return cls(kind, ident)

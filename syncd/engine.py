@@ -400,8 +400,11 @@ class Engine:
             outcome.plans.append(p)
             outcome.decisions.extend(f"{d.field}: {d.kind}: {d.detail}" for d in p.decisions)
             for d in p.decisions:
-                if d.kind in ("conflict", "unmapped"):
-                    log.info(f"field_{d.kind}", link=link.id, field=d.field, detail=d.detail)
+                if d.kind == "conflict":   # a value someone set is being overwritten: say so, with both
+                    log.warning("field_conflict", link=link.id, field=d.field, kept=d.kept,
+                                replaced=d.replaced, detail=d.detail)
+                elif d.kind == "unmapped":
+                    log.info("field_unmapped", link=link.id, field=d.field, detail=d.detail)
             if dry_run:
                 _describe(p, link, outcome)
                 return item

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from .connectors.jira import JiraConnector
 from .connectors.zendesk import ZendeskConnector
@@ -49,8 +50,7 @@ def install_zendesk(z: ZendeskConnector, endpoint: str) -> ZendeskWebhook:
             "name": NAME, "endpoint": endpoint, "http_method": "POST", "request_format": "json",
             "status": "active", "subscriptions": ["conditional_ticket_events"]}})["webhook"]
     secret = call("GET", f"webhooks/{hook['id']}/signing_secret")["signing_secret"]["secret"]
-    triggers = call("GET", "triggers.json").get("triggers", [])
-    trigger = next((t for t in triggers if t.get("title") == NAME), None)
+    trigger = next((t for t in _all_triggers(call) if t.get("title") == NAME), None)
     actions = [{"field": "notification_webhook", "value": [str(hook["id"]), ZENDESK_BODY]}]
     if trigger is None:
         trigger = call("POST", "triggers.json", {"trigger": {
@@ -64,6 +64,23 @@ def install_zendesk(z: ZendeskConnector, endpoint: str) -> ZendeskWebhook:
         # must call the new webhook, or every delivery fails the signature check.
         trigger = call("PUT", f"triggers/{trigger['id']}.json", {"trigger": {"actions": actions}})["trigger"]
     return ZendeskWebhook(str(hook["id"]), str(trigger["id"]), secret)
+
+
+def _all_triggers(call: Any) -> list[Any]:
+    """Every trigger, page by page: real accounts page them (``meta.has_more``,
+    recorded in ../shared/realworld/zendesk/api/zd-triggers-amp.json), and a
+    "syncd" trigger missed on page one would be created a second time. Cursors
+    go to our own base URL, never to the host a ``links.next`` names."""
+    found: list[Any] = []
+    path = "triggers.json?page[size]=100"
+    for _ in range(1000):   # 100,000 triggers: far beyond any account
+        page = call("GET", path) or {}
+        found.extend(page.get("triggers") or [])
+        meta = page.get("meta") or {}
+        if not (meta.get("has_more") and meta.get("after_cursor")):
+            return found
+        path = f"triggers.json?page[size]=100&page[after]={quote(str(meta['after_cursor']), safe='')}"
+    return found
 
 
 def install_jira(j: JiraConnector, endpoint: str, secret: str) -> str:

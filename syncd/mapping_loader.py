@@ -25,12 +25,12 @@ from .mapping import (AttachmentRules, CommentRules, ConflictRule, Direction, Es
 
 DESKS = ("zendesk", "intercom")
 _DESK_LOCATORS = {
-    "zendesk": re.compile(r"status|priority|type|tags|subject|custom:\d+"),
+    "zendesk": re.compile(r"status|custom_status|priority|type|tags|subject|custom:\d+"),
     "intercom": re.compile(r"state|tags|attr:.+|ticket_state|ticket_attr:.+"),
 }
 _TRACKER_LOCATOR = re.compile(r"status|resolution|fixVersions|labels|priority|components|summary|key|customfield_\d+")
 _DESK_EXPECTED = {
-    "zendesk": "a Zendesk locator: status, priority, type, tags, subject or custom:<ticket field id>",
+    "zendesk": "a Zendesk locator: status, custom_status, priority, type, tags, subject or custom:<ticket field id>",
     "intercom": "an Intercom locator: state, tags, attr:<name>, ticket_state or ticket_attr:<name>",
 }
 _TRACKER_EXPECTED = ("a Jira locator: status, resolution, fixVersions, labels, priority, "

@@ -20,7 +20,14 @@ Choices worth knowing:
   deterministic).
 * On a new link (no base entry for a field) the direction's source side counts
   as changed; for ``both`` both count as changed and the conflict rule decides,
-  unless the values already agree.
+  unless the values already agree. On the link's *first* sync (empty base) rule
+  ``newest`` would compare nothing a person did — the issue was just created
+  from the ticket, so it is always newer — and would throw away the agent's
+  value for an escalation default (issue 11 finding 7: an urgent ticket
+  rewritten to normal). There the side that started the link wins
+  (``started_by``, the desk: every link syncd makes starts from a desk item —
+  escalation creates the issue from it, ``syncd link`` links it to an issue).
+  Explicit ``desk``/``tracker`` rules still decide.
 * A change the direction forbids is recorded as ``skipped`` once and the base
   moves on, so it is not reported again on every reconcile.
 * An unmapped value (missing from a non-empty table, no default) is reported
@@ -103,11 +110,17 @@ class NoteWrite:
 
 @dataclass(frozen=True)
 class Decision:
-    """Something the engine should log. ``kind``: copied | conflict | unmapped | skipped."""
+    """Something the engine should log. ``kind``: copied | conflict | unmapped | skipped.
+
+    For a conflict, ``kept`` and ``replaced`` are the winning value and the value
+    a person set on the losing side that is overwritten (each in its own terms),
+    so the log line shows both (the engine logs conflicts at warning)."""
 
     field: str
     kind: str
     detail: str
+    kept: str | None = None
+    replaced: str | None = None
 
 
 @dataclass(frozen=True)
@@ -236,7 +249,9 @@ def _changed(rule: FieldRule, side: Side, value: Value, entry: BaseEntry | None)
 
 
 def _reconcile_field(rule: FieldRule, desk: DeskItem, tracker: TrackerIssue,
-                     entry: BaseEntry | None) -> _FieldOutcome:
+                     entry: BaseEntry | None, started_by: Side | None = None) -> _FieldOutcome:
+    """``started_by``: on the link's first sync, the side that started it (wins a
+    ``newest`` conflict); ``None`` on every later sync."""
     d, t = desk.fields.get(rule.desk), tracker.fields.get(rule.tracker)
     desk_changed = _changed(rule, Side.DESK, d, entry)
     tracker_changed = _changed(rule, Side.TRACKER, t, entry)
@@ -245,15 +260,20 @@ def _reconcile_field(rule: FieldRule, desk: DeskItem, tracker: TrackerIssue,
     if _agree(rule, d, t):
         return _FieldOutcome(base=BaseEntry(d, t))
     conflict = desk_changed and tracker_changed
-    source = _winner(rule, desk, tracker) if conflict else (Side.DESK if desk_changed else Side.TRACKER)
+    if conflict and started_by is not None and rule.conflict is ConflictRule.NEWEST:
+        source = started_by
+    else:
+        source = _winner(rule, desk, tracker) if conflict else (Side.DESK if desk_changed else Side.TRACKER)
     if not rule.direction.allows(source):
         detail = (f"{source.value} value {_show(d if source is Side.DESK else t)!r} not copied: "
                   f"direction is {rule.direction.value}")
         return _FieldOutcome(base=BaseEntry(d, t), decision=Decision(rule.name, "skipped", detail))
-    return _copy(rule, source, d, t, conflict)
+    why = "it started the link" if conflict and started_by is source and rule.conflict is ConflictRule.NEWEST \
+        else f"rule {rule.conflict.value}"
+    return _copy(rule, source, d, t, conflict, why)
 
 
-def _copy(rule: FieldRule, source: Side, d: Value, t: Value, conflict: bool) -> _FieldOutcome:
+def _copy(rule: FieldRule, source: Side, d: Value, t: Value, conflict: bool, why: str = "") -> _FieldOutcome:
     try:
         value = _to_tracker(rule, d) if source is Side.DESK else _to_desk(rule, t)
     except Unmapped as exc:
@@ -265,9 +285,10 @@ def _copy(rule: FieldRule, source: Side, d: Value, t: Value, conflict: bool) -> 
     write = FieldWrite(target, locator, value, rule.name)
     base = BaseEntry(d, value) if target is Side.TRACKER else BaseEntry(value, t)
     if conflict:
-        detail = (f"changed on both sides; {source.value} wins by rule {rule.conflict.value}: "
+        detail = (f"changed on both sides; {source.value} wins by {why}: "
                   f"{target.value} value {_show(loser)!r} replaced by {_show(value)!r}")
-        return _FieldOutcome(write, base, Decision(rule.name, "conflict", detail))
+        return _FieldOutcome(write, base, Decision(rule.name, "conflict", detail,
+                                                   kept=_show(d if source is Side.DESK else t), replaced=_show(loser)))
     detail = f"{source.value} → {target.value}: {_show(loser)!r} → {_show(value)!r}"
     return _FieldOutcome(write, base, Decision(rule.name, "copied", detail))
 
@@ -436,9 +457,13 @@ def _comment_writes(mapping: Mapping, link: Link, desk: DeskItem, tracker: Track
 # ---------------------------------------------------------------- plan
 
 def plan(mapping: Mapping, link: Link, desk: DeskItem, tracker: TrackerIssue,
-         base: TMapping[str, BaseEntry], mirrored: MirrorState) -> Plan:
-    """What to write for one link so both sides agree again. Pure: same inputs, same plan."""
+         base: TMapping[str, BaseEntry], mirrored: MirrorState, started_by: Side = Side.DESK) -> Plan:
+    """What to write for one link so both sides agree again. Pure: same inputs, same plan.
+
+    ``started_by``: the side the link was made from; it wins ``newest`` conflicts
+    on the link's first sync (``base`` empty), see the module docstring."""
     digest = _digest(base)
+    first_sync = started_by if not base else None
     writes: dict[tuple[Side, str], FieldWrite] = {}
     new_base: dict[str, BaseEntry] = {}
     decisions: list[Decision] = []
@@ -447,7 +472,7 @@ def plan(mapping: Mapping, link: Link, desk: DeskItem, tracker: TrackerIssue,
             if rule.name in base:
                 new_base[rule.name] = base[rule.name]
             continue
-        outcome = _reconcile_field(rule, desk, tracker, base.get(rule.name))
+        outcome = _reconcile_field(rule, desk, tracker, base.get(rule.name), first_sync)
         if outcome.write is not None:
             writes[(outcome.write.side, outcome.write.locator)] = outcome.write
         if outcome.decision is not None:

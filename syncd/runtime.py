@@ -63,7 +63,8 @@ def build_connectors(settings: Settings, timeout: float = 30.0, budgets: dict[st
     if settings.zendesk is not None:
         z = settings.zendesk
         desks["zendesk"] = ZendeskConnector(ZendeskAccess(z.url, z.email, z.token.reveal(), timeout),
-                                            budget=budgets["zendesk"])
+                                            budget=budgets["zendesk"],
+                                            custom_status_values=custom_status_values(z.mapping))
     if settings.intercom is not None:
         from .connectors.intercom import IntercomAccess, IntercomConnector
         i = settings.intercom
@@ -71,6 +72,20 @@ def build_connectors(settings: Settings, timeout: float = 30.0, budgets: dict[st
             IntercomAccess(i.url, i.token.reveal(), i.admin_id, i.api_version, timeout),
             budget=budgets["intercom"])
     return desks, tracker
+
+
+def custom_status_values(mapping: Mapping) -> list[str] | None:
+    """The Zendesk custom statuses a mapping may write (checked by the connector at
+    start), or None when it does not use the ``custom_status`` locator."""
+    rules = [r for r in mapping.fields if r.desk == "custom_status"]
+    fanout = mapping.fanout.desk_status_field == "custom_status" and mapping.fanout.desk_status
+    if not rules and not fanout:
+        return None
+    values = {v for r in rules for v in r.to_desk.values()}
+    values |= {r.default_to_desk for r in rules if r.default_to_desk}
+    if fanout:
+        values.add(str(mapping.fanout.desk_status))
+    return sorted(values)
 
 
 def intent_settle_seconds(vendor_timeout: float) -> float:

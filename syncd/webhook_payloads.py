@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
-from .domain import VERSION_KIND, ItemRef
+from .domain import VERSION_KIND, ItemRef, parse_id
 from .errors import SyncdError
 
 ZENDESK_EVENT = "ticket_changed"   # the "event" in the trigger body template syncd installs
@@ -24,6 +25,12 @@ JIRA_VERSION_RELEASED = "jira:version_released"
 INTERCOM_TAG_TOPIC = "conversation_part.tag.created"
 
 Headers = Mapping[str, str]   # lower-cased names
+
+# Bounds on a signed body (a vendor's secret can leak, and a vendor can send
+# garbage): the deepest real body in ../shared/realworld nests 9 levels, the
+# longest number is a 13-digit millisecond timestamp.
+MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -71,12 +78,16 @@ def parse_zendesk(body: bytes, headers: Headers) -> Parsed:
     doc = _json_object(body)
     event = doc.get("event", ZENDESK_EVENT)
     if event != ZENDESK_EVENT:
-        return Ignored("unhandled_event", str(event))
+        # e.g. an event-subscription webhook ({"type": "zen:event-type:user.deleted",
+        # "event": {}}, recorded: ../shared/realworld/zendesk/webhook/zw-user-deleted-event.json)
+        # pointed at syncd's URL: acknowledged, so Zendesk does not retry or deactivate it.
+        return Ignored("unhandled_event", _short(doc.get("type") if isinstance(doc.get("type"), str) else event))
     ticket_id = _numeric_id(doc.get("ticket_id"), "bad_ticket_id")
     delivery_id = headers.get("x-zendesk-webhook-invocation-id") or _digest(
         headers.get("x-zendesk-webhook-signature-timestamp", "").encode() + body)
     actor = doc.get("actor")
-    return Relevant(delivery_id, (ItemRef("zendesk", ticket_id),), str(actor) if actor not in (None, "") else None)
+    actor = str(actor) if isinstance(actor, (int, str)) and not isinstance(actor, bool) and actor != "" else None
+    return Relevant(delivery_id, (ItemRef("zendesk", ticket_id),), actor)
 
 
 def parse_jira(body: bytes, headers: Headers) -> Parsed:
@@ -85,6 +96,9 @@ def parse_jira(body: bytes, headers: Headers) -> Parsed:
     ``jira:issue_*`` and ``comment_*`` events name the issue by its immutable
     id; ``jira:issue_deleted`` is marked dirty too (the worker finds it gone);
     ``jira:version_released`` names the version (the worker fans it out).
+    Jira Server/Data Center comment events carry no ``issue``: its id is taken
+    from ``comment.self`` (``…/rest/api/2/issue/10013/comment/10082``, recorded
+    in ../shared/realworld/jira/webhook/jw-server-comment-created.json).
     Delivery id: ``X-Atlassian-Webhook-Identifier`` (the same on every retry),
     else a digest of the body.
     """
@@ -99,14 +113,57 @@ def parse_jira(body: bytes, headers: Headers) -> Parsed:
             raise MalformedPayload("missing_version")
         return Relevant(delivery_id, (ItemRef(VERSION_KIND, _numeric_id(version.get("id"), "bad_version_id")),))
     if not event.startswith((JIRA_ISSUE_EVENT_PREFIX, JIRA_COMMENT_EVENT_PREFIX)):
-        return Ignored("unhandled_event", event)
+        return Ignored("unhandled_event", _short(event))
+    comment = doc.get("comment")
+    comment = comment if isinstance(comment, dict) else None
     issue = doc.get("issue")
-    if not isinstance(issue, dict):
+    if isinstance(issue, dict):
+        issue_id = _numeric_id(issue.get("id"), "bad_issue_id")
+    elif event.startswith(JIRA_COMMENT_EVENT_PREFIX) and comment is not None:
+        issue_id = _issue_id_from_comment(comment)
+    else:
         raise MalformedPayload("missing_issue")
-    issue_id = _numeric_id(issue.get("id"), "bad_issue_id")
-    user = doc.get("user")
-    actor = user.get("accountId") if isinstance(user, dict) else None
-    return Relevant(delivery_id, (ItemRef("jira", issue_id),), actor if isinstance(actor, str) else None)
+    return Relevant(delivery_id, (ItemRef("jira", issue_id),), _jira_actor(event, doc.get("user"), comment))
+
+
+_COMMENT_SELF = re.compile(r"/rest/api/[0-9]+/issue/([^/]+)/comment/[^/]+/?\Z")
+
+
+def _issue_id_from_comment(comment: Mapping[str, Any]) -> str:
+    link = comment.get("self")
+    found = _COMMENT_SELF.search(link) if isinstance(link, str) else None
+    if found is None:
+        raise MalformedPayload("missing_issue")
+    return _numeric_id(found.group(1), "bad_issue_id")
+
+
+def _jira_actor(event: str, user: Any, comment: Mapping[str, Any] | None) -> str | None:
+    """Who made the change: ``user`` (``accountId`` on Cloud, ``name`` on Server,
+    as :class:`~syncd.connectors.jira.JiraConnector` names its own account).
+    Jira Cloud comment events carry no top-level ``user`` (recorded:
+    ../shared/realworld/jira/webhook/jw-cloud-comment-created.json): the actor
+    is ``comment.author`` for a new comment, ``comment.updateAuthor`` for an
+    edit. A deletion names no deleter, so no actor (a wrong one would drop a
+    real change; a missing one only costs a no-op reconcile)."""
+    if isinstance(user, dict):
+        return _jira_account(user)
+    if comment is None:
+        return None
+    if event == "comment_created":
+        return _jira_account(comment.get("author"))
+    if event == "comment_updated":
+        return _jira_account(comment.get("updateAuthor"))
+    return None
+
+
+def _jira_account(user: Any) -> str | None:
+    if not isinstance(user, dict):
+        return None
+    for key in ("accountId", "name"):
+        value = user.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def parse_intercom(body: bytes, headers: Headers) -> Parsed:
@@ -124,7 +181,7 @@ def parse_intercom(body: bytes, headers: Headers) -> Parsed:
         raise MalformedPayload("missing_topic")
     kind = _intercom_kind(topic)
     if kind is None:
-        return Ignored("ping" if topic == "ping" else "unhandled_topic", topic)
+        return Ignored("ping" if topic == "ping" else "unhandled_topic", _short(topic))
     notification_id = doc.get("id")
     if not isinstance(notification_id, str) or not notification_id:
         raise MalformedPayload("missing_notification_id")
@@ -132,8 +189,29 @@ def parse_intercom(body: bytes, headers: Headers) -> Parsed:
     item = data.get("item") if isinstance(data, dict) else None
     if not isinstance(item, dict):
         raise MalformedPayload("missing_item")
+    if item.get("type") == INTERCOM_TICKET_PART_ITEM:
+        return _intercom_ticket_part(notification_id, topic, item)
     ref = _item_ref(kind, item.get("id"), "bad_item_id")
     return Relevant(notification_id, (ref,), _intercom_actor(topic, item))
+
+
+# Ticket part topics (ticket.note.created, ticket.admin.replied,
+# ticket.contact.replied) deliver ``{"type": "ticket_ticket_part", "ticket":
+# {...whole ticket...}, "ticket_part": {...the new part...}}`` (recorded:
+# ../shared/realworld/intercom/webhook/iw-ticket-note-created.json).
+INTERCOM_TICKET_PART_ITEM = "ticket_ticket_part"
+
+
+def _intercom_ticket_part(notification_id: str, topic: str, item: Mapping[str, Any]) -> Relevant:
+    ticket = item.get("ticket")
+    if not isinstance(ticket, dict):
+        raise MalformedPayload("missing_ticket")
+    ref = _item_ref("intercom:ticket", ticket.get("id"), "bad_item_id")
+    part = item.get("ticket_part")
+    actor = None
+    if isinstance(part, dict) and (topic.startswith(_INTERCOM_ADMIN_TOPIC_PREFIXES) or topic in _INTERCOM_ADMIN_TOPICS):
+        actor = _admin_author(part)   # the part this event created, not the ticket's older ones
+    return Relevant(notification_id, (ref,), actor)
 
 
 PARSERS: Mapping[str, Callable[[bytes, Headers], Parsed]] = {
@@ -154,23 +232,30 @@ def _intercom_kind(topic: str) -> str | None:
     return None
 
 
-# Topics only a teammate (or the API acting as one) can cause. The item of
-# these carries just the part(s) the event created, authored by that admin.
+# Topics only a teammate (or the API acting as one) can cause. A conversation
+# item of these (recordings from 2019/2020) carries just the part(s) the event
+# created; a real ticket item carries *all* its parts (recorded:
+# ../shared/realworld/intercom/webhook/iw-ticket-state-updated.json: bot parts
+# and the admin's state change), so there the actor comes from the newest part(s).
 _INTERCOM_ADMIN_TOPIC_PREFIXES = ("conversation.admin.", "ticket.admin.")
 _INTERCOM_ADMIN_TOPICS = frozenset({"ticket.note.created", "ticket.state.updated"})
 
 
 def _intercom_actor(topic: str, item: Mapping[str, Any]) -> str | None:
-    """``admin:<id>`` when an admin topic's parts all have that one admin as
-    author (for a tagging: see :func:`_tagger`), else None. Deliberately conservative: a wrong actor would drop a
-    real change (until the poller), a missing one only costs a no-op reconcile,
-    so a customer topic, a part-less item (tags, attributes) or parts by several
-    authors never name an actor."""
+    """``admin:<id>`` when the parts this admin topic created (a ticket's newest
+    part(s): its older ones were delivered before) all have that one admin as
+    author (for a tagging: see :func:`_tagger`), else None. Deliberately
+    conservative: a wrong actor would drop a real change (until the poller), a
+    missing one only costs a no-op reconcile, so a customer topic, a part-less
+    item (tags, attributes) or newest parts by several authors never name an actor."""
     if topic == INTERCOM_TAG_TOPIC:
         return _tagger(item)
     if not (topic.startswith(_INTERCOM_ADMIN_TOPIC_PREFIXES) or topic in _INTERCOM_ADMIN_TOPICS):
         return None
-    authors = {_admin_author(p) for p in _intercom_parts(item)}
+    parts = _intercom_parts(item)
+    if isinstance(item.get("ticket_parts"), dict):
+        parts = _newest(parts)   # a ticket item holds its whole history
+    authors = {_admin_author(p) for p in parts}
     if len(authors) != 1:
         return None
     return authors.pop()
@@ -199,6 +284,19 @@ def _intercom_parts(item: Mapping[str, Any]) -> list[Any]:
     return []
 
 
+def _newest(parts: list[Any]) -> list[Any]:
+    """The parts with the highest ``created_at`` (all of them when none is dated)."""
+    dated = [p for p in parts if isinstance(p, dict) and _is_int(p.get("created_at"))]
+    if not dated:
+        return parts
+    newest = max(p["created_at"] for p in dated)
+    return [p for p in dated if p["created_at"] == newest]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _admin_author(part: Any) -> str | None:
     author = part.get("author") if isinstance(part, dict) else None
     if not isinstance(author, dict) or author.get("type") != "admin":
@@ -209,32 +307,71 @@ def _admin_author(part: Any) -> str | None:
 
 
 def _json_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object, within bounds: nesting at most ``MAX_DEPTH``
+    levels, numbers at most ``MAX_NUMBER_CHARS`` characters, no NaN/Infinity.
+    Anything else is a :class:`MalformedPayload` (a 400 with a logged reason),
+    never a ``RecursionError``/``ValueError`` out of the receiver."""
     try:
-        doc = json.loads(body)
+        doc = json.loads(body, parse_int=_bounded_int, parse_float=_bounded_float, parse_constant=_no_constant)
+    except RecursionError:
+        raise MalformedPayload("json_too_deep") from None
     except (ValueError, UnicodeDecodeError):
         raise MalformedPayload("invalid_json") from None
     if not isinstance(doc, dict):
         raise MalformedPayload("not_a_json_object")
+    if _depth_exceeds(doc, MAX_DEPTH):
+        raise MalformedPayload("json_too_deep")
     return doc
 
 
+def _bounded_int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise MalformedPayload("number_too_long")
+    return int(text)
+
+
+def _bounded_float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise MalformedPayload("number_too_long")
+    return float(text)
+
+
+def _no_constant(text: str) -> Any:
+    raise MalformedPayload("invalid_json")   # NaN, Infinity: not JSON
+
+
+def _depth_exceeds(doc: Any, limit: int) -> bool:
+    """Iterative (a recursive walk is what a deep body attacks)."""
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
+    return False
+
+
 def _numeric_id(raw: object, reason: str) -> str:
-    """Zendesk ticket ids and Jira issue ids are positive integers, sent as a
-    JSON number or (through a template placeholder) as a string."""
-    if isinstance(raw, bool):
+    """Zendesk ticket ids and Jira issue/version ids are positive integers, sent
+    as a JSON number or (through a template placeholder) as a string, in one
+    spelling (see :func:`syncd.domain.parse_id`)."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
         raise MalformedPayload(reason)
-    text = str(raw).strip() if isinstance(raw, (int, str)) else ""
-    if not text.isascii() or not text.isdigit() or int(text) == 0:
-        raise MalformedPayload(reason)
-    return str(int(text))
+    try:
+        return parse_id(str(raw))
+    except ValueError:
+        raise MalformedPayload(reason) from None
 
 
 def _item_ref(kind: str, raw: object, reason: str) -> ItemRef:
-    text = str(raw).strip() if isinstance(raw, (int, str)) and not isinstance(raw, bool) else ""
-    try:
-        return ItemRef(kind, text)
-    except ValueError:
-        raise MalformedPayload(reason) from None
+    return ItemRef(kind, _numeric_id(raw, reason))
+
+
+def _short(value: Any) -> str:
+    """For a log line: a vendor's string, cut to a readable length."""
+    text = value if isinstance(value, str) else json.dumps(value)[:200]
+    return text[:200]
 
 
 def _digest(data: bytes) -> str:

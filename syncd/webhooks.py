@@ -175,6 +175,11 @@ class _WebhookApp:
             parsed = PARSERS[vendor](body, headers)
         except MalformedPayload as bad:
             raise _Refusal(400, bad.reason, len(body)) from None
+        except Exception as exc:
+            # A parser bug, not the vendor's: still a 400 with a reason rather than a
+            # 500 the vendor retries forever. Type only (the message may quote the body).
+            log.error("webhook_parse_failed", vendor=vendor, error=type(exc).__name__)
+            raise _Refusal(400, "unparseable_body", len(body)) from None
         self.flow.accepted(vendor)   # signed and in the vendor's shape: the configuration works
         if isinstance(parsed, Ignored):
             log.info("webhook_ignored", vendor=vendor, reason=parsed.reason, detail=parsed.detail)

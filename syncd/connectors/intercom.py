@@ -73,7 +73,7 @@ from intercom.conversations import (ConversationsManageRequestBody_Close, Conver
 from intercom.core.api_error import ApiError
 
 from ..budget import Budget
-from ..domain import Attachment, Comment, DeskItem, ItemRef, Value
+from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import Ambiguous, NotFound, Refused, Transient, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
@@ -84,6 +84,13 @@ log = structlog.get_logger("syncd.intercom")
 CONVERSATION = "intercom:conversation"
 TICKET = "intercom:ticket"
 COMMENT_PARTS = {"comment": True, "note": False}   # part_type → public
+# A teammate's reply written together with an action ("reply and close", a reply
+# that assigns or reopens) arrives as the action's part carrying the reply's body:
+# recorded as part_type "open" (../shared/realworld/intercom/webhook/iw-conv-admin-replied.json,
+# 2020) and "assignment" (iw-conv-admin-replied-zulip.json, 2019; iw-ticket-admin-replied.json,
+# 2026). Such a part with a body is a public reply; without one it is only the action.
+REPLY_ACTION_PARTS = frozenset({"assignment", "open", "close", "snoozed", "unsnoozed",
+                                "assign_and_reopen", "assign_and_unassign"})
 STATES = ("open", "closed", "snoozed")
 JSON = dict[str, Any]
 EPOCH = datetime.fromtimestamp(0, timezone.utc)
@@ -254,9 +261,24 @@ def web_url(api_url: str, app_id: str, item_id: str) -> str:
     return f"{base}/a/inbox/{app_id}/inbox/conversation/{item_id}"
 
 
+def part_public(part: JSON) -> bool | None:
+    """Whether a part is a public reply (True), a note (False) or no comment (None).
+
+    Decided by its type, not by the presence of a body: bots write bodies on
+    parts that are no one's message (``channel_and_reply_time_expectation``,
+    recorded in ../shared/realworld/intercom/webhook/iw-ticket-created.json)."""
+    kind = part.get("part_type") or ""
+    if kind in COMMENT_PARTS:
+        return COMMENT_PARTS[kind]
+    author = part.get("author") or {}
+    if kind in REPLY_ACTION_PARTS and author.get("type") == "admin" and html_to_text(part.get("body")):
+        return True
+    return None
+
+
 def part_comment(part: JSON, admin_id: str) -> Comment | None:
     """A conversation/ticket part as a comment, or ``None`` for non-comment parts."""
-    public = COMMENT_PARTS.get(part.get("part_type") or "")
+    public = part_public(part)
     if public is None:
         return None
     return _comment(part, public, admin_id)
@@ -330,6 +352,30 @@ def ticket_fields(raw: JSON) -> dict[str, Value]:
         # (a ticket type given the same attribute names gets the same sync).
         fields[f"ticket_attr:{name}"] = fields[f"attr:{name}"] = canonical(value)
     return fields
+
+
+def contact_companies(page: Any) -> list[JSON]:
+    """The companies of a contact's company list. Intercom's own 2.14 example
+    (../shared/realworld/intercom/api/ia-contact-companies-doc.json) lists them
+    under ``data``; python-intercom 5.0.1 reads only ``companies`` (and keeps
+    ``data`` as an extra field), so both are read from the raw answer."""
+    raw = _plain(getattr(page, "response", None)) or {}
+    listed = raw.get("data") or raw.get("companies") or [] if isinstance(raw, dict) else []
+    if not listed:
+        listed = [_plain(c) for c in getattr(page, "items", None) or []]
+    return [c for c in listed if isinstance(c, dict)]
+
+
+def ticket_attr_types(raw: JSON) -> dict[str, str]:
+    """Attribute name → data_type of a ticket's type.
+
+    The real list is ``{"type": "list", "data": [...]}`` (a 2026 ticket in
+    ../shared/realworld/intercom/webhook/iw-ticket-created.json, and Intercom's
+    own 2.14 example in ../shared/realworld/intercom/api/ia-ticket-doc.json);
+    the SDK's model names the list ``ticket_type_attributes``, read too."""
+    listing = (raw.get("ticket_type") or {}).get("ticket_type_attributes") or {}
+    attrs = listing.get("data") or listing.get("ticket_type_attributes") or [] if isinstance(listing, dict) else []
+    return {str(a["name"]): a.get("data_type") or "string" for a in attrs if isinstance(a, dict) and a.get("name")}
 
 
 def _unique(refs: Iterable[ItemRef]) -> tuple[ItemRef, ...]:
@@ -430,11 +476,11 @@ class IntercomConnector:
             return cached[1]
         try:
             contact = _plain(self.call("ShowContact", lambda: self.client.contacts.find(contact_id)))
-            companies = self.call("listCompaniesForAContact",
-                                  lambda: self.client.contacts.list_attached_companies(contact_id).items) or []
+            page = self.call("listCompaniesForAContact",
+                             lambda: self.client.contacts.list_attached_companies(contact_id))
         except NotFound:
             return Person(None, None)
-        org = next((c.name for c in companies if getattr(c, "name", None)), None)
+        org = next((c["name"] for c in contact_companies(page) if c.get("name")), None)
         person = Person(contact.get("name") or contact.get("email") or None, org)
         with self._lock:
             self._people[contact_id] = (time.monotonic() + self.person_ttl, person)
@@ -579,9 +625,7 @@ class IntercomConnector:
         self.call("updateTicket", lambda: self.client.tickets.update(ref.id, **kwargs))
 
     def _ticket_attr_types(self, ref: ItemRef) -> dict[str, str]:
-        raw = self._get_raw(ref)
-        attrs = ((raw.get("ticket_type") or {}).get("ticket_type_attributes") or {}).get("ticket_type_attributes")
-        return {a["name"]: a.get("data_type") or "string" for a in attrs or []}
+        return ticket_attr_types(self._get_raw(ref))
 
     def _ticket_state_id(self, value: Value) -> str:
         if not isinstance(value, str):
@@ -675,7 +719,10 @@ class IntercomConnector:
                 nexts[stream] = None
                 continue
             items, after = self._search(stream, since, position or None)
-            refs += [ItemRef(kind, str(i["id"])) for i in items]
+            found, refused = vendor_refs(kind, [i.get("id") for i in items])
+            if refused:
+                log.warning("vendor_id_refused", vendor="intercom", operation=f"search {stream}", ids=refused)
+            refs += found
             newest = max([newest, *(int(i.get("updated_at") or 0) for i in items)])
             nexts[stream] = after
         if all(v is None for v in nexts.values()):
@@ -704,9 +751,19 @@ def _is_ticket_attr(locator: str) -> bool:
     return locator.startswith(("ticket_attr:", "attr:"))
 
 
+# Intercom contact ids are hex object ids ("5f297f71bce3e055f3afdf6e" in every recording
+# in ../shared/realworld/intercom): checked before one becomes a URL path.
+_CONTACT_ID = re.compile(r"[0-9a-f]{1,64}")
+
+
 def _first_contact(raw: JSON) -> str | None:
     contacts = (raw.get("contacts") or {}).get("contacts") or []
-    return str(contacts[0]["id"]) if contacts else None
+    first = contacts[0].get("id") if contacts and isinstance(contacts[0], dict) else None
+    if isinstance(first, str) and _CONTACT_ID.fullmatch(first):
+        return first
+    if first is not None:
+        log.warning("vendor_id_refused", vendor="intercom", operation="contact", ids=[str(first)[:40]])
+    return None
 
 
 def _names(value: Value) -> tuple[str, ...]:

@@ -25,11 +25,12 @@ from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
+import structlog
 from jira import JIRA
 
 from ..budget import Budget
-from ..domain import Attachment, Comment, IssueSpec, ItemRef, TrackerIssue, Value
-from ..errors import VendorError
+from ..domain import Attachment, Comment, IssueSpec, ItemRef, TrackerIssue, Value, vendor_refs
+from ..errors import Refused, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
 from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
@@ -46,6 +47,11 @@ class JiraAccess:
     api_token: str
     timeout: float = 30.0
 
+
+log = structlog.get_logger("syncd.jira")
+# A project key (a letter, then letters, digits or _) and an issue number.
+ISSUE_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,254}-[1-9][0-9]{0,18}")
+ISSUE_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 FILE_REF = re.compile(r"\[\^([^\]|]+)\]|!([^!|\s][^!|]*)(?:\|[^!]*)?!")
 
@@ -73,6 +79,38 @@ def origin_label(origin: str) -> str:
 def parse_jira_time(text: str) -> datetime:
     """``2021-01-17T12:34:00.000+0000`` (Jira's form, no colon in the offset)."""
     return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z")
+
+
+def comment_text(body: Any) -> str:
+    """A comment body as plain text: REST v2 answers a string; v3 (and the vendor's
+    own example, ../shared/realworld/jira/api/ja-comments-doc.json) an Atlassian
+    Document — its text nodes, one line per block."""
+    if isinstance(body, str):
+        return body
+    if not isinstance(body, dict):
+        return ""
+    lines: list[str] = []
+
+    def walk(node: Any, line: list[str]) -> None:
+        if not isinstance(node, dict):
+            return
+        if node.get("type") == "text" and isinstance(node.get("text"), str):
+            line.append(node["text"])
+        elif node.get("type") == "hardBreak":
+            line.append("\n")
+        for child in node.get("content") or []:
+            if isinstance(child, dict) and child.get("type") in ("paragraph", "heading", "codeBlock", "blockquote"):
+                inner: list[str] = []
+                walk(child, inner)
+                lines.append("".join(inner))
+            else:
+                walk(child, line)
+
+    top: list[str] = []
+    walk(body, top)
+    if top:
+        lines.insert(0, "".join(top))
+    return "\n".join(lines).strip()
 
 
 def canonical(value: Any) -> Value:
@@ -122,6 +160,28 @@ class JiraConnector:
 
         return self.call(operation, go, idempotent)
 
+    def _search(self, jql: str, fields: list[str], page_size: int,
+                token: str | None) -> tuple[list[Mapping[str, Any]], str | None]:
+        """One page of a JQL search: the issues and the token of the next page (None: last).
+
+        Jira Cloud pages ``/search/jql`` by ``nextPageToken`` (answer shape:
+        ../shared/realworld/jira/api/ja-search-jql-doc.json). Jira Server/Data
+        Center has only ``/search``, paged by ``startAt``/``total`` (recorded:
+        ../shared/realworld/jira/api/ja-search-v3-amp.json); the client library
+        silently answers None to ``enhanced_search_issues`` there, so the
+        deployment (serverInfo ``deploymentType``) picks the endpoint."""
+        if self.client._is_cloud:
+            page = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
+                jql, fields=fields, maxResults=page_size, nextPageToken=token, json_result=True))
+            page = page or {}
+            return list(page.get("issues") or []), page.get("nextPageToken") or None
+        start = int(token or 0)
+        page = self.call("searchForIssuesUsingJql", lambda: self.client.search_issues(
+            jql, startAt=start, fields=fields, maxResults=page_size, json_result=True)) or {}
+        issues = list(page.get("issues") or [])
+        following = start + len(issues)
+        return issues, (str(following) if issues and following < int(page.get("total") or 0) else None)
+
     def _types(self) -> dict[str, str]:
         if self._field_types is None:
             fields = self.call("getFields", self.client.fields)
@@ -130,7 +190,11 @@ class JiraConnector:
 
     # -- reads ------------------------------------------------------------
     def fetch(self, issue_id: str) -> TrackerIssue | None:
+        """By id (``10001``) or key (``ENG-1``), checked before it becomes a URL path:
+        ids come from webhooks, the store and Jira's own answers (createIssue, search)."""
         from ..errors import NotFound
+        if not (ISSUE_ID.fullmatch(issue_id) or ISSUE_KEY.fullmatch(issue_id)):
+            raise Refused("jira", "getIssue", f"{issue_id[:40]!r} is neither a Jira issue id nor a key")
         try:
             # "comment" rides along: one call instead of two when the issue holds them all.
             raw = self._rest("getIssue", "GET", f"issue/{issue_id}",
@@ -142,6 +206,10 @@ class JiraConnector:
         return self._issue(raw, _with_files(comments, (raw.get("fields") or {}).get("attachment") or []))
 
     def resolve_key(self, key: str) -> TrackerIssue | None:
+        """The issue with this key (``ENG-42``); a key is checked before it goes into
+        a URL path (``../`` or ``?`` would address another resource)."""
+        if not ISSUE_KEY.fullmatch(key):
+            raise Refused("jira", "getIssue", f"{key[:40]!r} is not a Jira issue key like ENG-42")
         return self.fetch(key)
 
     def _issue(self, raw: Mapping[str, Any], comments: tuple[Comment, ...]) -> TrackerIssue:
@@ -183,7 +251,7 @@ class JiraConnector:
         author = c.get("author") or {}
         return Comment(
             id=str(c["id"]), author=author.get("displayName") or "Unknown",
-            body=c.get("body") or "", public=True,
+            body=comment_text(c.get("body")), public=True,
             created_at=parse_jira_time(c["created"]),
             by_integration=(author.get("accountId") or author.get("name")) == self.account_id,
         )
@@ -204,9 +272,7 @@ class JiraConnector:
 
     def find_created(self, origin: str) -> TrackerIssue | None:
         jql = f'labels = "{origin_label(origin)}" ORDER BY created ASC'
-        found = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
-            jql, fields=["id"], maxResults=2, json_result=True))
-        issues = found.get("issues") or []
+        issues, _ = self._search(jql, ["id"], 2, None)
         return self.fetch(str(issues[0]["id"])) if issues else None
 
     def update_fields(self, issue_id: str, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
@@ -317,11 +383,11 @@ class JiraConnector:
         ids: list[str] = []
         token: str | None = None
         while True:
-            page = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
-                f"fixVersion = {int(version_id)} ORDER BY key ASC", fields=["id"], maxResults=100,
-                nextPageToken=token, json_result=True))
-            ids.extend(str(raw["id"]) for raw in page.get("issues", []))
-            token = page.get("nextPageToken")
+            issues, token = self._search(f"fixVersion = {int(version_id)} ORDER BY key ASC", ["id"], 100, token)
+            found, refused = vendor_refs("jira", [raw.get("id") for raw in issues])
+            if refused:
+                log.warning("vendor_id_refused", vendor="jira", operation="searchForIssuesUsingJql", ids=refused)
+            ids.extend(ref.id for ref in found)
             if not token:
                 return ids
 
@@ -344,15 +410,18 @@ class JiraConnector:
         newest = state["t"]
         token: str | None = None
         while True:
-            page = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
-                jql, fields=["updated"], maxResults=page_size, nextPageToken=token, json_result=True))
-            for raw in page.get("issues", []):
+            issues, token = self._search(jql, ["updated"], page_size, token)
+            for raw in issues:
                 updated = raw["fields"]["updated"]
-                if seen.get(str(raw["id"])) != updated:
-                    fresh.append(ItemRef("jira", str(raw["id"])))
-                    seen[str(raw["id"])] = updated
+                found, refused = vendor_refs("jira", [raw.get("id")])
+                if refused:
+                    log.warning("vendor_id_refused", vendor="jira", operation="searchForIssuesUsingJql", ids=refused)
+                    continue
+                ref = found[0]
+                if seen.get(ref.id) != updated:
+                    fresh.append(ref)
+                    seen[ref.id] = updated
                 newest = max(newest, parse_jira_time(updated).timestamp())
-            token = page.get("nextPageToken")
             if not token:
                 break
         horizon = newest - overlap - 60

@@ -22,18 +22,29 @@ from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import requests
+import structlog
 from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment as ZComment
 from zenpy.lib.api_objects import Ticket
 
 from ..budget import Budget
-from ..domain import Attachment, Comment, DeskItem, ItemRef, Value
+from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import NotFound, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
 from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
 
+log = structlog.get_logger("syncd.zendesk")
+
 NATIVE = ("status", "priority", "type", "subject")
+CUSTOM_STATUS = "custom_status"   # locator: a custom ticket status, by agent label or id
+
+
+class CustomStatusError(VendorError):
+    """The mapping names custom statuses the Zendesk account does not have."""
+
+    def __init__(self, detail: str):
+        super().__init__("zendesk", "ListCustomStatuses", detail)
 # Side-loads whose names syncd shows: kind -> (operation to ask for one, its answer's key).
 SIDELOADED = {"users": ("showUser", "user"), "organizations": ("showOrganization", "organization")}
 
@@ -79,7 +90,12 @@ def custom_id(locator: str) -> int:
 class ZendeskConnector:
     system = "zendesk"
 
-    def __init__(self, access: ZendeskAccess, budget: Budget | None = None, policy: RetryPolicy | None = None):
+    def __init__(self, access: ZendeskAccess, budget: Budget | None = None, policy: RetryPolicy | None = None,
+                 custom_status_values: Sequence[str] | None = None):
+        """``custom_status_values``: None when the mapping does not use the
+        ``custom_status`` locator; else the custom statuses it may write (agent
+        labels or ids), each checked against the account's custom statuses here,
+        at start (:class:`CustomStatusError` names the unknown ones)."""
         self.access = access
         self.call = Caller("zendesk", translate_requests_error, budget, policy)
         session = requests.Session()
@@ -98,6 +114,12 @@ class ZendeskConnector:
         self._counts = CommentCount()
         # updated_at of each ticket after syncd's last field write to it (for the next safe update).
         self._stamps: dict[str, datetime] = {}
+        self.custom_statuses_used = custom_status_values is not None
+        self._statuses: dict[int, Mapping[str, Any]] = {}
+        if custom_status_values:
+            problems = [p for p in (self._status_problem(v) for v in custom_status_values) if p]
+            if problems:
+                raise CustomStatusError("; ".join(problems))
 
     def _url(self, path: str) -> str:
         return f"{self.access.url.rstrip('/')}/api/v2/{path}"
@@ -132,6 +154,8 @@ class ZendeskConnector:
     def _item(self, ref: ItemRef, raw: Mapping[str, Any], comments: tuple[Comment, ...]) -> DeskItem:
         fields: dict[str, Value] = {name: (str(raw[name]) if raw.get(name) is not None else None) for name in NATIVE}
         fields["tags"] = tuple(sorted(raw.get("tags") or [])) or None
+        if self.custom_statuses_used:
+            fields["custom_status"] = self._status_label(raw.get("custom_status_id"))
         for cf in raw.get("custom_fields") or []:
             value = cf.get("value")
             if isinstance(value, list):
@@ -186,8 +210,12 @@ class ZendeskConnector:
                     self._names[(kind, found["id"])] = found.get("name") or str(found["id"])
 
     def _name(self, ident: int | None, kind: str = "users") -> str | None:
-        """The name of a user (or organization): side-loaded, remembered, or asked for once."""
+        """The name of a user (or organization): side-loaded, remembered, or asked for once.
+        Only an integer id goes into the URL path (a vendor answer is input too)."""
         if ident is None:
+            return None
+        if not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident < 2**63:
+            log.warning("vendor_id_refused", vendor="zendesk", operation=kind, ids=[str(ident)[:40]])
             return None
         if (kind, ident) not in self._names:
             operation, singular = SIDELOADED[kind]
@@ -222,6 +250,12 @@ class ZendeskConnector:
                 ticket.remove_tags = list(value or ())
             elif locator.startswith("custom:"):
                 custom.append({"id": custom_id(locator), "value": self._custom_value(custom_id(locator), value)})
+            elif locator == CUSTOM_STATUS:
+                found = self._status_for(value)
+                if isinstance(found, str):
+                    return [FieldFailure(locator, value, found)]
+                # Zendesk sets the status to the custom status's category itself.
+                ticket.custom_status_id = found
             else:
                 return [FieldFailure(locator, value, f"unknown Zendesk locator {locator!r}")]
         if custom:
@@ -240,6 +274,43 @@ class ZendeskConnector:
         else:
             self._stamps[ref.id] = stamp
         return []
+
+    # -- custom ticket statuses (/api/v2/custom_statuses) ---------------------
+    def _load_statuses(self) -> None:
+        listed = self._get("ListCustomStatuses", "custom_statuses.json")
+        self._statuses = {int(s["id"]): s for s in listed.get("custom_statuses") or []
+                          if isinstance(s, dict) and isinstance(s.get("id"), int)}
+
+    def _status_label(self, status_id: Any) -> str | None:
+        if not isinstance(status_id, int) or isinstance(status_id, bool):
+            return None
+        if status_id not in self._statuses:
+            self._load_statuses()   # one added since: read the list again
+        found = self._statuses.get(status_id)
+        return str(found.get("agent_label")) if found is not None else str(status_id)
+
+    def _status_for(self, value: Value) -> int | str:
+        """The id of the active custom status ``value`` names (its id, or its agent
+        label, case-insensitive), or the reason there is none."""
+        if not isinstance(value, str) or not value.strip():
+            return f"custom_status must name one custom status, not {value!r}"
+        if not self._statuses:
+            self._load_statuses()
+        wanted = value.strip()
+        if wanted.isdigit() and int(wanted) in self._statuses and self._statuses[int(wanted)].get("active", True):
+            return int(wanted)
+        named = [i for i, s in self._statuses.items()
+                 if str(s.get("agent_label", "")).lower() == wanted.lower() and s.get("active", True)]
+        if len(named) == 1:
+            return named[0]
+        known = sorted(str(s.get("agent_label")) for s in self._statuses.values() if s.get("active", True))
+        if named:
+            return f"custom status {value!r} is ambiguous ({len(named)} active statuses carry that label): use its id"
+        return f"no active custom status {value!r} (known: {', '.join(known)})"
+
+    def _status_problem(self, value: str) -> str | None:
+        found = self._status_for(value)
+        return found if isinstance(found, str) else None
 
     def written_stamp(self, ref: ItemRef) -> datetime | None:
         """The ticket's ``updated_at`` right after syncd's last field write to it, if known."""
@@ -303,7 +374,9 @@ class ZendeskConnector:
         params = {"cursor": state["cursor"]} if "cursor" in state else {"start_time": state["start_time"]}
         params["per_page"] = 1000
         page = self._get("incrementalTicketExport", "incremental/tickets/cursor.json", params)
-        refs = _unique(ItemRef("zendesk", str(t["id"])) for t in page.get("tickets", []))
+        refs, refused = vendor_refs("zendesk", [t.get("id") for t in page.get("tickets", []) if isinstance(t, dict)])
+        if refused:
+            log.warning("vendor_id_refused", vendor="zendesk", operation="incrementalTicketExport", ids=refused)
         after = page.get("after_cursor")
         new_state = {"cursor": after} if after else state
         return PollPage(refs, json.dumps(new_state), more=not page.get("end_of_stream", True))

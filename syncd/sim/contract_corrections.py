@@ -218,6 +218,17 @@ def _string_or_integer(schemas: str | tuple[str, ...], *props: str) -> Callable[
     return patch
 
 
+def _integer_or_string(schema: str, prop: str) -> Callable[[dict], None]:
+    def patch(doc: dict) -> None:
+        node = _at(_schema(doc, schema), "properties", prop)
+        if node.get("type") != "integer":
+            raise ContractSetupError(f"{schema}.{prop} is not typed integer any more")
+        rest = {k: v for k, v in node.items() if k != "type"}
+        node.clear()
+        node.update(rest | {"anyOf": [{"type": "integer"}, {"type": "string"}]})
+    return patch
+
+
 def _object_or_array(path: str, method: str, status: str) -> Callable[[dict], None]:
     def patch(doc: dict) -> None:
         media = _at(doc, "paths", path, method, "responses", status, "content", "application/json")
@@ -438,6 +449,14 @@ CORRECTIONS: tuple[Correction, ...] = (
         "create_data_attribute_request is NOT relaxed: on 2.14 the service refuses "
         "model=conversation (only the Unstable version accepts it)",
         patch=_add_enum_value("data_attribute", "model", "conversation"),
+    ),
+    Correction(
+        "intercom", "schema cursor_pages.per_page",
+        "string accepted besides integer",
+        "a GET list echoes per_page as the query string sent it: recorded "
+        "'\"per_page\": \"50\"' in ../shared/realworld/intercom/api/ia-list-conversations.json "
+        "(amp-labs/connectors, a real GET /conversations answer)",
+        patch=_integer_or_string("cursor_pages", "per_page"),
     ),
     Correction(
         "intercom", "update_ticket_request.ticket_state_id",

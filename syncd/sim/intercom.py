@@ -287,6 +287,17 @@ class IntercomSim(SimServer):
         with self.lock:
             return self.world.reply_as_admin(self.world.conversation(conv_id), admin_id, "note", body).id
 
+    def admin_reply_and(self, conv_id: str, admin_id: str, body: str, action: str) -> str:
+        """A teammate replies and acts in one step (reply and close, reply and
+        assign, …): one part of the action's type carrying the reply; returns its id."""
+        with self.lock:
+            return self.world.reply_and_act(self.world.conversation(conv_id), admin_id, body, action).id
+
+    def ticket_admin_reply_and_assign(self, ticket_id: str, admin_id: str, body: str) -> str:
+        """A teammate replies on a ticket while assigning it (to themself)."""
+        with self.lock:
+            return self.world.ticket_reply_and_assign(self.world.ticket(ticket_id), admin_id, body).id
+
     def close(self, conv_id: str, admin_id: str | None = None) -> None:
         self._manage(conv_id, {"message_type": "close", "type": "admin", "admin_id": admin_id})
 
@@ -477,7 +488,8 @@ class IntercomSim(SimServer):
         per_page = int_arg(req, "per_page")
         page = page_by_key(list(self.world.conversations.values()),
                            lambda c: (-c.updated_at, -int(c.id)), per_page, req.arg("starting_after"))
-        return ok({"type": "conversation.list", "total_count": page.total_count, "pages": page.pages_json(),
+        return ok({"type": "conversation.list", "total_count": page.total_count,
+                   "pages": page.pages_json(per_page_as_sent=req.arg("per_page")),
                    "conversations": [self.world.conversation_json(c, with_parts=False) for c in page.items]})
 
     def _search_conversations(self, req: Request) -> Response:

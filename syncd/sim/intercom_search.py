@@ -132,12 +132,19 @@ class Page:
     total_pages: int
     next_cursor: str | None
 
-    def pages_json(self) -> dict[str, Any]:
-        """Intercom's ``cursor_pages`` object; ``next`` only when there is more."""
-        out: dict[str, Any] = {"type": "pages", "page": self.page, "per_page": self.per_page,
+    def pages_json(self, per_page_as_sent: str | None = None) -> dict[str, Any]:
+        """Intercom's ``cursor_pages`` object; ``next`` only when there is more.
+
+        As recorded (../shared/realworld/intercom/api/ia-search-conversations.json,
+        ia-list-contacts.json): ``next`` is ``{"page": <next page>, "starting_after"}``.
+        A GET list echoes ``per_page`` as the query string sent it — a string
+        (ia-list-conversations.json: ``"per_page": "50"``); ``per_page_as_sent``
+        is that raw value."""
+        per_page: Any = per_page_as_sent if per_page_as_sent is not None else self.per_page
+        out: dict[str, Any] = {"type": "pages", "page": self.page, "per_page": per_page,
                                "total_pages": self.total_pages}
         if self.next_cursor is not None:
-            out["next"] = {"per_page": self.per_page, "starting_after": self.next_cursor}
+            out["next"] = {"page": self.page + 1, "starting_after": self.next_cursor}
         return out
 
 

@@ -10,6 +10,7 @@ Callers hold the simulator's lock; nothing here locks.
 
 from __future__ import annotations
 
+import html
 import itertools
 import mimetypes
 import posixpath
@@ -524,6 +525,31 @@ class IntercomWorld:
         conv.last_contact_reply_at = part.created_at
         return self._add_conv_part(conv, part, "conversation.user.replied")
 
+    # A reply written together with an action arrives as one part of the action's
+    # type carrying the body, under conversation.admin.replied: recorded as part_type
+    # "open" (../shared/realworld/intercom/webhook/iw-conv-admin-replied.json) and
+    # "assignment" (iw-conv-admin-replied-zulip.json).
+    REPLY_ACTIONS = ("close", "open", "snoozed", "assignment")
+
+    def reply_and_act(self, conv: Conversation, admin_id: Any, body: str, action: str) -> Part:
+        admin = self.admin(admin_id)
+        if action not in self.REPLY_ACTIONS or not body:
+            raise bad(f"action must be one of {self.REPLY_ACTIONS}, with a body", "message_type")
+        extra: JSON = {}
+        if action == "close":
+            conv.state, conv.snoozed_until = "closed", None
+        elif action == "open":
+            conv.state, conv.snoozed_until = "open", None
+        elif action == "snoozed":
+            conv.state, conv.snoozed_until = "snoozed", self.now() + 3600
+        else:
+            conv.admin_assignee_id = int(admin.id)
+            extra["assigned_to"] = {"type": "admin", "id": admin.id}
+        part = self._new_part(action, f"<p>{html.escape(body)}</p>", self._author("admin", admin), **extra)
+        conv.waiting_since = None
+        conv.last_admin_reply_at = part.created_at
+        return self._add_conv_part(conv, part, "conversation.admin.replied")
+
     def manage(self, conv: Conversation, body: JSON) -> Part:
         kind = body.get("message_type")
         admin = self.admin(body.get("admin_id"))
@@ -700,7 +726,9 @@ class IntercomWorld:
     def ticket_type_json(self, tt: TicketType) -> JSON:
         return {"type": "ticket_type", "id": tt.id, "category": tt.category, "name": tt.name,
                 "description": tt.description, "icon": tt.icon, "workspace_id": self.app_id,
-                "ticket_type_attributes": {"type": "list", "ticket_type_attributes": [
+                # {"type": "list", "data": [...]} as the real service sends it (recorded:
+                # ../shared/realworld/intercom/webhook/iw-ticket-created.json, 2026).
+                "ticket_type_attributes": {"type": "list", "data": [
                     self.ticket_type_attribute_json(tt, a) for a in tt.attributes]},
                 "ticket_states": {"type": "list", "data": [
                     self.ticket_state_json(s) for s in self.ticket_states.values()]},
@@ -756,7 +784,7 @@ class IntercomWorld:
         if assignment.get("admin_assignee_id"):
             ticket.admin_assignee_id = self.admin(assignment["admin_assignee_id"]).id
         self.tickets[ticket.id] = ticket
-        self.emit("ticket.created", self.ticket_json(ticket, parts=[]))
+        self._emit_ticket("ticket.created", ticket)
         return ticket
 
     def _ticket_contact(self, ref: Any) -> Contact:
@@ -769,12 +797,38 @@ class IntercomWorld:
                 return self.create_contact({"role": "user", "email": ref["email"]})
         return self.contact_by(id=ref.get("id"), external_id=ref.get("external_id"))
 
+    # Ticket part topics deliver {"type": "ticket_ticket_part", "ticket": <the whole
+    # ticket>, "ticket_part": <the new part>} (recorded: ../shared/realworld/intercom/
+    # webhook/iw-ticket-note-created.json, iw-ticket-admin-replied.json,
+    # iw-ticket-contact-replied.json); every other ticket topic delivers the whole
+    # ticket with all its parts (iw-ticket-state-updated.json, iw-ticket-created.json).
+    TICKET_PART_TOPICS = frozenset({"ticket.note.created", "ticket.admin.replied", "ticket.contact.replied"})
+
     def _add_ticket_part(self, ticket: Ticket, part: Part, topic: str | None) -> Part:
         ticket.parts.append(part)
         ticket.updated_at = self.now()
         if topic:
-            self.emit(topic, self.ticket_json(ticket, parts=[part]))
+            self._emit_ticket(topic, ticket, part)
         return part
+
+    def _emit_ticket(self, topic: str, ticket: Ticket, part: Part | None = None) -> None:
+        whole = self.ticket_json(ticket, parts=list(ticket.parts))
+        if topic in self.TICKET_PART_TOPICS and part is not None:
+            self.emit(topic, {"type": "ticket_ticket_part", "ticket": whole,
+                              "ticket_part": self.part_json(part, ticket=True)})
+        else:
+            self.emit(topic, whole)
+
+    def ticket_reply_and_assign(self, ticket: Ticket, admin_id: Any, body: str) -> Part:
+        """Recorded: ticket.admin.replied whose part is an assignment with the reply's
+        body (../shared/realworld/intercom/webhook/iw-ticket-admin-replied.json)."""
+        admin = self.admin(admin_id)
+        if not body:
+            raise bad("body is required", "body")
+        ticket.admin_assignee_id = admin.id
+        part = self._new_part("assignment", f"<p>{html.escape(body)}</p>", self._author("admin", admin),
+                              assigned_to={"type": "admin", "id": admin.id})
+        return self._add_ticket_part(ticket, part, "ticket.admin.replied")
 
     def update_ticket(self, ticket: Ticket, body: JSON) -> None:
         tt = self.ticket_type(ticket.ticket_type_id)
@@ -791,7 +845,7 @@ class IntercomWorld:
             ticket.snoozed_until = body["snoozed_until"]
         ticket.updated_at = self.now()
         if body.get("ticket_attributes"):
-            self.emit("ticket.attribute.updated", self.ticket_json(ticket, parts=[]))
+            self._emit_ticket("ticket.attribute.updated", ticket)
         target = None
         if body.get("ticket_state_id") is not None:
             target = self.ticket_state(body["ticket_state_id"])

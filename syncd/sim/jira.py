@@ -109,6 +109,13 @@ class Hook:
     updated: float = 0.0
 
 
+def _user_date(iso_date: str) -> str:
+    """``2020-09-09`` → ``09/Sep/20``, Jira's user-facing date (recorded in
+    ../shared/realworld/jira/webhook/jw-version-released.json)."""
+    from datetime import date
+    return date.fromisoformat(iso_date[:10]).strftime("%d/%b/%y")
+
+
 @dataclass
 class _Change:
     """What one state change did, for the changelog and the webhook."""
@@ -799,13 +806,20 @@ class JiraSim(SimServer):
         rec = IssueRec(self._next_id(), key, project.id, type_id, fields["summary"], actor, now, now,
                        status_changed=now)
         rest = {k: v for k, v in fields.items() if k not in ("project", "issuetype")}
-        self._apply_fields(rec, rest, ver, _Change())
+        created = _Change()
+        self._apply_fields(rec, rest, ver, created)
         if update:
-            self._apply_update_ops(rec, update, ver, _Change(), actor)
+            self._apply_update_ops(rec, update, ver, created, actor)
         for prop in properties or []:
             rec.properties[str(prop["key"])] = prop.get("value")
         self.issues[rec.id] = rec
-        self._touched(rec, actor, None, "jira:issue_created", "issue_created")
+        # issue_created carries a changelog of the initial values, Status included
+        # (recorded: ../shared/realworld/jira/webhook/jw-cloud-issue-created.json); the
+        # issue's own history starts empty, so it is not appended to rec.changelog.
+        status = self._status_json(rec.status_id, "2")
+        created.add("status", "Status", None, None, rec.status_id, status.get("name"))
+        self._touched(rec, actor, None, None, "issue_created")
+        self._fire_issue_event(rec, actor, "jira:issue_created", "issue_created", created, None)
         return rec
 
     def edit_issue(self, rec: IssueRec, fields: dict[str, Any], update: dict[str, Any], actor: str,
@@ -883,8 +897,13 @@ class JiraSim(SimServer):
         self._fire(event, rec, self._event_body(event, rec, actor, None, c))
 
     def _version_released(self, v: Version) -> None:
+        # The real delivery's version (../shared/realworld/jira/webhook/jw-version-released.json):
+        # description always present, overdue, and userReleaseDate as "09/Sep/20".
+        version = {"description": "", **self._version_json(v, "2"), "overdue": False}
+        if v.release_date:
+            version["userReleaseDate"] = _user_date(v.release_date)
         body = {"timestamp": int(self.clock.now() * 1000), "webhookEvent": "jira:version_released",
-                "version": self._version_json(v, "2")}
+                "version": version}
         self._fire("jira:version_released", None, body)
 
     # ------------------------------------------------------------- webhooks
@@ -893,11 +912,17 @@ class JiraSim(SimServer):
         body: dict[str, Any] = {"timestamp": int(self.clock.now() * 1000), "webhookEvent": event}
         if type_name:
             body["issue_event_type_name"] = type_name
-        body["user"] = self._user_json(actor, "2")
+        if not event.startswith("comment_"):
+            # Jira Cloud comment events carry no top-level user: the comment's author and
+            # updateAuthor say who (recorded: ../shared/realworld/jira/webhook/
+            # jw-cloud-comment-created.json, jw-cloud-comment-updated.json).
+            body["user"] = self._user_json(actor, "2")
         body["issue"] = {"id": str(rec.id), "self": self._url("2", f"issue/{rec.id}"), "key": rec.key,
                          "fields": {f: self._field_value(rec, f, "2") for f in _ISSUE_FIELDS if f != "comment"}}
         if change is not None and change.items:
-            body["changelog"] = {"id": str(rec.changelog[-1].id), "items": change.items}
+            history = str(rec.changelog[-1].id) if rec.changelog and event != "jira:issue_created" \
+                else str(self._next_id())
+            body["changelog"] = {"id": history, "items": change.items}
         if comment is not None:
             body["comment"] = self._comment_json(rec, comment, "2")
         return body

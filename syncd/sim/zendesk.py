@@ -97,6 +97,7 @@ from syncd.sim import (
     zendesk_attachments,
     zendesk_exports,
     zendesk_fields,
+    zendesk_statuses,
     zendesk_tickets,
     zendesk_users,
     zendesk_webhooks,
@@ -128,11 +129,12 @@ class ZendeskSim(SimServer):
             ("ticket", 1), ("user", 1_000_001), ("org", 2_000_001), ("field", 3_000_001),
             ("trigger", 4_000_001), ("option", 5_000_001), ("comment", 10_000_001),
             ("audit", 20_000_001), ("attachment", 30_000_001), ("event", 40_000_001),
-            ("invocation", 50_000_001))}
+            ("invocation", 50_000_001), ("custom_status", 60_000_001))}
         self.tickets: dict[int, Ticket] = {}
         self.users: dict[int, dict[str, JSON]] = {}
         self.organizations: dict[int, dict[str, JSON]] = {}
         self.ticket_fields: dict[int, dict[str, JSON]] = {}
+        self.custom_statuses: dict[int, dict[str, JSON]] = {}
         self.triggers: dict[int, dict[str, JSON]] = {}
         self.webhook_defs: dict[str, dict[str, JSON]] = {}
         self.webhook_secrets: dict[str, str] = {}
@@ -158,6 +160,7 @@ class ZendeskSim(SimServer):
         field "Jira issue" and a dropdown "Product area")."""
         with self.lock:
             org = zendesk_users.new_org(self, {"name": "Acme Inc"})
+            zendesk_statuses.seed_defaults(self)
             self.admin = zendesk_users.new_user(self, {"name": "Ada Admin", "email": ADMIN_EMAIL, "role": "admin"})
             self.agent = zendesk_users.new_user(self, {"name": "Alan Agent", "email": AGENT_EMAIL, "role": "agent"})
             self.customer = zendesk_users.new_user(self, {"name": "Cleo Customer", "email": CUSTOMER_EMAIL,
@@ -232,6 +235,11 @@ class ZendeskSim(SimServer):
         r("GET", "/api/v2/organizations{.json}", "ListOrganizations", zendesk_users.list_orgs)
         r("POST", "/api/v2/organizations{.json}", "CreateOrganization", zendesk_users.create_org)
         r("GET", "/api/v2/organizations/{organization_id}{.json}", "ShowOrganization", zendesk_users.show_org)
+        r("GET", "/api/v2/custom_statuses{.json}", "ListCustomStatuses", zendesk_statuses.list_statuses)
+        r("POST", "/api/v2/custom_statuses{.json}", "CreateCustomStatus", zendesk_statuses.create_status)
+        r("GET", "/api/v2/custom_statuses/{custom_status_id}{.json}", "ShowCustomStatus", zendesk_statuses.show_status)
+        r("PUT", "/api/v2/custom_statuses/{custom_status_id}{.json}", "UpdateCustomStatus",
+          zendesk_statuses.update_status)
         r("GET", "/api/v2/ticket_fields{.json}", "ListTicketFields", zendesk_fields.list_fields)
         r("POST", "/api/v2/ticket_fields{.json}", "CreateTicketField", zendesk_fields.create_field)
         r("GET", "/api/v2/ticket_fields/{ticket_field_id}{.json}", "ShowTicketfield", zendesk_fields.show_field)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterable
 
 import structlog
 
-from syncd.sim import zendesk_fields, zendesk_users, zendesk_webhooks
+from syncd.sim import zendesk_fields, zendesk_statuses, zendesk_users, zendesk_webhooks
 from syncd.sim.core import JSON, Request, Response, SimError, iso
 from syncd.sim.zendesk_triggers import STATUS_ORDER, UpdateContext
 
@@ -52,6 +52,7 @@ class Ticket:
     updated: float
     via_channel: str
     comments: list[dict[str, JSON]] = field(default_factory=list)
+    custom_status_id: int | None = None    # see syncd.sim.zendesk_statuses
 
 
 def ticket_json(sim: ZendeskSim, t: Ticket) -> dict[str, JSON]:
@@ -61,7 +62,8 @@ def ticket_json(sim: ZendeskSim, t: Ticket) -> dict[str, JSON]:
         "via": {"channel": t.via_channel, "source": {"from": {}, "to": {}, "rel": None}},
         "created_at": iso(t.created), "updated_at": iso(t.updated), "generated_timestamp": int(t.updated),
         "type": t.type, "subject": t.subject, "raw_subject": t.subject, "description": t.description,
-        "priority": t.priority, "status": t.status, "recipient": None, "requester_id": t.requester_id,
+        "priority": t.priority, "status": t.status, "custom_status_id": t.custom_status_id,
+        "recipient": None, "requester_id": t.requester_id,
         "submitter_id": t.submitter_id, "assignee_id": t.assignee_id, "organization_id": t.organization_id,
         "group_id": t.group_id, "collaborator_ids": [], "follower_ids": [], "email_cc_ids": [],
         "forum_topic_id": None, "problem_id": None, "has_incidents": False, "is_public": any(
@@ -150,6 +152,8 @@ def create_ticket_from(sim: ZendeskSim, data: dict[str, JSON], caller: dict[str,
                assignee_id=data.get("assignee_id"), group_id=data.get("group_id"), custom=custom,
                external_id=data.get("external_id"), due_at=data.get("due_at"), created=now, updated=now,
                via_channel=via)
+    zendesk_statuses.apply_to_ticket(sim, t, data)
+    zendesk_statuses.align(sim, t)
     author = sim.users.get(int(comment.get("author_id") or requester_id)) or sim.users[requester_id]
     first = new_comment(sim, t, comment, author, via)
     t.description = first["plain_body"]
@@ -184,6 +188,7 @@ def update_ticket_from(sim: ZendeskSim, ticket_id: int, data: dict[str, JSON], c
     apply_attributes(sim, t, data)
     if comment is not None:
         status_after_comment(t, data, comment)
+    zendesk_statuses.align(sim, t)
     after = ticket_json(sim, t)
     previous = {k: before[k] for k in after if k not in ("updated_at", "generated_timestamp")
                 and before[k] != after[k]}
@@ -214,6 +219,9 @@ def apply_attributes(sim: ZendeskSim, t: Ticket, data: dict[str, JSON]) -> None:
         if status not in STATUS_ORDER:
             raise sim._invalid("status", f"Status: {status} is not valid")
         t.status = status
+    zendesk_statuses.apply_to_ticket(sim, t, data)   # a custom status decides the status
+    if data.get("custom_status_id") is not None:
+        status = t.status
     for name in ("subject", "priority", "type", "assignee_id", "group_id", "external_id", "due_at",
                  "organization_id"):
         if name in data:

@@ -390,3 +390,49 @@ def test_comments_ordered_by_created_time_then_id_whatever_the_input_order():
     assert [w.source_id for w in p.comment_writes] == ["j", "a", "b"]
     shuffled = replace(desk, comments=tuple(reversed(desk.comments)))
     assert plan(mapping(), LINK, shuffled, tracker, {}, MirrorState()) == p
+
+
+# ---------------------------------------------------------------- first sync: the side that started the link wins
+# Issue 11 finding 7: an urgent ticket escalated with [escalation.fields] priority = "Medium"
+# became a Medium issue and the ticket was rewritten to normal ("tracker wins by rule newest":
+# the issue, created from the ticket, is always newer).
+
+def test_first_sync_of_an_escalated_link_keeps_the_agents_value():
+    desk = desk_item({"priority": "high"}, updated=T0)
+    tracker = issue({"priority": "Medium"}, updated=T0 + timedelta(seconds=5))   # created from the ticket
+    p = assert_settles(mapping(PRIORITY), desk, tracker, {})
+    assert p.field_writes == (FieldWrite(Side.TRACKER, "priority", "High", "priority"),)
+    (decision,) = p.decisions
+    assert (decision.kind, decision.kept, decision.replaced) == ("conflict", "high", "Medium")
+    assert "desk wins by it started the link" in decision.detail
+
+
+def test_after_the_first_sync_newest_decides_again():
+    base = synced_base(priority=("low", "Low"))
+    desk = desk_item({"priority": "high"}, updated=T0)
+    tracker = issue({"priority": "Medium"}, updated=T0 + timedelta(seconds=5))
+    p = plan(mapping(PRIORITY), LINK, desk, tracker, base, MirrorState())
+    assert p.field_writes == (FieldWrite(Side.DESK, "priority", "normal", "priority"),)
+    assert (p.decisions[0].kept, p.decisions[0].replaced) == ("Medium", "high")
+
+
+def test_first_sync_keeps_an_explicit_conflict_rule():
+    m = mapping(replace(PRIORITY, conflict=ConflictRule.TRACKER_WINS))
+    p = plan(m, LINK, desk_item({"priority": "high"}), issue({"priority": "Medium"}), {}, MirrorState())
+    assert p.field_writes == (FieldWrite(Side.DESK, "priority", "normal", "priority"),)
+
+
+def test_a_link_started_from_the_tracker_lets_the_tracker_win_its_first_sync():
+    desk = desk_item({"priority": "high"}, updated=T0 + timedelta(seconds=5))
+    p = plan(mapping(PRIORITY), LINK, desk, issue({"priority": "Medium"}), {}, MirrorState(), started_by=Side.TRACKER)
+    assert p.field_writes == (FieldWrite(Side.DESK, "priority", "normal", "priority"),)
+
+
+def test_fanout_can_move_the_desk_to_a_custom_status():
+    # Zendesk custom ticket statuses: "Waiting on engineering" → "Fix released" when the issue is Done.
+    m = mapping(STATUS, fanout=FanoutRules(on_status=("Done",), desk_status="Fix released",
+                                           desk_status_field="custom_status"))
+    base = {**synced_base(status=("open", "In Progress")), STATUS_KEY: BaseEntry(None, "In Progress")}
+    desk = desk_item({"status": "open", "custom_status": "Waiting on engineering"})
+    p = plan(m, LINK, desk, issue({"status": "Done"}), base, MirrorState())
+    assert FieldWrite(Side.DESK, "custom_status", "Fix released", "fanout") in p.field_writes

@@ -319,3 +319,34 @@ def _shipped_property(name: str):
 
 test_shipped_intercom_mapping_converges = _shipped_property("intercom-jira")
 test_shipped_zendesk_mapping_converges = _shipped_property("zendesk-jira")
+
+
+# ---------------------------------------------------------------- first sync (issue 11 finding 7)
+
+@settings(max_examples=200, deadline=None)
+@given(desk_value=st.sampled_from(DESK_DOMAIN["priority"]), tracker_value=st.sampled_from(TRACKER_DOMAIN["priority"]),
+       desk_later=st.booleans(), started_by=st.sampled_from([Side.DESK, Side.TRACKER]))
+def test_first_sync_the_starting_side_keeps_its_value(desk_value, tracker_value, desk_later, started_by):
+    """Whatever the clocks say, on a link's first sync a non-empty value on the
+    side that started the link is never overwritten by a ``newest`` rule, the
+    other side ends up agreeing with it, and a second plan is empty."""
+    rule = RULES[0]
+    m = Mapping(desk="zendesk", source_path="p.toml", fields=(rule,), fanout=FanoutRules(on_status=()))
+    later, earlier = T0 + timedelta(seconds=30), T0
+    desk = DeskItem(ref=LINK.desk, title="t", url="u", status="open", description="", requester=None,
+                    organization=None, fields={"priority": desk_value}, comments=(),
+                    updated_at=later if desk_later else earlier)
+    tracker = TrackerIssue(ref=ItemRef("jira", "10001"), key="ENG-5", url="u", summary="t",
+                           fields={"priority": tracker_value}, released_versions=(), comments=(),
+                           updated_at=earlier if desk_later else later)
+    p = plan(m, LINK, desk, tracker, {}, MirrorState(), started_by=started_by)
+    kept = desk_value if started_by is Side.DESK else tracker_value
+    if kept is not None:
+        assert all(w.side is started_by.other for w in p.field_writes), p
+    fields = {Side.DESK: dict(desk.fields), Side.TRACKER: dict(tracker.fields)}
+    for w in p.field_writes:
+        fields[w.side][w.locator] = w.value
+    assert translate(fields[Side.DESK]["priority"], rule.to_tracker, None) == fields[Side.TRACKER]["priority"]
+    again = plan(m, LINK, replace(desk, fields=fields[Side.DESK]), replace(tracker, fields=fields[Side.TRACKER]),
+                 p.new_base, MirrorState(), started_by=started_by)
+    assert again.field_writes == ()

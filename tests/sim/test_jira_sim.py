@@ -345,6 +345,9 @@ def test_versions_create_update_release(sim: JiraSim, jira: JIRA, receiver: Webh
     events = [d.json() for d in receiver.wait_for(2)]
     assert sorted(e["version"]["name"] for e in events) == ["1.0", "2.0"]
     assert {e["webhookEvent"] for e in events} == {"jira:version_released"}
+    # the real delivery's fields (../shared/realworld/jira/webhook/jw-version-released.json)
+    assert all({"self", "id", "description", "name", "archived", "released", "overdue", "projectId"}
+               <= set(e["version"]) for e in events)
 
 
 def test_move_keeps_id_and_old_key_resolves(sim: JiraSim, jira: JIRA) -> None:
@@ -595,4 +598,12 @@ def test_actors_change_state_through_the_api_paths(sim: JiraSim, jira: JIRA, rec
         ("jira:issue_updated", "issue_updated"), ("jira:issue_updated", "issue_moved")])
     moved = next(e for e in receiver.bodies() if e.get("issue_event_type_name") == "issue_moved")
     assert {i["field"]: i["toString"] for i in moved["changelog"]["items"]}["Key"] == new_key
-    assert all(e["user"]["displayName"] == "Erin Engineer" for e in receiver.bodies())
+    # Jira Cloud comment events name no top-level user; the comment's author does
+    # (../shared/realworld/jira/webhook/jw-cloud-comment-created.json).
+    assert all(e["user"]["displayName"] == "Erin Engineer" for e in receiver.bodies()
+               if not e["webhookEvent"].startswith("comment_"))
+    (commented,) = [e for e in receiver.bodies() if e["webhookEvent"] == "comment_created"]
+    assert "user" not in commented and commented["comment"]["author"]["displayName"] == "Erin Engineer"
+    created = next(e for e in receiver.bodies() if e["webhookEvent"] == "jira:issue_created")
+    # issue_created carries the initial values as a changelog (jw-cloud-issue-created.json)
+    assert {i["fieldId"]: i["toString"] for i in created["changelog"]["items"]}["status"] == "To Do"

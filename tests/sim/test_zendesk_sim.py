@@ -650,3 +650,71 @@ def test_side_loaded_organizations_name_the_customers_company(sim: ZendeskSim) -
     assert item is not None and item.organization == "Acme Inc"
     assert alone is not None and alone.organization is None
     assert sim.count("ShowOrganization") == 0
+
+
+# ---------------------------------------------------------------------------
+# custom ticket statuses (zendesk-support.yaml "Custom Ticket Statuses"; issue 11)
+# ---------------------------------------------------------------------------
+
+def _custom_status(sim: ZendeskSim, category: str, label: str) -> int:
+    made = api(sim, "POST", "custom_statuses.json", {"custom_status": {"status_category": category,
+                                                                       "agent_label": label}})
+    assert made.status_code == 201, made.text
+    return made.json()["custom_status"]["id"]
+
+
+def test_custom_statuses_as_documented(sim: ZendeskSim) -> None:
+    listed = api(sim, "GET", "custom_statuses.json").json()["custom_statuses"]
+    assert sorted((s["status_category"], s["agent_label"], s["default"]) for s in listed) == [
+        ("hold", "On-hold", True), ("new", "New", True), ("open", "Open", True),
+        ("pending", "Pending", True), ("solved", "Solved", True)]
+    waiting = _custom_status(sim, "open", "Waiting on engineering")
+    fixed = _custom_status(sim, "solved", "Fix released")
+    assert [s["id"] for s in api(sim, "GET", "custom_statuses.json", status_categories="solved",
+                                 default="false").json()["custom_statuses"]] == [fixed]
+    assert api(sim, "GET", f"custom_statuses/{waiting}.json").json()["custom_status"]["agent_label"] == \
+        "Waiting on engineering"
+    assert api(sim, "POST", "custom_statuses.json", {"custom_status": {"status_category": "closed",
+                                                                       "agent_label": "x"}}).status_code == 422
+
+    ticket = sim.create_ticket("Export hangs", "Since Monday")
+    shown = api(sim, "GET", f"tickets/{ticket}.json").json()["ticket"]
+    new_default = next(s["id"] for s in listed if s["status_category"] == "new")
+    assert (shown["status"], shown["custom_status_id"]) == ("new", new_default)
+    # setting the custom status sets the status to its category
+    moved = api(sim, "PUT", f"tickets/{ticket}.json", {"ticket": {"custom_status_id": waiting}}).json()["ticket"]
+    assert (moved["status"], moved["custom_status_id"]) == ("open", waiting)
+    # a write in the same category keeps it; a status alone moves to that category's default
+    kept = api(sim, "PUT", f"tickets/{ticket}.json", {"ticket": {"status": "open", "priority": "high"}}).json()
+    assert kept["ticket"]["custom_status_id"] == waiting
+    pending = api(sim, "PUT", f"tickets/{ticket}.json", {"ticket": {"status": "pending"}}).json()["ticket"]
+    assert pending["custom_status_id"] == next(s["id"] for s in listed if s["status_category"] == "pending")
+    done = api(sim, "PUT", f"tickets/{ticket}.json", {"ticket": {"custom_status_id": fixed}}).json()["ticket"]
+    assert (done["status"], done["custom_status_id"]) == ("solved", fixed)
+    assert api(sim, "PUT", f"tickets/{ticket}.json", {"ticket": {"custom_status_id": 1}}).status_code == 422
+
+
+def test_connector_reads_writes_and_checks_custom_statuses_at_start(sim: ZendeskSim) -> None:
+    from syncd.connectors.zendesk import CustomStatusError, ZendeskAccess, ZendeskConnector
+    from syncd.domain import ItemRef
+    creds = sim.describe()["credentials"]
+    access = ZendeskAccess(sim.base_url, creds["email"], creds["token"])
+    waiting = _custom_status(sim, "open", "Waiting on engineering")
+    _custom_status(sim, "solved", "Fix released")
+    with pytest.raises(CustomStatusError, match="no active custom status 'Shipped'"):
+        ZendeskConnector(access, custom_status_values=["Fix released", "Shipped"])
+    conn = ZendeskConnector(access, custom_status_values=["fix released", str(waiting)])
+    ref = ItemRef("zendesk", str(sim.create_ticket("Export hangs", "Since Monday")))
+    assert conn.fetch(ref).fields["custom_status"] == "New"                        # type: ignore[union-attr]
+    assert conn.update_fields(ref, {"custom_status": str(waiting)}) == []            # by id
+    item = conn.fetch(ref)
+    assert item is not None and (item.fields["custom_status"], item.fields["status"]) == (
+        "Waiting on engineering", "open")
+    assert conn.update_fields(ref, {"custom_status": "Fix Released"}) == []          # by label, any case
+    assert conn.fetch(ref).fields["status"] == "solved"                             # type: ignore[union-attr]
+    (refused,) = conn.update_fields(ref, {"custom_status": "Shipped"})
+    assert refused.locator == "custom_status" and "no active custom status" in refused.reason
+    plain = ZendeskConnector(access)                 # a mapping without custom_status: no extra call
+    before = sim.count("ListCustomStatuses")
+    assert "custom_status" not in plain.fetch(ref).fields                           # type: ignore[union-attr]
+    assert sim.count("ListCustomStatuses") == before

@@ -248,7 +248,7 @@ def test_expired_lease_is_claimed_again_and_the_old_owner_cannot_complete(store:
 
 
 def test_concurrent_claimers_never_share_an_item(db_url: str, store: Store) -> None:
-    refs = [ItemRef("zendesk", str(n)) for n in range(120)]
+    refs = [ItemRef("zendesk", str(n)) for n in range(1, 121)]   # vendor ids start at 1
     store.mark_dirty(refs, "webhook")
     seen: list[ItemRef] = []
     seen_lock = threading.Lock()
@@ -348,18 +348,22 @@ def test_a_delivery_is_accepted_once(store: Store) -> None:
     assert store.accept_delivery("jira", "d-1", b"{}", [ItemRef("jira", "10001")]) is True  # ids are per source
 
 
+# Item ids are vendor integers (syncd.domain.parse_id): the poisoned one is a number too.
+POISON = ItemRef("zendesk", "666000666")
+
+
 def _reject_poison_refs(raw: sa.Engine) -> None:
-    """A real database failure while marking dirty (no mocks): a trigger refuses one ref."""
+    """A real database failure while marking dirty (no mocks): a trigger refuses one ref (POISON)."""
     with raw.begin() as conn:
         if raw.dialect.name == "sqlite":
             conn.exec_driver_sql(
-                "CREATE TRIGGER reject_poison BEFORE INSERT ON dirty WHEN NEW.ref LIKE '%poison%' "
+                "CREATE TRIGGER reject_poison BEFORE INSERT ON dirty WHEN NEW.ref LIKE '%666000666%' "
                 "BEGIN SELECT RAISE(ABORT, 'poison'); END"
             )
         else:
             conn.exec_driver_sql(
                 "CREATE FUNCTION reject_poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-                "IF NEW.ref LIKE '%%poison%%' THEN RAISE EXCEPTION 'poison'; END IF; RETURN NEW; END $$"
+                "IF NEW.ref LIKE '%%666000666%%' THEN RAISE EXCEPTION 'poison'; END IF; RETURN NEW; END $$"
             )
             conn.exec_driver_sql(
                 "CREATE TRIGGER reject_poison BEFORE INSERT ON dirty FOR EACH ROW EXECUTE FUNCTION reject_poison()"
@@ -378,7 +382,7 @@ def test_old_deliveries_are_pruned_and_recent_ones_still_deduplicate(store: Stor
 def test_a_delivery_and_its_dirty_marks_are_stored_together_or_not_at_all(store: Store, raw: sa.Engine) -> None:
     _reject_poison_refs(raw)
     with pytest.raises(StoreError):
-        store.accept_delivery("zendesk", "d-9", b"{}", [Z1, ItemRef("zendesk", "poison")])
+        store.accept_delivery("zendesk", "d-9", b"{}", [Z1, POISON])
     assert store.queue_depth() == 0
     assert store.accept_delivery("zendesk", "d-9", b"{}", [Z1]) is True  # the failed try left no inbox row
     assert store.queue_depth() == 1
@@ -396,7 +400,7 @@ def test_advancing_a_cursor_marks_dirty_and_is_fenced(store: Store, raw: sa.Engi
     assert store.get_cursor("zendesk") == "t=300"
     _reject_poison_refs(raw)
     with pytest.raises(StoreError):
-        store.advance_cursor("zendesk", "t=400", [ItemRef("zendesk", "poison")], fence=2)
+        store.advance_cursor("zendesk", "t=400", [POISON], fence=2)
     assert store.get_cursor("zendesk") == "t=300"  # one transaction: the cursor did not move either
 
 
