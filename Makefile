@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/syncd demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider $(PYTEST_ARGS)
 
 sim: $(STAMP)
 	$(BIN)/syncd sim
