@@ -22,6 +22,7 @@ from .connectors.zendesk import ZendeskAccess, ZendeskConnector
 from .engine import Engine
 from .locks import LinkLocks
 from .mapping import Mapping
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import METRICS
 from .pollers import Poller, PollSource
 from .retry import RetryPolicy
@@ -150,8 +151,9 @@ class App:
         METRICS.gauge("workers_busy", lambda: self.workers.busy)
         METRICS.labelled_gauge("budget_requests_per_minute", "vendor",
                                lambda: {v: b.per_minute for v, b in self.budgets.items()})
-        METRICS.labelled_gauge("budget_used_requests", "vendor", lambda: {v: b.used for v, b in self.budgets.items()})
-        METRICS.labelled_gauge("budget_wait_seconds", "vendor",
+        # They only grow: counters (syncd_budget_*_total), so rate() works on them.
+        METRICS.labelled_counter("budget_used_requests", "vendor", lambda: {v: b.used for v, b in self.budgets.items()})
+        METRICS.labelled_counter("budget_wait_seconds", "vendor",
                                lambda: {v: round(b.waited, 3) for v, b in self.budgets.items()})
 
     # -- HTTP -------------------------------------------------------------
@@ -218,7 +220,7 @@ class App:
         return Response.json(200 if body["status"] == "ready" else 503, body)
 
     def _metrics(self) -> Response:
-        return Response(200, METRICS.render().encode(), "text/plain; version=0.0.4")
+        return Response(200, METRICS.render().encode(), METRICS_CONTENT_TYPE)
 
     # -- life cycle -------------------------------------------------------
     def start(self, serve_http: bool = True) -> None:

@@ -23,6 +23,7 @@ import structlog
 from .domain import ItemRef
 from .errors import SyncdError
 from .failpoints import failpoint
+from .metrics import METRICS
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
 from .webhook_flow import WebhookFlow
 from .webhook_payloads import PARSERS, Headers, Ignored, MalformedPayload
@@ -269,6 +270,7 @@ def _log_refusal(vendor: str | None, path: str, refusal: _Refusal, scope: Scope)
     # to tell a misconfigured secret from a probe from an oversized payload.
     log.warning("webhook_refused", vendor=vendor, path=path, status=refusal.status,
                 reason=refusal.reason, remote=_remote(scope), size=refusal.size)
+    METRICS.webhook_refused(vendor, refusal.reason)
 
 
 def _healthz() -> Response:
