@@ -14,12 +14,14 @@ from typing import Any
 import structlog
 import uvicorn
 
+from . import sdnotify
 from .budget import Budget
 from .config import Settings
 from .connectors.base import DeskConnector, TrackerConnector
 from .connectors.jira import JiraAccess, JiraConnector
 from .connectors.zendesk import ZendeskAccess, ZendeskConnector
 from .engine import Engine
+from .errors import SyncdError
 from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
@@ -72,6 +74,17 @@ def build_connectors(settings: Settings, timeout: float = 30.0, budgets: dict[st
             IntercomAccess(i.url, i.token.reveal(), i.admin_id, i.api_version, timeout),
             budget=budgets["intercom"])
     return desks, tracker
+
+
+class BindFailed(SyncdError):
+    """The HTTP port could not be bound: ``syncd run`` exits 1 naming http.host/http.port."""
+
+
+def watchdog_stuck_after(settings: Settings) -> float:
+    """A worker that has not gone round its loop for this long is stuck: stop feeding
+    systemd's watchdog. Longer than a reconcile may legitimately take (a lease is lost
+    after ``lease_seconds``; each vendor call may wait ``vendor_timeout_seconds``)."""
+    return max(2.0 * settings.core.lease_seconds, 10.0 * settings.core.vendor_timeout_seconds)
 
 
 def intent_settle_seconds(vendor_timeout: float) -> float:
@@ -225,22 +238,48 @@ class App:
     # -- life cycle -------------------------------------------------------
     def start(self, serve_http: bool = True) -> None:
         self.store.acquire_daemon_lock()   # SQLite: refuse to be the second daemon on the file
+        # Bind first: a port that cannot be bound stops the start with an error (exit 1),
+        # never a daemon without webhooks, health or metrics that looks alive.
+        listener = self._bind() if serve_http else None
         self.workers.start()
         for p in self.pollers:
             p.start()
         threading.Thread(target=self._prune_inbox, name="inbox-prune", daemon=True).start()
-        if serve_http:
-            h = self.settings.http
-            config = uvicorn.Config(self.asgi(), host=h.host, port=h.port, log_config=None,
-                                    access_log=False, lifespan="off")
+        if listener is not None:
+            config = uvicorn.Config(self.asgi(), log_config=None, access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)
-            self._server_thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+            self._server_thread = threading.Thread(target=self.server.run, kwargs={"sockets": [listener]},
+                                                   name="http", daemon=True)
             self._server_thread.start()
             deadline = time.monotonic() + 10
-            while not self.server.started and time.monotonic() < deadline:
+            while not self.server.started and time.monotonic() < deadline and self._server_thread.is_alive():
                 time.sleep(0.02)
+            if not self.server.started:
+                self.stop()
+                raise BindFailed(f"the HTTP server on {self.settings.http.host}:{self.settings.http.port} "
+                                 "(http.host, http.port) did not start; see the log above")
         log.info("syncd_started", owner=self.owner, workers=self.settings.core.workers,
                  pollers=[p.source.name for p in self.pollers])
+
+    def _bind(self) -> socket.socket:
+        h = self.settings.http
+        try:
+            infos = socket.getaddrinfo(h.host, h.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, kind, proto, _, address = infos[0]
+            listener = socket.socket(family, kind, proto)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind(address)
+                listener.listen(2048)
+            except OSError:
+                listener.close()
+                raise
+        except OSError as e:
+            self.store.release_daemon_lock()
+            raise BindFailed(f"cannot listen on {h.host}:{h.port} (http.host, http.port in "
+                             f"{self.settings.path}): {e.strerror or e}") from None
+        listener.set_inheritable(False)
+        return listener
 
     @property
     def http_port(self) -> int | None:
@@ -280,5 +319,13 @@ class App:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         self.start()
+        # Type=notify: ready only now, migrated (build) and bound (start).
+        sdnotify.notify(f"READY=1\nSTATUS=serving on {self.settings.http.host}:{self.http_port}\nMAINPID={os.getpid()}")
+        interval = sdnotify.watchdog_interval()
+        if interval is not None:
+            threading.Thread(target=sdnotify.feed_watchdog, name="watchdog", daemon=True,
+                             args=(self._stopped, interval, self.workers.stalled_for,
+                                   watchdog_stuck_after(self.settings))).start()
         stop.wait()
+        sdnotify.notify("STOPPING=1")
         self.stop()
