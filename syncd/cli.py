@@ -88,7 +88,10 @@ def _app(config: str | None) -> Any:
     from .runtime import App
     settings = _settings(config)
     _check_schema(settings)
-    return App.build(settings, migrate=False)
+    try:
+        return App.build(settings, migrate=False)
+    except SyncdError as e:   # building the connectors calls the vendors (who am I)
+        raise _fail(e, settings)
 
 
 def _check_schema(settings: Any, store: Any = None) -> None:
@@ -136,7 +139,7 @@ def _item(app: Any, text: str) -> ItemRef:
             raise _fail(e, settings)
         if issue is None:
             raise click.ClickException(f"no Jira issue {key} at {settings.jira.url} (jira.url)")
-        return ItemRef("jira", issue.id)
+        return issue.ref
     ref = _ref(text)
     try:
         if ref.is_desk:
