@@ -60,18 +60,18 @@ def build_connectors(settings: Settings, timeout: float = 30.0, budgets: dict[st
     field_locators = sorted({r.tracker for m in _mappings(settings).values() for r in m.fields}
                             | {f for m in _mappings(settings).values()
                                for f in (m.linked_count_field, m.linked_orgs_field, m.sla_field) if f})
-    tracker = JiraConnector(JiraAccess(j.url, j.email, j.api_token.reveal(), timeout),
+    tracker = JiraConnector(JiraAccess(j.url, j.email, j.api_token, timeout),
                             budget=budgets["jira"], field_locators=field_locators)
     desks: dict[str, DeskConnector] = {}
     if settings.zendesk is not None:
         z = settings.zendesk
-        desks["zendesk"] = ZendeskConnector(ZendeskAccess(z.url, z.email, z.token.reveal(), timeout),
+        desks["zendesk"] = ZendeskConnector(ZendeskAccess(z.url, z.email, z.token, timeout),
                                             budget=budgets["zendesk"])
     if settings.intercom is not None:
         from .connectors.intercom import IntercomAccess, IntercomConnector
         i = settings.intercom
         desks["intercom"] = IntercomConnector(
-            IntercomAccess(i.url, i.token.reveal(), i.admin_id, i.api_version, timeout),
+            IntercomAccess(i.url, i.token, i.admin_id, i.api_version, timeout),
             budget=budgets["intercom"])
     return desks, tracker
 

@@ -26,6 +26,7 @@ from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment as ZComment
 from zenpy.lib.api_objects import Ticket
 
+from ..secrets import Secret, as_secret
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value
 from ..errors import NotFound, VendorError
@@ -42,8 +43,11 @@ SIDELOADED = {"users": ("showUser", "user"), "organizations": ("showOrganization
 class ZendeskAccess:
     url: str            # https://acme.zendesk.com, or http://127.0.0.1:PORT for the simulator
     email: str
-    token: str
+    token: Secret   # a plain str is wrapped: the repr never shows it
     timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token", as_secret(self.token))
 
 
 def point_zenpy_at(client: Zenpy, base_url: str) -> None:
@@ -87,7 +91,7 @@ class ZendeskConnector:
         skip_environment_lookups(session, access.url)
         host = urlsplit(access.url).netloc
         sub, _, domain = host.partition(".")
-        self.client = Zenpy(subdomain=sub, domain=domain, email=access.email, token=access.token,
+        self.client = Zenpy(subdomain=sub, domain=domain, email=access.email, token=access.token.reveal(),
                             session=session, timeout=access.timeout, disable_cache=True)
         point_zenpy_at(self.client, access.url)
         self.session = self.client.users.session

@@ -315,3 +315,18 @@ def test_vendor_timeout_must_be_between_1_and_300_seconds(tmp_path, value, expec
     path = write(tmp_path, f"[syncd]\nvendor_timeout_seconds = {value}\n" + MINIMAL)
     err = only_problem(path)
     assert (err.path, err.key) == (str(path), "syncd.vendor_timeout_seconds") and expected in err.expected, err
+
+
+def test_vendor_access_records_never_print_their_tokens():
+    """Issue 14: a repr (a log line with locals, an exception) must not carry a token."""
+    from syncd.connectors.intercom import IntercomAccess
+    from syncd.connectors.jira import JiraAccess
+    from syncd.connectors.zendesk import ZendeskAccess
+    from syncd.secrets import Secret
+    token = "tok-very-secret-123"
+    for access in (JiraAccess("https://x.atlassian.net", "a@b.c", token),
+                   ZendeskAccess("https://x.zendesk.com", "a@b.c", Secret(token, "env:T")),
+                   IntercomAccess("https://api.intercom.io", token, "1")):
+        assert token not in repr(access) and token not in str(access)
+        assert "Secret('***')" in repr(access)
+    assert JiraAccess("https://x", "a@b.c", token).api_token.reveal() == token
