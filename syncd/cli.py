@@ -6,6 +6,7 @@ Secrets never come from argv: the config names where each one lives.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -71,10 +72,15 @@ def _load(path: Path, strict: bool) -> Any:
     return loaded.settings
 
 
-def _settings(config: str | None, strict: bool = False) -> Any:
+def _settings(config: str | None, strict: bool = False, quiet: bool = True) -> Any:
     from .logs import configure_logging
     settings = _load(_config_path(config), strict)
     configure_logging(settings.logging.level, settings.logging.format)
+    if quiet:
+        # A command's output is its own lines: no per-request lines of the HTTP client or
+        # Alembic's "Context impl" under them (the daemon, `run`, keeps them in its log).
+        for chatty in ("httpx", "alembic"):
+            logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     return settings
 
 
@@ -176,7 +182,7 @@ def main() -> None:
 def run(config: str | None) -> None:
     from .runtime import App, BindFailed
     from .store import StoreUnavailable
-    settings = _settings(config, strict=True)
+    settings = _settings(config, strict=True, quiet=False)
     try:
         App.build(settings).run_forever()
     except StoreUnavailable as e:
@@ -558,6 +564,25 @@ def status(config: str | None, check: bool, as_json: bool) -> None:
         sys.exit(1)
 
 
+@main.command()
+@json_option
+@config_option
+def doctor(config: str | None, as_json: bool) -> None:
+    """Check the installation online: database, credentials, mapped fields, webhooks, budgets; exit 1 on any failure."""
+    from .doctor import FAIL, as_json as doctor_json, run_checks
+    settings = _settings(config, strict=True)
+    checks = run_checks(settings)
+    if as_json:
+        click.echo(json.dumps(doctor_json(checks), indent=2))
+    else:
+        for c in checks:
+            click.echo(c.line())
+        failed = sum(c.status == FAIL for c in checks)
+        click.echo(f"{len(checks)} checks, {failed} failed")
+    if any(c.status == FAIL for c in checks):
+        sys.exit(1)
+
+
 def _readiness(settings: Any) -> tuple[str, dict[str, Any] | None]:
     """The running daemon's own /readyz answer (503 bodies included), or None when nobody answers."""
     import urllib.error
@@ -590,10 +615,14 @@ def _print_readiness(ready: dict[str, Any]) -> None:
 
 @main.command()
 @click.option("--port-base", default=0, help="First port (0: ephemeral ports).")
-def sim(port_base: int) -> None:
+@click.option("--write-config", "write_config", default=None, type=click.Path(file_okay=False),
+              help="Also set the simulators up for syncd and write a working config.toml, mappings and "
+                   "secrets into this directory.")
+@click.option("--daemon-port", default=0, help="With --write-config: the port syncd will listen on (0: a free one).")
+def sim(port_base: int, write_config: str | None, daemon_port: int) -> None:
     """Run the Zendesk, Jira and Intercom simulators until Ctrl-C."""
     from .sim.cli import serve
-    serve(port_base)
+    serve(port_base, write_config_to=Path(write_config) if write_config else None, daemon_port=daemon_port)
 
 
 @main.command()
