@@ -52,7 +52,6 @@ COUNTERS: dict[str, str] = {
     "write_conflicts": "Safe updates refused because the item changed meanwhile (read again).",
     "item_failures": "Reconciles that failed and were scheduled again.",
     "dead_letters": "Items moved to dead letters after max_attempts failures.",
-    "own_tickets_ignored": "Desk items created by syncd's own account, ignored on purpose.",
 }
 
 # Known refusal reasons of the webhook receiver (syncd/webhooks.py), present at 0.

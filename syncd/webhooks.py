@@ -149,6 +149,8 @@ class _WebhookApp:
 
     async def _other(self, path: str, method: str, send: Send) -> None:
         handler = self.routes.get((method, path))
+        if handler is None and method == "HEAD":   # probes (load balancers, curl -I) ask HEAD: answer as GET
+            handler = self.routes.get(("GET", path))
         if handler is None:
             if any(p == path for (_, p) in self.routes):
                 raise _Refusal(405, "method_not_allowed", close=True)

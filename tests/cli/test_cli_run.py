@@ -169,3 +169,22 @@ def test_watchdog_stops_being_fed_while_a_worker_is_stuck(tmp_path, notify_socke
         feeder.join()
         pool.stop()
         store.close()
+
+
+def test_run_answers_head_healthz(world: World) -> None:
+    """Load balancers and ``curl -I`` probe with HEAD: 200 like GET, no body."""
+    proc = _run(world, world.config_path)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                _healthz(world.http_port)
+                break
+            except OSError:
+                time.sleep(0.2)
+        request = urllib.request.Request(f"http://127.0.0.1:{world.http_port}/healthz", method="HEAD")
+        with urllib.request.urlopen(request, timeout=5) as r:
+            assert r.status == 200 and r.read() == b""
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
