@@ -243,7 +243,7 @@ class ZendeskConnector:
             self._stamps.pop(ref.id, None)
         else:
             self._stamps[ref.id] = stamp
-        return []
+        return _missing_fields(values, custom, audit)
 
     def written_stamp(self, ref: ItemRef) -> datetime | None:
         """The ticket's ``updated_at`` right after syncd's last field write to it, if known."""
@@ -342,3 +342,17 @@ class CommentCount:
 
 def _unique(refs: Iterable[ItemRef]) -> tuple[ItemRef, ...]:
     return tuple(dict.fromkeys(refs))
+
+
+def _missing_fields(values: Mapping[str, Value], custom: list[dict[str, Any]], audit: Any) -> list[FieldFailure]:
+    """Zendesk answers 200 to a write naming a ticket field that does not exist and drops
+    that value silently; the ticket it returns lists every field the account has, so a
+    written id missing there was not written (a mapping with a wrong id, issue 13)."""
+    returned = getattr(getattr(audit, "ticket", None), "custom_fields", None)
+    if not custom or not isinstance(returned, list):
+        return []
+    present = {int(f["id"]) for f in returned if isinstance(f, dict) and "id" in f}
+    return [FieldFailure(f"custom:{c['id']}", values.get(f"custom:{c['id']}"),
+                        f"Zendesk has no ticket field {c['id']} (fix the id in the mapping; `syncd doctor` "
+                        "checks every mapped field)")
+            for c in custom if int(c["id"]) not in present]

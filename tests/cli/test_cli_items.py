@@ -162,3 +162,22 @@ def test_status_as_json(world: World) -> None:
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["links"] == 0 and doc["queue_depth"] == 0 and doc["daemon"] is None
+
+
+def test_a_write_to_a_field_zendesk_does_not_have_is_reported_not_claimed(world: World) -> None:
+    """Finding 5: Zendesk drops a value for a ticket field id it does not have and answers 200;
+    resync must say so instead of printing it as written on every run."""
+    _upgraded(world)
+    mapping = world.directory / "zendesk-jira.toml"
+    real = world.field_id(9002)   # "Jira status": written when the issue moves
+    mapping.write_text(mapping.read_text().replace(f'"custom:{real}"', '"custom:424242"'))
+    ticket = world.zendesk.create_ticket("Export broken", "CSV is empty")
+    key = world.jira.engineer_create("SUP", "Export broken")
+    assert syncd(world, "link", f"zendesk:{ticket}", key).exit_code == 0
+    world.jira.engineer_transition(key, "In Progress")
+    for _ in range(2):
+        result = syncd(world, "resync", key, "--json")
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.stdout)
+        assert not [w for w in doc["writes"] if w["what"] == "field:custom:424242"], doc
+        assert any(d.startswith("custom:424242: refused: Zendesk has no ticket field 424242") for d in doc["decisions"]), doc
