@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from .domain import ItemRef
-from .errors import ConfigError, SyncdError
+from .errors import SyncdError
 
 CONFIG_HELP = "Config file (default: $SYNCD_CONFIG, else ./config.toml, else /etc/syncd/config.toml)."
 RUN_HELP = "Run the daemon: webhook receiver, pollers and workers, until SIGTERM."

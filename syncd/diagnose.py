@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import NotFound, Transient, Unauthorized, VendorError
+from .errors import Transient, Unauthorized, VendorError
 
 # The config keys holding each vendor's credentials.
 CREDENTIAL_KEYS = {"zendesk": ("email", "token"), "jira": ("email", "api_token"), "intercom": ("token",)}
@@ -42,6 +42,4 @@ def explain(error: BaseException, settings: Any = None) -> str:
         return f"{text}: TLS failed with {at}{hint}"
     if isinstance(error, Transient) and ("ConnectionError" in text or "ConnectTimeout" in text):
         return f"{text}: cannot reach {at} (host, port, firewall, proxy?)"
-    if isinstance(error, NotFound):
-        return f"{text} (at {at})"
     return f"{text} (at {at})"

@@ -76,7 +76,7 @@ def test_each_mistake_is_a_fail_line_with_key_and_url(world: World) -> None:
     cases = {
         "missing field": (_variant(world, "a", mapping=(world.directory / "zendesk-jira.toml").read_text()
                                    .replace(f'"custom:{real}"', '"custom:424242"')),
-                          f"FAIL  zendesk field: custom:424242 does not exist", "zendesk.mapping", zd),
+                          "FAIL  zendesk field: custom:424242 does not exist", "zendesk.mapping", zd),
         "wrong token": (_variant(world, "b", config=text.replace("file:secrets/zendesk_token",
                                                                   "file:secrets/jira_api_token")),
                         "FAIL  zendesk credentials:", "zendesk.email, zendesk.token (file:secrets/jira_api_token)", zd),

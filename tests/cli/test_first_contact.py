@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import IO
 
-import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "/opt/syncd"
