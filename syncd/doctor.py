@@ -253,6 +253,12 @@ def _webhooks(settings: Settings, connectors: dict[str, Any]) -> Iterator[Check]
 # -- budgets ------------------------------------------------------------------------
 
 def _budgets(settings: Settings, connectors: dict[str, Any]) -> Iterator[Check]:
+    yield Check(INFO, "jira budget", "jira.requests_per_minute", settings.jira.url,
+                f"{settings.jira.requests_per_minute}/min configured; Jira Cloud states no per-plan figure "
+                "(cost-based limits: watch syncd_vendor_calls_total{status=\"429\"})")
+    if "intercom" in connectors and settings.intercom is not None:
+        yield from _guard("intercom budget", "intercom.requests_per_minute", settings.intercom.url, settings,
+                          lambda: _intercom_budget(settings, connectors["intercom"]))
     if "zendesk" not in connectors or settings.zendesk is None:
         return
     z, ours = connectors["zendesk"], settings.zendesk.requests_per_minute
@@ -274,12 +280,42 @@ def _budgets(settings: Settings, connectors: dict[str, Any]) -> Iterator[Check]:
     yield from _guard("zendesk budget", "zendesk.requests_per_minute", settings.zendesk.url, settings, zendesk)
 
 
+def _intercom_budget(settings: Settings, connector: Any) -> Iterator[Check]:
+    """Intercom reports its limit per 10-second window (X-RateLimit-Limit; 10,000/min ≈ 1,667 per window)."""
+    import httpx
+    i = settings.intercom
+    assert i is not None
+
+    def go() -> Any:
+        r = httpx.get(i.url.rstrip("/") + "/me", timeout=settings.core.vendor_timeout_seconds,
+                      headers={"Authorization": f"Bearer {i.token.reveal()}", "Intercom-Version": i.api_version,
+                               "Accept": "application/json"})
+        r.raise_for_status()
+        return r.headers.get("X-RateLimit-Limit")
+    limit = connector.call("identifyAdmin", go)
+    key, ours = "intercom.requests_per_minute", i.requests_per_minute
+    if not limit or not str(limit).isdigit():
+        yield Check(INFO, "intercom budget", key, i.url, f"{ours}/min configured; the app reports no limit")
+        return
+    per_minute = int(limit) * 6
+    if ours > per_minute:
+        yield Check(FAIL, "intercom budget", key, i.url,
+                    f"{ours}/min configured, the app allows {per_minute}/min ({limit} per 10 s)")
+    else:
+        yield Check(PASS, "intercom budget", key, i.url, f"{ours}/min of the app's {per_minute}/min")
+
+
 # -- the integration account -----------------------------------------------------------
 
 def _people(settings: Settings, connectors: dict[str, Any]) -> Iterator[Check]:
     """A person signed in to the agent interface with syncd's account would have their
     changes taken for syncd's own (never mirrored). ``last_login_at`` cannot tell (API token
     use counts as a login); web sessions can: an API token opens none."""
+    yield Check(INFO, "jira integration account", "jira.email", settings.jira.url,
+                f"{settings.jira.email}: Jira's API shows no sign-ins; use an account no person uses")
+    if settings.intercom is not None:
+        yield Check(INFO, "intercom integration account", "intercom.admin_id", settings.intercom.url,
+                    f"admin {settings.intercom.admin_id}: replies by a person as this admin are taken for syncd's")
     if "zendesk" not in connectors or settings.zendesk is None:
         return
     z = connectors["zendesk"]

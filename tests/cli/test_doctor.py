@@ -121,3 +121,11 @@ def test_write_config_prints_the_next_commands(tmp_path) -> None:
             s.stop()
     assert f"syncd doctor --config {tmp_path / 'w' / 'config.toml'}" in said
     assert f"syncd run --config {tmp_path / 'w' / 'config.toml'}" in said
+
+
+def test_intercom_budget_over_the_apps_limit_fails(world: World) -> None:
+    world.intercom.knobs.rate_limit = 100   # per 10-second window: 600/min
+    result = doctor(world.config_path)
+    assert result.exit_code == 1
+    assert "FAIL  intercom budget: 6000/min configured, the app allows 600/min (100 per 10 s)" in result.stdout, \
+        result.stdout
