@@ -20,7 +20,7 @@ demo: $(STAMP)
 # The suite mostly waits (subprocess daemons, simulators): 4 xdist workers even on 2 cores.
 TEST_WORKERS ?= 4
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 sim: $(STAMP)
 	$(BIN)/syncd sim

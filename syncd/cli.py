@@ -6,7 +6,9 @@ Secrets never come from argv: the config names where each one lives.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -15,44 +17,111 @@ from typing import Any
 import click
 
 from .domain import ItemRef
-from .errors import ConfigError, SyncdError
+from .errors import SyncdError
 
-CONFIG_HELP = "Config file (default: $SYNCD_CONFIG, ./config.toml, /etc/syncd/config.toml)."
+CONFIG_HELP = "Config file (default: $SYNCD_CONFIG, else ./config.toml, else /etc/syncd/config.toml)."
 RUN_HELP = "Run the daemon: webhook receiver, pollers and workers, until SIGTERM."
-CHECK_HELP = "Check the config and mapping files and resolve every secret; exit 1 on any problem."
+CHECK_HELP = "Check the config and mapping files and resolve every secret; exit 78 on any problem."
 LINK_HELP = "Link a desk item (zendesk:123, intercom:conversation:9, intercom:ticket:7) to a Jira issue key."
-RESYNC_HELP = "Reconcile one item now and print what was written."
-PLAN_HELP = "Print what reconciling one item would write, writing nothing."
+RESYNC_HELP = "Reconcile one item (zendesk:123, intercom:conversation:9, an issue key SUP-1) now; print what was written."
+PLAN_HELP = "Print what reconciling one item (as for resync) would write, writing nothing."
+EX_CONFIG = 78   # sysexits.h: the unit's RestartPreventExitStatus=78 stops systemd retrying a bad config
+ISSUE_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_]*-[0-9]+$")
+
+
+class ConfigProblem(click.ClickException):
+    """The config cannot be used: exit 78 (EX_CONFIG), never a silent fallback."""
+
+    exit_code = EX_CONFIG
 
 
 def _config_path(given: str | None) -> Path:
-    for candidate in (given, os.environ.get("SYNCD_CONFIG"), "config.toml", "/etc/syncd/config.toml"):
-        if candidate and Path(candidate).exists():
-            return Path(candidate)
-    raise click.ClickException(f"no config file found (tried {given or '$SYNCD_CONFIG, ./config.toml, /etc/syncd/config.toml'})")
+    """The config file to use, announced on stderr. A file named by ``--config``
+    or ``$SYNCD_CONFIG`` must exist: no falling back to ./config.toml."""
+    if given is None and os.environ.get("SYNCD_CONFIG"):
+        given, source = os.environ["SYNCD_CONFIG"], "$SYNCD_CONFIG"
+    else:
+        source = "--config"
+    if given is not None:
+        path = Path(given)
+        if not path.is_file():
+            what = "is not a file" if path.exists() else "does not exist"
+            raise ConfigProblem(f"config file {path} (from {source}) {what}")
+    else:
+        found = next((Path(c) for c in ("config.toml", "/etc/syncd/config.toml") if Path(c).is_file()), None)
+        if found is None:
+            raise ConfigProblem("no config file: none given (--config or $SYNCD_CONFIG) and neither "
+                                "./config.toml nor /etc/syncd/config.toml exists")
+        path, source = found, "default"
+    click.echo(f"syncd: config {path.absolute()} ({source})", err=True)
+    return path
 
 
-def _settings(config: str | None) -> Any:
-    from .config import load_settings
+def _load(path: Path, strict: bool) -> Any:
+    """The settings of ``path``; every problem printed and exit 78. ``strict=False``
+    (every command but ``run``) lets the deferrable secrets be missing, with a warning."""
+    from .config import DEFERRABLE, load
+    loaded = load(path, defer=() if strict else DEFERRABLE)
+    for w in loaded.warnings:
+        click.echo(f"warning: {w} (not needed by this command; `syncd run` needs it: "
+                   "`syncd webhooks install` prints it)", err=True)
+    if loaded.problems:
+        for p in loaded.problems:
+            click.echo(f"error: {p}", err=True)
+        raise ConfigProblem(f"{path}: {len(loaded.problems)} problem(s); `syncd config check` lists them")
+    return loaded.settings
+
+
+def _settings(config: str | None, strict: bool = False, quiet: bool = True) -> Any:
     from .logs import configure_logging
-    try:
-        settings = load_settings(_config_path(config))
-    except ConfigError as e:
-        raise click.ClickException(f"bad config: {e}")
+    settings = _load(_config_path(config), strict)
     configure_logging(settings.logging.level, settings.logging.format)
+    if quiet:
+        # A command's output is its own lines: no per-request lines of the HTTP client or
+        # Alembic's "Context impl" under them (the daemon, `run`, keeps them in its log).
+        for chatty in ("httpx", "alembic"):
+            logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     return settings
+
+
+def _fail(error: SyncdError, settings: Any = None) -> click.ClickException:
+    """A SyncdError as a one-line CLI error that names the URL and config key involved."""
+    from .diagnose import explain
+    return click.ClickException(explain(error, settings))
 
 
 def _app(config: str | None) -> Any:
     from .runtime import App
-    return App.build(_settings(config))
-
-
-def _store(config: str | None) -> Any:
-    from .store import Store
     settings = _settings(config)
+    _check_schema(settings)
+    try:
+        return App.build(settings, migrate=False)
+    except SyncdError as e:   # building the connectors calls the vendors (who am I)
+        raise _fail(e, settings)
+
+
+def _check_schema(settings: Any, store: Any = None) -> None:
+    """Read-only commands never migrate: a database behind the code is an error saying what to run."""
+    from .store import Store
+    from .dbschema import head_revision
+    own = store is None
+    store = store or Store.open(settings.core.database_url)
+    try:
+        current, head = store.current_revision(), head_revision()
+    finally:
+        if own:
+            store.close()
+    if current != head:
+        state = "has no syncd schema" if current is None else f"is at revision {current}, syncd needs {head}"
+        raise click.ClickException(f"the database {_shown_url(settings.core.database_url)} {state}: "
+                                   f"run `syncd db upgrade --config {settings.path}`")
+
+
+def _store(config: str | None, settings: Any = None) -> Any:
+    from .store import Store
+    settings = settings or _settings(config)
     store = Store.open(settings.core.database_url)
-    store.upgrade()
+    _check_schema(settings, store)
     return store
 
 
@@ -60,11 +129,46 @@ def _ref(text: str) -> ItemRef:
     try:
         ref = ItemRef.parse(text)
     except ValueError as e:
-        raise click.BadParameter(str(e))
+        raise click.BadParameter(f"{e}; or an issue key like SUP-1")
+    return ref
+
+
+def _item(app: Any, text: str) -> ItemRef:
+    """``text`` as an item the app can reach: a desk ref of a configured desk, ``jira:<id>``
+    or an issue key (``SUP-1``); unknown items and unconfigured desks are errors (exit 1)."""
+    settings = app.settings
+    if ISSUE_KEY.match(text.strip()):
+        key = text.strip().upper()
+        try:
+            issue = app.engine.tracker.resolve_key(key)
+        except SyncdError as e:
+            raise _fail(e, settings)
+        if issue is None:
+            raise click.ClickException(f"no Jira issue {key} at {settings.jira.url} (jira.url)")
+        return issue.ref
+    ref = _ref(text)
+    try:
+        if ref.is_desk:
+            desk = app.engine.desks.get(ref.system)
+            if desk is None:
+                raise click.ClickException(f"{ref}: {ref.system} is not configured in {settings.path} "
+                                           f"(no [{ref.system}] section)")
+            found = desk.fetch(ref)
+            where = f"{getattr(settings, ref.system).url} ({ref.system}.url)"
+        elif ref.kind == "jira":
+            found = app.engine.tracker.fetch(ref.id)
+            where = f"{settings.jira.url} (jira.url)"
+        else:
+            return ref
+    except SyncdError as e:
+        raise _fail(e, settings)
+    if found is None:
+        raise click.ClickException(f"no {ref} at {where}")
     return ref
 
 
 config_option = click.option("--config", "config", default=None, help=CONFIG_HELP)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 
 
 @click.group()
@@ -76,9 +180,9 @@ def main() -> None:
 @main.command(help=RUN_HELP)
 @config_option
 def run(config: str | None) -> None:
-    from .runtime import App
+    from .runtime import App, BindFailed
     from .store import StoreUnavailable
-    settings = _settings(config)
+    settings = _settings(config, strict=True, quiet=False)
     try:
         App.build(settings).run_forever()
     except StoreUnavailable as e:
@@ -86,8 +190,10 @@ def run(config: str | None) -> None:
         # outage is waited out. systemd restarts the unit; the message says what to fix.
         raise click.ClickException(f"the database {_shown_url(settings.core.database_url)} cannot be used "
                                    f"({e.reason}): {e}")
-    except SyncdError as e:
+    except BindFailed as e:
         raise click.ClickException(str(e))
+    except SyncdError as e:
+        raise _fail(e, settings)
 
 
 def _shown_url(url: str) -> str:
@@ -106,15 +212,28 @@ def config_group() -> None:
 
 @config_group.command(name="check", help=CHECK_HELP)
 @config_option
-def config_check(config: str | None) -> None:
-    from .config import check
+@json_option
+def config_check(config: str | None, as_json: bool) -> None:
+    from .config import DEFERRABLE, load
     path = _config_path(config)
-    problems = check(path)
-    for p in problems:
+    loaded = load(path, defer=DEFERRABLE)
+    if as_json:
+        click.echo(json.dumps({"config": str(path), "ok": not loaded.problems,
+                               "problems": [_problem_doc(p) for p in loaded.problems],
+                               "warnings": [_problem_doc(w) for w in loaded.warnings]}, indent=2))
+    for w in loaded.warnings:
+        click.echo(f"warning: {w} (`syncd run` needs it; `syncd webhooks install` prints the Zendesk one)",
+                   err=True)
+    for p in loaded.problems:
         click.echo(f"error: {p}", err=True)
-    if problems:
-        sys.exit(1)
-    click.echo(f"{path}: ok")
+    if loaded.problems:
+        sys.exit(EX_CONFIG)
+    if not as_json:
+        click.echo(f"{path}: ok")
+
+
+def _problem_doc(p: Any) -> dict[str, str]:
+    return {"file": p.path, "key": p.key, "expected": p.expected}
 
 
 @main.group()
@@ -125,9 +244,43 @@ def db() -> None:
 @db.command(name="upgrade")
 @config_option
 def db_upgrade(config: str | None) -> None:
-    """Apply migrations up to the newest (safe to run twice)."""
-    store = _store(config)
-    click.echo(f"database at revision {store.current_revision()}")
+    """Apply migrations up to the newest (safe to run twice). Only this and `run` migrate."""
+    from .store import Store, StoreUnavailable
+    settings = _settings(config)
+    try:
+        with Store.open(settings.core.database_url) as store:
+            store.upgrade()
+            click.echo(f"database at revision {store.current_revision()}")
+    except StoreUnavailable as e:
+        raise click.ClickException(f"the database {_shown_url(settings.core.database_url)} cannot be used "
+                                   f"({e.reason}): {e}")
+
+
+@db.command(name="current")
+@config_option
+def db_current(config: str | None) -> None:
+    """The database's schema revision and the newest one; exit 1 unless up to date."""
+    from .dbschema import head_revision
+    from .store import Store
+    settings = _settings(config)
+    with Store.open(settings.core.database_url) as store:
+        current = store.current_revision()
+    head = head_revision()
+    click.echo(f"database: {_shown_url(settings.core.database_url)}")
+    click.echo(f"current:  {current or '(empty: no syncd schema)'}")
+    click.echo(f"head:     {head}")
+    if current != head:
+        click.echo(f"not up to date: run `syncd db upgrade --config {settings.path}`", err=True)
+        sys.exit(1)
+    click.echo("up to date")
+
+
+@db.command(name="history")
+def db_history() -> None:
+    """Every migration shipped with this syncd, newest first."""
+    from .dbschema import history
+    for rev in history():
+        click.echo(f"{rev.revision}  {rev.doc or ''}".rstrip() + ("  (head)" if rev.is_head else ""))
 
 
 @main.group()
@@ -138,56 +291,39 @@ def webhooks() -> None:
 ZENDESK_SECRET_KEY = "zendesk.webhook_secret"
 
 
-def _install_config(path: Path) -> dict[str, Any]:
-    """The parsed config, with every secret ``webhooks install`` needs resolved.
-
-    Before the first install ``zendesk.webhook_secret`` cannot resolve yet:
-    Zendesk generates it during the install. So that one problem is allowed
-    here (the value is then ``None``); any other problem stops the command."""
-    import tomllib
-
-    from .config import check
-    from .secrets import resolve
-    problems = [p for p in check(path) if p.key != ZENDESK_SECRET_KEY]
-    if problems:
-        raise click.ClickException("bad config:\n" + "\n".join(str(p) for p in problems))
-    data = tomllib.loads(path.read_text())
-
-    def secret(section: str, key: str) -> str | None:
-        try:
-            return resolve(data[section][key], config_path=str(path), key=f"{section}.{key}").reveal()
-        except ConfigError:
-            return None
-    for section, keys in (("zendesk", ("token", "webhook_secret")), ("jira", ("api_token", "webhook_secret"))):
-        if section in data:
-            data[section] = {**data[section], **{f"{k}_value": secret(section, k) for k in keys}}
-    return data
-
-
-def _install_zendesk(z: dict[str, Any], endpoint: str) -> None:
-    from .connectors.zendesk import ZendeskAccess, ZendeskConnector
+def _install_zendesk(settings: Any, endpoint: str) -> None:
     from .install import install_zendesk
     from .logs import register_secret
-    hook = install_zendesk(ZendeskConnector(ZendeskAccess(z["url"], z["email"], z["token_value"])), endpoint)
+    from .runtime import build_connectors
+    desks, _ = build_connectors(settings)
+    z = settings.zendesk
+    hook = install_zendesk(desks["zendesk"], endpoint)
     register_secret(hook.signing_secret)   # redacted should anything ever log it
     click.echo(f"zendesk: webhook {hook.webhook_id} and trigger {hook.trigger_id} -> {endpoint}")
-    where = z["webhook_secret"]
-    if z["webhook_secret_value"] == hook.signing_secret:
+    where = _secret_source(settings.path, "zendesk", "webhook_secret")
+    if z.webhook_secret is not None and z.webhook_secret.reveal() == hook.signing_secret:
         click.echo(f"zendesk: the signing secret is already stored where {ZENDESK_SECRET_KEY} points ({where})")
         return
     click.echo(f"zendesk: signing secret (printed here only, never logged): {hook.signing_secret}")
     click.echo(f"zendesk: store it where {ZENDESK_SECRET_KEY} points ({where}), then restart syncd")
 
 
-def _install_jira(j: dict[str, Any], endpoint: str) -> None:
-    from .connectors.jira import JiraAccess, JiraConnector
+def _secret_source(path: Path, section: str, key: str) -> str:
+    """The reference written in the config (``env:NAME``...), safe to show."""
+    import tomllib
+    try:
+        return str(tomllib.loads(path.read_text())[section][key])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "?"
+
+
+def _install_jira(settings: Any, endpoint: str) -> None:
     from .install import install_jira
-    if j["webhook_secret_value"] is None:
-        raise click.ClickException(f"jira.webhook_secret ({j['webhook_secret']}) does not resolve: "
-                                   "choose a random secret and store it there first")
-    hook = install_jira(JiraConnector(JiraAccess(j["url"], j["email"], j["api_token_value"])),
-                        endpoint, j["webhook_secret_value"])
-    click.echo(f"jira: admin webhook {hook} -> {endpoint} (signed with jira.webhook_secret, {j['webhook_secret']})")
+    from .runtime import build_connectors
+    _, tracker = build_connectors(settings)
+    hook = install_jira(tracker, endpoint, settings.jira.webhook_secret.reveal())
+    click.echo(f"jira: admin webhook {hook} -> {endpoint} (signed with jira.webhook_secret, "
+               f"{settings.jira.webhook_secret.source})")
 
 
 @webhooks.command(name="install")
@@ -197,20 +333,17 @@ def _install_jira(j: dict[str, Any], endpoint: str) -> None:
 def webhooks_install(config: str | None, public_url: str | None) -> None:
     """Register the Zendesk webhook + trigger and the Jira admin webhook (safe to run twice)."""
     from .config import http_url
-    from .logs import configure_logging
-    data = _install_config(_config_path(config))
-    log_settings = data.get("logging", {})
-    configure_logging(log_settings.get("level", "info"), log_settings.get("format", "auto"))
-    url = (public_url or data.get("http", {}).get("public_url") or "").rstrip("/")
+    settings = _settings(config)   # zendesk.webhook_secret may be missing: this command makes it
+    url = (public_url or settings.http.public_url or "").rstrip("/")
     if not url or http_url(url) is not None:
         raise click.BadParameter("an http(s) URL (or set http.public_url in the config)", param_hint="--public-url")
     try:
-        if "zendesk" in data:
-            _install_zendesk(data["zendesk"], f"{url}/webhooks/zendesk")
-        _install_jira(data["jira"], f"{url}/webhooks/jira")
+        if settings.zendesk is not None:
+            _install_zendesk(settings, f"{url}/webhooks/zendesk")
+        _install_jira(settings, f"{url}/webhooks/jira")
     except SyncdError as e:
-        raise click.ClickException(str(e))
-    if "intercom" in data:
+        raise _fail(e, settings)
+    if settings.intercom is not None:
         click.echo(f"intercom: in the Developer Hub, send webhook topics to {url}/webhooks/intercom "
                    "(the app's client secret signs them: intercom.client_secret)")
 
@@ -221,11 +354,14 @@ def webhooks_install(config: str | None, public_url: str | None) -> None:
 @config_option
 def link(item: str, key: str, config: str | None) -> None:
     app = _app(config)
+    ref = _item(app, item)
+    if not ref.is_desk:
+        raise click.BadParameter("a desk item such as zendesk:123", param_hint="ITEM")
     try:
-        made = app.engine.link(_ref(item), key.upper())
+        made = app.engine.link(ref, key.upper())
+        outcome = app.engine.reconcile(made.desk)
     except SyncdError as e:
-        raise click.ClickException(str(e))
-    outcome = app.engine.reconcile(made.desk)
+        raise _fail(e, app.settings)
     click.echo(f"linked {made.desk} to {made.issue_key} (issue id {made.issue_id}); {len(outcome.writes)} writes")
 
 
@@ -257,7 +393,7 @@ def _link_doc(l: Any) -> dict[str, Any]:
 
 
 @links.command(name="list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @click.option("--limit", default=100)
 @config_option
 def links_list(as_json: bool, limit: int, config: str | None) -> None:
@@ -272,31 +408,50 @@ def links_list(as_json: bool, limit: int, config: str | None) -> None:
     click.echo(f"{store.count_links()} links")
 
 
+def _links_of(store: Any, text: str) -> tuple[str, list[Any]]:
+    """The links of a desk item, of ``jira:<id>`` or of an issue key (from the store: no vendor call)."""
+    if ISSUE_KEY.match(text.strip()):
+        key = text.strip().upper()
+        found, offset = [], 0
+        while page := store.list_links(limit=500, offset=offset):
+            found += [l for l in page if l.issue_key == key]
+            offset += len(page)
+        return key, found
+    ref = _ref(text)
+    return str(ref), store.links_for_desk(ref) if ref.is_desk else store.links_for_issue(ref.id)
+
+
 @links.command(name="show")
 @click.argument("item")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @config_option
 def links_show(item: str, as_json: bool, config: str | None) -> None:
-    """Links of a desk item (zendesk:123) or of an issue (jira:10001)."""
+    """Links of a desk item (zendesk:123), of an issue (jira:10001 or its key SUP-1), with their last-synced values."""
     store = _store(config)
-    ref = _ref(item)
-    found = store.links_for_desk(ref) if ref.is_desk else store.links_for_issue(ref.id)
+    name, found = _links_of(store, item)
     docs = []
     for l in found:
         base, revision = store.get_base(l.id)
         doc = _link_doc(l)
-        doc["base"] = {k: asdict(v) for k, v in base.items()}
+        # Keys starting with "__" are the engine's own bookkeeping (generation, intents): not field values.
+        doc["base"] = {k: asdict(v) for k, v in base.items() if not k.startswith("__")}
         doc["revision"] = revision
         docs.append(doc)
     if as_json:
         click.echo(json.dumps(docs, indent=2, default=str))
         return
     if not docs:
-        raise click.ClickException(f"{ref} has no links")
+        raise click.ClickException(f"{name} has no links")
     for d in docs:
         click.echo(f"{d['desk']} ↔ {d['issue_key']} (issue id {d['issue_id']}, link {d['id']}, since {d['created_at']})")
-        for name, entry in d["base"].items():
-            click.echo(f"    {name}: desk={entry['desk']!r} jira={entry['tracker']!r}")
+        for field_name, entry in d["base"].items():
+            click.echo(f"    {field_name}: desk={entry['desk']!r} jira={entry['tracker']!r}")
+
+
+def _outcome_doc(outcome: Any, ref: ItemRef, dry_run: bool) -> dict[str, Any]:
+    return {"item": str(ref), "dry_run": dry_run,
+            "writes": [{"target": str(w.target), "what": w.what, "value": w.detail} for w in outcome.writes],
+            "decisions": [str(d) for d in outcome.decisions]}
 
 
 def _print_outcome(outcome: Any, verb: str) -> None:
@@ -308,20 +463,33 @@ def _print_outcome(outcome: Any, verb: str) -> None:
         click.echo("in sync: nothing to write")
 
 
+def _reconcile(item: str, config: str | None, dry_run: bool, as_json: bool) -> None:
+    app = _app(config)
+    ref = _item(app, item)
+    try:
+        outcome = app.engine.reconcile(ref, dry_run=dry_run)
+    except SyncdError as e:
+        raise _fail(e, app.settings)
+    if as_json:
+        click.echo(json.dumps(_outcome_doc(outcome, ref, dry_run), indent=2, default=str))
+    else:
+        _print_outcome(outcome, "would write" if dry_run else "wrote")
+
+
 @main.command(help=RESYNC_HELP)
 @click.argument("item")
+@json_option
 @config_option
-def resync(item: str, config: str | None) -> None:
-    app = _app(config)
-    _print_outcome(app.engine.reconcile(_ref(item)), "wrote")
+def resync(item: str, as_json: bool, config: str | None) -> None:
+    _reconcile(item, config, dry_run=False, as_json=as_json)
 
 
 @main.command(help=PLAN_HELP)
 @click.argument("item")
+@json_option
 @config_option
-def plan(item: str, config: str | None) -> None:
-    app = _app(config)
-    _print_outcome(app.engine.reconcile(_ref(item), dry_run=True), "would write")
+def plan(item: str, as_json: bool, config: str | None) -> None:
+    _reconcile(item, config, dry_run=True, as_json=as_json)
 
 
 @main.group()
@@ -329,14 +497,19 @@ def dlq() -> None:
     """Dead letters: items that kept failing."""
 
 
+def _dead_doc(r: Any) -> dict[str, Any]:
+    return {"id": r.id, "ref": str(r.ref), "error": r.error, "attempts": r.attempts,
+            "failed_at": r.failed_at.isoformat(), "reason": r.reason}
+
+
 @dlq.command(name="list")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @config_option
 def dlq_list(as_json: bool, config: str | None) -> None:
     """Items that kept failing, with their last error."""
     rows = _store(config).dead_letters()
     if as_json:
-        click.echo(json.dumps([asdict(r) for r in rows], indent=2, default=str))
+        click.echo(json.dumps([_dead_doc(r) for r in rows], indent=2))
         return
     for r in rows:
         click.echo(f"{r.id:>6}  {str(r.ref):<32} attempts={r.attempts}  {r.error}")
@@ -365,22 +538,48 @@ def dlq_drop(dead_id: int, config: str | None) -> None:
 
 @main.command()
 @click.option("--check", is_flag=True, help="Exit 1 unless the running daemon reports ready (for supervisors).")
+@json_option
 @config_option
-def status(config: str | None, check: bool) -> None:
+def status(config: str | None, check: bool, as_json: bool) -> None:
     """Queue depth, oldest dirty item, dead letters, links, and what the running daemon reports."""
     settings = _settings(config)
-    store = _store(config)
+    store = _store(config, settings)
     age = store.oldest_dirty_age()
-    click.echo(f"links:          {store.count_links()}")
-    click.echo(f"queue depth:    {store.queue_depth()}")
-    click.echo(f"oldest dirty:   {'-' if age is None else f'{age:.1f}s'}")
-    click.echo(f"dead letters:   {len(store.dead_letters())}")
     url, ready = _readiness(settings)
-    if ready is None:
-        click.echo(f"daemon:         not reachable at {url}")
+    doc = {"config": str(settings.path), "links": store.count_links(), "queue_depth": store.queue_depth(),
+           "oldest_dirty_age_seconds": None if age is None else round(age, 1),
+           "dead_letters": len(store.dead_letters()), "daemon_url": url, "daemon": ready}
+    if as_json:
+        click.echo(json.dumps(doc, indent=2, default=str))
     else:
-        _print_readiness(ready)
+        click.echo(f"links:          {doc['links']}")
+        click.echo(f"queue depth:    {doc['queue_depth']}")
+        click.echo(f"oldest dirty:   {'-' if age is None else f'{age:.1f}s'}")
+        click.echo(f"dead letters:   {doc['dead_letters']}")
+        if ready is None:
+            click.echo(f"daemon:         not reachable at {url}")
+        else:
+            _print_readiness(ready)
     if check and (ready is None or ready.get("status") != "ready"):
+        sys.exit(1)
+
+
+@main.command()
+@json_option
+@config_option
+def doctor(config: str | None, as_json: bool) -> None:
+    """Check the installation online: database, credentials, mapped fields, webhooks, budgets; exit 1 on any failure."""
+    from .doctor import FAIL, as_json as doctor_json, run_checks
+    settings = _settings(config, strict=True)
+    checks = run_checks(settings)
+    if as_json:
+        click.echo(json.dumps(doctor_json(checks), indent=2))
+    else:
+        for c in checks:
+            click.echo(c.line())
+        failed = sum(c.status == FAIL for c in checks)
+        click.echo(f"{len(checks)} checks, {failed} failed")
+    if any(c.status == FAIL for c in checks):
         sys.exit(1)
 
 
@@ -416,10 +615,14 @@ def _print_readiness(ready: dict[str, Any]) -> None:
 
 @main.command()
 @click.option("--port-base", default=0, help="First port (0: ephemeral ports).")
-def sim(port_base: int) -> None:
+@click.option("--write-config", "write_config", default=None, type=click.Path(file_okay=False),
+              help="Also set the simulators up for syncd and write a working config.toml, mappings and "
+                   "secrets into this directory.")
+@click.option("--daemon-port", default=0, help="With --write-config: the port syncd will listen on (0: a free one).")
+def sim(port_base: int, write_config: str | None, daemon_port: int) -> None:
     """Run the Zendesk, Jira and Intercom simulators until Ctrl-C."""
     from .sim.cli import serve
-    serve(port_base)
+    serve(port_base, write_config_to=Path(write_config) if write_config else None, daemon_port=daemon_port)
 
 
 @main.command()

@@ -59,11 +59,12 @@ class ZendeskSettings:
     url: str
     email: str
     token: Secret
-    webhook_secret: Secret
+    # None only when loaded with ``defer=DEFERRABLE`` before ``webhooks install`` has produced it;
+    # ``syncd run`` loads without deferring, so the daemon always has it.
+    webhook_secret: Secret | None
     mapping: Mapping
     requests_per_minute: int = 200     # Team plan; the budget is shared with other integrations
     poll_interval_seconds: float = 30.0
-    integration_user_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -284,13 +285,23 @@ def api_version(v: str) -> str | None:
 # ------------------------------------------------------------ reading sections
 
 SECTIONS = ("syncd", "http", "zendesk", "jira", "intercom", "logging")
+# Secrets that may be missing for every command but ``syncd run``: Zendesk generates
+# its webhook signing secret during ``syncd webhooks install``, which itself needs a
+# config that checks (README order: config check, db upgrade, webhooks install, run).
+DEFERRABLE = frozenset({"zendesk.webhook_secret"})
+
+
+def _default(fields: TMapping[str, Any], name: str) -> Any:
+    """The dataclass default of ``name``: defaults are written once, on the settings classes."""
+    return fields[name].default
 
 
 class _Loader:
     """Builds :class:`Settings` from one parsed file; problems go to ``reader``."""
 
-    def __init__(self, reader: TomlReader, environ: TMapping[str, str]):
-        self.r, self.environ = reader, environ
+    def __init__(self, reader: TomlReader, environ: TMapping[str, str], defer: frozenset[str] = frozenset()):
+        self.r, self.environ, self.defer = reader, environ, defer
+        self.warnings: list[ConfigError] = []
         self.base = Path(reader.path).parent
 
     def secret(self, table: TMapping[str, Any], prefix: str, key: str) -> Secret | None:
@@ -303,7 +314,7 @@ class _Loader:
         try:
             return resolve(ref, config_path=self.r.path, key=_join(prefix, key), environ=self.environ)
         except ConfigError as exc:
-            self.r.problems.append(exc)
+            (self.warnings if exc.key in self.defer else self.r.problems).append(exc)
             return None
 
     def mapping(self, table: TMapping[str, Any], prefix: str, desk: str) -> Mapping | None:
@@ -357,44 +368,50 @@ class _Loader:
         )
 
     def zendesk(self, t: TMapping[str, Any]) -> ZendeskSettings:
-        p = "zendesk"
-        self.r.keys(t, p, ZendeskSettings.__dataclass_fields__)
+        p, d = "zendesk", ZendeskSettings.__dataclass_fields__
+        self.r.keys(t, p, d)
         return ZendeskSettings(
             url=self.r.get(t, p, "url", "str", check=http_url),
             email=self.r.get(t, p, "email", "str", check=email),
             token=self.secret(t, p, "token"),
             webhook_secret=self.secret(t, p, "webhook_secret"),
             mapping=self.mapping(t, p, "zendesk"),
-            requests_per_minute=self.r.get(t, p, "requests_per_minute", "int", 200, at_least(1)),
+            requests_per_minute=self.r.get(t, p, "requests_per_minute", "int", _default(d, "requests_per_minute"),
+                                           at_least(1)),
             # The incremental export allows 10 calls a minute.
-            poll_interval_seconds=self.r.get(t, p, "poll_interval_seconds", "float", 30.0, at_least(10)),
-            integration_user_id=self.r.get(t, p, "integration_user_id", "int", None, at_least(1)),
+            poll_interval_seconds=self.r.get(t, p, "poll_interval_seconds", "float",
+                                             _default(d, "poll_interval_seconds"), at_least(10)),
         )
 
     def jira(self, t: TMapping[str, Any]) -> JiraSettings:
-        p = "jira"
-        self.r.keys(t, p, JiraSettings.__dataclass_fields__)
+        p, d = "jira", JiraSettings.__dataclass_fields__
+        self.r.keys(t, p, d)
         return JiraSettings(
             url=self.r.get(t, p, "url", "str", check=http_url),
             email=self.r.get(t, p, "email", "str", check=email),
             api_token=self.secret(t, p, "api_token"),
             webhook_secret=self.secret(t, p, "webhook_secret"),
-            requests_per_minute=self.r.get(t, p, "requests_per_minute", "int", 300, at_least(1)),
-            poll_interval_seconds=self.r.get(t, p, "poll_interval_seconds", "float", 30.0, at_least(1)),
-            poll_overlap_seconds=self.r.get(t, p, "poll_overlap_seconds", "float", 120.0, at_least(60)),
+            requests_per_minute=self.r.get(t, p, "requests_per_minute", "int", _default(d, "requests_per_minute"),
+                                           at_least(1)),
+            poll_interval_seconds=self.r.get(t, p, "poll_interval_seconds", "float",
+                                             _default(d, "poll_interval_seconds"), at_least(1)),
+            poll_overlap_seconds=self.r.get(t, p, "poll_overlap_seconds", "float",
+                                            _default(d, "poll_overlap_seconds"), at_least(60)),
         )
 
     def intercom(self, t: TMapping[str, Any]) -> IntercomSettings:
-        p = "intercom"
-        self.r.keys(t, p, IntercomSettings.__dataclass_fields__)
+        p, d = "intercom", IntercomSettings.__dataclass_fields__
+        self.r.keys(t, p, d)
         return IntercomSettings(
-            url=self.r.get(t, p, "url", "str", "https://api.intercom.io", http_url),
+            url=self.r.get(t, p, "url", "str", _default(d, "url"), http_url),
             token=self.secret(t, p, "token"),
             client_secret=self.secret(t, p, "client_secret"),
             admin_id=self.r.get(t, p, "admin_id", "str", check=digits),
-            api_version=self.r.get(t, p, "api_version", "str", "2.14", api_version),
-            requests_per_minute=self.r.get(t, p, "requests_per_minute", "int", 1000, at_least(1)),
-            poll_interval_seconds=self.r.get(t, p, "poll_interval_seconds", "float", 30.0, at_least(1)),
+            api_version=self.r.get(t, p, "api_version", "str", _default(d, "api_version"), api_version),
+            requests_per_minute=self.r.get(t, p, "requests_per_minute", "int", _default(d, "requests_per_minute"),
+                                           at_least(1)),
+            poll_interval_seconds=self.r.get(t, p, "poll_interval_seconds", "float",
+                                             _default(d, "poll_interval_seconds"), at_least(1)),
             mapping=self.mapping(t, p, "intercom"),
         )
 
@@ -402,8 +419,8 @@ class _Loader:
         p = "logging"
         self.r.keys(t, p, LoggingSettings.__dataclass_fields__)
         return LoggingSettings(
-            level=self.r.get(t, p, "level", "str", "info", one_of(*LEVELS)),
-            format=self.r.get(t, p, "format", "str", "auto", one_of(*FORMATS)),
+            level=self.r.get(t, p, "level", "str", LoggingSettings.level, one_of(*LEVELS)),
+            format=self.r.get(t, p, "format", "str", LoggingSettings.format, one_of(*FORMATS)),
         )
 
     def settings(self, data: TMapping[str, Any]) -> Settings:
@@ -427,13 +444,31 @@ class _Loader:
 # ------------------------------------------------------------------ public API
 
 
-def _load(path: str | Path, environ: TMapping[str, str]) -> tuple[list[ConfigError], Settings | None]:
+@dataclass(frozen=True)
+class Loaded:
+    """What reading a config gave: ``settings`` (None on any problem), the
+    ``problems`` and the ``warnings`` (deferred secrets that do not resolve yet)."""
+
+    settings: Settings | None
+    problems: list[ConfigError]
+    warnings: list[ConfigError]
+
+
+def load(path: str | Path, environ: TMapping[str, str] = os.environ, defer: Iterable[str] = ()) -> Loaded:
+    """Read and check ``path``; secrets named in ``defer`` (see :data:`DEFERRABLE`)
+    that do not resolve are warnings (their value is None), not problems."""
     reader = TomlReader(path)
     data = reader.parse()
     if data is None:
-        return reader.problems, None
-    settings = _Loader(reader, environ).settings(data)
-    return reader.problems, (None if reader.problems else settings)
+        return Loaded(None, reader.problems, [])
+    loader = _Loader(reader, environ, frozenset(defer))
+    settings = loader.settings(data)
+    return Loaded(None if reader.problems else settings, reader.problems, loader.warnings)
+
+
+def _load(path: str | Path, environ: TMapping[str, str]) -> tuple[list[ConfigError], Settings | None]:
+    loaded = load(path, environ)
+    return loaded.problems, loaded.settings
 
 
 def load_settings(path: str | Path, environ: TMapping[str, str] = os.environ) -> Settings:

@@ -315,11 +315,10 @@ class Engine:
             item = self._reconcile_link(link, outcome, dry_run, issue=issue, seen=seen.get(link.id, 0))
             if item is not None:
                 desk_items.append(item)
-        if not dry_run:
-            self._aggregates(issue, links, desk_items, outcome)
+        self._aggregates(issue, links, desk_items, outcome, dry_run)
 
     def _aggregates(self, issue: TrackerIssue, links: Sequence[Link], items: Sequence[DeskItem],
-                    outcome: Outcome) -> None:
+                    outcome: Outcome, dry_run: bool = False) -> None:
         if not items:
             return
         mapping = self.mappings[items[0].ref.system]
@@ -332,6 +331,9 @@ class Engine:
             dues = sorted(i.due_at for i in items if i.due_at is not None)
             values[mapping.sla_field] = dues[0].strftime("%Y-%m-%dT%H:%M:%S.000+0000") if dues else None
         changed = {k: v for k, v in values.items() if issue.fields.get(k) != v}
+        if changed and dry_run:   # `syncd plan` shows what `resync` writes, aggregates included
+            outcome.writes.extend(Write(issue.key, f"field:{k}", _show(v)) for k, v in changed.items())
+            return
         if changed:
             failed = {f.locator for f in self._write_fields(Side.TRACKER, issue.ref, issue.key, changed, outcome)}
             written = {k: v for k, v in changed.items() if k not in failed}

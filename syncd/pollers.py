@@ -16,6 +16,7 @@ import structlog
 
 from .connectors.base import PollPage
 from .failpoints import failpoint
+from .metrics import METRICS
 from .store import Store
 
 log = structlog.get_logger("syncd.poller")
@@ -95,5 +96,6 @@ class Poller:
             except Exception as e:
                 self.last_error = f"{type(e).__name__}: {e}"
                 log.error("poll_failed", source=self.source.name, error=self.last_error)
+                METRICS.poll_failed(self.source.name)
                 delay = min(delay * 2, 300.0)
             self._stop.wait(delay)

@@ -14,14 +14,17 @@ from typing import Any
 import structlog
 import uvicorn
 
+from . import sdnotify
 from .budget import Budget
 from .config import Settings
 from .connectors.base import DeskConnector, TrackerConnector
 from .connectors.jira import JiraAccess, JiraConnector
 from .connectors.zendesk import ZendeskAccess, ZendeskConnector
 from .engine import Engine
+from .errors import SyncdError
 from .locks import LinkLocks
 from .mapping import Mapping
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import METRICS
 from .pollers import Poller, PollSource
 from .retry import RetryPolicy
@@ -57,19 +60,19 @@ def build_connectors(settings: Settings, timeout: float = 30.0, budgets: dict[st
     field_locators = sorted({r.tracker for m in _mappings(settings).values() for r in m.fields}
                             | {f for m in _mappings(settings).values()
                                for f in (m.linked_count_field, m.linked_orgs_field, m.sla_field) if f})
-    tracker = JiraConnector(JiraAccess(j.url, j.email, j.api_token.reveal(), timeout),
+    tracker = JiraConnector(JiraAccess(j.url, j.email, j.api_token, timeout),
                             budget=budgets["jira"], field_locators=field_locators)
     desks: dict[str, DeskConnector] = {}
     if settings.zendesk is not None:
         z = settings.zendesk
-        desks["zendesk"] = ZendeskConnector(ZendeskAccess(z.url, z.email, z.token.reveal(), timeout),
+        desks["zendesk"] = ZendeskConnector(ZendeskAccess(z.url, z.email, z.token, timeout),
                                             budget=budgets["zendesk"],
                                             custom_status_values=custom_status_values(z.mapping))
     if settings.intercom is not None:
         from .connectors.intercom import IntercomAccess, IntercomConnector
         i = settings.intercom
         desks["intercom"] = IntercomConnector(
-            IntercomAccess(i.url, i.token.reveal(), i.admin_id, i.api_version, timeout),
+            IntercomAccess(i.url, i.token, i.admin_id, i.api_version, timeout),
             budget=budgets["intercom"])
     return desks, tracker
 
@@ -86,6 +89,17 @@ def custom_status_values(mapping: Mapping) -> list[str] | None:
     if fanout:
         values.add(str(mapping.fanout.desk_status))
     return sorted(values)
+
+
+class BindFailed(SyncdError):
+    """The HTTP port could not be bound: ``syncd run`` exits 1 naming http.host/http.port."""
+
+
+def watchdog_stuck_after(settings: Settings) -> float:
+    """A worker that has not gone round its loop for this long is stuck: stop feeding
+    systemd's watchdog. Longer than a reconcile may legitimately take (a lease is lost
+    after ``lease_seconds``; each vendor call may wait ``vendor_timeout_seconds``)."""
+    return max(2.0 * settings.core.lease_seconds, 10.0 * settings.core.vendor_timeout_seconds)
 
 
 def intent_settle_seconds(vendor_timeout: float) -> float:
@@ -165,8 +179,9 @@ class App:
         METRICS.gauge("workers_busy", lambda: self.workers.busy)
         METRICS.labelled_gauge("budget_requests_per_minute", "vendor",
                                lambda: {v: b.per_minute for v, b in self.budgets.items()})
-        METRICS.labelled_gauge("budget_used_requests", "vendor", lambda: {v: b.used for v, b in self.budgets.items()})
-        METRICS.labelled_gauge("budget_wait_seconds", "vendor",
+        # They only grow: counters (syncd_budget_*_total), so rate() works on them.
+        METRICS.labelled_counter("budget_used_requests", "vendor", lambda: {v: b.used for v, b in self.budgets.items()})
+        METRICS.labelled_counter("budget_wait_seconds", "vendor",
                                lambda: {v: round(b.waited, 3) for v, b in self.budgets.items()})
 
     # -- HTTP -------------------------------------------------------------
@@ -233,27 +248,53 @@ class App:
         return Response.json(200 if body["status"] == "ready" else 503, body)
 
     def _metrics(self) -> Response:
-        return Response(200, METRICS.render().encode(), "text/plain; version=0.0.4")
+        return Response(200, METRICS.render().encode(), METRICS_CONTENT_TYPE)
 
     # -- life cycle -------------------------------------------------------
     def start(self, serve_http: bool = True) -> None:
         self.store.acquire_daemon_lock()   # SQLite: refuse to be the second daemon on the file
+        # Bind first: a port that cannot be bound stops the start with an error (exit 1),
+        # never a daemon without webhooks, health or metrics that looks alive.
+        listener = self._bind() if serve_http else None
         self.workers.start()
         for p in self.pollers:
             p.start()
         threading.Thread(target=self._prune_inbox, name="inbox-prune", daemon=True).start()
-        if serve_http:
-            h = self.settings.http
-            config = uvicorn.Config(self.asgi(), host=h.host, port=h.port, log_config=None,
-                                    access_log=False, lifespan="off")
+        if listener is not None:
+            config = uvicorn.Config(self.asgi(), log_config=None, access_log=False, lifespan="off")
             self.server = uvicorn.Server(config)
-            self._server_thread = threading.Thread(target=self.server.run, name="http", daemon=True)
+            self._server_thread = threading.Thread(target=self.server.run, kwargs={"sockets": [listener]},
+                                                   name="http", daemon=True)
             self._server_thread.start()
             deadline = time.monotonic() + 10
-            while not self.server.started and time.monotonic() < deadline:
+            while not self.server.started and time.monotonic() < deadline and self._server_thread.is_alive():
                 time.sleep(0.02)
+            if not self.server.started:
+                self.stop()
+                raise BindFailed(f"the HTTP server on {self.settings.http.host}:{self.settings.http.port} "
+                                 "(http.host, http.port) did not start; see the log above")
         log.info("syncd_started", owner=self.owner, workers=self.settings.core.workers,
                  pollers=[p.source.name for p in self.pollers])
+
+    def _bind(self) -> socket.socket:
+        h = self.settings.http
+        try:
+            infos = socket.getaddrinfo(h.host, h.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, kind, proto, _, address = infos[0]
+            listener = socket.socket(family, kind, proto)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                listener.bind(address)
+                listener.listen(2048)
+            except OSError:
+                listener.close()
+                raise
+        except OSError as e:
+            self.store.release_daemon_lock()
+            raise BindFailed(f"cannot listen on {h.host}:{h.port} (http.host, http.port in "
+                             f"{self.settings.path}): {e.strerror or e}") from None
+        listener.set_inheritable(False)
+        return listener
 
     @property
     def http_port(self) -> int | None:
@@ -293,5 +334,13 @@ class App:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         self.start()
+        # Type=notify: ready only now, migrated (build) and bound (start).
+        sdnotify.notify(f"READY=1\nSTATUS=serving on {self.settings.http.host}:{self.http_port}\nMAINPID={os.getpid()}")
+        interval = sdnotify.watchdog_interval()
+        if interval is not None:
+            threading.Thread(target=sdnotify.feed_watchdog, name="watchdog", daemon=True,
+                             args=(self._stopped, interval, self.workers.stalled_for,
+                                   watchdog_stuck_after(self.settings))).start()
         stop.wait()
+        sdnotify.notify("STOPPING=1")
         self.stop()

@@ -46,6 +46,15 @@ class Secret:
     __str__ = __repr__
 
 
+def as_secret(value: "str | Secret") -> Secret:
+    """``value`` held as a :class:`Secret` (a plain string from a simulator or a test is wrapped),
+    so that whatever holds it (the connectors' access records) never prints it."""
+    if isinstance(value, Secret):
+        return value
+    register_secret(value)
+    return Secret(value)
+
+
 def is_reference(text: str) -> bool:
     scheme, sep, rest = text.partition(":")
     return bool(sep) and scheme in SCHEMES and bool(rest.strip())

@@ -37,6 +37,7 @@ from sqlalchemy import exc as sa_exc
 from . import queue
 from .domain import ItemRef, Link, Value
 from .errors import ConfigError, SyncdError
+from .metrics import METRICS
 from .queue import Claim, DeadLetter
 from .reconcile import BaseEntry
 from .schema import audit as audit_t
@@ -389,6 +390,7 @@ class Store:
                                   (old.failures if old else 0) + 1)
         if old is None or old.reason != reason:
             log.error("database_unavailable", backend=self.backend, reason=reason, error=error)
+            METRICS.database_outage(reason)
         return StoreUnavailable(error, reason)
 
     def _sqlite_free_bytes(self) -> int | None:

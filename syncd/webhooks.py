@@ -23,6 +23,7 @@ import structlog
 from .domain import ItemRef
 from .errors import SyncdError
 from .failpoints import failpoint
+from .metrics import METRICS
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
 from .webhook_flow import WebhookFlow
 from .webhook_payloads import PARSERS, Headers, Ignored, MalformedPayload
@@ -148,6 +149,8 @@ class _WebhookApp:
 
     async def _other(self, path: str, method: str, send: Send) -> None:
         handler = self.routes.get((method, path))
+        if handler is None and method == "HEAD":   # probes (load balancers, curl -I) ask HEAD: answer as GET
+            handler = self.routes.get(("GET", path))
         if handler is None:
             if any(p == path for (_, p) in self.routes):
                 raise _Refusal(405, "method_not_allowed", close=True)
@@ -274,6 +277,7 @@ def _log_refusal(vendor: str | None, path: str, refusal: _Refusal, scope: Scope)
     # to tell a misconfigured secret from a probe from an oversized payload.
     log.warning("webhook_refused", vendor=vendor, path=path, status=refusal.status,
                 reason=refusal.reason, remote=_remote(scope), size=refusal.size)
+    METRICS.webhook_refused(vendor, refusal.reason)
 
 
 def _healthz() -> Response:

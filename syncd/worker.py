@@ -54,6 +54,7 @@ class WorkerPool:
         self._busy_lock = threading.Lock()
         self.claim_error: str | None = None     # the database refused the last claim (None once it works again)
         self.last_error: str | None = None      # the last item failure (None after the next success)
+        self._heartbeats: dict[str, float] = {}  # thread name -> monotonic time of its last loop turn
 
     def start(self) -> None:
         for n in range(self.settings.threads):
@@ -69,9 +70,16 @@ class WorkerPool:
         for t in self._threads:
             t.join(max(0.0, deadline - time.monotonic()))
 
+    def stalled_for(self) -> float:
+        """Seconds since the slowest worker thread last went round its loop (0 before start):
+        what feeds systemd's watchdog (a thread stuck in one item for long starves it)."""
+        beats = list(self._heartbeats.values())
+        return max(0.0, time.monotonic() - min(beats)) if beats else 0.0
+
     def _loop(self) -> None:
         owner = f"{self.owner}/{threading.current_thread().name}"
         while not self._stopping.is_set():
+            self._heartbeats[threading.current_thread().name] = time.monotonic()
             try:
                 claims = self.store.claim(owner, 1, self.settings.lease_seconds)
             except Exception as e:   # the database is down: say so, wait, try again

@@ -72,6 +72,7 @@ from intercom.conversations import (ConversationsManageRequestBody_Close, Conver
                                     ConversationsManageRequestBody_Snoozed)
 from intercom.core.api_error import ApiError
 
+from ..secrets import Secret, as_secret
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import Ambiguous, NotFound, Refused, Transient, VendorError
@@ -100,10 +101,13 @@ RETRY_MATCH_SECONDS = 60
 @dataclass(frozen=True)
 class IntercomAccess:
     url: str              # https://api.intercom.io (or .eu./.au.), or the simulator's base URL
-    token: str
+    token: Secret   # a plain str is wrapped: the repr never shows it
     admin_id: str         # the admin syncd writes as; its parts are ``by_integration``
     api_version: str = "2.14"
     timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token", as_secret(self.token))
 
 
 # -- error translation -------------------------------------------------------
@@ -403,7 +407,7 @@ class IntercomConnector:
         self.snooze_seconds = snooze_seconds
         self.person_ttl = person_ttl
         self.call = Caller("intercom", translate_intercom_error, budget, policy)
-        self.client = Intercom(token=access.token, base_url=access.url.rstrip("/"),
+        self.client = Intercom(token=access.token.reveal(), base_url=access.url.rstrip("/"),
                                headers={"Intercom-Version": access.api_version}, timeout=access.timeout)
         self._lock = threading.Lock()
         self._app_id: str | None = None

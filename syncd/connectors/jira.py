@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 import structlog
 from jira import JIRA
 
+from ..secrets import Secret, as_secret
 from ..budget import Budget
 from ..domain import Attachment, Comment, IssueSpec, ItemRef, TrackerIssue, Value, vendor_refs
 from ..errors import Refused, VendorError
@@ -44,8 +45,11 @@ READ_FIELDS = ("summary", "status", "resolution", "fixVersions", "labels", "prio
 class JiraAccess:
     url: str
     email: str
-    api_token: str
+    api_token: Secret   # a plain str is wrapped: the repr never shows it
     timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "api_token", as_secret(self.api_token))
 
 
 log = structlog.get_logger("syncd.jira")
@@ -137,7 +141,7 @@ class JiraConnector:
         self.access = access
         self.call = Caller("jira", translate_requests_error, budget, policy)
         self.client = self.call("serverInfo", lambda: JIRA(
-            server=access.url, basic_auth=(access.email, access.api_token),
+            server=access.url, basic_auth=(access.email, access.api_token.reveal()),
             max_retries=0, timeout=access.timeout, get_server_info=True))
         self.client._session.hooks["response"].append(raise_on_429)
         skip_environment_lookups(self.client._session, access.url)

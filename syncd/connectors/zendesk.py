@@ -27,6 +27,7 @@ from zenpy import Zenpy
 from zenpy.lib.api_objects import Comment as ZComment
 from zenpy.lib.api_objects import Ticket
 
+from ..secrets import Secret, as_secret
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import NotFound, VendorError
@@ -53,8 +54,11 @@ SIDELOADED = {"users": ("showUser", "user"), "organizations": ("showOrganization
 class ZendeskAccess:
     url: str            # https://acme.zendesk.com, or http://127.0.0.1:PORT for the simulator
     email: str
-    token: str
+    token: Secret   # a plain str is wrapped: the repr never shows it
     timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token", as_secret(self.token))
 
 
 def point_zenpy_at(client: Zenpy, base_url: str) -> None:
@@ -103,7 +107,7 @@ class ZendeskConnector:
         skip_environment_lookups(session, access.url)
         host = urlsplit(access.url).netloc
         sub, _, domain = host.partition(".")
-        self.client = Zenpy(subdomain=sub, domain=domain, email=access.email, token=access.token,
+        self.client = Zenpy(subdomain=sub, domain=domain, email=access.email, token=access.token.reveal(),
                             session=session, timeout=access.timeout, disable_cache=True)
         point_zenpy_at(self.client, access.url)
         self.session = self.client.users.session
@@ -273,7 +277,7 @@ class ZendeskConnector:
             self._stamps.pop(ref.id, None)
         else:
             self._stamps[ref.id] = stamp
-        return []
+        return _missing_fields(values, custom, audit)
 
     # -- custom ticket statuses (/api/v2/custom_statuses) ---------------------
     def _load_statuses(self) -> None:
@@ -411,3 +415,17 @@ class CommentCount:
 
 def _unique(refs: Iterable[ItemRef]) -> tuple[ItemRef, ...]:
     return tuple(dict.fromkeys(refs))
+
+
+def _missing_fields(values: Mapping[str, Value], custom: list[dict[str, Any]], audit: Any) -> list[FieldFailure]:
+    """Zendesk answers 200 to a write naming a ticket field that does not exist and drops
+    that value silently; the ticket it returns lists every field the account has, so a
+    written id missing there was not written (a mapping with a wrong id, issue 13)."""
+    returned = getattr(getattr(audit, "ticket", None), "custom_fields", None)
+    if not custom or not isinstance(returned, list):
+        return []
+    present = {int(f["id"]) for f in returned if isinstance(f, dict) and "id" in f}
+    return [FieldFailure(f"custom:{c['id']}", values.get(f"custom:{c['id']}"),
+                        f"Zendesk has no ticket field {c['id']} (fix the id in the mapping; `syncd doctor` "
+                        "checks every mapped field)")
+            for c in custom if int(c["id"]) not in present]

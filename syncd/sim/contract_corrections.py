@@ -393,6 +393,13 @@ CORRECTIONS: tuple[Correction, ...] = (
                                "organization_id", "remote_photo_url"),
     ),
     Correction(
+        "zendesk", "ListSessions parameter user_id",
+        "user_id is not required on /api/v2/sessions",
+        "the document gives GET /api/v2/sessions the shared path parameter UserId (required), but the "
+        "path has no {user_id}: an admin lists every session of the account with no parameter at all",
+        patch=_optional_path_parameter("/api/v2/sessions", "user_id"),
+    ),
+    Correction(
         "zendesk", "IncrementalTicketExportCursor parameter start_time",
         "start_time is optional on this path (the shared parameter stays required elsewhere)",
         "a cursor export's follow-up pages are requested with ?cursor= alone, which is how "

@@ -123,12 +123,34 @@ def build_world(directory: Path, database_url: str | None = None, *, workers: in
     """Start the simulators and write ``config.toml`` + mappings into ``directory``.
 
     Webhooks are registered towards ``http://127.0.0.1:<http_port>`` where the
-    daemon built from this config will listen.
+    daemon built from this config will listen. Secrets are ``env:`` references,
+    their values in :attr:`World.env`.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     zendesk, jira, intercom = ZendeskSim().start(), JiraSim().start(), IntercomSim().start()
     zendesk.configure({"export_exclusion": export_exclusion})
-    port = free_port()
+    return furnish(zendesk, jira, intercom, directory, database_url, workers=workers, zendesk_poll=zendesk_poll,
+                   jira_poll=jira_poll, intercom_poll=intercom_poll, log_level=log_level, extra=extra)
+
+
+SECRET_NAMES = {   # environment variable (env:) -> file name (file:secrets/...)
+    "SYNCD_ZENDESK_TOKEN": "zendesk_token", "SYNCD_ZENDESK_WEBHOOK_SECRET": "zendesk_webhook_secret",
+    "SYNCD_JIRA_API_TOKEN": "jira_api_token", "SYNCD_JIRA_WEBHOOK_SECRET": "jira_webhook_secret",
+    "SYNCD_INTERCOM_TOKEN": "intercom_token", "SYNCD_INTERCOM_CLIENT_SECRET": "intercom_client_secret",
+}
+
+
+def furnish(zendesk: ZendeskSim, jira: JiraSim, intercom: IntercomSim, directory: Path,
+            database_url: str | None = None, *, port: int | None = None, secrets_in_files: bool = False,
+            public_url: bool = False,
+            workers: int = 4, zendesk_poll: float = 10.0, jira_poll: float = 10.0, intercom_poll: float = 10.0,
+            log_level: str = "warning", log_format: str = "json", extra: str = "") -> World:
+    """Set running simulators up as an admin sets up real accounts (the fields the shipped
+    mappings use, webhooks towards ``http://127.0.0.1:<port>``) and write a config and
+    mappings that work against them into ``directory``: the mappings name the field ids the
+    simulators actually gave. ``secrets_in_files``: the secrets go to ``directory/secrets/``
+    (mode 0600) as ``file:`` references, so the config works without any environment."""
+    directory.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
     fields = _create_zendesk_fields(zendesk)
     subs = {f"custom:{p}": f"custom:{real}" for p, real in fields.items()}
     (directory / "zendesk-jira.toml").write_text(_render_mapping("zendesk-jira", subs))
@@ -152,7 +174,18 @@ def build_world(directory: Path, database_url: str | None = None, *, workers: in
         "SYNCD_JIRA_API_TOKEN": jc["api_token"], "SYNCD_JIRA_WEBHOOK_SECRET": jira_secret,
         "SYNCD_INTERCOM_TOKEN": ic["token"], "SYNCD_INTERCOM_CLIENT_SECRET": ic["webhook_client_secret"],
     }
-    db = database_url or f"sqlite:///{directory / 'syncd.db'}"
+    refs = {name: f"env:{name}" for name in env}
+    if secrets_in_files:
+        folder = directory / "secrets"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        for name, value in env.items():
+            path = folder / SECRET_NAMES[name]
+            path.touch(mode=0o600)
+            path.write_text(value + "\n")
+            refs[name] = f"file:secrets/{SECRET_NAMES[name]}"
+        env = {}
+    db = database_url or f"sqlite:///{directory.absolute() / 'syncd.db'}"
+    public = f'public_url = "http://127.0.0.1:{port}"   # where the simulators send webhooks' if public_url else ""
     config = f"""
 [syncd]
 database_url = "{db}"
@@ -165,12 +198,13 @@ backoff_max_seconds = 5.0
 [http]
 host = "127.0.0.1"
 port = {port}
+{public}
 
 [zendesk]
 url = "{zendesk.base_url}"
 email = "{zc['email']}"
-token = "env:SYNCD_ZENDESK_TOKEN"
-webhook_secret = "env:SYNCD_ZENDESK_WEBHOOK_SECRET"
+token = "{refs['SYNCD_ZENDESK_TOKEN']}"
+webhook_secret = "{refs['SYNCD_ZENDESK_WEBHOOK_SECRET']}"
 requests_per_minute = 6000
 poll_interval_seconds = {zendesk_poll}
 mapping = "zendesk-jira.toml"
@@ -178,16 +212,16 @@ mapping = "zendesk-jira.toml"
 [jira]
 url = "{jira.base_url}"
 email = "{jc['email']}"
-api_token = "env:SYNCD_JIRA_API_TOKEN"
-webhook_secret = "env:SYNCD_JIRA_WEBHOOK_SECRET"
+api_token = "{refs['SYNCD_JIRA_API_TOKEN']}"
+webhook_secret = "{refs['SYNCD_JIRA_WEBHOOK_SECRET']}"
 requests_per_minute = 6000
 poll_interval_seconds = {jira_poll}
 poll_overlap_seconds = 120
 
 [intercom]
 url = "{intercom.base_url}"
-token = "env:SYNCD_INTERCOM_TOKEN"
-client_secret = "env:SYNCD_INTERCOM_CLIENT_SECRET"
+token = "{refs['SYNCD_INTERCOM_TOKEN']}"
+client_secret = "{refs['SYNCD_INTERCOM_CLIENT_SECRET']}"
 admin_id = "{intercom_admin}"
 requests_per_minute = 6000
 poll_interval_seconds = {intercom_poll}
@@ -195,7 +229,7 @@ mapping = "intercom-jira.toml"
 
 [logging]
 level = "{log_level}"
-format = "json"
+format = "{log_format}"
 {extra}
 """
     config_path = directory / "config.toml"

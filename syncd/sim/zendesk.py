@@ -132,6 +132,7 @@ class ZendeskSim(SimServer):
             ("invocation", 50_000_001), ("custom_status", 60_000_001))}
         self.tickets: dict[int, Ticket] = {}
         self.users: dict[int, dict[str, JSON]] = {}
+        self.sessions: list[dict[str, JSON]] = []   # web sign-ins (an API token opens none)
         self.organizations: dict[int, dict[str, JSON]] = {}
         self.ticket_fields: dict[int, dict[str, JSON]] = {}
         self.custom_statuses: dict[int, dict[str, JSON]] = {}
@@ -232,6 +233,7 @@ class ZendeskSim(SimServer):
         r("GET", "/api/v2/users{.json}", "ListUsers", zendesk_users.list_users)
         r("POST", "/api/v2/users{.json}", "CreateUser", zendesk_users.create_user)
         r("GET", "/api/v2/users/{user_id}{.json}", "ShowUser", zendesk_users.show_user)
+        r("GET", "/api/v2/sessions{.json}", "ListSessions", zendesk_users.list_sessions)
         r("GET", "/api/v2/organizations{.json}", "ListOrganizations", zendesk_users.list_orgs)
         r("POST", "/api/v2/organizations{.json}", "CreateOrganization", zendesk_users.create_org)
         r("GET", "/api/v2/organizations/{organization_id}{.json}", "ShowOrganization", zendesk_users.show_org)
@@ -412,6 +414,16 @@ class ZendeskSim(SimServer):
             agent = self.users[agent_id or self.agent["id"]]
             self.update_ticket_from(ticket_id, {"comment": {"body": body, "public": public}}, agent, via="web")
             return int(self.tickets[ticket_id].comments[-1]["id"])
+
+    def sign_in(self, email: str) -> None:
+        """A person signs in to the agent interface as ``email`` (a web session; ``syncd doctor``
+        flags one on syncd's own account)."""
+        with self.lock:
+            user = next(u for u in self.users.values() if u["email"] == email)
+            sid = len(self.sessions) + 1
+            self.sessions.append({"id": sid, "user_id": user["id"], "authenticated_at": iso(self.clock.now()),
+                                  "last_seen_at": iso(self.clock.now()),
+                                  "url": f"{self.base_url}/api/v2/users/{user['id']}/sessions/{sid}.json"})
 
     def customer_reply(self, ticket_id: int, body: str) -> int:
         """The requester writes again (e.g. answers the email); returns the comment id."""

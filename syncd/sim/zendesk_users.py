@@ -49,6 +49,11 @@ def me(sim: ZendeskSim, request: Request) -> Response:
     return Response(200, {"user": user_json(sim, sim._caller(request))})
 
 
+def list_sessions(sim: ZendeskSim, request: Request) -> Response:
+    """ListSessions: an admin sees every session of the account."""
+    return Response(200, {"sessions": list(sim.sessions), "next_page": None, "previous_page": None, "count": len(sim.sessions)})
+
+
 def list_users(sim: ZendeskSim, request: Request) -> Response:
     users = [user_json(sim, u) for u in sim.users.values()]
     role = request.arg("role")

@@ -76,6 +76,6 @@ def test_install_refuses_a_missing_public_url_and_a_broken_config(world: World, 
     assert no_url.exit_code == 2 and "--public-url" in no_url.output
 
     unresolved = _install(world, SYNCD_JIRA_API_TOKEN=None)
-    assert unresolved.exit_code == 1
+    assert unresolved.exit_code == 78
     assert "jira.api_token" in unresolved.output and "SYNCD_JIRA_API_TOKEN" in unresolved.output
     assert _registrations(world)[2] == 1   # nothing registered with Jira

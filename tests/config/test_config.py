@@ -224,8 +224,11 @@ def parse_unit(text: str) -> dict[str, dict[str, list[str]]]:
 def test_systemd_unit_is_hardened_and_loads_credentials():
     service = parse_unit(UNIT.read_text())["Service"]
     one = {k: v[-1] for k, v in service.items()}
-    assert one["ExecStart"].endswith("syncd run --config /etc/syncd/config.toml")
+    assert one["ExecStart"] == f"{INSTALLED_SYNCD} run --config /etc/syncd/config.toml"
     assert one["Restart"] == "on-failure" and int(one["TimeoutStopSec"]) >= 30
+    # Ready once bound and migrated, watched while running, never restarted over a bad config.
+    assert one["Type"] == "notify" and one["NotifyAccess"] == "main" and int(one["WatchdogSec"]) > 0
+    assert one["RestartPreventExitStatus"] == "78"
     expected = {"DynamicUser": "yes", "StateDirectory": "syncd", "ProtectSystem": "strict",
                 "ProtectHome": "yes", "NoNewPrivileges": "yes", "PrivateTmp": "yes",
                 "PrivateDevices": "yes", "RestrictAddressFamilies": "AF_INET AF_INET6 AF_UNIX",
@@ -237,17 +240,41 @@ def test_systemd_unit_is_hardened_and_loads_credentials():
                            "jira_webhook_secret", "intercom_token", "intercom_client_secret"}
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
-def test_systemd_analyze_verify(tmp_path):
+INSTALLED_SYNCD = "/opt/syncd/bin/syncd"   # README: python3 -m venv /opt/syncd && /opt/syncd/bin/pip install .
+
+
+def test_systemd_unit_runs_what_the_readme_installs():
+    readme = (REPO / "README.md").read_text()
+    assert "python3 -m venv /opt/syncd && /opt/syncd/bin/pip install ." in readme
+    assert f"ExecStart={INSTALLED_SYNCD} run" in UNIT.read_text()
+
+
+def _unit_for_this_machine(tmp_path: Path) -> Path:
+    """The unit with ExecStart pointing at this checkout's syncd (verify insists the binary exists)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.skip("systemd-analyze not installed (Debian: systemd); CI has it")
     syncd_bin = shutil.which("syncd") or str(REPO / ".venv" / "bin" / "syncd")
     if not Path(syncd_bin).exists():
         pytest.skip("no syncd executable to point ExecStart at")
-    # verify insists that ExecStart's binary exists: point it at this checkout's.
     unit = tmp_path / "syncd.service"
-    unit.write_text(UNIT.read_text().replace("/usr/local/bin/syncd", syncd_bin))
+    unit.write_text(UNIT.read_text().replace(INSTALLED_SYNCD, syncd_bin))
+    return unit
+
+
+def test_systemd_analyze_verify(tmp_path):
+    unit = _unit_for_this_machine(tmp_path)
     done = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=30)
     complaints = [l for l in (done.stdout + done.stderr).splitlines() if re.search(r"syncd\.service", l)]
     assert done.returncode == 0 and not complaints, done.stdout + done.stderr
+
+
+def test_systemd_analyze_security_exposure_at_most_1_5(tmp_path):
+    unit = _unit_for_this_machine(tmp_path)
+    done = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
+                          capture_output=True, text=True, timeout=60)
+    found = re.search(r"Overall exposure level for syncd\.service: ([0-9.]+)", done.stdout)
+    assert found, done.stdout + done.stderr
+    assert float(found.group(1)) <= 1.5, done.stdout
 
 
 def test_replicas_split_each_vendor_budget(tmp_path):
@@ -288,3 +315,18 @@ def test_vendor_timeout_must_be_between_1_and_300_seconds(tmp_path, value, expec
     path = write(tmp_path, f"[syncd]\nvendor_timeout_seconds = {value}\n" + MINIMAL)
     err = only_problem(path)
     assert (err.path, err.key) == (str(path), "syncd.vendor_timeout_seconds") and expected in err.expected, err
+
+
+def test_vendor_access_records_never_print_their_tokens():
+    """Issue 14: a repr (a log line with locals, an exception) must not carry a token."""
+    from syncd.connectors.intercom import IntercomAccess
+    from syncd.connectors.jira import JiraAccess
+    from syncd.connectors.zendesk import ZendeskAccess
+    from syncd.secrets import Secret
+    token = "tok-very-secret-123"
+    for access in (JiraAccess("https://x.atlassian.net", "a@b.c", token),
+                   ZendeskAccess("https://x.zendesk.com", "a@b.c", Secret(token, "env:T")),
+                   IntercomAccess("https://api.intercom.io", token, "1")):
+        assert token not in repr(access) and token not in str(access)
+        assert "Secret('***')" in repr(access)
+    assert JiraAccess("https://x", "a@b.c", token).api_token.reveal() == token

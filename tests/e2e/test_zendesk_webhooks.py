@@ -211,6 +211,8 @@ def test_cli_link_plan_resync_unlink(world, look):
     ticket = z.create_ticket("Webhooks flaky", "Some webhooks never arrive.")
     key = j.engineer_create("ENG", "Webhook delivery drops")
     item = f"zendesk:{ticket}"
+    # Only `db upgrade` and `run` migrate (issue 13): the admin creates the schema first.
+    assert syncd(world, "db", "upgrade").exit_code == 0
 
     missing = syncd(world, "link", item, "ENG-999")
     assert missing.exit_code != 0

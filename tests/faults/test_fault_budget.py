@@ -72,7 +72,7 @@ def test_fault_budget_paces_all_workers_under_the_account_limit(make_world, star
     metrics = get(daemon, "/metrics").text
     assert 'syncd_budget_requests_per_minute{vendor="zendesk"} 600' in metrics
     waited = float(next(line.split()[-1] for line in metrics.splitlines()
-                        if line.startswith('syncd_budget_wait_seconds{vendor="zendesk"}')))
+                        if line.startswith('syncd_budget_wait_seconds_total{vendor="zendesk"}')))
     assert waited > 0
 
 

