@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import IO
 
+import pytest
+
 
 REPO = Path(__file__).resolve().parents[2]
 PREFIX = "/opt/syncd"
@@ -71,6 +73,8 @@ def _wait_for_line(lines: "queue.Queue[str | None]", pattern: str, timeout: floa
     raise AssertionError(f"no line matching {pattern!r} within {timeout}s:\n" + "".join(seen[-40:]))
 
 
+# pip installs the package into a new venv first (20-60 s, longer on a busy machine).
+@pytest.mark.timeout(900)
 def test_readme_first_contact_path(tmp_path) -> None:
     lines = readme_lines()
     assert lines[0].startswith(f"python3 -m venv {PREFIX} && {PREFIX}/bin/pip install .")
