@@ -9,11 +9,15 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-# --- vendor contract checker (owner: syncd/sim/contract.py) -----------------
+# --- vendor contract checker (owner: tests/contract/) -----------------------
 # Every simulator answer during the session, and the request behind it, is
 # checked against the vendor's OpenAPI document; a test whose requests or
 # answers break the contract fails in teardown. SYNCD_CONTRACT=off disables.
-from syncd.sim import contract as _contract
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parent))   # --import-mode=importlib: make `contract` importable
+import contract as _contract  # noqa: E402
 
 
 @pytest.fixture(scope="session")
