@@ -14,8 +14,9 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from syncd.sim.core import Clock, Knobs, Request, WebhookSender
+from syncd.sim.core import Clock, Knobs, Request
 from syncd.sim.jira_catalog import Attachment, Component, Hook, IssueRec, Project, User, Version
+from syncd.sim.webhook_sender import WebhookSender
 
 
 @dataclass

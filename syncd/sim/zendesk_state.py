@@ -14,7 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from syncd.sim.core import JSON, Clock, Request, WebhookSender
+from syncd.sim.core import JSON, Clock, Request
+from syncd.sim.webhook_sender import WebhookSender
 
 
 @dataclass
