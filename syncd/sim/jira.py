@@ -93,7 +93,9 @@ from syncd.sim import (
 )
 from syncd.sim.core import JSON, Request, Response, SimServer
 from syncd.sim.jira_adf import text_to_adf
-from syncd.sim.jira_catalog import STATUSES, TRANSITIONS, CommentRec, Hook, IssueRec, Project, User, Version, field_list
+from syncd.sim.jira_catalog import (
+    STATUSES, TRANSITIONS, Attachment, CommentRec, Component, Hook, IssueRec, Project, User, Version, field_list,
+)
 from syncd.sim.jira_http import ISSUE_NOT_FOUND, err, too_many
 
 ADMIN_EMAIL, ADMIN_TOKEN = "admin@example.com", "sim-api-token"
@@ -113,9 +115,9 @@ class JiraSim(SimServer):
         self.users: dict[str, User] = {}
         self.projects: dict[str, Project] = {}
         self.versions: dict[str, Version] = {}
-        self.components: dict[str, Any] = {}
+        self.components: dict[str, Component] = {}
         self.issues: dict[int, IssueRec] = {}
-        self.attachments: dict[int, Any] = {}
+        self.attachments: dict[int, Attachment] = {}
         self.hooks: dict[int, Hook] = {}
         self.search_lag = 0.0
         self.issue_write_limit: tuple[int, float] | None = (20, 2.0)
