@@ -18,8 +18,9 @@ from typing import Callable
 
 import click
 
-from .domain import DeskItem, ItemRef, TrackerIssue
+from .domain import ItemRef
 from .sim.world import World, build_world
+from .testing import Observer, Teammate, wait_for
 
 STEP_TIMEOUT = 20.0
 
@@ -32,20 +33,6 @@ class StepResult:
     detail: str
 
 
-def wait_for(check: Callable[[], object], timeout: float = STEP_TIMEOUT, every: float = 0.05) -> object:
-    """Poll ``check`` until it returns something truthy; return it (or None on timeout)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-        except (KeyError, IndexError, LookupError):
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    return None
-
-
 class Story:
     def __init__(self, world: World, echo: Callable[[str], None] = click.echo):
         self.world = world
@@ -56,7 +43,7 @@ class Story:
              describe: Callable[[object], str]) -> object:
         started = time.monotonic()
         act()
-        value = wait_for(check)
+        value = wait_for(check, timeout=STEP_TIMEOUT)
         seconds = time.monotonic() - started
         ok = bool(value)
         detail = describe(value) if ok else "did not happen in time"
@@ -64,94 +51,6 @@ class Story:
         mark = click.style("✓", fg="green") if ok else click.style("✗", fg="red")
         self.echo(f" {mark} {title:<58} {seconds:6.2f}s  {detail}")
         return value
-
-
-class Observer:
-    """Reads both sides over HTTP with syncd's own connectors, as a person looking at the UIs would."""
-
-    def __init__(self, world: World):
-        from .connectors.jira import JiraAccess, JiraConnector
-        from .connectors.zendesk import ZendeskAccess, ZendeskConnector
-        zc, jc = world.zendesk.describe()["credentials"], world.jira.describe()["credentials"]
-        self.zendesk = ZendeskConnector(ZendeskAccess(world.zendesk.base_url, zc["email"], zc["token"]))
-        self.jira = JiraConnector(JiraAccess(world.jira.base_url, jc["email"], jc["api_token"]),
-                                  field_locators=("customfield_10051", "customfield_10054", "customfield_10055"))
-        from .connectors.intercom import IntercomAccess, IntercomConnector
-        ic = world.intercom.describe()
-        # As syncd's own admin, so ``by_integration`` tells syncd's parts apart.
-        self.intercom = IntercomConnector(IntercomAccess(world.intercom.base_url, ic["token"], ic["admins"][0]["id"]))
-
-    def ticket(self, ticket_id: int) -> DeskItem:
-        item = self.zendesk.fetch(ItemRef("zendesk", str(ticket_id)))
-        assert item is not None
-        return item
-
-    def issue(self, key: str) -> TrackerIssue | None:
-        return self.jira.resolve_key(key)
-
-    def ticket_has(self, ticket_id: int, text: str, public: bool) -> bool:
-        return any(text in c.body and c.public == public for c in self.ticket(ticket_id).comments)
-
-    def issue_has(self, key: str, text: str) -> bool:
-        issue = self.issue(key)
-        return issue is not None and any(text in c.body for c in issue.comments)
-
-    def issue_description(self, key: str) -> str:
-        return str(self.jira.client.issue(key, fields="description").fields.description or "")
-
-    def remote_links(self, key: str) -> list[str]:
-        return [link.object.url for link in self.jira.client.remote_links(key)]
-
-    def intercom_item(self, ref: ItemRef) -> DeskItem:
-        item = self.intercom.fetch(ref)
-        assert item is not None
-        return item
-
-    def conversation(self, conv_id: str) -> DeskItem:
-        return self.intercom_item(ItemRef("intercom:conversation", conv_id))
-
-    def intercom_ticket(self, ticket_id: str) -> DeskItem:
-        return self.intercom_item(ItemRef("intercom:ticket", ticket_id))
-
-    def intercom_has(self, ref: ItemRef, text: str, public: bool) -> bool:
-        return any(text in c.body and c.public == public for c in self.intercom_item(ref).comments)
-
-    def intercom_key(self, ref: ItemRef) -> str | None:
-        """The key syncd wrote into the item's ``jira_issue`` attribute, once that issue exists."""
-        key = self.intercom_item(ref).fields.get("attr:jira_issue")
-        return key if isinstance(key, str) and self.issue(key) is not None else None
-
-    def intercom_parts(self, ref: ItemRef, text: str) -> list:
-        """The comments/notes of the item containing ``text``."""
-        return [c for c in self.intercom_item(ref).comments if text in c.body]
-
-
-class Teammate:
-    """A human Intercom teammate (the workspace's second admin, not syncd's)
-    acting through Intercom's REST API, as the inbox UI would."""
-
-    def __init__(self, world: World):
-        from intercom import Intercom
-        ic = world.intercom.describe()
-        self.admin_id = str(ic["admins"][1]["id"])
-        self.client = Intercom(token=ic["token"], base_url=world.intercom.base_url,
-                               headers={"Intercom-Version": ic["api_version"]})
-
-    def tag(self, conv_id: str, name: str) -> None:
-        tag = self.client.tags.create(request={"name": name})
-        self.client.tags.tag_conversation(conv_id, tag_id=str(tag.id), admin_id=self.admin_id)
-
-    def set_attributes(self, conv_id: str, **values: str) -> None:
-        self.client.conversations.update(conv_id, custom_attributes=dict(values))
-
-    def attach_company(self, contact_id: str, name: str) -> None:
-        from intercom import CreateOrUpdateCompanyRequest
-        company = self.client.companies.create_or_update(
-            request=CreateOrUpdateCompanyRequest(company_id=name.lower().replace(" ", "-"), name=name))
-        self.client.companies.attach_contact(contact_id=contact_id, company_id=str(company.id))
-
-    def set_ticket_attributes(self, ticket_id: str, **values: str) -> None:
-        self.client.tickets.update(ticket_id, ticket_attributes=dict(values), admin_id=int(self.admin_id))
 
 
 def zendesk_story(world: World, story: Story) -> None:

@@ -10,7 +10,7 @@ from typing import Iterator
 import pytest
 import sqlalchemy as sa
 
-# --- vendor contract checker (owner: syncd/sim/contract.py) -----------------
+# --- vendor contract checker (owner: tests/contract/) -----------------------
 # Every simulator answer during the session, and the request behind it, is
 # checked against the vendor's OpenAPI document; a test whose requests or
 # answers break the contract fails in teardown. SYNCD_CONTRACT=off disables.
@@ -20,7 +20,10 @@ import sqlalchemy as sa
 import os  # noqa: E402,F811
 from pathlib import Path  # noqa: E402,F811
 
-from syncd.sim import contract as _contract  # noqa: E402
+import sys as _sys  # noqa: E402
+
+_sys.path.insert(0, str(Path(__file__).resolve().parent))   # --import-mode=importlib: make `contract` importable
+import contract as _contract  # noqa: E402
 
 
 # --- data from ../shared (vendor-specs, realworld) ----------------------------

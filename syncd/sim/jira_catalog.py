@@ -226,3 +226,16 @@ class IssueRec:
     attachment_ids: list[int] = field(default_factory=list)
     changelog: list[History] = field(default_factory=list)
     old_keys: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Hook:
+    """An admin webhook registration."""
+    id: int
+    name: str
+    url: str
+    events: list[str]
+    jql: str | None
+    secret: str | None
+    enabled: bool = True
+    updated: float = 0.0

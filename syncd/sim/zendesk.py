@@ -22,7 +22,10 @@ every path also answers with zenpy's ``.json`` suffix):
   ``DeleteWebhook``, ``ShowWebhookSigningSecret``.
 
 Layout: this module is the server (state, authentication, rate limits, the
-route table, helpers the route groups share, the actors) and the zenpy wiring.
+route table, the actors) and the zenpy wiring. The route modules see it through
+the :class:`~syncd.sim.zendesk_state.ZendeskState` protocol (records ``Ticket``
+and ``Upload`` live there too) and share the request/paging helpers of
+:mod:`~syncd.sim.zendesk_http`; none of them imports this module.
 The route groups are functions of ``(sim, request)`` in
 :mod:`~syncd.sim.zendesk_tickets` (tickets, comments, the one write path),
 :mod:`~syncd.sim.zendesk_users` (users, organizations),
@@ -97,15 +100,15 @@ from syncd.sim import (
     zendesk_attachments,
     zendesk_exports,
     zendesk_fields,
+    zendesk_http,
     zendesk_statuses,
     zendesk_tickets,
     zendesk_users,
     zendesk_webhooks,
 )
-from syncd.sim.core import JSON, Clock, Request, Response, SimError, SimServer, iso
-from syncd.sim.zendesk_attachments import Upload
-from syncd.sim.zendesk_exports import _b64, _unb64
-from syncd.sim.zendesk_tickets import BRAND_ID, IDEMPOTENCY_TTL, Ticket
+from syncd.sim.core import JSON, Clock, Request, Response, SimServer, iso
+from syncd.sim.zendesk_state import Ticket, Upload
+from syncd.sim.zendesk_tickets import BRAND_ID, IDEMPOTENCY_TTL
 from syncd.sim.zendesk_webhooks import ACCOUNT_ID, SUBDOMAIN_HOST
 
 ADMIN_EMAIL = "admin@example.com"
@@ -143,9 +146,9 @@ class ZendeskSim(SimServer):
         self.uploads: dict[str, Upload] = {}
         self.files: dict[str, tuple[bytes, str]] = {}   # attachment token -> (bytes, content type)
         self.attachments: dict[int, dict[str, JSON]] = {}
-        self._idempotency: dict[str, tuple[str, int, dict[str, JSON], float]] = {}
-        self._ticket_updates: dict[tuple[int, int], list[float]] = {}
-        self._incremental_calls: list[float] = []
+        self.idempotency: dict[str, tuple[str, int, dict[str, JSON], float]] = {}
+        self.ticket_updates: dict[tuple[int, int], list[float]] = {}
+        self.incremental_calls: list[float] = []
         self.api_tokens: set[str] = {API_TOKEN}
         self.export_exclusion = 60.0
         self.incremental_rate_limit: int | None = None
@@ -318,66 +321,21 @@ class ZendeskSim(SimServer):
         return {**headers, "X-Zendesk-Webhook-Signature-Timestamp": stamp,
                 "X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode()}
 
-    # -- helpers ----------------------------------------------------------
-    def _next(self, kind: str) -> int:
+    # -- the ZendeskState surface the route modules use (syncd.sim.zendesk_state) --
+    def next_id(self, kind: str) -> int:
         return next(self._ids[kind])
 
-    def _url(self, path: str) -> str:
+    def url(self, path: str) -> str:
         return f"{self.base_url}/api/v2/{path}"
 
-    def _caller(self, request: Request) -> dict[str, JSON]:
+    def caller(self, request: Request) -> dict[str, JSON]:
         return self.users[int(request.params["_user_id"])]
 
-    def _body(self, request: Request, key: str) -> dict[str, JSON]:
-        try:
-            body = request.json() or {}
-        except ValueError:
-            raise SimError(400, {"error": "InvalidJSON", "description": "The request body is not valid JSON"})
-        value = body.get(key) if isinstance(body, dict) else None
-        if not isinstance(value, dict):
-            raise SimError(400, {"error": "InvalidEndpoint", "description": f"The request must contain a '{key}' object"})
-        return value
-
-    def _int_param(self, request: Request, name: str) -> int:
-        try:
-            return int(request.params[name])
-        except ValueError:
-            raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})
-
-    def _ticket(self, ticket_id: int) -> Ticket:
+    def ticket(self, ticket_id: int) -> Ticket:
         t = self.tickets.get(ticket_id)
         if t is None:
-            raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})
+            raise zendesk_http.not_found()
         return t
-
-    @staticmethod
-    def _invalid(attribute: str, message: str, code: str = "InvalidValue") -> SimError:
-        return SimError(422, {"error": "RecordInvalid", "description": "Record validation errors",
-                              "details": {attribute: [{"description": message, "error": code}]}})
-
-    def _page(self, request: Request, key: str, items: list[JSON], path: str) -> dict[str, JSON]:
-        """Cursor paging when the client asks with ``page[size]``/``page[after]``,
-        offset paging (``page``, ``per_page``) otherwise, as Zendesk does."""
-        if request.arg("page[size]") is not None or request.arg("page[after]") is not None:
-            size = max(1, min(100, int(request.arg("page[size]") or 100)))
-            start = int(_unb64(request.arg("page[after]") or "") or 0)
-            page = items[start:start + size]
-            end = start + len(page)
-            has_more = end < len(items)
-            after = _b64(str(end)) if page else None
-            before = _b64(str(start)) if page else None
-            return {key: page,
-                    "meta": {"has_more": has_more, "after_cursor": after, "before_cursor": before},
-                    "links": {"next": f"{self._url(path)}?page[size]={size}&page[after]={after}" if has_more else None,
-                              "prev": f"{self._url(path)}?page[size]={size}&page[before]={before}" if start else None}}
-        per_page = max(1, min(100, int(request.arg("per_page") or 100)))
-        number = max(1, int(request.arg("page") or 1))
-        start = (number - 1) * per_page
-        page = items[start:start + per_page]
-        more = start + per_page < len(items)
-        return {key: page, "count": len(items),
-                "next_page": f"{self._url(path)}?page={number + 1}&per_page={per_page}" if more else None,
-                "previous_page": f"{self._url(path)}?page={number - 1}&per_page={per_page}" if number > 1 else None}
 
     # -- tickets: the one write path, shared by the HTTP handlers and the actors --
     def ticket_json(self, t: Ticket) -> dict[str, JSON]:
@@ -428,7 +386,7 @@ class ZendeskSim(SimServer):
     def customer_reply(self, ticket_id: int, body: str) -> int:
         """The requester writes again (e.g. answers the email); returns the comment id."""
         with self.lock:
-            requester = self.users[self._ticket(ticket_id).requester_id]
+            requester = self.users[self.ticket(ticket_id).requester_id]
             self.update_ticket_from(ticket_id, {"comment": {"body": body, "public": True}}, requester, via="web")
             return int(self.tickets[ticket_id].comments[-1]["id"])
 

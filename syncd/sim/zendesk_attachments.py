@@ -8,32 +8,22 @@ sim (``sim.uploads``, ``sim.attachments``, ``sim.files``).
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from syncd.sim.core import JSON, Request, Response, SimError, iso
-
-if TYPE_CHECKING:
-    from syncd.sim.zendesk import ZendeskSim
-
-
-@dataclass
-class Upload:
-    token: str
-    attachments: list[dict[str, JSON]]
-    expires: float
+from syncd.sim import zendesk_http
+from syncd.sim.core import Request, Response, SimError, iso
+from syncd.sim.zendesk_state import Upload, ZendeskState
 
 
-def upload(sim: ZendeskSim, request: Request) -> Response:
+def upload(sim: ZendeskState, request: Request) -> Response:
     name = request.arg("filename")
     if not name:
         raise SimError(400, {"error": "InvalidEndpoint", "description": "filename is required"})
     ctype = request.header("content-type") or "application/octet-stream"
     att_token = secrets.token_urlsafe(18)
-    aid = sim._next("attachment")
+    aid = sim.next_id("attachment")
     url = f"{sim.base_url}/attachments/token/{att_token}/?name={quote(name)}"
-    att = {"id": aid, "url": sim._url(f"attachments/{aid}.json"), "file_name": name,
+    att = {"id": aid, "url": sim.url(f"attachments/{aid}.json"), "file_name": name,
            "content_url": url, "mapped_content_url": url, "content_type": ctype,
            "size": len(request.body), "inline": False, "deleted": False,
            "malware_access_override": False, "malware_scan_result": "malware_not_found", "thumbnails": []}
@@ -49,20 +39,20 @@ def upload(sim: ZendeskSim, request: Request) -> Response:
                                      "attachment": att, "attachments": list(upload.attachments)}})
 
 
-def delete_upload(sim: ZendeskSim, request: Request) -> Response:
+def delete_upload(sim: ZendeskState, request: Request) -> Response:
     if sim.uploads.pop(request.params["token"], None) is None:
         raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})
     return Response(204)
 
 
-def show_attachment(sim: ZendeskSim, request: Request) -> Response:
-    att = sim.attachments.get(sim._int_param(request, "attachment_id"))
+def show_attachment(sim: ZendeskState, request: Request) -> Response:
+    att = sim.attachments.get(zendesk_http.int_param(request, "attachment_id"))
     if att is None:
         raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})
     return Response(200, {"attachment": att})
 
 
-def download(sim: ZendeskSim, request: Request) -> Response:
+def download(sim: ZendeskState, request: Request) -> Response:
     stored = sim.files.get(request.params["token"])
     if stored is None:
         raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})

@@ -5,33 +5,30 @@ their own rate limit; and the opaque cursors Zendesk pages with.
 
 from __future__ import annotations
 
-import base64
 import math
 import time
-from typing import TYPE_CHECKING
 
 from syncd.sim import zendesk_tickets
+from syncd.sim import zendesk_http
 from syncd.sim.core import JSON, Request, Response, SimError
-
-if TYPE_CHECKING:
-    from syncd.sim.zendesk import ZendeskSim
+from syncd.sim.zendesk_state import ZendeskState
 
 
-def incremental_limited(sim: ZendeskSim) -> Response | None:
+def incremental_limited(sim: ZendeskState) -> Response | None:
     if sim.incremental_rate_limit is None:
         return None
     now = time.monotonic()
-    sim._incremental_calls = [x for x in sim._incremental_calls if now - x < 60.0]
-    if len(sim._incremental_calls) >= int(sim.incremental_rate_limit):
-        retry = max(1, math.ceil(60.0 - (now - sim._incremental_calls[0])))
+    sim.incremental_calls = [x for x in sim.incremental_calls if now - x < 60.0]
+    if len(sim.incremental_calls) >= int(sim.incremental_rate_limit):
+        retry = max(1, math.ceil(60.0 - (now - sim.incremental_calls[0])))
         return Response(429, {"error": "APIRateLimitExceeded", "description":
                               "Number of allowed incremental export API requests per minute exceeded"},
                         {"Retry-After": str(retry)})
-    sim._incremental_calls.append(now)
+    sim.incremental_calls.append(now)
     return None
 
 
-def export_cursor(sim: ZendeskSim, request: Request) -> Response:
+def export_cursor(sim: ZendeskState, request: Request) -> Response:
     limited = incremental_limited(sim)
     if limited is not None:
         return limited
@@ -51,12 +48,12 @@ def export_cursor(sim: ZendeskSim, request: Request) -> Response:
     last = (page[-1].updated, page[-1].id) if page else position
     after = _encode_cursor(last)
     body = {"tickets": zendesk_tickets.tickets_out(sim, request, page), "after_cursor": after,
-            "after_url": sim._url(f"incremental/tickets/cursor.json?cursor={after}&per_page={per_page}"),
+            "after_url": sim.url(f"incremental/tickets/cursor.json?cursor={after}&per_page={per_page}"),
             "before_cursor": None, "before_url": None, "end_of_stream": len(ready) <= per_page}
     return Response(200, body)
 
 
-def export_events(sim: ZendeskSim, request: Request) -> Response:
+def export_events(sim: ZendeskState, request: Request) -> Response:
     limited = incremental_limited(sim)
     if limited is not None:
         return limited
@@ -72,11 +69,11 @@ def export_events(sim: ZendeskSim, request: Request) -> Response:
     end_time = int(page[-1]["_ts"]) if page else start
     query = f"start_time={end_time}" + ("&include=comment_events" if with_comments else "")
     return Response(200, {"ticket_events": [ticket_event(sim, a, with_comments) for a in page],
-                          "next_page": sim._url(f"incremental/ticket_events.json?{query}"),
+                          "next_page": sim.url(f"incremental/ticket_events.json?{query}"),
                           "count": len(page), "end_of_stream": len(ready) <= per_page, "end_time": end_time})
 
 
-def ticket_event(sim: ZendeskSim, audit: dict[str, JSON], with_comments: bool) -> dict[str, JSON]:
+def ticket_event(sim: ZendeskState, audit: dict[str, JSON], with_comments: bool) -> dict[str, JSON]:
     via = "API" if audit["via"]["channel"] == "api" else "Web form"
     children = []
     comment_public = None
@@ -100,27 +97,14 @@ def ticket_event(sim: ZendeskSim, audit: dict[str, JSON], with_comments: bool) -
             "comment_public": bool(comment_public), "child_events": children}
 
 
-def _b64(text: str) -> str:
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def _unb64(text: str) -> str:
-    if not text:
-        return ""
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise SimError(400, {"error": "InvalidPaginationParameter", "description": "invalid cursor"})
-
-
 def _encode_cursor(position: tuple[float, int]) -> str:
     # Same layout as Zendesk's opaque cursor: base64("<time>||<id>|").
-    return _b64(f"{position[0]!r}||{position[1]}|")
+    return zendesk_http.b64(f"{position[0]!r}||{position[1]}|")
 
 
 def _decode_cursor(cursor: str) -> tuple[float, int]:
     try:
-        ts, _, rest = _unb64(cursor).partition("||")
+        ts, _, rest = zendesk_http.unb64(cursor).partition("||")
         return float(ts), int(rest.rstrip("|"))
     except ValueError:
         raise SimError(400, {"error": "InvalidPaginationParameter", "description": "invalid cursor"})

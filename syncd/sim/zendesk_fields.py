@@ -6,17 +6,15 @@ sim (``sim.ticket_fields``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
+from syncd.sim import zendesk_http
 from syncd.sim.core import JSON, Request, Response, SimError, iso
-
-if TYPE_CHECKING:
-    from syncd.sim.zendesk import ZendeskSim
+from syncd.sim.zendesk_state import ZendeskState
 
 
-def new_field(sim: ZendeskSim, data: dict[str, JSON], system: bool = False) -> dict[str, JSON]:
-    fid, now = sim._next("field"), iso(sim.clock.now())
-    options = [{"id": sim._next("option"), "name": o["name"], "raw_name": o["name"], "value": o["value"],
+def new_field(sim: ZendeskState, data: dict[str, JSON], system: bool = False) -> dict[str, JSON]:
+    fid, now = sim.next_id("field"), iso(sim.clock.now())
+    options = [{"id": sim.next_id("option"), "name": o["name"], "raw_name": o["name"], "value": o["value"],
                 "position": i, "default": False} for i, o in enumerate(data.get("custom_field_options") or [])]
     f = {"id": fid, "type": data["type"], "title": data["title"], "raw_title": data["title"],
          "description": data.get("description") or "", "raw_description": data.get("description") or "",
@@ -35,34 +33,34 @@ def new_field(sim: ZendeskSim, data: dict[str, JSON], system: bool = False) -> d
     return f
 
 
-def field_json(sim: ZendeskSim, f: dict[str, JSON]) -> dict[str, JSON]:
-    return {k: v for k, v in {**f, "url": sim._url(f"ticket_fields/{f['id']}.json")}.items()
+def field_json(sim: ZendeskState, f: dict[str, JSON]) -> dict[str, JSON]:
+    return {k: v for k, v in {**f, "url": sim.url(f"ticket_fields/{f['id']}.json")}.items()
             if not k.startswith("_")}
 
 
-def custom_fields(sim: ZendeskSim) -> list[dict[str, JSON]]:
+def custom_fields(sim: ZendeskState) -> list[dict[str, JSON]]:
     return [f for f in sim.ticket_fields.values() if not f["_system"] and f["active"]]
 
 
-def list_fields(sim: ZendeskSim, request: Request) -> Response:
+def list_fields(sim: ZendeskState, request: Request) -> Response:
     fields = [field_json(sim, f) for f in sim.ticket_fields.values()]
-    return Response(200, sim._page(request, "ticket_fields", fields, "ticket_fields.json"))
+    return Response(200, zendesk_http.page(request, "ticket_fields", fields, sim.url("ticket_fields.json")))
 
 
-def create_field(sim: ZendeskSim, request: Request) -> Response:
-    data = sim._body(request, "ticket_field")
+def create_field(sim: ZendeskState, request: Request) -> Response:
+    data = zendesk_http.body(request, "ticket_field")
     if not data.get("title") or not data.get("type"):
-        raise sim._invalid("title", "Title: cannot be blank", "BlankValue")
+        raise zendesk_http.invalid("title", "Title: cannot be blank", "BlankValue")
     known = ("text", "textarea", "checkbox", "date", "integer", "decimal", "regexp", "tagger", "multiselect")
     if data["type"] not in known:
-        raise sim._invalid("type", f"Type: {data['type']} is not a valid field type")
+        raise zendesk_http.invalid("type", f"Type: {data['type']} is not a valid field type")
     if data["type"] in ("tagger", "multiselect") and not data.get("custom_field_options"):
-        raise sim._invalid("custom_field_options", "Field options: cannot be blank", "BlankValue")
+        raise zendesk_http.invalid("custom_field_options", "Field options: cannot be blank", "BlankValue")
     return Response(201, {"ticket_field": field_json(sim, new_field(sim, data))})
 
 
-def show_field(sim: ZendeskSim, request: Request) -> Response:
-    f = sim.ticket_fields.get(sim._int_param(request, "ticket_field_id"))
+def show_field(sim: ZendeskState, request: Request) -> Response:
+    f = sim.ticket_fields.get(zendesk_http.int_param(request, "ticket_field_id"))
     if f is None:
         raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})
     return Response(200, {"ticket_field": field_json(sim, f)})

@@ -15,35 +15,32 @@ Route handlers of :class:`syncd.sim.zendesk.ZendeskSim`; the state is
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
+from syncd.sim import zendesk_http
 from syncd.sim.core import JSON, Request, Response, SimError, iso
-
-if TYPE_CHECKING:
-    from syncd.sim.zendesk import ZendeskSim
-    from syncd.sim.zendesk_tickets import Ticket
+from syncd.sim.zendesk_state import Ticket, ZendeskState
 
 CATEGORIES = ("new", "open", "pending", "hold", "solved")
 DEFAULT_LABELS = {"new": "New", "open": "Open", "pending": "Pending", "hold": "On-hold", "solved": "Solved"}
 MAX_LABEL = 48
 
 
-def seed_defaults(sim: ZendeskSim) -> None:
+def seed_defaults(sim: ZendeskState) -> None:
     for category in CATEGORIES:
         new_status(sim, {"status_category": category, "agent_label": DEFAULT_LABELS[category]}, default=True)
 
 
-def new_status(sim: ZendeskSim, data: dict[str, JSON], default: bool = False) -> dict[str, JSON]:
+def new_status(sim: ZendeskState, data: dict[str, JSON], default: bool = False) -> dict[str, JSON]:
     category, label = data.get("status_category"), data.get("agent_label")
     if category not in CATEGORIES:
-        raise sim._invalid("status_category", f"Status category: {category} is not valid")
+        raise zendesk_http.invalid("status_category", f"Status category: {category} is not valid")
     if not isinstance(label, str) or not label.strip() or len(label) > MAX_LABEL:
-        raise sim._invalid("agent_label", "Agent label: is invalid", "InvalidValue")
+        raise zendesk_http.invalid("agent_label", "Agent label: is invalid", "InvalidValue")
     if any(s["agent_label"].lower() == label.lower() and s["status_category"] == category
            for s in sim.custom_statuses.values()):
-        raise sim._invalid("agent_label", "Agent label: has already been taken", "DuplicateValue")
+        raise zendesk_http.invalid("agent_label", "Agent label: has already been taken", "DuplicateValue")
     now = iso(sim.clock.now())
-    sid = sim._next("custom_status")
+    sid = sim.next_id("custom_status")
     status = {"id": sid, "status_category": category,
               "agent_label": label, "raw_agent_label": label,
               "end_user_label": data.get("end_user_label") or label,
@@ -56,23 +53,23 @@ def new_status(sim: ZendeskSim, data: dict[str, JSON], default: bool = False) ->
     return status
 
 
-def default_for(sim: ZendeskSim, category: str) -> dict[str, JSON]:
+def default_for(sim: ZendeskState, category: str) -> dict[str, JSON]:
     return next(s for s in sim.custom_statuses.values() if s["status_category"] == category and s["default"])
 
 
-def apply_to_ticket(sim: ZendeskSim, t: Ticket, data: dict[str, JSON]) -> None:
+def apply_to_ticket(sim: ZendeskState, t: Ticket, data: dict[str, JSON]) -> None:
     """A ``custom_status_id`` in a ticket write: checked, and the status follows it."""
     if "custom_status_id" not in data or data["custom_status_id"] is None:
         return
     raw = data["custom_status_id"]
     found = sim.custom_statuses.get(raw) if isinstance(raw, int) and not isinstance(raw, bool) else None
     if found is None or not found["active"]:
-        raise sim._invalid("custom_status_id", "Custom status: is invalid", "InvalidValue")
+        raise zendesk_http.invalid("custom_status_id", "Custom status: is invalid", "InvalidValue")
     t.custom_status_id = int(found["id"])
     t.status = str(found["status_category"])
 
 
-def align(sim: ZendeskSim, t: Ticket) -> None:
+def align(sim: ZendeskState, t: Ticket) -> None:
     """After any write: a ticket whose status left its custom status's category
     moves to the new category's default (closed keeps the solved one)."""
     if t.status == "closed":
@@ -82,7 +79,7 @@ def align(sim: ZendeskSim, t: Ticket) -> None:
         t.custom_status_id = int(default_for(sim, t.status)["id"])
 
 
-def list_statuses(sim: ZendeskSim, request: Request) -> Response:
+def list_statuses(sim: ZendeskState, request: Request) -> Response:
     found = list(sim.custom_statuses.values())
     categories = request.arg("status_categories")
     if categories:
@@ -95,17 +92,17 @@ def list_statuses(sim: ZendeskSim, request: Request) -> Response:
     return Response(200, {"custom_statuses": [_out(sim, s) for s in found]})   # "No pagination is provided"
 
 
-def show_status(sim: ZendeskSim, request: Request) -> Response:
+def show_status(sim: ZendeskState, request: Request) -> Response:
     return Response(200, {"custom_status": _out(sim, _status(sim, request))})
 
 
-def create_status(sim: ZendeskSim, request: Request) -> Response:
-    return Response(201, {"custom_status": _out(sim, new_status(sim, sim._body(request, "custom_status")))})
+def create_status(sim: ZendeskState, request: Request) -> Response:
+    return Response(201, {"custom_status": _out(sim, new_status(sim, zendesk_http.body(request, "custom_status")))})
 
 
-def update_status(sim: ZendeskSim, request: Request) -> Response:
+def update_status(sim: ZendeskState, request: Request) -> Response:
     status = _status(sim, request)
-    data = sim._body(request, "custom_status")
+    data = zendesk_http.body(request, "custom_status")
     for key in ("agent_label", "end_user_label", "description", "end_user_description", "active"):
         if key in data:
             status[key] = data[key]
@@ -115,12 +112,12 @@ def update_status(sim: ZendeskSim, request: Request) -> Response:
     return Response(200, {"custom_status": _out(sim, status)})
 
 
-def _out(sim: ZendeskSim, status: dict[str, JSON]) -> dict[str, JSON]:
-    return {"url": sim._url(f"custom_statuses/{status['id']}.json"), **status}
+def _out(sim: ZendeskState, status: dict[str, JSON]) -> dict[str, JSON]:
+    return {"url": sim.url(f"custom_statuses/{status['id']}.json"), **status}
 
 
-def _status(sim: ZendeskSim, request: Request) -> dict[str, JSON]:
-    found = sim.custom_statuses.get(sim._int_param(request, "custom_status_id"))
+def _status(sim: ZendeskState, request: Request) -> dict[str, JSON]:
+    found = sim.custom_statuses.get(zendesk_http.int_param(request, "custom_status_id"))
     if found is None:
         raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})
     return found

@@ -11,18 +11,15 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 import structlog
 
-from syncd.sim import zendesk_fields, zendesk_statuses, zendesk_users, zendesk_webhooks
+from syncd.sim import zendesk_fields, zendesk_http, zendesk_statuses, zendesk_users, zendesk_webhooks
 from syncd.sim.core import JSON, Request, Response, SimError, iso
+from syncd.sim.zendesk_state import Ticket, ZendeskState
 from syncd.sim.zendesk_triggers import STATUS_ORDER, UpdateContext
-
-if TYPE_CHECKING:
-    from syncd.sim.zendesk import ZendeskSim
 
 # Logged under the simulator's module name, as before the split.
 log = structlog.get_logger("syncd.sim.zendesk")
@@ -31,34 +28,10 @@ BRAND_ID = 360000001           # every Zendesk account has a default brand
 IDEMPOTENCY_TTL = 2 * 3600.0   # Zendesk keeps keys for two hours
 
 
-@dataclass
-class Ticket:
-    id: int
-    subject: str
-    description: str
-    status: str
-    priority: str | None
-    type: str | None
-    tags: list[str]
-    requester_id: int
-    submitter_id: int
-    organization_id: int | None
-    assignee_id: int | None
-    group_id: int | None
-    custom: dict[int, JSON]
-    external_id: str | None
-    due_at: str | None
-    created: float
-    updated: float
-    via_channel: str
-    comments: list[dict[str, JSON]] = field(default_factory=list)
-    custom_status_id: int | None = None    # see syncd.sim.zendesk_statuses
-
-
-def ticket_json(sim: ZendeskSim, t: Ticket) -> dict[str, JSON]:
+def ticket_json(sim: ZendeskState, t: Ticket) -> dict[str, JSON]:
     custom = [{"id": f["id"], "value": t.custom.get(f["id"])} for f in zendesk_fields.custom_fields(sim)]
     return {
-        "url": sim._url(f"tickets/{t.id}.json"), "id": t.id, "external_id": t.external_id,
+        "url": sim.url(f"tickets/{t.id}.json"), "id": t.id, "external_id": t.external_id,
         "via": {"channel": t.via_channel, "source": {"from": {}, "to": {}, "rel": None}},
         "created_at": iso(t.created), "updated_at": iso(t.updated), "generated_timestamp": int(t.updated),
         "type": t.type, "subject": t.subject, "raw_subject": t.subject, "description": t.description,
@@ -74,7 +47,7 @@ def ticket_json(sim: ZendeskSim, t: Ticket) -> dict[str, JSON]:
     }
 
 
-def validate_custom(sim: ZendeskSim, values: Iterable[dict[str, JSON]]) -> dict[int, JSON]:
+def validate_custom(sim: ZendeskState, values: Iterable[dict[str, JSON]]) -> dict[int, JSON]:
     out: dict[int, JSON] = {}
     for item in values:
         fid = int(item.get("id", 0))
@@ -84,12 +57,12 @@ def validate_custom(sim: ZendeskSim, values: Iterable[dict[str, JSON]]) -> dict[
         value = item.get("value")
         if f["type"] == "tagger" and value not in (None, "") and \
                 value not in [o["value"] for o in f["custom_field_options"]]:
-            raise sim._invalid(str(fid), f"{f['title']}: {value} is not a valid option")
+            raise zendesk_http.invalid(str(fid), f"{f['title']}: {value} is not a valid option")
         out[fid] = None if value == "" else value
     return out
 
 
-def apply_tagger_tags(sim: ZendeskSim, t: Ticket, changed: dict[int, JSON]) -> None:
+def apply_tagger_tags(sim: ZendeskState, t: Ticket, changed: dict[int, JSON]) -> None:
     """A dropdown's value is also a tag on the ticket (Zendesk keeps both in step)."""
     for fid, value in changed.items():
         f = sim.ticket_fields[fid]
@@ -99,19 +72,19 @@ def apply_tagger_tags(sim: ZendeskSim, t: Ticket, changed: dict[int, JSON]) -> N
         t.tags = [x for x in t.tags if x not in option_tags] + ([value] if value else [])
 
 
-def apply_tags_to_taggers(sim: ZendeskSim, t: Ticket) -> None:
+def apply_tags_to_taggers(sim: ZendeskState, t: Ticket) -> None:
     for f in zendesk_fields.custom_fields(sim):
         if f["type"] == "tagger":
             present = [o["value"] for o in f["custom_field_options"] if o["value"] in t.tags]
             t.custom[f["id"]] = present[0] if present else None
 
 
-def new_comment(sim: ZendeskSim, t: Ticket, data: dict[str, JSON], author: dict[str, JSON],
+def new_comment(sim: ZendeskState, t: Ticket, data: dict[str, JSON], author: dict[str, JSON],
                 via: str) -> dict[str, JSON]:
     body = data.get("body")
     html = data.get("html_body")
     if not body and not html:
-        raise sim._invalid("comment", "Comment: cannot be blank", "BlankValue")
+        raise zendesk_http.invalid("comment", "Comment: cannot be blank", "BlankValue")
     plain = body if body else _strip_html(html or "")
     public = bool(data.get("public", True)) or author["role"] == "end-user"
     attachments: list[dict[str, JSON]] = []
@@ -119,7 +92,7 @@ def new_comment(sim: ZendeskSim, t: Ticket, data: dict[str, JSON], author: dict[
         upload = sim.uploads.pop(token, None)
         if upload is not None:
             attachments.extend(upload.attachments)
-    cid = sim._next("comment")
+    cid = sim.next_id("comment")
     return {"id": cid, "type": "Comment", "author_id": author["id"], "body": plain,
             "html_body": html or f'<div class="zd-comment" dir="auto"><p dir="auto">{_escape(plain)}</p></div>',
             "plain_body": plain, "public": public, "attachments": attachments, "audit_id": None,
@@ -127,25 +100,25 @@ def new_comment(sim: ZendeskSim, t: Ticket, data: dict[str, JSON], author: dict[
             "created_at": iso(sim.clock.now()), "metadata": {"system": {}, "custom": {}}}
 
 
-def create_ticket_from(sim: ZendeskSim, data: dict[str, JSON], caller: dict[str, JSON],
+def create_ticket_from(sim: ZendeskState, data: dict[str, JSON], caller: dict[str, JSON],
                        via: str = "api") -> dict[str, JSON]:
     """Create a ticket from a ``ticket`` object as the API receives it; fires triggers.
     Returns ``{"ticket": ..., "audit": ...}``."""
     comment = data.get("comment")
     if not isinstance(comment, dict):
-        raise sim._invalid("base", "Description: cannot be blank", "BlankValue")
+        raise zendesk_http.invalid("base", "Description: cannot be blank", "BlankValue")
     status = data.get("status") or ("open" if data.get("assignee_id") else "new")
     if status not in STATUS_ORDER:
-        raise sim._invalid("status", f"Status: {status} is not valid")
+        raise zendesk_http.invalid("status", f"Status: {status} is not valid")
     if isinstance(data.get("requester"), dict):
         requester_id = zendesk_users.find_or_create_requester(sim, data["requester"])
     else:
         requester_id = int(data.get("requester_id") or caller["id"])
     if requester_id not in sim.users:
-        raise sim._invalid("requester", "Requester: is invalid", "InvalidValue")
+        raise zendesk_http.invalid("requester", "Requester: is invalid", "InvalidValue")
     now = sim.clock.now()
     custom = validate_custom(sim, data.get("custom_fields") or [])
-    t = Ticket(id=sim._next("ticket"), subject=data.get("subject") or "", description="", status=status,
+    t = Ticket(id=sim.next_id("ticket"), subject=data.get("subject") or "", description="", status=status,
                priority=data.get("priority"), type=data.get("type"), tags=_dedupe(data.get("tags") or []),
                requester_id=requester_id, submitter_id=int(data.get("submitter_id") or caller["id"]),
                organization_id=data.get("organization_id") or sim.users[requester_id].get("organization_id"),
@@ -169,13 +142,13 @@ def create_ticket_from(sim: ZendeskSim, data: dict[str, JSON], caller: dict[str,
     return {"ticket": ticket_json(sim, t), "audit": audit}
 
 
-def update_ticket_from(sim: ZendeskSim, ticket_id: int, data: dict[str, JSON], caller: dict[str, JSON],
+def update_ticket_from(sim: ZendeskState, ticket_id: int, data: dict[str, JSON], caller: dict[str, JSON],
                        via: str = "api") -> dict[str, JSON]:
     """Apply a ``ticket`` object as ``PUT /tickets/{id}`` receives it; fires
     triggers when something changed. Returns ``{"ticket": ..., "audit": ...}``."""
-    t = sim._ticket(ticket_id)
+    t = sim.ticket(ticket_id)
     if t.status == "closed":
-        raise sim._invalid("status", "Status: closed prevents ticket update", "ClosedTicket")
+        raise zendesk_http.invalid("status", "Status: closed prevents ticket update", "ClosedTicket")
     if _stale_safe_update(data, t):
         # Checked before anything is read from the body: a refused update
         # changes nothing (no comment, no consumed upload, no trigger).
@@ -203,21 +176,21 @@ def update_ticket_from(sim: ZendeskSim, ticket_id: int, data: dict[str, JSON], c
     return {"ticket": ticket_json(sim, t), "audit": audit}
 
 
-def comment_author(sim: ZendeskSim, comment: dict[str, JSON], caller: dict[str, JSON]) -> dict[str, JSON]:
+def comment_author(sim: ZendeskState, comment: dict[str, JSON], caller: dict[str, JSON]) -> dict[str, JSON]:
     author_id = comment.get("author_id")
     if author_id is None:
         return caller
     author = sim.users.get(int(author_id))
     if author is None:
-        raise sim._invalid("comment", "Comment: author is invalid")
+        raise zendesk_http.invalid("comment", "Comment: author is invalid")
     return author
 
 
-def apply_attributes(sim: ZendeskSim, t: Ticket, data: dict[str, JSON]) -> None:
+def apply_attributes(sim: ZendeskState, t: Ticket, data: dict[str, JSON]) -> None:
     status = data.get("status")
     if status is not None:
         if status not in STATUS_ORDER:
-            raise sim._invalid("status", f"Status: {status} is not valid")
+            raise zendesk_http.invalid("status", f"Status: {status} is not valid")
         t.status = status
     zendesk_statuses.apply_to_ticket(sim, t, data)   # a custom status decides the status
     if data.get("custom_status_id") is not None:
@@ -253,10 +226,10 @@ def status_after_comment(t: Ticket, data: dict[str, JSON], comment: dict[str, JS
         t.status = "open"
 
 
-def record_audit(sim: ZendeskSim, t: Ticket, caller: dict[str, JSON], via: str, events: list[dict[str, JSON]],
+def record_audit(sim: ZendeskState, t: Ticket, caller: dict[str, JSON], via: str, events: list[dict[str, JSON]],
                  comment: dict[str, JSON] | None) -> dict[str, JSON]:
-    aid = sim._next("audit")
-    evs = [{"id": sim._next("event"), **e} for e in events]
+    aid = sim.next_id("audit")
+    evs = [{"id": sim.next_id("event"), **e} for e in events]
     if comment is not None:
         comment["audit_id"] = aid
         evs.insert(0, {"id": comment["id"], "type": "Comment", "author_id": comment["author_id"],
@@ -270,28 +243,28 @@ def record_audit(sim: ZendeskSim, t: Ticket, caller: dict[str, JSON], via: str, 
     return _audit_json(audit)
 
 
-def create_ticket_http(sim: ZendeskSim, request: Request) -> Response:
-    data = sim._body(request, "ticket")
+def create_ticket_http(sim: ZendeskState, request: Request) -> Response:
+    data = zendesk_http.body(request, "ticket")
     key = request.header("idempotency-key")
     if key is None:
-        result = create_ticket_from(sim, data, sim._caller(request))
+        result = create_ticket_from(sim, data, sim.caller(request))
         return Response(201, result, {"Location": result["ticket"]["url"]})
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
     now = sim.clock.now()
-    sim._idempotency = {k: v for k, v in sim._idempotency.items() if v[3] > now}
-    stored = sim._idempotency.get(key)
+    sim.idempotency = {k: v for k, v in sim.idempotency.items() if v[3] > now}
+    stored = sim.idempotency.get(key)
     if stored is not None:
         if stored[0] != digest:
             raise SimError(400, {"error": "IdempotentRequestError",
                                  "description": "The request parameters do not match the original request "
                                                 "made with this idempotency key"})
         return Response(201, stored[2], {"x-idempotency-lookup": "hit", "Location": stored[2]["ticket"]["url"]})
-    result = create_ticket_from(sim, data, sim._caller(request))
-    sim._idempotency[key] = (digest, result["ticket"]["id"], result, now + IDEMPOTENCY_TTL)
+    result = create_ticket_from(sim, data, sim.caller(request))
+    sim.idempotency[key] = (digest, result["ticket"]["id"], result, now + IDEMPOTENCY_TTL)
     return Response(201, result, {"x-idempotency-lookup": "miss", "Location": result["ticket"]["url"]})
 
 
-def tickets_out(sim: ZendeskSim, request: Request, tickets: Iterable[Ticket]) -> list[dict[str, JSON]]:
+def tickets_out(sim: ZendeskState, request: Request, tickets: Iterable[Ticket]) -> list[dict[str, JSON]]:
     """Tickets as a GET answers them. ``?include=comment_count`` adds an integer
     ``comment_count`` property to each ticket (Zendesk's tickets reference:
     "include a comment_count property in the JSON objects returned by GET
@@ -300,8 +273,8 @@ def tickets_out(sim: ZendeskSim, request: Request, tickets: Iterable[Ticket]) ->
     return [ticket_json(sim, t) | ({"comment_count": len(t.comments)} if counted else {}) for t in tickets]
 
 
-def show_ticket(sim: ZendeskSim, request: Request) -> Response:
-    (ticket,) = tickets_out(sim, request, [sim._ticket(sim._int_param(request, "ticket_id"))])
+def show_ticket(sim: ZendeskState, request: Request) -> Response:
+    (ticket,) = tickets_out(sim, request, [sim.ticket(zendesk_http.int_param(request, "ticket_id"))])
     answer: dict[str, JSON] = {"ticket": ticket}
     if "users" in _includes(request):
         answer["users"] = users_sideload(sim, [ticket.get(k) for k in ("requester_id", "submitter_id", "assignee_id")])
@@ -311,19 +284,19 @@ def show_ticket(sim: ZendeskSim, request: Request) -> Response:
     return Response(200, answer)
 
 
-def users_sideload(sim: ZendeskSim, ids: Iterable[object]) -> list[dict[str, JSON]]:
+def users_sideload(sim: ZendeskState, ids: Iterable[object]) -> list[dict[str, JSON]]:
     """``?include=users``: the users a GET answer refers to, once each, in a top-level
     ``users`` list (Zendesk's side-loading; comments accept it per the reference)."""
     wanted = dict.fromkeys(i for i in ids if isinstance(i, int) and i in sim.users)
     return [zendesk_users.user_json(sim, sim.users[i]) for i in wanted]
 
 
-def list_tickets(sim: ZendeskSim, request: Request) -> Response:
+def list_tickets(sim: ZendeskState, request: Request) -> Response:
     items = tickets_out(sim, request, sim.tickets.values())
-    return Response(200, sim._page(request, "tickets", items, "tickets.json"))
+    return Response(200, zendesk_http.page(request, "tickets", items, sim.url("tickets.json")))
 
 
-def show_many(sim: ZendeskSim, request: Request) -> Response:
+def show_many(sim: ZendeskState, request: Request) -> Response:
     raw = request.arg("ids") or ""
     try:
         ids = [int(x) for x in raw.split(",") if x.strip()]
@@ -335,11 +308,11 @@ def show_many(sim: ZendeskSim, request: Request) -> Response:
     return Response(200, {"tickets": tickets, "count": len(tickets), "next_page": None, "previous_page": None})
 
 
-def update_ticket_http(sim: ZendeskSim, request: Request) -> Response:
-    ticket_id = sim._int_param(request, "ticket_id")
-    data = sim._body(request, "ticket")
-    caller = sim._caller(request)
-    sim._ticket(ticket_id)
+def update_ticket_http(sim: ZendeskState, request: Request) -> Response:
+    ticket_id = zendesk_http.int_param(request, "ticket_id")
+    data = zendesk_http.body(request, "ticket")
+    caller = sim.caller(request)
+    sim.ticket(ticket_id)
     limited = ticket_update_limited(sim, ticket_id, caller["id"])
     if limited is not None:
         return limited
@@ -351,32 +324,32 @@ def update_ticket_http(sim: ZendeskSim, request: Request) -> Response:
     return Response(200, result)
 
 
-def latest_audit(sim: ZendeskSim, ticket_id: int) -> dict[str, JSON]:
+def latest_audit(sim: ZendeskState, ticket_id: int) -> dict[str, JSON]:
     # Every ticket has at least its creation audit.
     return _audit_json(next(a for a in reversed(sim.audits) if a["ticket_id"] == ticket_id))
 
 
-def ticket_update_limited(sim: ZendeskSim, ticket_id: int, user_id: int) -> Response | None:
+def ticket_update_limited(sim: ZendeskState, ticket_id: int, user_id: int) -> Response | None:
     if sim.ticket_update_limit is None:
         return None
     now, window = sim.clock.now(), sim.ticket_update_window
-    recent = [x for x in sim._ticket_updates.get((ticket_id, user_id), []) if now - x < window]
+    recent = [x for x in sim.ticket_updates.get((ticket_id, user_id), []) if now - x < window]
     if len(recent) >= sim.ticket_update_limit:
-        sim._ticket_updates[(ticket_id, user_id)] = recent
+        sim.ticket_updates[(ticket_id, user_id)] = recent
         retry = max(1, math.ceil(window - (now - recent[0])))
         return Response(429, {"error": "APIRateLimitExceeded", "description":
                               "Rate limit for ticket updates exceeded, please wait before updating "
                               "this ticket again"}, {"Retry-After": str(retry)})
-    sim._ticket_updates[(ticket_id, user_id)] = [*recent, now]
+    sim.ticket_updates[(ticket_id, user_id)] = [*recent, now]
     return None
 
 
-def list_comments(sim: ZendeskSim, request: Request) -> Response:
-    t = sim._ticket(sim._int_param(request, "ticket_id"))
+def list_comments(sim: ZendeskState, request: Request) -> Response:
+    t = sim.ticket(zendesk_http.int_param(request, "ticket_id"))
     comments = list(t.comments)
     if request.arg("sort_order") == "desc" or request.arg("sort") == "-created_at":
         comments.reverse()
-    page = sim._page(request, "comments", comments, f"tickets/{t.id}/comments.json")
+    page = zendesk_http.page(request, "comments", comments, sim.url(f"tickets/{t.id}/comments.json"))
     if "users" in _includes(request):
         page["users"] = users_sideload(sim, [c.get("author_id") for c in page["comments"]])
     return Response(200, page)

@@ -6,16 +6,14 @@ the request); the state lives on the sim (``sim.users``, ``sim.organizations``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 
+from syncd.sim import zendesk_http
 from syncd.sim.core import JSON, Request, Response, SimError, iso
-
-if TYPE_CHECKING:
-    from syncd.sim.zendesk import ZendeskSim
+from syncd.sim.zendesk_state import ZendeskState
 
 
-def new_user(sim: ZendeskSim, data: dict[str, JSON]) -> dict[str, JSON]:
-    uid, now = sim._next("user"), iso(sim.clock.now())
+def new_user(sim: ZendeskState, data: dict[str, JSON]) -> dict[str, JSON]:
+    uid, now = sim.next_id("user"), iso(sim.clock.now())
     user = {"id": uid,
             "name": data.get("name") or data.get("email") or f"user {uid}", "email": data.get("email"),
             "created_at": now, "updated_at": now, "time_zone": "UTC", "iana_time_zone": "Etc/UTC",
@@ -32,55 +30,55 @@ def new_user(sim: ZendeskSim, data: dict[str, JSON]) -> dict[str, JSON]:
     return user
 
 
-def user_json(sim: ZendeskSim, user: dict[str, JSON]) -> dict[str, JSON]:
+def user_json(sim: ZendeskState, user: dict[str, JSON]) -> dict[str, JSON]:
     # Zendesk sends null for unset user attributes (last_login_at, photo,
     # default_group_id...); the document forbids null there, so unset keys are
     # left out instead - the same to zenpy, which defaults them to None.
-    return {k: v for k, v in {**user, "url": sim._url(f"users/{user['id']}.json")}.items() if v is not None}
+    return {k: v for k, v in {**user, "url": sim.url(f"users/{user['id']}.json")}.items() if v is not None}
 
 
-def find_or_create_requester(sim: ZendeskSim, requester: dict[str, JSON]) -> int:
+def find_or_create_requester(sim: ZendeskState, requester: dict[str, JSON]) -> int:
     email = requester.get("email")
     found = next((u for u in sim.users.values() if email and u["email"] == email), None)
     return (found or new_user(sim, {"name": requester.get("name"), "email": email}))["id"]
 
 
-def me(sim: ZendeskSim, request: Request) -> Response:
-    return Response(200, {"user": user_json(sim, sim._caller(request))})
+def me(sim: ZendeskState, request: Request) -> Response:
+    return Response(200, {"user": user_json(sim, sim.caller(request))})
 
 
-def list_sessions(sim: ZendeskSim, request: Request) -> Response:
+def list_sessions(sim: ZendeskState, request: Request) -> Response:
     """ListSessions: an admin sees every session of the account."""
     return Response(200, {"sessions": list(sim.sessions), "next_page": None, "previous_page": None, "count": len(sim.sessions)})
 
 
-def list_users(sim: ZendeskSim, request: Request) -> Response:
+def list_users(sim: ZendeskState, request: Request) -> Response:
     users = [user_json(sim, u) for u in sim.users.values()]
     role = request.arg("role")
     if role:
         users = [u for u in users if u["role"] == role]
-    return Response(200, sim._page(request, "users", users, "users.json"))
+    return Response(200, zendesk_http.page(request, "users", users, sim.url("users.json")))
 
 
-def create_user(sim: ZendeskSim, request: Request) -> Response:
-    data = sim._body(request, "user")
+def create_user(sim: ZendeskState, request: Request) -> Response:
+    data = zendesk_http.body(request, "user")
     if not data.get("name"):
-        raise sim._invalid("name", "Name: cannot be blank", "BlankValue")
+        raise zendesk_http.invalid("name", "Name: cannot be blank", "BlankValue")
     if data.get("email") and any(u["email"] == data["email"] for u in sim.users.values()):
-        raise sim._invalid("email", f"Email: {data['email']} is already being used by another user",
+        raise zendesk_http.invalid("email", f"Email: {data['email']} is already being used by another user",
                             "DuplicateValue")
     return Response(201, {"user": user_json(sim, new_user(sim, data))})
 
 
-def show_user(sim: ZendeskSim, request: Request) -> Response:
-    user = sim.users.get(sim._int_param(request, "user_id"))
+def show_user(sim: ZendeskState, request: Request) -> Response:
+    user = sim.users.get(zendesk_http.int_param(request, "user_id"))
     if user is None:
         raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})
     return Response(200, {"user": user_json(sim, user)})
 
 
-def new_org(sim: ZendeskSim, data: dict[str, JSON]) -> dict[str, JSON]:
-    oid, now = sim._next("org"), iso(sim.clock.now())
+def new_org(sim: ZendeskState, data: dict[str, JSON]) -> dict[str, JSON]:
+    oid, now = sim.next_id("org"), iso(sim.clock.now())
     org = {"id": oid, "name": data["name"], "created_at": now, "updated_at": now,
            "details": data.get("details"), "notes": data.get("notes"), "external_id": data.get("external_id"),
            "group_id": None, "domain_names": list(data.get("domain_names") or []), "shared_comments": False,
@@ -89,26 +87,26 @@ def new_org(sim: ZendeskSim, data: dict[str, JSON]) -> dict[str, JSON]:
     return org
 
 
-def org_json(sim: ZendeskSim, org: dict[str, JSON]) -> dict[str, JSON]:
-    return {**org, "url": sim._url(f"organizations/{org['id']}.json")}
+def org_json(sim: ZendeskState, org: dict[str, JSON]) -> dict[str, JSON]:
+    return {**org, "url": sim.url(f"organizations/{org['id']}.json")}
 
 
-def list_orgs(sim: ZendeskSim, request: Request) -> Response:
+def list_orgs(sim: ZendeskState, request: Request) -> Response:
     orgs = [org_json(sim, o) for o in sim.organizations.values()]
-    return Response(200, sim._page(request, "organizations", orgs, "organizations.json"))
+    return Response(200, zendesk_http.page(request, "organizations", orgs, sim.url("organizations.json")))
 
 
-def create_org(sim: ZendeskSim, request: Request) -> Response:
-    data = sim._body(request, "organization")
+def create_org(sim: ZendeskState, request: Request) -> Response:
+    data = zendesk_http.body(request, "organization")
     if not data.get("name"):
-        raise sim._invalid("name", "Name: cannot be blank", "BlankValue")
+        raise zendesk_http.invalid("name", "Name: cannot be blank", "BlankValue")
     if any(o["name"] == data["name"] for o in sim.organizations.values()):
-        raise sim._invalid("name", "Name: has already been taken", "DuplicateValue")
+        raise zendesk_http.invalid("name", "Name: has already been taken", "DuplicateValue")
     return Response(201, {"organization": org_json(sim, new_org(sim, data))})
 
 
-def show_org(sim: ZendeskSim, request: Request) -> Response:
-    org = sim.organizations.get(sim._int_param(request, "organization_id"))
+def show_org(sim: ZendeskState, request: Request) -> Response:
+    org = sim.organizations.get(zendesk_http.int_param(request, "organization_id"))
     if org is None:
         raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})
     return Response(200, {"organization": org_json(sim, org)})

@@ -8,15 +8,13 @@ signing is :meth:`syncd.sim.zendesk.ZendeskSim.sign_webhook`.
 from __future__ import annotations
 
 import secrets
-from typing import TYPE_CHECKING
 
 import structlog
 
+from syncd.sim import zendesk_http
 from syncd.sim.core import JSON, Request, Response, SimError, iso
+from syncd.sim.zendesk_state import ZendeskState
 from syncd.sim.zendesk_triggers import UpdateContext, placeholder_values, render_template, trigger_matches
-
-if TYPE_CHECKING:
-    from syncd.sim.zendesk import ZendeskSim
 
 # Logged under the simulator's module name, as before the split.
 log = structlog.get_logger("syncd.sim.zendesk")
@@ -25,7 +23,7 @@ ACCOUNT_ID = "9000001"
 SUBDOMAIN_HOST = "https://syncd-sim.zendesk.com"   # what {{ticket.url}} shows, like the real one
 
 
-def fire_triggers(sim: ZendeskSim, ctx: UpdateContext) -> None:
+def fire_triggers(sim: ZendeskState, ctx: UpdateContext) -> None:
     for trigger in sorted(sim.triggers.values(), key=lambda x: (x["position"], x["id"])):
         if not trigger.get("active", True) or not trigger_matches(trigger, ctx):
             continue
@@ -34,7 +32,7 @@ def fire_triggers(sim: ZendeskSim, ctx: UpdateContext) -> None:
                 invoke_webhook(sim, action.get("value") or [], ctx)
 
 
-def invoke_webhook(sim: ZendeskSim, value: list[JSON], ctx: UpdateContext) -> None:
+def invoke_webhook(sim: ZendeskState, value: list[JSON], ctx: UpdateContext) -> None:
     if not value:
         return
     hook = sim.webhook_defs.get(str(value[0]))
@@ -45,16 +43,16 @@ def invoke_webhook(sim: ZendeskSim, value: list[JSON], ctx: UpdateContext) -> No
                                 updated_at_iso=iso(sim.tickets[ctx.ticket["id"]].updated))
     body = render_template(template, values).encode()
     headers = {"X-Zendesk-Account-Id": ACCOUNT_ID, "X-Zendesk-Webhook-Id": hook["id"],
-               "X-Zendesk-Webhook-Invocation-Id": str(sim._next("invocation"))}
+               "X-Zendesk-Webhook-Invocation-Id": str(sim.next_id("invocation"))}
     sim.webhooks.send(hook["endpoint"], body, headers)
     log.debug("zendesk_sim_webhook_queued", webhook=hook["id"], ticket=ctx.ticket["id"])
 
 
-def trigger_json(sim: ZendeskSim, trig: dict[str, JSON]) -> dict[str, JSON]:
-    return {**trig, "url": sim._url(f"triggers/{trig['id']}.json")}
+def trigger_json(sim: ZendeskState, trig: dict[str, JSON]) -> dict[str, JSON]:
+    return {**trig, "url": sim.url(f"triggers/{trig['id']}.json")}
 
 
-def store_trigger(sim: ZendeskSim, trig: dict[str, JSON], data: dict[str, JSON]) -> dict[str, JSON]:
+def store_trigger(sim: ZendeskState, trig: dict[str, JSON], data: dict[str, JSON]) -> dict[str, JSON]:
     for name in ("title", "description", "active", "position", "category_id"):
         if name in data:
             trig[name] = data[name]
@@ -68,19 +66,19 @@ def store_trigger(sim: ZendeskSim, trig: dict[str, JSON], data: dict[str, JSON])
     return trig
 
 
-def list_triggers(sim: ZendeskSim, request: Request) -> Response:
+def list_triggers(sim: ZendeskState, request: Request) -> Response:
     items = [trigger_json(sim, x) for x in sorted(sim.triggers.values(), key=lambda x: x["position"])]
     active = request.arg("active")
     if active is not None:
         items = [x for x in items if x["active"] == (active == "true")]
-    return Response(200, sim._page(request, "triggers", items, "triggers.json"))
+    return Response(200, zendesk_http.page(request, "triggers", items, sim.url("triggers.json")))
 
 
-def create_trigger(sim: ZendeskSim, request: Request) -> Response:
-    data = sim._body(request, "trigger")
+def create_trigger(sim: ZendeskState, request: Request) -> Response:
+    data = zendesk_http.body(request, "trigger")
     if not data.get("title") or not data.get("actions") or "conditions" not in data:
-        raise sim._invalid("base", "Title, conditions and actions are required", "BlankValue")
-    tid, now = sim._next("trigger"), iso(sim.clock.now())
+        raise zendesk_http.invalid("base", "Title, conditions and actions are required", "BlankValue")
+    tid, now = sim.next_id("trigger"), iso(sim.clock.now())
     trig = {"id": tid, "title": "", "description": "", "active": True, "position": len(sim.triggers) + 1,
             "default": False, "category_id": "1", "created_at": now, "conditions": {"all": [], "any": []},
             "actions": []}
@@ -88,23 +86,23 @@ def create_trigger(sim: ZendeskSim, request: Request) -> Response:
     return Response(201, {"trigger": trigger_json(sim, trig)})
 
 
-def get_trigger(sim: ZendeskSim, request: Request) -> dict[str, JSON]:
-    trig = sim.triggers.get(sim._int_param(request, "trigger_id"))
+def get_trigger(sim: ZendeskState, request: Request) -> dict[str, JSON]:
+    trig = sim.triggers.get(zendesk_http.int_param(request, "trigger_id"))
     if trig is None:
         raise SimError(404, {"error": "RecordNotFound", "description": "Not found"})
     return trig
 
 
-def show_trigger(sim: ZendeskSim, request: Request) -> Response:
+def show_trigger(sim: ZendeskState, request: Request) -> Response:
     return Response(200, {"trigger": trigger_json(sim, get_trigger(sim, request))})
 
 
-def update_trigger(sim: ZendeskSim, request: Request) -> Response:
-    trig = store_trigger(sim, get_trigger(sim, request), sim._body(request, "trigger"))
+def update_trigger(sim: ZendeskState, request: Request) -> Response:
+    trig = store_trigger(sim, get_trigger(sim, request), zendesk_http.body(request, "trigger"))
     return Response(200, {"trigger": trigger_json(sim, trig)})
 
 
-def delete_trigger(sim: ZendeskSim, request: Request) -> Response:
+def delete_trigger(sim: ZendeskState, request: Request) -> Response:
     del sim.triggers[get_trigger(sim, request)["id"]]
     return Response(204)
 
@@ -113,25 +111,25 @@ def webhook_error(status: int, code: str, title: str, detail: str = "") -> SimEr
     return SimError(status, {"errors": [{"code": code, "title": title, "detail": detail}]})
 
 
-def webhook_json(sim: ZendeskSim, hook: dict[str, JSON]) -> dict[str, JSON]:
+def webhook_json(sim: ZendeskState, hook: dict[str, JSON]) -> dict[str, JSON]:
     return dict(hook)
 
 
-def list_webhooks(sim: ZendeskSim, request: Request) -> Response:
+def list_webhooks(sim: ZendeskState, request: Request) -> Response:
     hooks = [webhook_json(sim, h) for h in sim.webhook_defs.values()]
     return Response(200, {"webhooks": hooks, "meta": {"has_more": False, "after_cursor": None,
                                                         "before_cursor": None},
                           "links": {"next": None, "prev": None}})
 
 
-def create_webhook(sim: ZendeskSim, request: Request) -> Response:
-    data = sim._body(request, "webhook")
+def create_webhook(sim: ZendeskState, request: Request) -> Response:
+    data = zendesk_http.body(request, "webhook")
     for name in ("name", "endpoint", "http_method", "request_format", "status"):
         if not data.get(name):
             raise webhook_error(400, "InvalidInput", "Invalid input", f"{name} is required")
     if not str(data["endpoint"]).startswith(("http://", "https://")):
         raise webhook_error(400, "InvalidInput", "Invalid input", "endpoint must be a URL")
-    caller, now = sim._caller(request), iso(sim.clock.now())
+    caller, now = sim.caller(request), iso(sim.clock.now())
     hid = _ulid(sim.clock.now())
     hook = {"id": hid, "name": data["name"], "description": data.get("description"),
             "status": data["status"], "endpoint": data["endpoint"], "http_method": data["http_method"],
@@ -143,24 +141,24 @@ def create_webhook(sim: ZendeskSim, request: Request) -> Response:
     return Response(201, {"webhook": webhook_json(sim, hook)})
 
 
-def get_webhook(sim: ZendeskSim, request: Request) -> dict[str, JSON]:
+def get_webhook(sim: ZendeskState, request: Request) -> dict[str, JSON]:
     hook = sim.webhook_defs.get(request.params["webhook_id"])
     if hook is None:
         raise webhook_error(404, "WebhookNotFound", "Webhook not found")
     return hook
 
 
-def show_webhook(sim: ZendeskSim, request: Request) -> Response:
+def show_webhook(sim: ZendeskState, request: Request) -> Response:
     return Response(200, {"webhook": webhook_json(sim, get_webhook(sim, request))})
 
 
-def delete_webhook(sim: ZendeskSim, request: Request) -> Response:
+def delete_webhook(sim: ZendeskState, request: Request) -> Response:
     hook = get_webhook(sim, request)
     del sim.webhook_defs[hook["id"]]
     return Response(204)
 
 
-def signing_secret(sim: ZendeskSim, request: Request) -> Response:
+def signing_secret(sim: ZendeskState, request: Request) -> Response:
     hook = get_webhook(sim, request)
     return Response(200, {"signing_secret": {"algorithm": "SHA256", "secret": sim.webhook_secrets[hook["id"]]}})
 

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from syncd.sim.jira_adf import adf_to_text
 from syncd.sim.jira_catalog import PRIORITIES
 from syncd.sim.world import World, build_world, free_port
 from syncd.store import Store
+from syncd.testing import wait_for_strict as wait_for  # re-exported: a check that raises fails at once
 
 READY_TIMEOUT = 20.0
 LEASE_SECONDS = 5   # the config's minimum
@@ -167,16 +168,6 @@ class Daemon:
 
 
 # -- waiting ------------------------------------------------------------------
-
-def wait_for(check: Callable[[], object], timeout: float = 20.0, every: float = 0.05) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    return None
-
 
 def settle(world: World, store: Store, timeout: float = 40.0, quiet: float = 0.5) -> None:
     """Until the queue is empty and no webhook is in flight, continuously for ``quiet`` s

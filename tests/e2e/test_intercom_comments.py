@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import re
 
-from syncd.testing import quiet
-from syncd.demo import Observer, Teammate, wait_for
+from syncd.testing import Observer, Teammate, quiet, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sim.world import World

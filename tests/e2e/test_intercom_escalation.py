@@ -7,8 +7,7 @@ its ``jira_issue`` attribute."""
 from __future__ import annotations
 
 
-from syncd.testing import quiet
-from syncd.demo import Observer, Teammate, wait_for
+from syncd.testing import Observer, Teammate, quiet, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sim.world import World

@@ -7,7 +7,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from syncd.cli import main
-from syncd.demo import Observer, Teammate, wait_for
+from syncd.testing import Observer, Teammate, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sim.world import World

@@ -4,7 +4,7 @@ reopened and told, the ticket resolved; a closed conversation → a Jira label."
 
 from __future__ import annotations
 
-from syncd.demo import Observer, Teammate, wait_for
+from syncd.testing import Observer, Teammate, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sim.world import World

@@ -13,7 +13,7 @@ import time
 import httpx
 import structlog
 
-from syncd.demo import Observer, Teammate, wait_for
+from syncd.testing import Observer, Teammate, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sim.core import Fault

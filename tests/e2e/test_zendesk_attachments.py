@@ -13,10 +13,9 @@ import urllib.request
 
 import requests
 
-from syncd.demo import Observer, wait_for
 from syncd.runtime import App
 from syncd.sim.world import World
-from syncd.testing import quiet, ticket_key
+from syncd.testing import Observer, quiet, ticket_key, wait_for
 
 MAX = 10 * 1024 * 1024
 

@@ -11,7 +11,7 @@ from typing import Iterator
 import pytest
 
 from syncd.connectors.zendesk import CustomStatusError
-from syncd.demo import Observer, wait_for
+from syncd.testing import Observer, wait_for
 from syncd.runtime import App
 from syncd.sim.world import World
 

@@ -14,8 +14,7 @@ import urllib.request
 
 import sqlalchemy as sa
 
-from syncd.testing import ticket_key as key_on, ticket_notes as notes, quiet
-from syncd.demo import Observer, wait_for
+from syncd.testing import Observer, quiet, ticket_key as key_on, ticket_notes as notes, wait_for
 from syncd.runtime import App
 from syncd.schema import inbox
 from syncd.sim.world import World

@@ -17,9 +17,8 @@ from typing import Iterator
 import pytest
 
 from syncd.connectors.jira import JiraAccess, JiraConnector
-from syncd.demo import Observer, wait_for
 from syncd.domain import ItemRef, TrackerIssue
-from syncd.testing import captured_logs, log_events, quiet, ticket_key
+from syncd.testing import Observer, captured_logs, log_events, quiet, ticket_key, wait_for
 from syncd.sim.world import World
 
 IMPACT_PLACEHOLDER = 9006          # the ticket's "customer impact" field (desk wins by rule)

@@ -15,8 +15,7 @@ from typing import Iterator
 import pytest
 
 from syncd.connectors.jira import JiraAccess, JiraConnector
-from syncd.testing import captured_logs, log_events, ticket_notes as notes, quiet
-from syncd.demo import Observer, wait_for
+from syncd.testing import Observer, captured_logs, log_events, quiet, ticket_notes as notes, wait_for
 from syncd.domain import TrackerIssue
 from syncd.runtime import App
 from syncd.sim.world import World

@@ -19,8 +19,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from syncd.cli import main
-from syncd.testing import captured_logs, quiet
-from syncd.demo import Observer, wait_for
+from syncd.testing import Observer, captured_logs, quiet, wait_for
 from syncd.runtime import App
 from syncd.schema import inbox
 from syncd.sim.core import Fault

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import structlog
 
-from syncd.demo import Observer, wait_for
+from syncd.testing import Observer, wait_for
 from syncd.runtime import App
 from syncd.sim.world import World, build_world
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from syncd.sim import contract
-from syncd.sim.contract import CORRECTIONS, ContractChecker, ContractRecorder, Violation
+import contract
+from contract import CORRECTIONS, ContractChecker, ContractRecorder, Violation
 from syncd.sim.core import Request, Response, SimServer
 
 # Skips with the reason without ../shared; fails when the run requires it (tests/conftest.py).
@@ -358,7 +358,9 @@ def test_a_test_with_violations_fails_in_teardown(tmp_path):
         "    with Sim() as sim:\n"
         "        assert requests.get(sim.base_url + '/rest/api/3/issue/ENG-1', auth=('u', 't')).status_code == 200\n"
     )
-    env = {**os.environ, "SYNCD_CONTRACT": "on"}
+    tests_dir = str(Path(__file__).resolve().parents[1])   # where the `contract` package lives
+    env = {**os.environ, "SYNCD_CONTRACT": "on",
+           "PYTHONPATH": os.pathsep.join(filter(None, [tests_dir, os.environ.get("PYTHONPATH")]))}
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
                           str(tmp_path)], check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60)
     assert "2 passed, 1 error" in run.stdout, run.stdout + run.stderr

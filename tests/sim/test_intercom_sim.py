@@ -11,7 +11,7 @@ import hmac
 import json
 import time
 import urllib.request
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import httpx
 import pytest
@@ -40,6 +40,7 @@ from syncd.sim.core import Fault
 from syncd.sim.intercom import IntercomSim
 from syncd.sim.intercom_search import QueryError, compile_query, page_by_key
 from syncd.sim.intercom_world import WorldError
+from syncd.testing import assert_eventually
 
 if TYPE_CHECKING:
     from conftest import Delivery, WebhookReceiver
@@ -69,15 +70,6 @@ def make_client(sim: IntercomSim, **kw: Any) -> Intercom:
 @pytest.fixture
 def client(sim: IntercomSim) -> Intercom:
     return make_client(sim)
-
-
-def wait_for(cond: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.01)
-    raise AssertionError("condition not met in time")
 
 
 def valid_signature(secret: str, delivery: Delivery) -> bool:
@@ -505,7 +497,7 @@ def test_webhooks_signed_enveloped_and_fired_by_api_and_actors(sim: IntercomSim,
     sim.ticket_customer_reply(ticket, "thanks")
     urllib.request.urlopen(urllib.request.Request(
         f"{sim.base_url}/_sim/intercom/subscriptions/{sub.id}/ping", method="POST", data=b""))
-    wait_for(lambda: len(receiver.deliveries) == 13)
+    assert_eventually(lambda: len(receiver.deliveries) == 13)
     assert [d.json()["topic"] for d in receiver.deliveries] == [
         "conversation.user.created", "conversation.user.replied", "conversation.admin.replied",
         "conversation.admin.noted", "conversation.admin.closed", "conversation.admin.opened",
@@ -532,7 +524,7 @@ def test_subscription_via_control_api_filters_topics(sim: IntercomSim, receiver:
     conv_id = sim.create_conversation(sim.first_contact_id(), "hi")
     sim.admin_reply(conv_id, sim.first_admin_id(), "reply")
     sim.admin_note(conv_id, sim.first_admin_id(), "note")
-    wait_for(lambda: len(receiver.deliveries) == 1)
+    assert_eventually(lambda: len(receiver.deliveries) == 1)
     assert sim.webhooks.flush(2)
     assert [d.json()["topic"] for d in receiver.deliveries] == ["conversation.admin.noted"]
 
@@ -541,7 +533,7 @@ def test_webhook_retried_after_receiver_error(sim: IntercomSim, receiver: Webhoo
     receiver.fail_first = 2
     sim.subscribe(receiver.url, ["conversation.user.created"])
     sim.create_conversation(sim.first_contact_id(), "hi")
-    wait_for(lambda: len(sim.webhooks.results) == 3)
+    assert_eventually(lambda: len(sim.webhooks.results) == 3)
     assert [d.status for d in receiver.deliveries] == [500, 500, 200]
     assert [r.status for r in sim.webhooks.results] == [500, 500, 200]
     assert valid_signature(sim.client_secret, receiver.deliveries[-1])
@@ -555,7 +547,7 @@ def test_webhook_drop_and_duplicate_knobs(sim: IntercomSim, receiver: WebhookRec
     assert sim.webhooks.flush(2) and receiver.deliveries == []
     sim.knobs.webhooks.drop, sim.knobs.webhooks.duplicate = 0.0, 1.0
     conv_id = sim.create_conversation(contact, "twice")
-    wait_for(lambda: len(receiver.deliveries) == 2)
+    assert_eventually(lambda: len(receiver.deliveries) == 2)
     first, second = (d.json() for d in receiver.deliveries)
     assert first["id"] == second["id"] and first["data"]["item"]["id"] == conv_id
 
@@ -567,13 +559,13 @@ def test_webhook_delay_and_reorder_knobs(sim: IntercomSim, receiver: WebhookRece
     sim.knobs.webhooks.delay = 0.4
     started = time.monotonic()
     sim.admin_note(conv_id, admin, "late")
-    wait_for(lambda: len(receiver.deliveries) == 1)
+    assert_eventually(lambda: len(receiver.deliveries) == 1)
     assert receiver.deliveries[0].at - started >= 0.4
     sim.knobs.webhooks.delay, sim.knobs.webhooks.reorder = 0.0, True
     sent = [f"n{i}" for i in range(8)]
     for body in sent:
         sim.admin_note(conv_id, admin, body)
-    wait_for(lambda: len(receiver.deliveries) == 9)
+    assert_eventually(lambda: len(receiver.deliveries) == 9)
     got = [d.json()["data"]["item"]["conversation_parts"]["conversation_parts"][0]["body"]
            for d in receiver.deliveries[1:]]
     assert sorted(got) == sorted(sent) and got != sent
@@ -661,7 +653,7 @@ def test_vendor_knobs_via_control_api(sim: IntercomSim, client: Intercom, receiv
         sim.admin_note(conv_id, sim.first_admin_id(), f"n{n}")
     parts = client.conversations.find(conv_id).conversation_parts.conversation_parts
     assert [p.body for p in parts] == ["n2", "n3", "n4"]
-    wait_for(lambda: len(receiver.deliveries) == 5)
+    assert_eventually(lambda: len(receiver.deliveries) == 5)
     assert all(valid_signature("rotated-secret", d) for d in receiver.deliveries)
 
 
@@ -676,7 +668,7 @@ def test_ticket_webhooks_carry_the_whole_ticket_and_part_topics_the_part(sim: In
     sim.set_ticket_state(ticket, "in_progress")
     note = sim.ticket_note(ticket, admin, "ENG-2")
     reply = sim.ticket_admin_reply_and_assign(ticket, admin, "we are on it")
-    wait_for(lambda: len(receiver.deliveries) == 4)
+    assert_eventually(lambda: len(receiver.deliveries) == 4)
     created, state, noted, replied = [d.json() for d in receiver.deliveries]
     assert [e["topic"] for e in (created, state, noted, replied)] == [
         "ticket.created", "ticket.state.updated", "ticket.note.created", "ticket.admin.replied"]
@@ -699,7 +691,7 @@ def test_reply_and_close_is_one_close_part_with_the_body(sim: IntercomSim, clien
     conv_id = new_conversation(client, sim)
     sim.subscribe(receiver.url, ["conversation.admin.replied"])
     part = sim.admin_reply_and(conv_id, admin, "fixed, closing", "close")
-    wait_for(lambda: len(receiver.deliveries) == 1)
+    assert_eventually(lambda: len(receiver.deliveries) == 1)
     (sent,) = receiver.deliveries[0].json()["data"]["item"]["conversation_parts"]["conversation_parts"]
     assert (sent["id"], sent["part_type"], sent["body"]) == (part, "close", "<p>fixed, closing</p>")
     assert client.conversations.find(conv_id).state == "closed"

@@ -37,7 +37,7 @@ SYNCD_TEMPLATE = ('{"ticket_id": "{{ticket.id}}", "updated_at": "{{ticket.update
 # ---------------------------------------------------------------------------
 
 # Places where zendesk-support.yaml disagrees with the real service and
-# syncd/sim/contract_corrections.py has no correction yet (reported to the lead). Only these
+# tests/contract/corrections.py has no correction yet (reported to the lead). Only these
 # are forgiven; any other contract violation still fails the test.
 KNOWN_DOCUMENT_ERRORS: tuple[tuple[str, str, str], ...] = (
     ("UpdateTicket|CreateTicket", r"custom_fields/\d+.*(read-only|'key' is a required)",

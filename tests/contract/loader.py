@@ -1,5 +1,5 @@
 """Loading the vendors' OpenAPI documents: read once per process, corrected
-in memory (:mod:`syncd.sim.contract_corrections`), and turned into
+in memory (:mod:`contract.corrections`), and turned into
 openapi-core validators with a fast path lookup.
 """
 
@@ -32,7 +32,7 @@ from openapi_schema_validator import (
     OAS30WriteValidator,
 )
 
-from syncd.sim.contract_corrections import ERROR_SHAPES, ContractSetupError, _resolve, corrections_for
+from .corrections import ERROR_SHAPES, ContractSetupError, _resolve, corrections_for
 
 # Logged under the checker's public module name, as before the split.
 log = structlog.get_logger("syncd.sim.contract")

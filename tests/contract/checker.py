@@ -1,5 +1,5 @@
 """The validator: one simulator (request, response) pair checked against the
-vendor's corrected document (:mod:`syncd.sim.contract_loader`)."""
+vendor's corrected document (:mod:`contract.loader`)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from typing import Any
 from jsonschema.exceptions import best_match
 from openapi_core.testing import MockRequest, MockResponse
 
-from syncd.sim.contract_corrections import UNDOCUMENTED, Undocumented
-from syncd.sim.contract_loader import VENDORS, VendorDoc, _json_schema_of, _Loaded, _Match, _response_of, load
+from .corrections import UNDOCUMENTED, Undocumented
+from .loader import VENDORS, VendorDoc, _json_schema_of, _Loaded, _Match, _response_of, load
 from syncd.sim.core import Request, Response
 
 # Jira offers OAuth2 next to basic auth; openapi-core cannot check OAuth2 and

@@ -2,7 +2,7 @@
 the real services, and how the in-memory copy of each document is corrected.
 
 Each :class:`Correction` is one difference (vendor, target, what is relaxed,
-why), applied by :mod:`syncd.sim.contract_loader` when it loads a document.
+why), applied by :mod:`contract.loader` when it loads a document.
 Operations the documents do not describe at all are listed in
 :data:`UNDOCUMENTED`; :data:`ERROR_SHAPES` gives each vendor's error body.
 Every helper that edits a document fails loudly (:class:`ContractSetupError`)

@@ -1,4 +1,7 @@
-"""The simulators' contract checker.
+"""The simulators' contract checker (test-side: it needs the ``test`` extra,
+openapi-core, so it is not part of the shipped ``syncd`` package; the
+simulators only offer the :attr:`SimServer.global_observers` hook it uses).
+Importable as ``contract``: ``tests/conftest.py`` puts ``tests/`` on ``sys.path``.
 
 Every answer a simulator gives — and the request that caused it — is checked
 against the vendor's own OpenAPI document (``../shared/vendor-specs`` beside the checkout, or
@@ -12,13 +15,13 @@ difference, in :data:`CORRECTIONS` (vendor, target, what is relaxed, why).
 Operations the documents do not describe at all are listed in
 :data:`UNDOCUMENTED` with a reason; any other unknown path is a violation.
 
-Pieces (this module is the entry point and re-exports the others' names):
+Pieces (this package is the entry point and re-exports the others' names):
 
-* :mod:`syncd.sim.contract_corrections` — :data:`CORRECTIONS`,
+* :mod:`contract.corrections` — :data:`CORRECTIONS`,
   :data:`UNDOCUMENTED` and the vendors' error shapes;
-* :mod:`syncd.sim.contract_loader` — reads and corrects each document once per
+* :mod:`contract.loader` — reads and corrects each document once per
   process (:func:`load`) and builds its validators;
-* :mod:`syncd.sim.contract_checker` — :class:`ContractChecker`,
+* :mod:`contract.checker` — :class:`ContractChecker`,
   ``check(vendor, request, response) -> [Violation]``;
 * :class:`ContractRecorder` (here) — a :attr:`SimServer.global_observers` entry
   that runs the checker on every simulator answer and files the violations
@@ -37,8 +40,8 @@ from collections.abc import Iterable
 
 import structlog
 
-from syncd.sim.contract_checker import CheckStats, ContractChecker, Violation
-from syncd.sim.contract_corrections import (
+from .checker import CheckStats, ContractChecker, Violation
+from .corrections import (
     CORRECTIONS,
     ERROR_SHAPES,
     UNDOCUMENTED,
@@ -48,7 +51,7 @@ from syncd.sim.contract_corrections import (
     _nullable as _nullable,  # re-exported: tests build a stale correction with it
     corrections_for,
 )
-from syncd.sim.contract_loader import (
+from .loader import (
     DEFAULT_SPECS_DIR,
     SPECS_ENV,
     SWITCH_ENV,
@@ -66,7 +69,7 @@ __all__ = [
     "format_report", "load", "specs_dir",
 ]
 
-log = structlog.get_logger(__name__)
+log = structlog.get_logger("syncd.sim.contract")   # the logger name it had in syncd/sim/
 
 
 def contract_enabled() -> bool:
@@ -182,4 +185,4 @@ class ContractRecorder:
 def format_report(test_id: str, lines: Iterable[str]) -> str:
     lines = list(lines)
     return (f"{len(lines)} vendor contract violation(s) in {test_id} "
-            f"(syncd/sim/contract.py; SYNCD_CONTRACT=off disables):\n  " + "\n  ".join(lines))
+            f"(tests/contract/__init__.py; SYNCD_CONTRACT=off disables):\n  " + "\n  ".join(lines))
