@@ -72,11 +72,14 @@ class _Registry:
             self._pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
     def scrub(self, text: str) -> str:
+        # Known shapes first: a registered value that is also a key name ("token" from
+        # a test or a simulator) would otherwise be replaced first and hide the key
+        # from the pattern, leaving the unregistered value after it in the clear.
+        for known in _TEXT_PATTERNS:
+            text = known.sub(lambda m: m.group(1) + REDACTED, text)
         pattern = self._pattern
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-        for known in _TEXT_PATTERNS:
-            text = known.sub(lambda m: m.group(1) + REDACTED, text)
         return text
 
 

@@ -115,3 +115,14 @@ def test_bad_level_or_format_is_refused(restore_logging):
         configure_logging(level="loud", stream=io.StringIO())
     with pytest.raises(ValueError, match="format"):
         configure_logging(fmt="xml", stream=io.StringIO())
+
+
+def test_a_registered_value_that_is_also_a_key_name_does_not_unmask_what_follows_it(restore_logging):
+    # Found in the merged suite: a test registered the secret "token" (a simulator's
+    # credential); replacing registered values first turned "?token=abc" into
+    # "?***=abc", which the key pattern no longer recognised.
+    buf = io.StringIO()
+    configure_logging(fmt="json", stream=buf)
+    register_secret("token")
+    structlog.get_logger().info("raw", text="GET /x?token=unregistered-abc123")
+    assert "unregistered-abc123" not in buf.getvalue()
