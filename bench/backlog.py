@@ -39,7 +39,7 @@ from propagation import say, vendor_calls, wait_until  # noqa: E402
 
 from syncd.domain import ItemRef  # noqa: E402
 from syncd.runtime import App  # noqa: E402
-from syncd.sim.world import World, build_world  # noqa: E402
+from syncd.sandbox import World, build_world  # noqa: E402
 from syncd.store import Store  # noqa: E402
 
 GOAL_RATIO = 1.1

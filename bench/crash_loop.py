@@ -47,7 +47,7 @@ from harness import (
 )
 
 from syncd.sim.core import Fault
-from syncd.sim.world import World
+from syncd.sandbox import World
 from syncd.store import Store
 
 # Where a kill hurts; mid_poll_page only for Jira, whose poller runs every second here.

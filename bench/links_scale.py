@@ -86,7 +86,7 @@ def daemon_peak(url: str, directory: Path) -> float:
     """VmHWM of ``syncd run`` on the big database after a few escalations."""
     from throughput import replicas_for
 
-    from syncd.sim.world import build_world
+    from syncd.sandbox import build_world
     world = build_world(directory / "world", database_url=url, zendesk_poll=3600, jira_poll=3600,
                         intercom_poll=3600, log_level="error")
     replica = replicas_for(world, 1)[0]

@@ -36,7 +36,7 @@ from syncd.runtime import App
 from syncd.sim.core import SimError, SimServer
 from syncd.sim.intercom_world import WorldError
 from syncd.sim.jira_catalog import PRIORITIES
-from syncd.sim.world import World, build_world
+from syncd.sandbox import World, build_world
 
 GOAL_P99 = 2.0
 GOAL_CALLS = 1.5

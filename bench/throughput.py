@@ -34,7 +34,7 @@ from typing import Callable, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from propagation import Change, Pair, ZendeskDesk, say  # noqa: E402
 
-from syncd.sim.world import World, build_world, free_port  # noqa: E402
+from syncd.sandbox import World, build_world, free_port  # noqa: E402
 from syncd.store import Store  # noqa: E402
 
 GOAL = 300.0

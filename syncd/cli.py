@@ -5,6 +5,7 @@ Secrets never come from argv: the config names where each one lives.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -622,7 +623,11 @@ def _print_readiness(ready: dict[str, Any]) -> None:
 def sim(port_base: int, write_config: str | None, daemon_port: int) -> None:
     """Run the Zendesk, Jira and Intercom simulators until Ctrl-C."""
     from .sim.cli import serve
-    serve(port_base, write_config_to=Path(write_config) if write_config else None, daemon_port=daemon_port)
+    setup = None
+    if write_config:
+        from .sandbox import write_config as write_sandbox_config
+        setup = functools.partial(write_sandbox_config, directory=Path(write_config), daemon_port=daemon_port)
+    serve(port_base, setup=setup)
 
 
 @main.command()

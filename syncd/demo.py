@@ -19,7 +19,7 @@ from typing import Callable
 import click
 
 from .domain import ItemRef
-from .sim.world import World, build_world
+from .sandbox import World, build_world
 from .testing import Observer, Teammate, wait_for
 
 STEP_TIMEOUT = 20.0

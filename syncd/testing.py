@@ -11,7 +11,7 @@ Waiting (three semantics, each named for what it does):
 
 Looking and acting as people would: :class:`Observer` reads both sides over
 HTTP with syncd's own connectors; :class:`Teammate` is a human Intercom admin.
-A running installation (:func:`syncd.sim.world.build_world` + :class:`syncd.runtime.App`):
+A running installation (:func:`syncd.sandbox.build_world` + :class:`syncd.runtime.App`):
 :func:`quiet`, :func:`captured_logs`, :func:`log_events`, :func:`ticket_key`, :func:`ticket_notes`.
 
 The runtime and the connectors are imported only where used (type hints and
@@ -33,7 +33,7 @@ from .logs import configure_logging
 
 if TYPE_CHECKING:
     from .runtime import App
-    from .sim.world import World
+    from .sandbox import World
 
 WAIT_TIMEOUT = 20.0
 

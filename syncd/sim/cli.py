@@ -11,7 +11,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from .core import SimServer
@@ -111,29 +110,22 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
-def write_config(sims: tuple[ZendeskSim, JiraSim, IntercomSim], directory: Path, daemon_port: int = 0) -> str:
-    """Set the simulators up for syncd and write ``directory/config.toml``, the two mappings
-    (with the field ids the simulators gave) and ``directory/secrets/``; what to run next."""
-    from .world import furnish
-    world = furnish(*sims, directory, port=daemon_port or None, secrets_in_files=True, public_url=True,
-                    log_level="info", log_format="auto")
-    config = world.config_path.absolute()
-    return (f"wrote {config} (mappings and secrets/ beside it); syncd will listen on 127.0.0.1:{world.http_port}\n"
-            f"next:\n  syncd doctor --config {config}\n  syncd run --config {config}")
+Sims = tuple[ZendeskSim, JiraSim, IntercomSim]
 
 
 def serve(port_base: int = 0, out: TextIO | None = None, stop: threading.Event | None = None,
-          write_config_to: Path | None = None, daemon_port: int = 0) -> None:
-    """Run the simulators until SIGINT/SIGTERM (or ``stop`` is set); with ``write_config_to``,
-    first set them up and write a config for syncd there."""
+          setup: Callable[[Sims], str] | None = None) -> None:
+    """Run the simulators until SIGINT/SIGTERM (or ``stop`` is set). ``setup`` runs once they
+    answer and its text is printed: ``syncd sim --write-config`` passes syncd's own set-up
+    (:func:`syncd.sandbox.write_config`), so the simulators never import the product."""
     out = out or sys.stdout
     stop = stop or threading.Event()
     sims = start_all(port_base)
     restore = _stop_on_signals(stop) if threading.current_thread() is threading.main_thread() else None
     try:
         print(banner(*sims), file=out)
-        if write_config_to is not None:
-            print("\n" + write_config(sims, write_config_to, daemon_port), file=out)
+        if setup is not None:
+            print("\n" + setup(sims), file=out)
         print(f"\n{READY}", file=out, flush=True)
         while not stop.wait(0.5):
             pass

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from syncd.cli import main
-from syncd.sim.world import World, build_world
+from syncd.sandbox import World, build_world
 
 
 @pytest.fixture(scope="module")

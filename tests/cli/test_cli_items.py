@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from syncd.cli import main
-from syncd.sim.world import World, build_world, free_port
+from syncd.sandbox import World, build_world, free_port
 from syncd.store import Store
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from syncd import sdnotify
 from syncd.domain import ItemRef
-from syncd.sim.world import World, build_world
+from syncd.sandbox import World, build_world
 from syncd.store import Store
 from syncd.worker import WorkerPool, WorkerSettings
 

@@ -91,7 +91,7 @@ def test_printed_credentials_work_with_the_client_libraries_and_sigterm_exits_0(
 
 def test_port_base_puts_the_simulators_on_consecutive_ports() -> None:
     from syncd.sim.cli import start_all
-    from syncd.sim.world import free_port
+    from syncd.sandbox import free_port
 
     base = free_port()
     try:

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 from syncd.cli import main
 from syncd.domain import ItemRef
 from syncd.reconcile import BaseEntry
-from syncd.sim.world import World, build_world
+from syncd.sandbox import World, build_world
 from syncd.store import Store
 
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from syncd.cli import main
-from syncd.sim.world import World, build_world
+from syncd.sandbox import World, build_world
 
 PUBLIC = "https://syncd.example.com"
 

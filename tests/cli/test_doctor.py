@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from syncd.cli import main
-from syncd.sim.cli import start_all, write_config
-from syncd.sim.world import World, furnish
+from syncd.sandbox import write_config
+from syncd.sim.cli import start_all
+from syncd.sandbox import World, furnish
 
 
 @pytest.fixture

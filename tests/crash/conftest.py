@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))   # --import-mode=importlib: make
 
 from harness import Daemon, crash_world
 
-from syncd.sim.world import World
+from syncd.sandbox import World
 from syncd.store import Store
 
 

@@ -29,7 +29,7 @@ from syncd.domain import ItemRef
 from syncd.failpoints import ENV as FAILPOINTS_ENV
 from syncd.sim.jira_adf import adf_to_text
 from syncd.sim.jira_catalog import PRIORITIES
-from syncd.sim.world import World, build_world, free_port
+from syncd.sandbox import World, build_world, free_port
 from syncd.store import Store
 from syncd.testing import wait_for_strict as wait_for  # re-exported: a check that raises fails at once
 

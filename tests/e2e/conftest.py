@@ -14,7 +14,7 @@ import pytest
 
 from syncd.testing import Observer, wait_for
 from syncd.runtime import App
-from syncd.sim.world import World, build_world
+from syncd.sandbox import World, build_world
 
 __all__ = ["wait_for"]
 

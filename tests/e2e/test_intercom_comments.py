@@ -9,7 +9,7 @@ import re
 from syncd.testing import Observer, Teammate, quiet, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 
 def escalated(world: World, look: Observer, body: str) -> tuple[ItemRef, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from syncd.testing import Observer, Teammate, quiet, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 
 def test_tagged_conversation_escalates_exactly_once_under_duplicate_webhooks(

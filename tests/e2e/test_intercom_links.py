@@ -10,7 +10,7 @@ from syncd.cli import main
 from syncd.testing import Observer, Teammate, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 
 def poll_intercom(app: App) -> None:

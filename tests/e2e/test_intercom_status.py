@@ -7,7 +7,7 @@ from __future__ import annotations
 from syncd.testing import Observer, Teammate, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 
 def test_jira_status_fans_out_to_every_linked_item(world: World, daemon: App, look: Observer) -> None:

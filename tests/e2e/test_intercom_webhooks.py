@@ -17,7 +17,7 @@ from syncd.testing import Observer, Teammate, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sim.core import Fault
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 
 def post(world: World, body: bytes, secret: str | None = None) -> httpx.Response:

@@ -14,7 +14,7 @@ import urllib.request
 import requests
 
 from syncd.runtime import App
-from syncd.sim.world import World
+from syncd.sandbox import World
 from syncd.testing import Observer, quiet, ticket_key, wait_for
 
 MAX = 10 * 1024 * 1024

@@ -13,7 +13,7 @@ import pytest
 from syncd.connectors.zendesk import CustomStatusError
 from syncd.testing import Observer, wait_for
 from syncd.runtime import App
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 
 def _add_status(world: World, category: str, label: str) -> int:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from syncd.testing import Observer, quiet, ticket_key as key_on, ticket_notes as notes, wait_for
 from syncd.runtime import App
 from syncd.schema import inbox
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 CUSTOMER = "Cleo Customer"
 

@@ -19,7 +19,7 @@ import pytest
 from syncd.connectors.jira import JiraAccess, JiraConnector
 from syncd.domain import ItemRef, TrackerIssue
 from syncd.testing import Observer, captured_logs, log_events, quiet, ticket_key, wait_for
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 IMPACT_PLACEHOLDER = 9006          # the ticket's "customer impact" field (desk wins by rule)
 JIRA_IMPACT = "customfield_10050"

@@ -18,7 +18,7 @@ from syncd.connectors.jira import JiraAccess, JiraConnector
 from syncd.testing import Observer, captured_logs, log_events, quiet, ticket_notes as notes, wait_for
 from syncd.domain import TrackerIssue
 from syncd.runtime import App
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 ENGINEER = "Erin Engineer"
 CUSTOMER = "Cleo Customer"

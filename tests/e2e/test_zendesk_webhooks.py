@@ -23,7 +23,7 @@ from syncd.testing import Observer, captured_logs, quiet, wait_for
 from syncd.runtime import App
 from syncd.schema import inbox
 from syncd.sim.core import Fault
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 
 def key_on(look: Observer, world: World, ticket: int) -> str | None:

@@ -8,7 +8,7 @@ import heapq
 import time
 
 from syncd.budget import Budget
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 from .conftest import SQLITE_ONLY, comments_with, get, tune, wait_for
 

@@ -29,7 +29,7 @@ from typing import Any, Iterator
 import pytest
 import sqlalchemy as sa
 
-from syncd.sim.world import World, free_port
+from syncd.sandbox import World, free_port
 
 from .conftest import comments_with, get, notes_with, wait_for
 from .test_fault_budget import _escalate_many

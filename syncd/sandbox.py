@@ -1,8 +1,13 @@
 """A whole simulated installation: the three vendor simulators, set up the way
 an admin would set up real accounts (custom fields created through the API,
 webhooks registered through the vendors' own APIs), plus a config file and
-mapping files pointing syncd at them. Used by ``syncd demo``, the end-to-end
-tests and the benchmarks.
+mapping files pointing syncd at them. Used by ``syncd demo``, ``syncd sim
+--write-config``, the end-to-end tests and the benchmarks.
+
+It lives on the product side, not in :mod:`syncd.sim`: it renders syncd's mappings,
+installs webhooks with syncd's own installer and writes syncd's config, so it
+depends on the product. The simulators depend on nothing of syncd's (the arrows
+run one way: this module uses them, never the reverse).
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..mapping_loader import resolve_mapping_path
-from .intercom import IntercomSim
-from .jira import JiraSim
-from .zendesk import ZendeskSim
+from .mapping_loader import resolve_mapping_path
+from .sim.intercom import IntercomSim
+from .sim.jira import JiraSim
+from .sim.zendesk import ZendeskSim
 
 # Placeholder ticket-field ids in the shipped Zendesk mapping → (title, type) to create.
 ZENDESK_FIELDS = {
@@ -69,7 +74,7 @@ class World:
             sim.stop()
 
     def settings(self) -> Any:
-        from ..config import load_settings
+        from .config import load_settings
         return load_settings(self.config_path, environ={**os.environ, **self.env})
 
 
@@ -157,9 +162,9 @@ def furnish(zendesk: ZendeskSim, jira: JiraSim, intercom: IntercomSim, directory
     (directory / "intercom-jira.toml").write_text(_render_mapping("intercom-jira", {}))
 
     jira_secret = secrets.token_hex(16)
-    from ..connectors.jira import JiraAccess, JiraConnector
-    from ..connectors.zendesk import ZendeskAccess, ZendeskConnector
-    from ..install import install_jira, install_zendesk
+    from .connectors.jira import JiraAccess, JiraConnector
+    from .connectors.zendesk import ZendeskAccess, ZendeskConnector
+    from .install import install_jira, install_zendesk
     zc, jc = zendesk.describe()["credentials"], jira.describe()["credentials"]
     hook = install_zendesk(ZendeskConnector(ZendeskAccess(zendesk.base_url, zc["email"], zc["token"])),
                            f"http://127.0.0.1:{port}/webhooks/zendesk")
@@ -235,3 +240,13 @@ format = "{log_format}"
     config_path = directory / "config.toml"
     config_path.write_text(config)
     return World(zendesk, jira, intercom, directory, config_path, env, port, fields)
+
+
+def write_config(sims: tuple[ZendeskSim, JiraSim, IntercomSim], directory: Path, daemon_port: int = 0) -> str:
+    """Set running simulators up for syncd and write ``directory/config.toml``, the two mappings
+    (with the field ids the simulators gave) and ``directory/secrets/``; what to run next."""
+    world = furnish(*sims, directory, port=daemon_port or None, secrets_in_files=True, public_url=True,
+                    log_level="info", log_format="auto")
+    config = world.config_path.absolute()
+    return (f"wrote {config} (mappings and secrets/ beside it); syncd will listen on 127.0.0.1:{world.http_port}\n"
+            f"next:\n  syncd doctor --config {config}\n  syncd run --config {config}")
