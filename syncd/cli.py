@@ -333,7 +333,7 @@ def _install_jira(settings: Any, endpoint: str) -> None:
               "(default: http.public_url from the config).")
 def webhooks_install(config: str | None, public_url: str | None) -> None:
     """Register the Zendesk webhook + trigger and the Jira admin webhook (safe to run twice)."""
-    from .config import http_url
+    from .toml_reader import http_url
     settings = _settings(config)   # zendesk.webhook_secret may be missing: this command makes it
     url = (public_url or settings.http.public_url or "").rstrip("/")
     if not url or http_url(url) is not None:

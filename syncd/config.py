@@ -12,21 +12,19 @@ silently does not apply. :func:`load_settings` raises the first problem;
 from __future__ import annotations
 
 import os
-import re
 import socket
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping as TMapping
-from urllib.parse import urlsplit
+from typing import Any, Iterable, Mapping as TMapping
 
 from .errors import ConfigError
 from .logs import FORMATS, LEVELS
 from .mapping import Mapping
 from .secrets import EXPECTED_REF, Secret, resolve
+from .toml_reader import (TomlReader, api_version, at_least, between, database_url, digits, email, http_url, join_key,
+                          non_empty, one_of)
 
 # ---------------------------------------------------------------- the settings
-
 
 @dataclass(frozen=True)
 class CoreSettings:
@@ -43,7 +41,6 @@ class CoreSettings:
     # A vendor call with no answer after this long is given up (a write: ambiguous, see docs/architecture.md).
     vendor_timeout_seconds: float = 30.0
 
-
 @dataclass(frozen=True)
 class HttpSettings:
     """``[http]``: the webhook receiver, health and metrics."""
@@ -52,7 +49,6 @@ class HttpSettings:
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
     public_url: str | None = None      # how the vendors reach us, for webhook registration
-
 
 @dataclass(frozen=True)
 class ZendeskSettings:
@@ -66,7 +62,6 @@ class ZendeskSettings:
     requests_per_minute: int = 200     # Team plan; the budget is shared with other integrations
     poll_interval_seconds: float = 30.0
 
-
 @dataclass(frozen=True)
 class JiraSettings:
     url: str
@@ -76,7 +71,6 @@ class JiraSettings:
     requests_per_minute: int = 300
     poll_interval_seconds: float = 30.0
     poll_overlap_seconds: float = 120.0   # JQL has minute resolution, in the user's time zone
-
 
 @dataclass(frozen=True)
 class IntercomSettings:
@@ -89,12 +83,10 @@ class IntercomSettings:
     requests_per_minute: int = 1000
     poll_interval_seconds: float = 30.0
 
-
 @dataclass(frozen=True)
 class LoggingSettings:
     level: str = "info"
     format: str = "auto"
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -111,177 +103,6 @@ class Settings:
         """The configured desks, e.g. ``("zendesk",)``."""
         return tuple(name for name in ("zendesk", "intercom") if getattr(self, name) is not None)
 
-
-# ----------------------------------------------------- reading typed TOML values
-
-REQUIRED: Any = object()
-Check = Callable[[Any], str | None]   # returns what was expected, or None when fine
-
-
-class TomlReader:
-    """Reads typed values out of parsed TOML, collecting every problem instead of
-    stopping at the first, so ``config check`` can report them all at once.
-    Shared with :mod:`syncd.mapping_loader`."""
-
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        self.problems: list[ConfigError] = []
-
-    def problem(self, key: str, expected: str) -> None:
-        self.problems.append(ConfigError(self.path, key, expected))
-
-    def parse(self) -> dict[str, Any] | None:
-        """The file's top table, or ``None`` (and a problem) when unreadable."""
-        try:
-            with open(self.path, "rb") as fh:
-                return tomllib.load(fh)
-        except FileNotFoundError:
-            self.problem("(file)", "the file to exist")
-        except OSError as exc:
-            self.problem("(file)", f"a readable file ({exc.strerror})")
-        except tomllib.TOMLDecodeError as exc:
-            self.problem(_syntax_key(str(exc)), f"valid TOML ({exc})")
-        return None
-
-    def keys(self, table: TMapping[str, Any], prefix: str, allowed: Iterable[str]) -> None:
-        allowed = tuple(allowed)
-        for key in table:
-            if key not in allowed:
-                self.problem(_join(prefix, key), f"a known key (one of: {', '.join(allowed)}); "
-                                                 "unknown keys are refused so typos do not go unnoticed")
-
-    def get(self, table: TMapping[str, Any], prefix: str, key: str, kind: str,
-            default: Any = REQUIRED, check: Check | None = None) -> Any:
-        """``table[key]`` converted to ``kind`` (see :data:`KINDS`), or ``default``.
-        On a problem: records it and returns ``None``."""
-        dotted = _join(prefix, key)
-        if key not in table:
-            if default is REQUIRED:
-                self.problem(dotted, f"{KINDS[kind][1]} (the key is missing)")
-                return None
-            return default
-        value = KINDS[kind][0](table[key])
-        if value is _BAD:
-            self.problem(dotted, f"{KINDS[kind][1]}, got {_describe(table[key])}")
-            return None
-        if check is not None and (expected := check(value)) is not None:
-            self.problem(dotted, f"{expected}, got {_show(value)}")
-            return None
-        return value
-
-    def table(self, table: TMapping[str, Any], prefix: str, key: str) -> dict[str, Any] | None:
-        """A sub-table, ``{}`` when absent, ``None`` (and a problem) when not a table."""
-        value = table.get(key, {})
-        if not isinstance(value, dict):
-            self.problem(_join(prefix, key), f"a table [{_join(prefix, key)}], got {_describe(value)}")
-            return None
-        return value
-
-
-_BAD: Any = object()
-
-
-def _as_str(v: Any) -> Any:
-    return v if isinstance(v, str) else _BAD
-
-
-def _as_int(v: Any) -> Any:
-    return v if isinstance(v, int) and not isinstance(v, bool) else _BAD
-
-
-def _as_float(v: Any) -> Any:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else _BAD
-
-
-def _as_bool(v: Any) -> Any:
-    return v if isinstance(v, bool) else _BAD
-
-
-def _as_str_list(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) and all(isinstance(x, str) for x in v) else _BAD
-
-
-def _as_str_table(v: Any) -> Any:
-    ok = isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
-    return dict(v) if ok else _BAD
-
-
-KINDS: dict[str, tuple[Callable[[Any], Any], str]] = {
-    "str": (_as_str, "a string"),
-    "int": (_as_int, "an integer"),
-    "float": (_as_float, "a number"),
-    "bool": (_as_bool, "true or false"),
-    "str_list": (_as_str_list, "a list of strings"),
-    "str_table": (_as_str_table, "a table of string = string"),
-}
-
-
-def _join(prefix: str, key: str) -> str:
-    return f"{prefix}.{key}" if prefix else key
-
-
-def _describe(value: Any) -> str:
-    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-             list: "an array", dict: "a table"}
-    for kind, name in names.items():
-        if type(value) is kind:
-            return f"{name} ({_show(value)})" if kind in (bool, int, float) else name
-    return type(value).__name__
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _syntax_key(message: str) -> str:
-    # Python 3.11's TOMLDecodeError carries the position only in its message.
-    found = re.search(r"line (\d+), column (\d+)", message)
-    return f"line {found.group(1)}, column {found.group(2)}" if found else "(syntax)"
-
-
-# --------------------------------------------------------------------- checks
-
-
-def at_least(low: float) -> Check:
-    return lambda v: None if v >= low else f"a value >= {low:g}"
-
-
-def between(low: int, high: int) -> Check:
-    return lambda v: None if low <= v <= high else f"a value from {low} to {high}"
-
-
-def one_of(*choices: str) -> Check:
-    return lambda v: None if v in choices else f"one of {', '.join(choices)}"
-
-
-def http_url(v: str) -> str | None:
-    parts = urlsplit(v)
-    ok = parts.scheme in ("http", "https") and bool(parts.hostname)
-    return None if ok else "an http:// or https:// URL with a host"
-
-
-def database_url(v: str) -> str | None:
-    ok = v.startswith(("sqlite:///", "postgresql://", "postgresql+psycopg://"))
-    return None if ok else "a SQLAlchemy URL starting with sqlite:///, postgresql:// or postgresql+psycopg://"
-
-
-def non_empty(v: str) -> str | None:
-    return None if v.strip() else "a non-empty string"
-
-
-def email(v: str) -> str | None:
-    return None if re.fullmatch(r"[^@\s]+@[^@\s]+", v) else "an e-mail address"
-
-
-def digits(v: str) -> str | None:
-    return None if v.isdigit() else "a numeric id as a string, e.g. \"5017691\""
-
-
-def api_version(v: str) -> str | None:
-    return None if re.fullmatch(r"\d+\.\d+|Unstable", v) else "an Intercom API version like \"2.14\""
-
-
 # ------------------------------------------------------------ reading sections
 
 SECTIONS = ("syncd", "http", "zendesk", "jira", "intercom", "logging")
@@ -290,11 +111,9 @@ SECTIONS = ("syncd", "http", "zendesk", "jira", "intercom", "logging")
 # config that checks (README order: config check, db upgrade, webhooks install, run).
 DEFERRABLE = frozenset({"zendesk.webhook_secret"})
 
-
 def _default(fields: TMapping[str, Any], name: str) -> Any:
     """The dataclass default of ``name``: defaults are written once, on the settings classes."""
     return fields[name].default
-
 
 class _Loader:
     """Builds :class:`Settings` from one parsed file; problems go to ``reader``."""
@@ -306,13 +125,13 @@ class _Loader:
 
     def secret(self, table: TMapping[str, Any], prefix: str, key: str) -> Secret | None:
         if key not in table:
-            self.r.problem(_join(prefix, key), f"{EXPECTED_REF} (the key is missing)")
+            self.r.problem(join_key(prefix, key), f"{EXPECTED_REF} (the key is missing)")
             return None
         ref = self.r.get(table, prefix, key, "str")
         if ref is None:
             return None
         try:
-            return resolve(ref, config_path=self.r.path, key=_join(prefix, key), environ=self.environ)
+            return resolve(ref, config_path=self.r.path, key=join_key(prefix, key), environ=self.environ)
         except ConfigError as exc:
             (self.warnings if exc.key in self.defer else self.r.problems).append(exc)
             return None
@@ -325,14 +144,14 @@ class _Loader:
             return None
         path = mapping_loader.resolve_mapping_path(ref, self.base)
         if not path.is_file():
-            self.r.problem(_join(prefix, "mapping"),
+            self.r.problem(join_key(prefix, "mapping"),
                            f"a mapping file that exists (looked for {path}; a relative path is "
                            "relative to the config file, builtin:NAME names a shipped mapping)")
             return None
         problems, loaded = mapping_loader.read_mapping(path)
         self.r.problems.extend(problems)
         if loaded is not None and loaded.desk != desk:
-            self.r.problem(_join(prefix, "mapping"), f"a mapping for desk = \"{desk}\", but {path} is for {loaded.desk}")
+            self.r.problem(join_key(prefix, "mapping"), f"a mapping for desk = \"{desk}\", but {path} is for {loaded.desk}")
             return None
         return loaded
 
@@ -440,9 +259,7 @@ class _Loader:
             intercom=self.intercom(tables["intercom"]) if tables["intercom"] is not None and "intercom" in data else None,
         )
 
-
 # ------------------------------------------------------------------ public API
-
 
 @dataclass(frozen=True)
 class Loaded:
@@ -452,7 +269,6 @@ class Loaded:
     settings: Settings | None
     problems: list[ConfigError]
     warnings: list[ConfigError]
-
 
 def load(path: str | Path, environ: TMapping[str, str] = os.environ, defer: Iterable[str] = ()) -> Loaded:
     """Read and check ``path``; secrets named in ``defer`` (see :data:`DEFERRABLE`)
@@ -465,11 +281,9 @@ def load(path: str | Path, environ: TMapping[str, str] = os.environ, defer: Iter
     settings = loader.settings(data)
     return Loaded(None if reader.problems else settings, reader.problems, loader.warnings)
 
-
 def _load(path: str | Path, environ: TMapping[str, str]) -> tuple[list[ConfigError], Settings | None]:
     loaded = load(path, environ)
     return loaded.problems, loaded.settings
-
 
 def load_settings(path: str | Path, environ: TMapping[str, str] = os.environ) -> Settings:
     """The validated settings of ``path``; secrets resolved from ``environ``
@@ -480,7 +294,6 @@ def load_settings(path: str | Path, environ: TMapping[str, str] = os.environ) ->
         raise problems[0]
     assert settings is not None
     return settings
-
 
 def check(path: str | Path, environ: TMapping[str, str] = os.environ) -> list[ConfigError]:
     """Every problem of ``path``: settings, secret resolution and each referenced

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping as TMapping
 
-from .config import REQUIRED, TomlReader, at_least, non_empty, one_of
+from .toml_reader import REQUIRED, TomlReader, at_least, non_empty, one_of
 from .errors import ConfigError
 from .mapping import (AttachmentRules, CommentRules, ConflictRule, Direction, EscalationRules,
                       FanoutRules, FieldRule, Mapping)
