@@ -154,7 +154,10 @@ class JiraConnector:
     # -- plumbing ---------------------------------------------------------
     def _rest(self, operation: str, method: str, path: str, body: Any = None,
               params: Mapping[str, Any] | None = None, idempotent: bool = True) -> Any:
-        url = self.client._get_url(path)
+        return self._send(operation, method, self.client._get_url(path), body, params, idempotent)
+
+    def _send(self, operation: str, method: str, url: str, body: Any = None,
+              params: Mapping[str, Any] | None = None, idempotent: bool = True) -> Any:
         session = self.client._session
 
         def go() -> Any:
@@ -163,6 +166,19 @@ class JiraConnector:
             return r.json() if r.content else None
 
         return self.call(operation, go, idempotent)
+
+    # -- set-up (syncd webhooks install) -------------------------------------
+    def install_webhook(self, name: str, endpoint: str, secret: str, events: Sequence[str]) -> str:
+        """Register (or reuse: safe to run again) the admin webhook ``name`` towards
+        ``endpoint``, signed with ``secret``; its address. Admin webhooks live outside
+        the versioned REST API (``/rest/webhooks/1.0/webhook``)."""
+        base = self.access.url.rstrip("/") + "/rest/webhooks/1.0/webhook"
+        for hook in self._send("webhook", "GET", base) or []:
+            if hook.get("name") == name and hook.get("url") == endpoint:
+                return str(hook.get("self") or hook.get("id"))
+        made = self._send("webhook", "POST", base, {"name": name, "url": endpoint, "events": list(events),
+                                                    "excludeBody": False, "secret": secret})
+        return str(made.get("self") or made.get("id"))
 
     def _search(self, jql: str, fields: list[str], page_size: int,
                 token: str | None) -> tuple[list[Mapping[str, Any]], str | None]:

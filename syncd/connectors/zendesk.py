@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
@@ -30,7 +30,7 @@ from zenpy.lib.api_objects import Ticket
 from ..secrets import Secret, as_secret
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
-from ..errors import NotFound, VendorError
+from ..errors import NotFound, Refused, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
 from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
@@ -48,6 +48,15 @@ class CustomStatusError(VendorError):
         super().__init__("zendesk", "ListCustomStatuses", detail)
 # Side-loads whose names syncd shows: kind -> (operation to ask for one, its answer's key).
 SIDELOADED = {"users": ("showUser", "user"), "organizations": ("showOrganization", "organization")}
+
+
+@dataclass(frozen=True)
+class ZendeskWebhook:
+    """What ``syncd webhooks install`` made or found on Zendesk. Zendesk generates the
+    signing secret; the admin stores it where ``zendesk.webhook_secret`` points."""
+    webhook_id: str
+    trigger_id: str
+    signing_secret: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -129,12 +138,62 @@ class ZendeskConnector:
         return f"{self.access.url.rstrip('/')}/api/v2/{path}"
 
     def _get(self, operation: str, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        return self._request(operation, "GET", path, params=params)
+
+    def _request(self, operation: str, method: str, path: str, body: Any = None,
+                 params: Mapping[str, Any] | None = None) -> Any:
         def go() -> Any:
-            r = self.session.get(self._url(path), params=params, timeout=self.access.timeout)
+            r = self.session.request(method, self._url(path), json=body, params=params, timeout=self.access.timeout)
             if r.status_code >= 300:
                 r.raise_for_status()
-            return r.json()
+            return r.json() if r.content else None
         return self.call(operation, go)
+
+    # -- set-up (syncd webhooks install) -------------------------------------
+    def install_webhook(self, name: str, endpoint: str, body_template: str) -> ZendeskWebhook:
+        """Register (or reuse: safe to run again) the webhook ``name`` towards ``endpoint``
+        and the trigger that sends ``body_template`` to it on every ticket create or change."""
+        hooks = (self._get("ListWebhooks", "webhooks") or {}).get("webhooks", [])
+        hook = next((h for h in hooks if h.get("name") == name and h.get("endpoint") == endpoint), None)
+        if hook is None:
+            hook = self._request("CreateWebhook", "POST", "webhooks", {"webhook": {
+                "name": name, "endpoint": endpoint, "http_method": "POST", "request_format": "json",
+                "status": "active", "subscriptions": ["conditional_ticket_events"]}})["webhook"]
+        hook_id = str(hook["id"])
+        if not hook_id.isalnum():   # it goes into a URL path below
+            raise Refused("zendesk", "CreateWebhook", f"unexpected webhook id {hook_id[:40]!r}")
+        secret = self._get("ShowWebhookSigningSecret", f"webhooks/{hook_id}/signing_secret")["signing_secret"]["secret"]
+        trigger = next((t for t in self._all_triggers() if t.get("title") == name), None)
+        actions = [{"field": "notification_webhook", "value": [hook_id, body_template]}]
+        if trigger is None:
+            trigger = self._request("CreateTrigger", "POST", "triggers.json", {"trigger": {
+                "title": name, "active": True,
+                "conditions": {"all": [], "any": [
+                    {"field": "update_type", "operator": "is", "value": "Create"},
+                    {"field": "update_type", "operator": "is", "value": "Change"}]},
+                "actions": actions}})["trigger"]
+        elif trigger.get("actions") != actions:
+            # The public URL changed (a new webhook, with its own secret): the trigger
+            # must call the new webhook, or every delivery fails the signature check.
+            trigger = self._request("UpdateTrigger", "PUT", f"triggers/{int(trigger['id'])}.json",
+                                    {"trigger": {"actions": actions}})["trigger"]
+        return ZendeskWebhook(hook_id, str(trigger["id"]), secret)
+
+    def _all_triggers(self) -> list[Any]:
+        """Every trigger, page by page: real accounts page them (``meta.has_more``,
+        recorded in ../shared/realworld/zendesk/api/zd-triggers-amp.json), and a
+        "syncd" trigger missed on page one would be created a second time. Cursors
+        go to our own base URL, never to the host a ``links.next`` names."""
+        found: list[Any] = []
+        params: dict[str, Any] = {"page[size]": 100}
+        for _ in range(1000):   # 100,000 triggers: far beyond any account
+            page = self._get("ListTriggers", "triggers.json", params) or {}
+            found.extend(page.get("triggers") or [])
+            meta = page.get("meta") or {}
+            if not (meta.get("has_more") and meta.get("after_cursor")):
+                return found
+            params = {"page[size]": 100, "page[after]": str(meta["after_cursor"])}
+        return found
 
     # -- reads ------------------------------------------------------------
     def fetch(self, ref: ItemRef, known: Sequence[Comment] | None = None) -> DeskItem | None:
