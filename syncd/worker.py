@@ -8,6 +8,14 @@ How a failure settles the claim (the retry rules read in HTTP terms):
 * anything else → *fail*: attempts + 1 and exponential backoff; after
   ``max_attempts`` the item goes to the dead-letter table and everything else
   keeps flowing.
+
+While a reconcile runs, a heartbeat thread renews its claim's lease (every
+third of the lease), so a slow vendor or a long budget wait does not hand the
+item to a second worker. A renewal that finds the claim taken marks it lost,
+and the reconcile stops at its next vendor write (:mod:`syncd.fencing`). Two
+workers of one process never work on one item: a worker that claims an item
+another thread of the process still has in hand (its lease ran out under it)
+gives it back for a moment instead.
 """
 
 from __future__ import annotations
@@ -21,10 +29,13 @@ import structlog
 
 from .engine import Engine, EscalationPending
 from .errors import RateLimited
+from .fencing import ClaimLost, Fence, holding
+from .locks import LinkBusy
 from .metrics import METRICS
 from .store import Claim, Store, StoreUnavailable
 
 log = structlog.get_logger("syncd.worker")
+LINK_BUSY_DELAY = 1.0   # seconds before a worker tries a link another worker held again
 
 
 @dataclass(frozen=True)
@@ -54,12 +65,35 @@ class WorkerPool:
         self._busy_lock = threading.Lock()
         self.claim_error: str | None = None     # the database refused the last claim (None once it works again)
         self.last_error: str | None = None      # the last item failure (None after the next success)
+        self._in_hand: dict[str, Fence] = {}    # item ref → the claim a thread of this process works under
+        self._hand_lock = threading.Lock()
 
     def start(self) -> None:
         for n in range(self.settings.threads):
             t = threading.Thread(target=self._loop, name=f"worker-{n}", daemon=True)
             t.start()
             self._threads.append(t)
+        heartbeat = threading.Thread(target=self._heartbeat, name="claim-heartbeat", daemon=True)
+        heartbeat.start()
+        self._threads.append(heartbeat)
+
+    def _heartbeat(self) -> None:
+        """Renew every claim in hand each third of the lease; a claim found taken is marked lost."""
+        every = max(0.2, self.settings.lease_seconds / 3)
+        while not self._stopping.wait(every):
+            with self._hand_lock:
+                fences = list(self._in_hand.values())
+            for fence in fences:
+                if fence.lost.is_set():
+                    continue
+                try:
+                    renewed = self.store.renew(fence.claim, self.settings.lease_seconds)
+                except Exception as e:   # the database is down: the lease may run out; the writes check again
+                    log.warning("claim_renew_failed", item=str(fence.claim.ref), error=str(e))
+                    continue
+                if renewed is None:
+                    fence.lost.set()
+                    log.warning("claim_lost", item=str(fence.claim.ref), token=fence.claim.fence, action="renew")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming; let every reconcile under way finish (its intents are recorded)."""
@@ -110,6 +144,27 @@ class WorkerPool:
                 continue
 
     def process(self, claim: Claim) -> None:
+        fence = Fence(claim, self.store.claim_current)
+        with self._hand_lock:
+            earlier = self._in_hand.get(str(claim.ref))
+            if earlier is None:
+                self._in_hand[str(claim.ref)] = fence
+        if earlier is not None:
+            # Another thread of this process still works on the item under a claim that ran out
+            # (this claim took it over, so that one can no longer write): let it stop first.
+            earlier.lost.set()
+            log.warning("item_in_hand", item=str(claim.ref), token=claim.fence, earlier=earlier.claim.fence)
+            self.store.defer(claim, 1.0, None)
+            return
+        try:
+            with holding(fence):
+                self._process(claim)
+        finally:
+            with self._hand_lock:
+                if self._in_hand.get(str(claim.ref)) is fence:
+                    del self._in_hand[str(claim.ref)]
+
+    def _process(self, claim: Claim) -> None:
         with self._busy_lock:
             self.busy += 1
         started = time.monotonic()
@@ -130,6 +185,16 @@ class WorkerPool:
                         scope=e.scope)
         except EscalationPending as e:
             self.store.defer(claim, 2.0, str(e))
+        except ClaimLost as e:
+            # Stopped before writing: the item stays dirty for whoever holds it now (if nobody
+            # took it, its token is still on the row and it is given back due at once).
+            log.warning("claim_lost", item=str(claim.ref), token=claim.fence, error=str(e))
+            self.store.defer(claim, 0.0, None)
+        except LinkBusy as e:
+            # Another worker (maybe a stalled replica) holds the link: try again shortly, and
+            # meanwhile work on something else.
+            log.info("item_deferred", item=str(claim.ref), reason="link_busy", link=e.link_id)
+            self.store.defer(claim, LINK_BUSY_DELAY, None)
         except StoreUnavailable as e:
             # The database, not the item, failed: no attempt counts towards the dead letters.
             self.last_error = f"{claim.ref}: {e}"

@@ -209,6 +209,26 @@ class JiraConnector:
         issues = found.get("issues") or []
         return self.fetch(str(issues[0]["id"])) if issues else None
 
+    def created_for(self, origin: str, limit: int = 20) -> list[str]:
+        """Ids of every issue carrying ``origin``'s label, oldest first (duplicate detection)."""
+        jql = f'labels = "{origin_label(origin)}" ORDER BY created ASC'
+        found = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
+            jql, fields=["id", "created"], maxResults=limit, json_result=True))
+        issues = found.get("issues") or []
+        # Jira stamps milliseconds; ids grow with creation and break a tie.
+        issues.sort(key=lambda raw: (parse_jira_time((raw.get("fields") or {}).get("created") or
+                                                     "1970-01-01T00:00:00.000+0000"), int(raw["id"])))
+        return [str(raw["id"]) for raw in issues]
+
+    def delete_issue(self, issue_id: str) -> bool:
+        """Delete an issue syncd made twice; False when it was already gone."""
+        from ..errors import NotFound
+        try:
+            self._rest("deleteIssue", "DELETE", f"issue/{issue_id}")
+            return True
+        except NotFound:
+            return False
+
     def update_fields(self, issue_id: str, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
         failures: list[FieldFailure] = []
         plain = {k: v for k, v in values.items() if k != "status"}
