@@ -20,7 +20,7 @@ from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
 from .domain import VERSION_KIND, Attachment, Comment, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import Ambiguous, Conflict, NotFound, Transient, VendorError
 from .failpoints import failpoint
-from .fencing import ClaimLost, current_claim
+from .fencing import ClaimLost, current_claim, still_held
 from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
@@ -622,6 +622,8 @@ class Engine:
             return ()
         target = self._write_comment(link, key, cw.side, body, cw.public, files)
         failpoint("after_comment_post")
+        if cw.side is Side.TRACKER and not still_held():
+            target = self._repair_duplicate_comments(link, key, target)
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(link.issue_key if cw.side is Side.TRACKER else str(link.desk),
                                     "comment", _excerpt(cw.body)))
@@ -629,6 +631,23 @@ class Engine:
         log.info("comment_mirrored", link=link.id, direction=f"to_{cw.side.value}", source=cw.source_id,
                  target=target, public=cw.public)
         return (_own_comment(target, body, cw.public),)
+
+    def _repair_duplicate_comments(self, link: Link, key: str, made: str) -> str:
+        """The comment was posted under a claim taken meanwhile (this process was frozen between
+        its check and its request): the new holder may have posted it too. Keep the oldest
+        comment carrying the intent's marker, delete the others. Returns the kept one."""
+        found = self.tracker.find_comments(link.issue_id, key)   # type: ignore[attr-defined]
+        if len(found) < 2:
+            return made
+        keep = found[0]
+        for comment_id in found[1:]:
+            deleted = self.tracker.delete_comment(link.issue_id, comment_id)   # type: ignore[attr-defined]
+            METRICS.inc("duplicates_repaired")
+            log.warning("duplicate_repaired", what="comment", where=link.issue_key, key=key, removed=comment_id,
+                        kept=keep, deleted=deleted)
+            self.store.audit("duplicate_repaired", link.id, what="comment", issue=link.issue_key, key=key,
+                             removed=comment_id, kept=keep)
+        return keep
 
     def _attachments(self, link: Link, cw: CommentWrite) -> tuple[str, tuple[Attachment, ...]]:
         """Per the mapping: files within the size limit are downloaded from the

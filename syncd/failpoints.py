@@ -90,7 +90,10 @@ def _hit(name: str) -> None:
         if action == "stop":
             sys.stderr.write(f"SYNCD_FAILPOINT_STOPPED {name} pass={target}\n")
             sys.stderr.flush()
-            os.kill(os.getpid(), signal.SIGSTOP)   # every thread freezes here until SIGCONT
+            # To this thread, not the process: a process-directed signal may be taken by another
+            # thread while this one runs on a little (and sends the very request it must not).
+            # A stop taken by any thread freezes them all until SIGCONT.
+            signal.pthread_kill(threading.get_ident(), signal.SIGSTOP)
             return
         sys.stderr.write(f"SYNCD_FAILPOINT_FIRED {name} pass={target}\n")
         sys.stderr.flush()

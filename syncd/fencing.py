@@ -69,6 +69,19 @@ def prove(what: str) -> None:
         fence.prove(what)
 
 
+def still_held() -> bool:
+    """After a write: whether the claim it was made under still stands (True outside a claim).
+    Only a writer whose claim was taken can have raced another one; it looks for a double."""
+    fence = _current.get()
+    if fence is None:
+        return True
+    try:
+        fence.prove("(after the write)")
+        return True
+    except ClaimLost:
+        return False
+
+
 def before_write(vendor: str, operation: str) -> None:
     """Called by a connector right before it sends a non-idempotent request. The
     failpoint after the proof lets the crash tests freeze a process exactly in the
@@ -77,4 +90,4 @@ def before_write(vendor: str, operation: str) -> None:
     failpoint("before_vendor_write", tag=operation)
 
 
-__all__ = ["ClaimLost", "Fence", "before_write", "current_claim", "holding", "prove"]
+__all__ = ["ClaimLost", "Fence", "before_write", "current_claim", "holding", "prove", "still_held"]

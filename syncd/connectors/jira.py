@@ -317,7 +317,13 @@ class JiraConnector:
         return self.call("getAttachmentContent", go)
 
     def find_comment(self, issue_id: str, source: str) -> str | None:
+        found = self.find_comments(issue_id, source, first_only=True)
+        return found[0] if found else None
+
+    def find_comments(self, issue_id: str, source: str, first_only: bool = False) -> list[str]:
+        """Ids of syncd's comments carrying ``source`` as their marker, oldest first."""
         from ..errors import NotFound
+        found: list[str] = []
         for c in self._comments(issue_id):
             if not c.by_integration:
                 continue
@@ -326,8 +332,19 @@ class JiraConnector:
             except NotFound:
                 continue
             if (prop or {}).get("value", {}).get("source") == source:
-                return c.id
-        return None
+                found.append(c.id)
+                if first_only:
+                    break
+        return found
+
+    def delete_comment(self, issue_id: str, comment_id: str) -> bool:
+        """Delete a comment syncd posted twice; False when it was already gone."""
+        from ..errors import NotFound
+        try:
+            self._rest("deleteComment", "DELETE", f"issue/{issue_id}/comment/{comment_id}")
+            return True
+        except NotFound:
+            return False
 
     def upsert_remote_link(self, issue_id: str, global_id: str, url: str, title: str) -> None:
         self._rest("createOrUpdateRemoteIssueLink", "POST", f"issue/{issue_id}/remotelink", body={

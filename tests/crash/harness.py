@@ -35,6 +35,7 @@ from syncd.store import Store
 READY_TIMEOUT = 20.0
 LEASE_SECONDS = 5   # the config's minimum
 FIRED = "SYNCD_FAILPOINT_FIRED"
+STOPPED = "SYNCD_FAILPOINT_STOPPED"
 ESCALATION_NOTE = "Escalated to Jira:"   # the shipped mapping's escalation.note
 SHIPPED_PRIORITY = {"urgent": "Highest", "high": "High", "normal": "Medium", "low": "Low"}   # its priority table
 
@@ -140,6 +141,36 @@ class Daemon:
                 return line.split()[1]
         return None
 
+    def stopped_at(self) -> str | None:
+        """The failpoint at which the child froze itself (``point@stop``), if it did."""
+        for line in self.logs[-1].read_text(errors="replace").splitlines():
+            if line.startswith(STOPPED):
+                return line.split()[1]
+        return None
+
+    def wait_stopped(self, timeout: float = 20.0) -> str:
+        """Wait for the child to freeze at its ``@stop`` failpoint; returns the point's name."""
+        point = wait_for(lambda: self.stopped_at() if self._state() == "T" else None, timeout=timeout)
+        assert point, f"the daemon never froze at its failpoint in {timeout}s:\n{self.tail()}"
+        return str(point)
+
+    def _state(self) -> str:
+        """The process state letter from /proc (T: stopped)."""
+        assert self.proc is not None
+        try:
+            return Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: a frozen process carries on where it stood (its next step is a vendor request)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -147,6 +178,7 @@ class Daemon:
         """SIGTERM, as systemd stops it; returns the exit code."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signal.SIGCONT)   # a frozen child must run to see it
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
