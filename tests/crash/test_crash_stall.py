@@ -14,8 +14,8 @@ import json
 import time
 
 import pytest
-from harness import (Books, check, issues_for_origin, mentions, replica_daemons, settle, ticket_bodies,
-                     wait_for)
+from harness import (LEASE_SECONDS, Books, check, issue_bodies, issues_for_origin, mentions, replica_daemons,
+                     settle, ticket_bodies, wait_for)
 
 from syncd.domain import ItemRef
 
@@ -56,5 +56,78 @@ def test_crash_frozen_replica_before_create_leaves_one_issue(make_rig, db_url):
     repaired = [json.loads(line) for line in frozen.logs[-1].read_text(errors="replace").splitlines()
                 if "duplicate_repaired" in line]
     assert [(r["what"], r["where"], r["kept"]) for r in repaired] == [("issue", origin, str(first[0]))], repaired
+    for d in (frozen, other):
+        assert d.terminate() == 0, d.tail()
+
+
+def _link_locks_held(url: str) -> int:
+    """Link advisory locks held right now, by any session (what an operator sees in pg_locks)."""
+    import sqlalchemy as sa
+
+    from syncd.store import LINK_LOCK_SPACE
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.scalar(sa.text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
+                "AND classid::bigint = :space AND granted"), {"space": LINK_LOCK_SPACE}) or 0
+    finally:
+        engine.dispose()
+
+
+def test_crash_frozen_lock_holder_does_not_stall_other_replicas(make_rig, db_url):
+    """Issue 10, finding 3: a replica frozen inside a reconcile keeps its link's advisory lock
+    (its session stays open). On main every worker of the other replicas that reached that
+    link blocked on it for good, and nothing else was reconciled anywhere. Now a worker that
+    cannot get the link requeues the item and moves on; the link is done once the frozen
+    replica resumes, nothing doubled."""
+    from syncd.sim.core import Fault
+
+    rig, books = make_rig(db_url), Books()
+    world = rig.world
+    frozen, other = replica_daemons(world, 2)
+    frozen.start()
+    other.start()
+    tickets = []
+    for n in range(3):
+        t = world.zendesk.create_ticket(f"Problem {n}", f"Problem {n}: something broke.")
+        world.zendesk.agent_set(t, add_tags=["jira_escalate"])
+        books.escalated.add(t)
+        tickets.append(t)
+    assert wait_for(lambda: all(rig.store.links_for_desk(ItemRef("zendesk", str(t))) for t in tickets), timeout=40)
+    settle(world, rig.store)
+    assert other.terminate() == 0
+    hot, *rest = tickets
+    hot_issue = issues_for_origin(world, f"zendesk:{hot}")[0]
+
+    # The frozen-to-be replica mirrors a reply on the hot ticket; its Jira call stalls (under
+    # the link's lock), and the process is frozen right there.
+    world.jira.inject(Fault("timeout", operation="addComment", stall=4.0, count=1))
+    world.zendesk.customer_reply(hot, "Customer (lock-hot-reply).")
+    books.to_jira.append((hot, "lock-hot-reply"))
+    assert wait_for(lambda: _link_locks_held(db_url) > 0, timeout=20), frozen.tail()
+    frozen.freeze()
+
+    # More work on the locked link, claimed first by the other replica's workers...
+    world.jira.engineer_comment(str(hot_issue), "Engineer (lock-hot-engineer).")
+    books.to_zendesk.append((hot, "lock-hot-engineer"))
+    rig.store.mark_dirty([ItemRef("jira", str(hot_issue))], "test")   # its webhook goes to the frozen listener
+    other.start()
+    time.sleep(LEASE_SECONDS + 2)   # the frozen replica's claim on the hot ticket has run out by now
+    # ...and work on other links, which must flow meanwhile.
+    for t in rest:
+        world.zendesk.customer_reply(t, f"Customer (lock-other-{t}).")
+        books.to_jira.append((t, f"lock-other-{t}"))
+    rig.store.mark_dirty([ItemRef("zendesk", str(t)) for t in rest], "test")
+    assert wait_for(lambda: all(mentions(issue_bodies(world, issues_for_origin(world, f"zendesk:{t}")[0]),
+                                         f"lock-other-{t}") == 1 for t in rest), timeout=30), \
+        f"other links stalled behind the frozen replica's lock:\n{other.tail()}"
+    assert frozen._state() == "T" and _link_locks_held(db_url) > 0, "the lock holder must still be frozen"
+
+    frozen.resume()
+    assert wait_for(lambda: mentions(ticket_bodies(world, hot), "lock-hot-engineer") == 1, timeout=40), other.tail()
+    settle(world, rig.store, timeout=60)
+    verdict = check(world, rig.store, books)
+    assert verdict.ok, f"{verdict}\n{frozen.tail()}\n{other.tail()}"
     for d in (frozen, other):
         assert d.terminate() == 0, d.tail()
