@@ -64,7 +64,9 @@ class WorkerPool:
         self.processed = 0                      # claims settled by this pool (replica tests, status)
         self._busy_lock = threading.Lock()
         self.claim_error: str | None = None     # the database refused the last claim (None once it works again)
-        self.last_error: str | None = None      # the last item failure (None after the next success)
+        # Items whose last attempt here failed, with why (oldest first): the status shows the
+        # newest; an item's entry goes as soon as that item succeeds (the problem no longer holds).
+        self._failing: dict[str, str] = {}
         self._in_hand: dict[str, Fence] = {}    # item ref → the claim a thread of this process works under
         self._hand_lock = threading.Lock()
 
@@ -76,6 +78,26 @@ class WorkerPool:
         heartbeat = threading.Thread(target=self._heartbeat, name="claim-heartbeat", daemon=True)
         heartbeat.start()
         self._threads.append(heartbeat)
+
+    @property
+    def last_error(self) -> str | None:
+        """The newest failure of an item that has not succeeded since (None: none)."""
+        with self._hand_lock:
+            return next(reversed(self._failing.values()), None)
+
+    def _failed(self, claim: Claim, error: str) -> None:
+        with self._hand_lock:
+            self._failing.pop(str(claim.ref), None)
+            self._failing[str(claim.ref)] = f"{claim.ref}: {error}"
+            while len(self._failing) > 1000:   # bounded: the oldest go first
+                self._failing.pop(next(iter(self._failing)))
+
+    def _succeeded(self, claim: Claim) -> None:
+        with self._hand_lock:
+            earlier = self._failing.pop(str(claim.ref), None)
+        if earlier is not None or claim.last_error or claim.attempts:
+            log.info("item_recovered", item=str(claim.ref), attempts=claim.attempts,
+                     error=claim.last_error or (earlier or "").partition(": ")[2])
 
     def _heartbeat(self) -> None:
         """Renew every claim in hand each third of the lease; a claim found taken is marked lost."""
@@ -171,7 +193,7 @@ class WorkerPool:
         try:
             outcome = self.engine.reconcile(claim.ref)
             self.store.complete(claim)
-            self.last_error = None
+            self._succeeded(claim)
             if outcome.writes and claim.dirty_since is not None:
                 METRICS.lag(max(0.0, self.store.clock() - claim.dirty_since))
             if outcome.writes:
@@ -179,7 +201,7 @@ class WorkerPool:
                          seconds=round(time.monotonic() - started, 3))
         except RateLimited as e:
             if e.scope != "jira-per-issue-on-write":   # one busy issue is not the account's problem
-                self.last_error = f"{claim.ref}: {e}"
+                self._failed(claim, str(e))
             self.store.defer(claim, max(e.retry_after, 0.5), str(e))
             log.warning("item_deferred", item=str(claim.ref), reason="rate_limited", retry_after=e.retry_after,
                         scope=e.scope)
@@ -197,11 +219,11 @@ class WorkerPool:
             self.store.defer(claim, LINK_BUSY_DELAY, None)
         except StoreUnavailable as e:
             # The database, not the item, failed: no attempt counts towards the dead letters.
-            self.last_error = f"{claim.ref}: {e}"
+            self._failed(claim, str(e))
             self.store.defer(claim, backoff(self.settings)(1), f"{type(e).__name__}: {e}")
             log.warning("item_deferred", item=str(claim.ref), reason=e.reason)
         except Exception as e:
-            self.last_error = f"{claim.ref}: {e}"
+            self._failed(claim, str(e))
             dead = self.store.fail(claim, f"{type(e).__name__}: {e}", self.settings.max_attempts,
                                    backoff(self.settings))
             METRICS.inc("dead_letters" if dead else "item_failures")
