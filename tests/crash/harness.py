@@ -58,20 +58,74 @@ def crash_world(directory: Path, database_url: str, *, jira_poll: float = 3600.0
     return world
 
 
-def replica_daemons(world: World, n: int) -> list[Daemon]:
+def replica_daemons(world: World, n: int, switchboard: bool = False) -> list[Daemon]:
     """``n`` daemons sharing the world's (Postgres) database. The first listens where the
     vendors send their webhooks; the others only claim work from the shared queue and take
-    turns leading the pollers."""
+    turns leading the pollers. With ``switchboard`` every replica listens on a port of its
+    own and a :class:`Switchboard` on the vendors' port decides which one gets the webhooks."""
     text = world.config_path.read_text()
     daemons = []
     for i in range(n):
-        port = world.http_port if i == 0 else free_port()
+        port = world.http_port if i == 0 and not switchboard else free_port()
         config = re.sub(r"(?m)^port = \d+$", f"port = {port}", text).replace(
             "[syncd]\n", f'[syncd]\ninstance = "replica-{i}"\nreplicas = {n}\n', 1)
         path = world.directory / f"config-replica-{i}.toml"
         path.write_text(config)
         daemons.append(Daemon(world, name=f"replica-{i}", config_path=path, port=port))
     return daemons
+
+
+class Switchboard:
+    """A TCP forwarder on the port the vendors send webhooks to, towards one replica at a
+    time (:meth:`route`). The replica that receives a webhook wakes its own workers at once
+    and so takes most of the work: routing the webhooks to a round's victim makes it meet
+    the round's failpoint. A connection to a frozen replica hangs, as it would."""
+
+    def __init__(self, port: int):
+        import socket
+        import threading
+        self._target: int | None = None
+        self._listener = socket.create_server(("127.0.0.1", port))
+        self._stopped = False
+        threading.Thread(target=self._accept, name="switchboard", daemon=True).start()
+
+    def route(self, port: int) -> None:
+        self._target = port
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        while not self._stopped:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self._target or 0), timeout=3)
+            except OSError:
+                client.close()   # the replica is down: the vendor sees a failed delivery and retries
+                continue
+            upstream.settimeout(None)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:   # type: ignore[no-untyped-def]
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stopped = True
+        self._listener.close()
 
 
 def _syncd_command() -> list[str]:
@@ -333,5 +387,5 @@ def pending_intents(store: Store) -> list[str]:
         return list(conn.scalars(sa.select(intents.c.key).where(intents.c.state == "pending")))
 
 
-__all__ = ["Books", "Daemon", "replica_daemons", "Verdict", "check", "crash_world", "issue_bodies", "issues_for_origin",
+__all__ = ["Books", "Daemon", "Switchboard", "replica_daemons", "Verdict", "check", "crash_world", "issue_bodies", "issues_for_origin",
            "mentions", "pending_intents", "settle", "ticket_bodies", "wait_for"]
