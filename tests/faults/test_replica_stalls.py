@@ -17,7 +17,7 @@ from syncd.domain import ItemRef
 from syncd.sim.core import Fault
 from syncd.sim.world import World
 
-from .conftest import notes_with, wait_for
+from .conftest import SQLITE_ONLY, notes_with, wait_for
 
 def issues_for_origin(world: World, origin: str) -> list[int]:
     """Jira issues carrying the origin's label, as a person searching Jira would see them."""
@@ -54,3 +54,47 @@ def test_replica_long_stall_on_the_budget_makes_one_issue(make_world, start_daem
     assert len(issues) == 1, f"{len(issues)} Jira issues for one ticket: {issues}"
     assert [l.issue_id for l in links] == [str(issues[0])]
     assert notes_with(world, ticket, "Escalated to Jira:") == 1
+
+
+@SQLITE_ONLY
+def test_replica_two_workers_of_one_process_never_work_one_item(make_world, logs):
+    """A lease that runs out mid-reconcile inside one process (no heartbeat here: the
+    claims are taken by hand with a 1 s lease): a second worker of the process that
+    claims the item must not work on it beside the first. It gives the item back; the
+    first one, whose claim was taken, stops before writing; one issue in the end."""
+    import dataclasses
+    import threading
+
+    from syncd.runtime import App
+
+    world = make_world()
+    for sim in (world.zendesk, world.jira):
+        sim.knobs.webhooks.drop = 1.0   # nobody listens: the test queues the item itself
+    settings = world.settings()
+    app = App.build(dataclasses.replace(settings, core=dataclasses.replace(settings.core, instance="one")))
+    try:
+        ticket = world.zendesk.create_ticket("Checkout fails", "Paying by card fails.")
+        world.zendesk.agent_set(ticket, add_tags=["jira_escalate"])
+        ref = ItemRef("zendesk", str(ticket))
+        world.zendesk.inject(Fault("timeout", operation="ShowTicket", stall=3.0, count=1))
+        app.store.mark_dirty([ref], "test")
+        (first,) = app.store.claim("one/worker-0", 1, 1.0)
+        worker = threading.Thread(target=app.workers.process, args=(first,))
+        worker.start()
+        assert wait_for(lambda: app.store.clock() > first.lease_expires + 0.2, timeout=5)
+        (second,) = app.store.claim("one/worker-1", 1, 30.0)   # the lease ran out: claimable again
+        app.workers.process(second)
+        reads_meanwhile = world.zendesk.count("ShowTicket")
+        worker.join(30)
+        assert reads_meanwhile == 0, "a second worker of the process read the item while the first still worked on it"
+        for _ in range(10):   # whatever is left, by one worker
+            claims = app.store.claim("one/worker-1", 1, 30.0)
+            for claim in claims:
+                app.workers.process(claim)
+            if app.store.queue_depth() == 0:
+                break
+            time.sleep(1.1)
+        assert len(issues_for_origin(world, str(ref))) == 1
+        assert notes_with(world, ticket, "Escalated to Jira:") == 1
+    finally:
+        app.store.close()
