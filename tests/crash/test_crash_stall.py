@@ -131,3 +131,57 @@ def test_crash_frozen_lock_holder_does_not_stall_other_replicas(make_rig, db_url
     assert verdict.ok, f"{verdict}\n{frozen.tail()}\n{other.tail()}"
     for d in (frozen, other):
         assert d.terminate() == 0, d.tail()
+
+
+def test_crash_frozen_replica_comment_double_is_repaired(make_rig, db_url):
+    """A replica frozen right after its claim check, before its ``addComment`` request,
+    holding the link's lock. Its database session is then cut (a server-side idle or
+    keepalive timeout does that), which frees the lock; the other replica takes the item,
+    waits out the pending intent's settle window and posts the comment. When the frozen
+    one resumes its request goes out: the second copy is found by the intent's marker
+    and deleted (the older is kept). One comment in the end."""
+    import sqlalchemy as sa
+
+    from syncd.store import LINK_LOCK_SPACE
+
+    rig, books = make_rig(db_url), Books()
+    world = rig.world
+    world.config_path.write_text(world.config_path.read_text().replace(
+        "[syncd]\n", f"[syncd]\nvendor_timeout_seconds = {VENDOR_TIMEOUT}\n", 1))
+    frozen, other = replica_daemons(world, 2)
+    frozen.start()
+    ticket = world.zendesk.create_ticket("Checkout fails", "Checkout fails: paying by card shows an error.")
+    world.zendesk.agent_set(ticket, add_tags=["jira_escalate"])
+    books.escalated.add(ticket)
+    assert wait_for(lambda: rig.store.links_for_desk(ItemRef("zendesk", str(ticket))), timeout=30)
+    settle(world, rig.store)
+    assert frozen.terminate() == 0
+    frozen.start("before_vendor_write:addComment=1@stop")
+
+    world.zendesk.customer_reply(ticket, "Customer (frozen-comment).")
+    books.to_jira.append((ticket, "frozen-comment"))
+    assert frozen.wait_stopped() == "before_vendor_write:addComment"
+    admin = sa.create_engine(db_url)
+    try:
+        with admin.begin() as conn:   # the frozen replica's session holding the link lock goes away
+            cut = conn.scalar(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND objsubid = 2 AND classid::bigint = :space"), {"space": LINK_LOCK_SPACE})
+    finally:
+        admin.dispose()
+    assert cut == 1
+
+    other.start()
+    issue = issues_for_origin(world, f"zendesk:{ticket}")[0]
+    assert wait_for(lambda: mentions(issue_bodies(world, issue), "frozen-comment") == 1, timeout=90), other.tail()
+    frozen.resume()
+    assert wait_for(lambda: '"duplicate_repaired"' in frozen.logs[-1].read_text(errors="replace"), timeout=30), \
+        frozen.tail()
+    settle(world, rig.store, timeout=60)
+    repaired = [json.loads(line) for line in frozen.logs[-1].read_text(errors="replace").splitlines()
+                if '"duplicate_repaired"' in line]
+    assert [r["what"] for r in repaired] == ["comment"], repaired
+    verdict = check(world, rig.store, books)
+    assert verdict.ok, f"{verdict}\n{frozen.tail()}\n{other.tail()}"
+    for d in (frozen, other):
+        assert d.terminate() == 0, d.tail()
