@@ -19,7 +19,7 @@ workers) meets it in most rounds.
 
 With ``--chaos`` the vendors misbehave all along, each round differently (the
 rates are drawn from the seed): 5xx answers, connection resets, 429s with
-``Retry-After``, stalled answers, and webhooks duplicated, reordered and dropped
+``Retry-After``, stalled answers, Zendesk safe updates refused with 409, and webhooks duplicated, reordered and dropped
 (the Zendesk poller then has to find what a dropped delivery carried).
 
 Prints the counts (kills, deliveries, duplicates found, losses found); exits 1
@@ -153,7 +153,8 @@ def misbehave(world: World, rng: random.Random) -> str:
     """Vendor trouble for one round; returns what was set, for the round's line."""
     rates = {"5xx": rng.uniform(0.0, 0.08), "reset": rng.uniform(0.0, 0.04), "429": rng.uniform(0.0, 0.05),
              "stall": rng.uniform(0.0, 0.02), "lost_answer": rng.uniform(0.0, 0.15),
-             "duplicate": rng.uniform(0.0, 0.3), "drop": rng.uniform(0.0, 0.15)}
+             "duplicate": rng.uniform(0.0, 0.3), "drop": rng.uniform(0.0, 0.15),
+             "conflict": rng.uniform(0.0, 0.1)}
     for sim in (world.zendesk, world.jira):
         sim.clear_faults()
         sim.inject(Fault("status", fraction=rates["5xx"], status=rng.choice((500, 502, 503))))
@@ -162,6 +163,9 @@ def misbehave(world: World, rng: random.Random) -> str:
         # Around the daemon's vendor timeout (CHAOS_VENDOR_TIMEOUT): some answers come late, some
         # after the daemon gave up on them although the vendor carried the call out.
         sim.inject(Fault("timeout", fraction=rates["stall"], stall=rng.uniform(0.5, 3.0)))
+    # Zendesk refuses a safe update now and then (409: the ticket changed since it was read):
+    # the reconcile must leave its item dirty, never drop the change (issue 10, finding 8).
+    world.zendesk.inject(Fault("status", operation="UpdateTicket", status=409, fraction=rates["conflict"]))
     # The writes that cannot carry a marker of their own are the risky ones: the vendor
     # carries them out but answers after the daemon gave up (an ambiguous write).
     for sim, operation in ((world.jira, "createIssue"), (world.jira, "addComment"), (world.zendesk, "UpdateTicket")):
