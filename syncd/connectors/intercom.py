@@ -72,6 +72,7 @@ from intercom.conversations import (ConversationsManageRequestBody_Close, Conver
                                     ConversationsManageRequestBody_Snoozed)
 from intercom.core.api_error import ApiError
 
+from ..fencing import before_write
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value
 from ..errors import Ambiguous, NotFound, Refused, Transient, VendorError
@@ -619,6 +620,8 @@ class IntercomConnector:
                 found = self._find_in(self._read(ref), ref, body, recent, kind)
                 if found is not None:
                     return found
+            # Retried as idempotent (it looks first), but still a write: only the claim's holder sends it.
+            before_write("intercom", operation)
             return self._post_reply(ref, kind, body, urls)
 
         operation = "replyTicket" if ref.kind == TICKET else "replyConversation"
