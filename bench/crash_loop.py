@@ -70,11 +70,11 @@ FAILPOINTS = ("after_delivery_stored", "after_issue_create", "after_comment_post
 # non-idempotent request (the window no check can close: the duplicate is repaired after).
 STALL_POINTS = ("after_issue_create", "after_comment_post", "after_note_post", "after_field_write",
                 "before_vendor_write:createIssue", "before_vendor_write:addComment",
-                "before_vendor_write:UpdateTicket", "mid_poll_page:jira")
+                "before_vendor_write:updateTicket", "mid_poll_page:jira")
 # The action that makes a worker pass a point (replica rounds aim the work at it).
 AIMED = {"after_issue_create": "escalate", "before_vendor_write:createIssue": "escalate",
          "after_comment_post": "reply", "before_vendor_write:addComment": "reply",
-         "after_note_post": "engineer", "before_vendor_write:UpdateTicket": "engineer",
+         "after_note_post": "engineer", "before_vendor_write:updateTicket": "engineer",
          "after_field_write": "priority"}
 STALL_EXTRA = 3.0   # seconds a stall lasts beyond the lease
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -251,7 +251,8 @@ def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
             stall = mode == "stall" or (mode == "mixed" and rng.random() < 0.5)
             point = rng.choice(STALL_POINTS if stall else FAILPOINTS)
             # With replicas the victim does only part of the work: fire at its first pass.
-            spec = f"{point}={rng.randint(1, 3) if replicas == 1 else 1}" + ("@stop" if stall else "")
+            passes = 1 if replicas > 1 else rng.randint(1, 2) if stall else rng.randint(1, 3)
+            spec = f"{point}={passes}" + ("@stop" if stall else "")
             trouble = misbehave(world, rng) if chaos else ""
             # Round-robin, not drawn: how much the rng is used in a round depends on timing,
             # and every replica should be a victim in turn.
@@ -270,7 +271,7 @@ def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
             actors.n = n * 100
             # Replica rounds aim most actions at the point, and more of them: the victim
             # takes only its share of the items.
-            aim = AIMED.get(point) if replicas > 1 else None
+            aim = AIMED.get(point) if replicas > 1 or stall else None
             count = actions_per_round * (2 if replicas > 1 else 1)
             if ready:
                 for _ in range(count):
