@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -146,13 +147,17 @@ class Daemon:
     name: str = "daemon"
     config_path: Path | None = None   # default: the world's; a replica has its own (instance, port)
     port: int | None = None           # where its /healthz answers; default: the world's
+    # Its Postgres sessions' application_name: unique, so a test finds its own in pg_stat_activity.
+    app_name: str = field(default_factory=lambda: f"syncd-{uuid.uuid4().hex[:12]}")
 
     def start(self, failpoints: str = "", wait_ready: bool = True) -> Daemon:
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"
         self.starts += 1
         log_path = self.world.directory / f"{self.name}-{self.starts}.log"
         self.logs.append(log_path)
-        env = {**os.environ, **self.world.env, FAILPOINTS_ENV: failpoints, "PYTHONFAULTHANDLER": "1"}
+        # PGAPPNAME (read by libpq): its Postgres sessions carry the daemon's name (pg_stat_activity).
+        env = {**os.environ, **self.world.env, FAILPOINTS_ENV: failpoints, "PYTHONFAULTHANDLER": "1",
+               "PGAPPNAME": self.app_name}
         with open(log_path, "wb") as out:
             config = self.config_path or self.world.config_path
             self.proc = subprocess.Popen([*_syncd_command(), "run", "--config", str(config)],

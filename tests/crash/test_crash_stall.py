@@ -60,8 +60,9 @@ def test_crash_frozen_replica_before_create_leaves_one_issue(make_rig, db_url):
         assert d.terminate() == 0, d.tail()
 
 
-def _link_locks_held(url: str) -> int:
-    """Link advisory locks held right now, by any session (what an operator sees in pg_locks)."""
+def _link_locks_held(url: str, daemon) -> int:
+    """Link advisory locks ``daemon``'s sessions hold right now (what an operator sees in
+    pg_locks; the harness names each daemon's sessions through PGAPPNAME)."""
     import sqlalchemy as sa
 
     from syncd.store import LINK_LOCK_SPACE
@@ -69,8 +70,9 @@ def _link_locks_held(url: str) -> int:
     try:
         with engine.connect() as conn:
             return conn.scalar(sa.text(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 2 "
-                "AND classid::bigint = :space AND granted"), {"space": LINK_LOCK_SPACE}) or 0
+                "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = :space AND l.granted "
+                "AND a.application_name = :app"), {"space": LINK_LOCK_SPACE, "app": daemon.app_name}) or 0
     finally:
         engine.dispose()
 
@@ -105,7 +107,7 @@ def test_crash_frozen_lock_holder_does_not_stall_other_replicas(make_rig, db_url
     world.jira.inject(Fault("timeout", operation="addComment", stall=4.0, count=1))
     world.zendesk.customer_reply(hot, "Customer (lock-hot-reply).")
     books.to_jira.append((hot, "lock-hot-reply"))
-    assert wait_for(lambda: _link_locks_held(db_url) > 0, timeout=20), frozen.tail()
+    assert wait_for(lambda: _link_locks_held(db_url, frozen) > 0, timeout=20), frozen.tail()
     frozen.freeze()
 
     # More work on the locked link, claimed first by the other replica's workers...
@@ -122,7 +124,7 @@ def test_crash_frozen_lock_holder_does_not_stall_other_replicas(make_rig, db_url
     assert wait_for(lambda: all(mentions(issue_bodies(world, issues_for_origin(world, f"zendesk:{t}")[0]),
                                          f"lock-other-{t}") == 1 for t in rest), timeout=30), \
         f"other links stalled behind the frozen replica's lock:\n{other.tail()}"
-    assert frozen._state() == "T" and _link_locks_held(db_url) > 0, "the lock holder must still be frozen"
+    assert frozen._state() == "T" and _link_locks_held(db_url, frozen) > 0, "the lock holder must still be frozen"
 
     frozen.resume()
     assert wait_for(lambda: mentions(ticket_bodies(world, hot), "lock-hot-engineer") == 1, timeout=40), other.tail()
@@ -165,8 +167,9 @@ def test_crash_frozen_replica_comment_double_is_repaired(make_rig, db_url):
     try:
         with admin.begin() as conn:   # the frozen replica's session holding the link lock goes away
             cut = conn.scalar(sa.text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' "
-                "AND objsubid = 2 AND classid::bigint = :space"), {"space": LINK_LOCK_SPACE})
+                "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = :space "
+                "AND a.application_name = :app"), {"space": LINK_LOCK_SPACE, "app": frozen.app_name})
     finally:
         admin.dispose()
     assert cut == 1
