@@ -324,7 +324,10 @@ def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
             board.route(daemons[0].port or world.http_port)
         assert store is not None
         wait_for(lambda: _arrived(world, books), timeout=60)   # poll leases of dead leaders run out first
-        settle(world, store, timeout=60)
+        # A kill between an intent and its request (another thread's failpoint) leaves a pending
+        # create that nobody may repeat before its settle window (retry budget + 2 vendor
+        # timeouts: 80 s at the default 30 s timeout) has passed.
+        settle(world, store, timeout=150)
         result.verdict = check(world, store, books)
         result.repaired = _repairs(daemons)
         result.deliveries = sum(1 for s in (world.zendesk, world.jira) for r in s.webhooks.results
