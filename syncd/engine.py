@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping as TMapping, Sequence
@@ -21,6 +20,7 @@ from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
 from .domain import VERSION_KIND, Attachment, Comment, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import Ambiguous, Conflict, NotFound, Transient, VendorError
 from .failpoints import failpoint
+from .fencing import ClaimLost, current_claim, still_held
 from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
@@ -146,6 +146,11 @@ class Engine:
         return rules.default_project
 
     def _escalate(self, item: DeskItem, mapping: Mapping, outcome: Outcome) -> Link:
+        """Create the item's issue, once. The create is owned by one claim: the intent records
+        the claim that may make it, and nobody else does (a stale worker whose claim was taken
+        stops at the claim check right before the request). What slips through anyway (a
+        process frozen between that check and its request) is repaired right after: see
+        :meth:`_repair_duplicate_issues`."""
         origin = str(item.ref)
         key = f"create:{origin}"
         intent = self.store.get_intent(key)
@@ -156,14 +161,30 @@ class Engine:
             issue = self.tracker.find_created(origin)
             if issue is None and _age(intent) < self.create_settle_seconds:
                 raise EscalationPending("jira", "createIssue", "earlier create not visible yet; waiting")
+            if issue is None and not self.store.take_intent(intent, current_claim()):
+                raise EscalationPending("jira", "createIssue", "another worker took the create over; waiting")
+            if issue is None:
+                self._recovered(key, origin, "rewritten")
         if issue is None:
             spec = self._issue_spec(item, mapping)
-            self.store.begin_intent(key, "create", None, {"origin": origin, "project": spec.project})
-            issue = self.tracker.create_issue(spec, origin)
+            if intent is None:
+                begun = self.store.begin_intent(key, "create", None, {"origin": origin, "project": spec.project},
+                                                claim=current_claim())
+                if not begun.owned:
+                    # Another worker recorded it between our read and now: it makes the create.
+                    raise EscalationPending("jira", "createIssue", "another worker records this create; waiting")
+            try:
+                issue = self.tracker.create_issue(spec, origin)
+            except ClaimLost:
+                self.store.drop_intent(key, current_claim())   # never sent: the holder creates at once
+                raise
             failpoint("after_issue_create")
             outcome.writes.append(Write(issue.key, "create", f"created for {origin}"))
             METRICS.inc("issues_created")
             log.info("issue_created", desk=origin, issue=issue.key, issue_id=issue.ref.id)
+            issue = self._repair_duplicate_issues(origin, issue)
+        elif intent is not None and intent.state != "done":
+            self._recovered(key, origin, "found", issue.key)
         self.store.finish_intent(key, issue.ref.id)
         link = self._add_link(item.ref, issue)
         failpoint("after_link_added")
@@ -173,6 +194,33 @@ class Engine:
         with self.locks.hold(link.id):
             self._finish_escalation(item, link, issue, mapping, outcome)
         return link
+
+    def _recovered(self, key: str, where: str, how: str, target: str | None = None) -> None:
+        log.info("intent_recovered", key=key, where=where, how=how, **({"target": target} if target else {}))
+
+    def _repair_duplicate_issues(self, origin: str, made: TrackerIssue) -> TrackerIssue:
+        """After a create: every issue carrying the origin's label. More than one means a
+        create slipped past the claim check (a writer frozen between check and request):
+        keep the oldest, delete the others and the links to them. Returns the kept issue."""
+        found = self.tracker.created_for(origin) if hasattr(self.tracker, "created_for") else []
+        if len(found) < 2:
+            return made
+        keep, extra = found[0], found[1:]
+        for issue_id in extra:
+            for link in self.store.links_for_issue(issue_id):
+                if str(link.desk) == origin:
+                    self.store.remove_link(link.desk, issue_id)
+            deleted = self.tracker.delete_issue(issue_id)   # type: ignore[attr-defined]
+            METRICS.inc("duplicates_repaired")
+            log.warning("duplicate_repaired", what="issue", where=origin, removed=issue_id, kept=keep,
+                        deleted=deleted)
+            self.store.audit("duplicate_repaired", None, what="issue", desk=origin, removed=issue_id, kept=keep)
+        if keep == made.ref.id:
+            return made
+        kept = self.tracker.fetch(keep)
+        if kept is None:
+            raise EscalationPending("jira", "createIssue", f"kept issue {keep} of {origin} not readable yet")
+        return kept
 
     def _history_scope(self, link: Link, state: LinkState) -> Link:
         """The link as the plan should see it for the history rule. A link that
@@ -210,10 +258,13 @@ class Engine:
             # mirrored so it does not arrive a second time as a comment.
             first = item.comments[0]
             done = f"comment:{link.id}:{Side.TRACKER.value}:{first.id}"
-            self.store.begin_intent(done, "comment", link.id, {"side": Side.TRACKER.value,
-                                                               "source_id": first.id,
-                                                               "body": "(issue description)", "public": True})
-            self.store.finish_intent(done, "description")
+            # A record, not a write (nothing is sent): whoever recorded it, it ends done.
+            begun = self.store.begin_intent(done, "comment", link.id, {"side": Side.TRACKER.value,
+                                                                       "source_id": first.id,
+                                                                       "body": "(issue description)", "public": True},
+                                            claim=current_claim())
+            if begun.intent.state != "done":
+                self.store.finish_intent(done, "description")
         note = mapping.escalation.note.format(issue_key=issue.key, issue_url=issue.url)
         self._post_note(link, NoteWrite(f"note:escalated:{link.id}", note), outcome)
 
@@ -418,8 +469,18 @@ class Engine:
                 # reconcile again from fresh reads.
                 log.info("write_conflict", link=link.id, desk=str(link.desk))
                 METRICS.inc("write_conflicts")
+                # What every process remembers of this link is now suspect (the desk moved
+                # under it): move the base's revision so no replica plans from a snapshot at
+                # the old one, and leave both the desk item and the item this reconcile was
+                # for dirty — the change that brought us here (say an engineer's comment and
+                # a status on the issue) was not carried yet and must not depend on a
+                # snapshot elsewhere noticing it (issue 10, finding 8).
+                try:
+                    self.store.put_base(link.id, base, revision)
+                except StaleBase:
+                    pass
                 self._forget(link)
-                self.store.mark_dirty([link.desk], "write_conflict")
+                self._unfinished(link, outcome, "write_conflict")
                 return item
             if new_base != base:
                 try:
@@ -428,11 +489,16 @@ class Engine:
                     # Another worker or process synced this link meanwhile. Our writes
                     # were idempotent; reconcile once more from a fresh read.
                     log.info("base_moved", link=link.id)
-                    self.store.mark_dirty([link.desk], "base_moved")
+                    self._unfinished(link, outcome, "base_moved")
                     self._forget(link)
                     return item
             self._remember(link, p, item, issue, posted, revision)
             return item
+
+    def _unfinished(self, link: Link, outcome: Outcome, reason: str) -> None:
+        """A reconcile that could not finish leaves its item dirty (and the link's desk item,
+        whose fresh read decides again): completing the claim then keeps the row."""
+        self.store.mark_dirty({link.desk, outcome.ref}, reason)
 
     def _fetch_desk(self, link: Link) -> DeskItem | None:
         return self.desks[link.desk.system].fetch(link.desk, known=self._known_comments([link]))
@@ -561,6 +627,8 @@ class Engine:
             return ()
         target = self._write_comment(link, key, cw.side, body, cw.public, files)
         failpoint("after_comment_post")
+        if cw.side is Side.TRACKER and not still_held():
+            target = self._repair_duplicate_comments(link, key, target)
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(link.issue_key if cw.side is Side.TRACKER else str(link.desk),
                                     "comment", _excerpt(cw.body)))
@@ -568,6 +636,23 @@ class Engine:
         log.info("comment_mirrored", link=link.id, direction=f"to_{cw.side.value}", source=cw.source_id,
                  target=target, public=cw.public)
         return (_own_comment(target, body, cw.public),)
+
+    def _repair_duplicate_comments(self, link: Link, key: str, made: str) -> str:
+        """The comment was posted under a claim taken meanwhile (this process was frozen between
+        its check and its request): the new holder may have posted it too. Keep the oldest
+        comment carrying the intent's marker, delete the others. Returns the kept one."""
+        found = self.tracker.find_comments(link.issue_id, key)   # type: ignore[attr-defined]
+        if len(found) < 2:
+            return made
+        keep = found[0]
+        for comment_id in found[1:]:
+            deleted = self.tracker.delete_comment(link.issue_id, comment_id)   # type: ignore[attr-defined]
+            METRICS.inc("duplicates_repaired")
+            log.warning("duplicate_repaired", what="comment", where=link.issue_key, key=key, removed=comment_id,
+                        kept=keep, deleted=deleted)
+            self.store.audit("duplicate_repaired", link.id, what="comment", issue=link.issue_key, key=key,
+                             removed=comment_id, kept=keep)
+        return keep
 
     def _attachments(self, link: Link, cw: CommentWrite) -> tuple[str, tuple[Attachment, ...]]:
         """Per the mapping: files within the size limit are downloaded from the
@@ -591,16 +676,13 @@ class Engine:
         return body, tuple(files)
 
     def _own_intent(self, key: str, kind: str, link_id: int | None, payload: dict) -> bool:
-        """Record the intent; true only when *this* call recorded it. Another worker
-        or process (``syncd link`` beside the daemon) that planned the same write
+        """Record the intent under the current claim; true only when *this* call recorded it.
+        Another worker or process (``syncd link`` beside the daemon) that planned the same write
         owns it while it is pending, and recovery looks after it if that one died."""
-        claim = uuid.uuid4().hex
-        intent = self.store.begin_intent(key, kind, link_id, {**payload, "claim": claim})
-        if intent.payload.get("claim") != claim:
-            if intent.state == "pending":
-                log.info("intent_owned_elsewhere", key=key)
-            return False
-        return True
+        begun = self.store.begin_intent(key, kind, link_id, payload, claim=current_claim())
+        if not begun.owned and begun.intent.state == "pending":
+            log.info("intent_owned_elsewhere", key=key)
+        return begun.owned
 
     def _post_note(self, link: Link, note: NoteWrite, outcome: Outcome) -> tuple[Comment, ...]:
         payload = {"side": Side.DESK.value, "body": note.body, "public": note.public}
@@ -614,21 +696,24 @@ class Engine:
         return (_own_comment(target, note.body, note.public),)
 
     def _post_note_unlinked(self, item: DeskItem, body: str, key: str, outcome: Outcome) -> None:
-        claim = uuid.uuid4().hex
-        intent = self.store.begin_intent(key, "note", None, {"side": "desk", "body": body, "public": False,
-                                                             "claim": claim})
+        begun = self.store.begin_intent(key, "note", None, {"side": "desk", "body": body, "public": False},
+                                        claim=current_claim())
+        intent = begun.intent
         if intent.state == "done":
             return
         desk = self.desks[item.ref.system]
-        if intent.payload.get("claim") != claim:
+        if not begun.owned:
             # An earlier attempt recorded it and died or timed out: look before writing again.
             found = desk.find_comment(item.ref, body, _desk_search_since(intent))
             if found is not None:
                 self.store.finish_intent(key, found)
-                log.info("intent_recovered", desk=str(item.ref), key=key, target=found)
+                self._recovered(key, str(item.ref), "found", found)
                 return
             if _age(intent) < self.intent_settle_seconds:
                 raise IntentSettling(item.ref.system, "note", f"{key} not visible yet; waiting before writing again")
+            if not self.store.take_intent(intent, current_claim()):
+                raise IntentSettling(item.ref.system, "note", f"{key} taken over by another worker")
+            self._recovered(key, str(item.ref), "rewritten")
         target = self._intent_write(key, lambda: desk.add_comment(item.ref, body, False))
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(str(item.ref), "note", _excerpt(body)))
@@ -647,6 +732,9 @@ class Engine:
         once. Ambiguous (no answer in time): the intent stays for recovery to look first."""
         try:
             return write()
+        except ClaimLost:
+            self.store.drop_intent(key, current_claim())   # stopped before sending: nothing to look for
+            raise
         except VendorError as e:
             if not isinstance(e, Ambiguous):
                 self.store.drop_intent(key)
@@ -664,17 +752,22 @@ class Engine:
                 found = self.tracker.find_comment(link.issue_id, intent.key)
             else:
                 found = self.desks[link.desk.system].find_comment(link.desk, p["body"], _desk_search_since(intent))
+            where = str(link.desk) if side is Side.DESK else link.issue_key
             if found is None and _age(intent) < self.intent_settle_seconds:
                 # It may still land (a stalled call, a crash mid-call): look again later.
                 raise IntentSettling(link.desk.system if side is Side.DESK else "jira", intent.kind,
                                      f"{intent.key} not visible yet; waiting before writing again")
             if found is None:
+                # Written again only by the claim that takes the intent over (one of two takers wins).
+                if not self.store.take_intent(intent, current_claim()):
+                    raise IntentSettling(link.desk.system if side is Side.DESK else "jira", intent.kind,
+                                         f"{intent.key} taken over by another worker")
                 found = self._write_comment(link, intent.key, side, p["body"], bool(p.get("public")), ())
-                outcome.writes.append(Write(str(link.desk) if side is Side.DESK else link.issue_key,
-                                            intent.kind, _excerpt(p["body"])))
+                outcome.writes.append(Write(where, intent.kind, _excerpt(p["body"])))
                 log.info("intent_replayed", link=link.id, key=intent.key)
+                self._recovered(intent.key, where, "rewritten", found)
             else:
-                log.info("intent_recovered", link=link.id, key=intent.key, target=found)
+                self._recovered(intent.key, where, "found", found)
             self.store.finish_intent(intent.key, found)
 
 

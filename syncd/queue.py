@@ -3,10 +3,14 @@
 One row per dirty item (the primary key is the item ref), so a burst of events
 coalesces into one reconcile. A worker *claims* due rows by writing a lease
 (owner + expiry) on them; a crashed worker's lease simply runs out and the row
-becomes claimable again. The pair (owner, lease_expires) is the claim's token:
-``complete``/``defer``/``fail`` only touch the row while that exact lease is on
-it, so a worker whose lease ran out and was taken over cannot undo the new
-owner's work.
+becomes claimable again.
+
+Every claim carries a **fencing token**: the item's counter in ``claim_fences``,
++1 at each claim and never reset (it outlives the queue row), also written on
+the row. ``complete``/``defer``/``fail``/``renew`` only touch the row while that
+token is on it, so a worker whose lease ran out and was taken over cannot undo
+the new holder's work, nor delete dirt it never saw; ``current`` tells a holder,
+right before a non-idempotent vendor write, whether its claim still stands.
 
 Every function takes ``now`` (epoch seconds from the store's clock) so that the
 whole queue runs on one clock.
@@ -23,7 +27,7 @@ import sqlalchemy as sa
 import structlog
 
 from .domain import ItemRef
-from .schema import dead_letters, dirty, insert_on, least
+from .schema import claim_fences, dead_letters, dirty, insert_on, least
 
 log = structlog.get_logger(__name__)
 
@@ -33,14 +37,17 @@ d = dirty.c
 
 @dataclass(frozen=True)
 class Claim:
-    """A leased dirty item. ``version`` is the mark counter seen at claim time."""
+    """A leased dirty item. ``version`` is the mark counter seen at claim time;
+    ``fence`` the claim's fencing token (unique for the item, growing)."""
 
     ref: ItemRef
     version: int
     attempts: int
     owner: str
-    lease_expires: float
+    lease_expires: float           # as claimed; a heartbeat may extend it in the database
     dirty_since: float | None = None   # when the item first became dirty: propagation lag
+    fence: int = 0
+    last_error: str | None = None      # why its last attempt did not finish (None: it never failed)
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,8 @@ class DeadLetter:
 
 
 def _held_by(claim: Claim) -> sa.ColumnElement[bool]:
-    return sa.and_(d.ref == str(claim.ref), d.lease_owner == claim.owner, d.lease_expires == claim.lease_expires)
+    """The row while this claim's token is on it (the lease may have been renewed)."""
+    return sa.and_(d.ref == str(claim.ref), d.fence == claim.fence, d.lease_owner == claim.owner)
 
 
 def mark_dirty(conn: sa.Connection, refs: Iterable[ItemRef], reason: str, delay: float, now: float) -> None:
@@ -110,15 +118,27 @@ def _due(dialect: str, now: object, limit: object) -> sa.Select:
     return due
 
 
+# The claim's fencing token: the item's counter + 1 (0 for an item never claimed before).
+_NEXT_FENCE = sa.func.coalesce(
+    sa.select(claim_fences.c.fence).where(claim_fences.c.ref == d.ref).scalar_subquery(), 0) + 1
+
+
 @functools.lru_cache(maxsize=None)
 def _claim_returning(dialect: str) -> sa.Update:
     """One statement instead of three (SQLite >= 3.35, Postgres): the claim runs once per
     reconcile while holding the write lock, so its cost is paid by every worker."""
     due = _due(dialect, sa.bindparam("now"), sa.bindparam("limit"))
     return (sa.update(dirty)
-            .values(lease_owner=sa.bindparam("owner_v"), lease_expires=sa.bindparam("expires_v"))
+            .values(lease_owner=sa.bindparam("owner_v"), lease_expires=sa.bindparam("expires_v"), fence=_NEXT_FENCE)
             .where(d.ref.in_(due.scalar_subquery()))
-            .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at))
+            .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error))
+
+
+@functools.lru_cache(maxsize=None)
+def _fence_upsert(dialect: str) -> sa.Insert:
+    stmt = insert_on(dialect, claim_fences)
+    return stmt.on_conflict_do_update(index_elements=[claim_fences.c.ref],
+                                      set_={"fence": stmt.excluded.fence, "claimed_at": stmt.excluded.claimed_at})
 
 
 def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now: float) -> list[Claim]:
@@ -129,24 +149,51 @@ def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now
         taken.sort(key=lambda r: (r.due_at, r.ref))
     else:
         due = _due(conn.dialect.name, now, limit)
-        lease = sa.update(dirty).values(lease_owner=owner, lease_expires=expires)
+        lease = sa.update(dirty).values(lease_owner=owner, lease_expires=expires, fence=_NEXT_FENCE)
         keys = list(conn.scalars(due))
         if not keys:
             return []
         conn.execute(lease.where(d.ref.in_(keys)))
-        taken = conn.execute(sa.select(d.ref, d.version, d.attempts, d.dirty_since, d.due_at)
+        taken = conn.execute(sa.select(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error)
                              .where(d.ref.in_(keys)).order_by(d.due_at, d.ref)).all()
-    return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires, r.dirty_since) for r in taken]
+    if taken:
+        # The counter outlives the row: a token is never handed out twice for one item.
+        conn.execute(_fence_upsert(conn.dialect.name),
+                     [{"ref": r.ref, "fence": r.fence, "claimed_at": now} for r in taken])
+    return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires, r.dirty_since, r.fence, r.last_error)
+            for r in taken]
+
+
+def current(conn: sa.Connection, claim: Claim, now: float) -> bool:
+    """Whether ``claim`` still stands: its token on the row and its lease not run out."""
+    row = conn.execute(sa.select(d.lease_expires).where(_held_by(claim))).first()
+    return row is not None and row.lease_expires is not None and row.lease_expires > now
+
+
+def renew(conn: sa.Connection, claim: Claim, lease_seconds: float, now: float) -> float | None:
+    """Heartbeat: extend the lease while the token is still on the row; the new expiry, or
+    None when the claim was taken (or settled) meanwhile. A lease that ran out but was
+    taken by nobody is still this claim's (the token proves it) and is extended too."""
+    expires = now + lease_seconds
+    held = conn.execute(sa.update(dirty).where(_held_by(claim)).values(lease_expires=expires)).rowcount
+    return expires if held else None
+
+
+def release_all(conn: sa.Connection) -> int:
+    """Free every lease at once (SQLite at start: the daemon lock proves their holders dead)."""
+    return conn.execute(sa.update(dirty).where(d.lease_owner.is_not(None))
+                        .values(lease_owner=None, lease_expires=None)).rowcount
 
 
 _COMPLETE = sa.delete(dirty).where(d.ref == sa.bindparam("ref_v"), d.lease_owner == sa.bindparam("owner_v"),
-                                   d.lease_expires == sa.bindparam("expires_v"), d.version == sa.bindparam("version_v"))
+                                   d.fence == sa.bindparam("fence_v"), d.version == sa.bindparam("version_v"))
 
 
 def complete(conn: sa.Connection, claim: Claim, now: float) -> bool:
-    """True when the row is gone; False when it was marked again meanwhile (kept, due now)."""
+    """True when the row is gone; False when it was marked again meanwhile (kept, due now)
+    or is no longer this claim's (another holder's: left as it is)."""
     gone = conn.execute(_COMPLETE, {"ref_v": str(claim.ref), "owner_v": claim.owner,
-                                    "expires_v": claim.lease_expires, "version_v": claim.version}).rowcount
+                                    "fence_v": claim.fence, "version_v": claim.version}).rowcount
     if gone:
         return True
     # Re-dirtied while we worked: the new event may carry a change we did not see.

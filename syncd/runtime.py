@@ -253,6 +253,13 @@ class App:
     # -- life cycle -------------------------------------------------------
     def start(self, serve_http: bool = True) -> None:
         self.store.acquire_daemon_lock()   # SQLite: refuse to be the second daemon on the file
+        if self.store.holds_daemon_lock:
+            # The lock proves the daemon before us is gone (the kernel dropped its flock): its
+            # claims and poll leadership are taken at once, not waited out. Pending intents
+            # still follow their settle rule. (Postgres replicas keep lease semantics.)
+            claims, polls = self.store.take_over_dead_process()
+            if claims or polls:
+                log.info("previous_daemon_taken_over", claims=claims, poll_leases=polls)
         # Bind first: a port that cannot be bound stops the start with an error (exit 1),
         # never a daemon without webhooks, health or metrics that looks alive.
         listener = self._bind() if serve_http else None

@@ -51,6 +51,10 @@ intents = sa.Table(
     sa.Column("payload", sa.Text, nullable=True),
     sa.Column("created_at", Epoch, nullable=False),
     sa.Column("done_at", Epoch, nullable=True),
+    # The claim (item ref + fencing token) that recorded or took over the intent: only
+    # its holder may make the write (see syncd.queue, "fenced claims").
+    sa.Column("claim_ref", sa.String(200), nullable=True),
+    sa.Column("claim_fence", sa.BigInteger, nullable=True),
     sa.Index("ix_intents_link_id", "link_id"),
 )
 
@@ -66,7 +70,18 @@ dirty = sa.Table(
     sa.Column("lease_expires", Epoch, nullable=True),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("dirty_since", Epoch, nullable=False),
+    sa.Column("fence", sa.BigInteger, nullable=True),  # fencing token of the current (or last) claim
     sa.Index("ix_dirty_due_at", "due_at"),
+)
+
+claim_fences = sa.Table(
+    "claim_fences",
+    metadata,
+    # One counter per item, +1 at each claim, never reset: a claim's token stays unique
+    # for its item after the queue row is deleted and made again.
+    sa.Column("ref", sa.String(200), primary_key=True),
+    sa.Column("fence", sa.BigInteger, nullable=False),
+    sa.Column("claimed_at", Epoch, nullable=False),
 )
 
 dead_letters = sa.Table(

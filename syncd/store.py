@@ -37,6 +37,7 @@ from sqlalchemy import exc as sa_exc
 from . import queue
 from .domain import ItemRef, Link, Value
 from .errors import ConfigError, SyncdError
+from .locks import SHARED_WAIT, LinkBusy
 from .metrics import METRICS
 from .queue import Claim, DeadLetter
 from .reconcile import BaseEntry
@@ -44,7 +45,7 @@ from .schema import audit as audit_t
 from .schema import cursors, inbox, insert_for, insert_on, intents, leases, link_base, links
 
 __all__ = [
-    "AuditRow", "BaseEntry", "Claim", "DaemonRunning", "DeadLetter", "Fenced", "Intent", "LinkNotFound", "LinkState",
+    "AuditRow", "BaseEntry", "Begun", "Claim", "DaemonRunning", "DeadLetter", "Fenced", "Intent", "LinkNotFound", "LinkState",
     "Outage", "StaleBase", "Store", "StoreError", "StoreUnavailable", "alembic_config", "is_outage_error",
     "outage_reason",
 ]
@@ -141,6 +142,20 @@ class Intent:
     link_id: int | None
     payload: Mapping[str, Any] | None
     created_at: datetime
+    claim_ref: str | None = None      # the claim that owns it while pending (None: recorded outside a claim)
+    claim_fence: int | None = None
+
+    def owned_by(self, claim: Claim | None) -> bool:
+        return claim is not None and self.claim_ref == str(claim.ref) and self.claim_fence == claim.fence
+
+
+@dataclass(frozen=True)
+class Begun:
+    """What :meth:`Store.begin_intent` found: the intent as stored, and whether the caller owns
+    it (recorded it just now). A caller that does not own it must not make its write."""
+
+    intent: Intent
+    owned: bool
 
 
 @dataclass(frozen=True)
@@ -214,7 +229,8 @@ def _link(row: sa.Row) -> Link:
 
 def _intent(row: sa.Row) -> Intent:
     payload = None if row.payload is None else json.loads(row.payload)
-    return Intent(row.key, row.kind, row.state, row.result, row.link_id, payload, _utc(row.created_at))
+    return Intent(row.key, row.kind, row.state, row.result, row.link_id, payload, _utc(row.created_at),
+                  row.claim_ref, row.claim_fence)
 
 
 def _normalise_url(url: str) -> sa.URL:
@@ -341,6 +357,10 @@ class Store:
         handle.flush()
         self._daemon_lock = handle
         log.info("daemon_lock_held", path=str(path))
+
+    @property
+    def holds_daemon_lock(self) -> bool:
+        return self._daemon_lock is not None
 
     def release_daemon_lock(self) -> None:
         handle, self._daemon_lock = self._daemon_lock, None
@@ -475,11 +495,13 @@ class Store:
             self._writer.release()
 
     @contextmanager
-    def link_lock(self, link_id: int) -> Iterator[None]:
+    def link_lock(self, link_id: int, wait: float = SHARED_WAIT) -> Iterator[None]:
         """Hold the link across replicas (Postgres advisory lock on a connection of its own).
 
-        On SQLite there is one process, whose in-process lock (:class:`syncd.locks.LinkLocks`)
-        is enough, so this holds nothing.
+        A try-lock, tried for ``wait`` seconds: a replica frozen while holding it (its session,
+        and so the lock, stays open) must not stall the others, so :class:`LinkBusy` is raised
+        and the worker requeues its item. On SQLite there is one process, whose in-process lock
+        (:class:`syncd.locks.LinkLocks`) is enough, so this holds nothing.
         """
         if self.backend != "postgresql":
             yield
@@ -487,8 +509,19 @@ class Store:
         key = {"space": LINK_LOCK_SPACE, "link": link_id}
         with self._translated():
             conn = self._engine.connect()
-            conn.execute(sa.text("SELECT pg_advisory_lock(:space, :link)"), key)
-            conn.commit()
+            try:
+                deadline = time.monotonic() + wait
+                while True:
+                    got = conn.scalar(sa.text("SELECT pg_try_advisory_lock(:space, :link)"), key)
+                    conn.commit()
+                    if got:
+                        break
+                    if time.monotonic() >= deadline:
+                        raise LinkBusy(link_id, "another replica")
+                    time.sleep(0.05)
+            except BaseException:
+                conn.close()
+                raise
         try:
             yield
         finally:
@@ -628,10 +661,13 @@ class Store:
     # -- intents --------------------------------------------------------------------------------
 
     def begin_intent(
-        self, key: str, kind: str, link_id: int | None = None, payload: Mapping | None = None
-    ) -> Intent:
-        """Record a write before making it. An existing row (pending or done) is returned as it is:
-        pending means a previous try may or may not have reached the vendor — look for its marker."""
+        self, key: str, kind: str, link_id: int | None = None, payload: Mapping | None = None,
+        claim: Claim | None = None,
+    ) -> Begun:
+        """Record a write before making it, owned by ``claim`` (the caller's claim on its item).
+        An existing row (pending or done) is returned as it is, not owned: pending means another
+        attempt may or may not have reached the vendor — look for its marker, and make the write
+        only after :meth:`take_intent` gave it to you."""
         with self._tx() as conn:
             stmt = insert_for(conn, intents).values(
                 key=key,
@@ -640,16 +676,37 @@ class Store:
                 link_id=link_id,
                 payload=None if payload is None else json.dumps(payload, sort_keys=True, default=str),
                 created_at=self.clock(),
+                claim_ref=None if claim is None else str(claim.ref),
+                claim_fence=None if claim is None else claim.fence,
             )
-            conn.execute(stmt.on_conflict_do_nothing(index_elements=[intents.c.key]))
-            return _intent(conn.execute(sa.select(intents).where(intents.c.key == key)).one())
+            inserted = conn.execute(stmt.on_conflict_do_nothing(index_elements=[intents.c.key])).rowcount
+            row = _intent(conn.execute(sa.select(intents).where(intents.c.key == key)).one())
+            return Begun(row, bool(inserted))
 
-    def drop_intent(self, key: str) -> bool:
-        """Forget a *pending* intent whose write certainly did not happen (the vendor
-        refused it), so the next try writes at once instead of looking first."""
+    def take_intent(self, seen: Intent, claim: Claim | None) -> bool:
+        """Take over a pending intent another attempt recorded (it died, or its claim was taken,
+        and its write was looked for and not found): compare-and-set on the owner seen, so of
+        two takers one wins. The intent's age restarts: the new write is in flight from now."""
+        c = intents.c
         with self._tx() as conn:
             return bool(conn.execute(
-                sa.delete(intents).where(intents.c.key == key, intents.c.state == "pending")).rowcount)
+                sa.update(intents)
+                .where(c.key == seen.key, c.state == "pending",
+                       c.claim_ref.is_(None) if seen.claim_ref is None else c.claim_ref == seen.claim_ref,
+                       c.claim_fence.is_(None) if seen.claim_fence is None else c.claim_fence == seen.claim_fence)
+                .values(claim_ref=None if claim is None else str(claim.ref),
+                        claim_fence=None if claim is None else claim.fence, created_at=self.clock())).rowcount)
+
+    def drop_intent(self, key: str, claim: Claim | None = None) -> bool:
+        """Forget a *pending* intent whose write certainly did not happen (the vendor
+        refused it, or its holder stopped before sending), so the next try writes at once
+        instead of looking first. With ``claim``: only while that claim owns it."""
+        c = intents.c
+        where = [c.key == key, c.state == "pending"]
+        if claim is not None:
+            where += [c.claim_ref == str(claim.ref), c.claim_fence == claim.fence]
+        with self._tx() as conn:
+            return bool(conn.execute(sa.delete(intents).where(*where)).rowcount)
 
     def finish_intent(self, key: str, result: str) -> None:
         with self._tx() as conn:
@@ -689,6 +746,27 @@ class Store:
                 return []
         with self._tx() as conn:
             return queue.claim(conn, owner, limit, lease_seconds, self.clock())
+
+    def claim_current(self, claim: Claim) -> bool:
+        """Whether ``claim`` still stands (its token on the row, its lease not run out):
+        asked right before a non-idempotent vendor write."""
+        with self._tx(write=False) as conn:
+            return queue.current(conn, claim, self.clock())
+
+    def renew(self, claim: Claim, lease_seconds: float) -> float | None:
+        """Heartbeat: the claim's new lease expiry, or None when it was taken meanwhile."""
+        with self._tx() as conn:
+            return queue.renew(conn, claim, lease_seconds, self.clock())
+
+    def take_over_dead_process(self) -> tuple[int, int]:
+        """SQLite at start, once the daemon lock is held: no other process can be working,
+        so the leases and poll leadership of the one before (killed) are freed at once
+        instead of waited out. Returns (claims freed, poll leases freed)."""
+        with self._tx() as conn:
+            claims = queue.release_all(conn)
+            polls = conn.execute(sa.update(leases).where(leases.c.expires_at > self.clock())
+                                 .values(expires_at=self.clock())).rowcount
+        return claims, polls
 
     def complete(self, claim: Claim) -> None:
         with self._tx() as conn:

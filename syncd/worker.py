@@ -8,6 +8,14 @@ How a failure settles the claim (the retry rules read in HTTP terms):
 * anything else → *fail*: attempts + 1 and exponential backoff; after
   ``max_attempts`` the item goes to the dead-letter table and everything else
   keeps flowing.
+
+While a reconcile runs, a heartbeat thread renews its claim's lease (every
+third of the lease), so a slow vendor or a long budget wait does not hand the
+item to a second worker. A renewal that finds the claim taken marks it lost,
+and the reconcile stops at its next vendor write (:mod:`syncd.fencing`). Two
+workers of one process never work on one item: a worker that claims an item
+another thread of the process still has in hand (its lease ran out under it)
+gives it back for a moment instead.
 """
 
 from __future__ import annotations
@@ -21,10 +29,13 @@ import structlog
 
 from .engine import Engine, EscalationPending
 from .errors import RateLimited
+from .fencing import ClaimLost, Fence, holding
+from .locks import LinkBusy
 from .metrics import METRICS
 from .store import Claim, Store, StoreUnavailable
 
 log = structlog.get_logger("syncd.worker")
+LINK_BUSY_DELAY = 1.0   # seconds before a worker tries a link another worker held again
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,11 @@ class WorkerPool:
         self.processed = 0                      # claims settled by this pool (replica tests, status)
         self._busy_lock = threading.Lock()
         self.claim_error: str | None = None     # the database refused the last claim (None once it works again)
-        self.last_error: str | None = None      # the last item failure (None after the next success)
+        # Items whose last attempt here failed, with why (oldest first): the status shows the
+        # newest; an item's entry goes as soon as that item succeeds (the problem no longer holds).
+        self._failing: dict[str, str] = {}
+        self._in_hand: dict[str, Fence] = {}    # item ref → the claim a thread of this process works under
+        self._hand_lock = threading.Lock()
         self._heartbeats: dict[str, float] = {}  # thread name -> monotonic time of its last loop turn
 
     def start(self) -> None:
@@ -61,6 +76,47 @@ class WorkerPool:
             t = threading.Thread(target=self._loop, name=f"worker-{n}", daemon=True)
             t.start()
             self._threads.append(t)
+        heartbeat = threading.Thread(target=self._heartbeat, name="claim-heartbeat", daemon=True)
+        heartbeat.start()
+        self._threads.append(heartbeat)
+
+    @property
+    def last_error(self) -> str | None:
+        """The newest failure of an item that has not succeeded since (None: none)."""
+        with self._hand_lock:
+            return next(reversed(self._failing.values()), None)
+
+    def _failed(self, claim: Claim, error: str) -> None:
+        with self._hand_lock:
+            self._failing.pop(str(claim.ref), None)
+            self._failing[str(claim.ref)] = f"{claim.ref}: {error}"
+            while len(self._failing) > 1000:   # bounded: the oldest go first
+                self._failing.pop(next(iter(self._failing)))
+
+    def _succeeded(self, claim: Claim) -> None:
+        with self._hand_lock:
+            earlier = self._failing.pop(str(claim.ref), None)
+        if earlier is not None or claim.last_error or claim.attempts:
+            log.info("item_recovered", item=str(claim.ref), attempts=claim.attempts,
+                     error=claim.last_error or (earlier or "").partition(": ")[2])
+
+    def _heartbeat(self) -> None:
+        """Renew every claim in hand each third of the lease; a claim found taken is marked lost."""
+        every = max(0.2, self.settings.lease_seconds / 3)
+        while not self._stopping.wait(every):
+            with self._hand_lock:
+                fences = list(self._in_hand.values())
+            for fence in fences:
+                if fence.lost.is_set():
+                    continue
+                try:
+                    renewed = self.store.renew(fence.claim, self.settings.lease_seconds)
+                except Exception as e:   # the database is down: the lease may run out; the writes check again
+                    log.warning("claim_renew_failed", item=str(fence.claim.ref), error=str(e))
+                    continue
+                if renewed is None:
+                    fence.lost.set()
+                    log.warning("claim_lost", item=str(fence.claim.ref), token=fence.claim.fence, action="renew")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming; let every reconcile under way finish (its intents are recorded)."""
@@ -118,13 +174,34 @@ class WorkerPool:
                 continue
 
     def process(self, claim: Claim) -> None:
+        fence = Fence(claim, self.store.claim_current)
+        with self._hand_lock:
+            earlier = self._in_hand.get(str(claim.ref))
+            if earlier is None:
+                self._in_hand[str(claim.ref)] = fence
+        if earlier is not None:
+            # Another thread of this process still works on the item under a claim that ran out
+            # (this claim took it over, so that one can no longer write): let it stop first.
+            earlier.lost.set()
+            log.warning("item_in_hand", item=str(claim.ref), token=claim.fence, earlier=earlier.claim.fence)
+            self.store.defer(claim, 1.0, None)
+            return
+        try:
+            with holding(fence):
+                self._process(claim)
+        finally:
+            with self._hand_lock:
+                if self._in_hand.get(str(claim.ref)) is fence:
+                    del self._in_hand[str(claim.ref)]
+
+    def _process(self, claim: Claim) -> None:
         with self._busy_lock:
             self.busy += 1
         started = time.monotonic()
         try:
             outcome = self.engine.reconcile(claim.ref)
             self.store.complete(claim)
-            self.last_error = None
+            self._succeeded(claim)
             if outcome.writes and claim.dirty_since is not None:
                 METRICS.lag(max(0.0, self.store.clock() - claim.dirty_since))
             if outcome.writes:
@@ -132,19 +209,29 @@ class WorkerPool:
                          seconds=round(time.monotonic() - started, 3))
         except RateLimited as e:
             if e.scope != "jira-per-issue-on-write":   # one busy issue is not the account's problem
-                self.last_error = f"{claim.ref}: {e}"
+                self._failed(claim, str(e))
             self.store.defer(claim, max(e.retry_after, 0.5), str(e))
             log.warning("item_deferred", item=str(claim.ref), reason="rate_limited", retry_after=e.retry_after,
                         scope=e.scope)
         except EscalationPending as e:
             self.store.defer(claim, 2.0, str(e))
+        except ClaimLost as e:
+            # Stopped before writing: the item stays dirty for whoever holds it now (if nobody
+            # took it, its token is still on the row and it is given back due at once).
+            log.warning("claim_lost", item=str(claim.ref), token=claim.fence, error=str(e))
+            self.store.defer(claim, 0.0, None)
+        except LinkBusy as e:
+            # Another worker (maybe a stalled replica) holds the link: try again shortly, and
+            # meanwhile work on something else.
+            log.info("item_deferred", item=str(claim.ref), reason="link_busy", link=e.link_id)
+            self.store.defer(claim, LINK_BUSY_DELAY, None)
         except StoreUnavailable as e:
             # The database, not the item, failed: no attempt counts towards the dead letters.
-            self.last_error = f"{claim.ref}: {e}"
+            self._failed(claim, str(e))
             self.store.defer(claim, backoff(self.settings)(1), f"{type(e).__name__}: {e}")
             log.warning("item_deferred", item=str(claim.ref), reason=e.reason)
         except Exception as e:
-            self.last_error = f"{claim.ref}: {e}"
+            self._failed(claim, str(e))
             dead = self.store.fail(claim, f"{type(e).__name__}: {e}", self.settings.max_attempts,
                                    backoff(self.settings))
             METRICS.inc("dead_letters" if dead else "item_failures")

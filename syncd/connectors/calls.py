@@ -19,6 +19,7 @@ import requests
 import structlog
 
 from ..budget import Budget, Unlimited
+from ..fencing import before_write
 from ..errors import (Ambiguous, Conflict, NotFound, RateLimited, Refused, Transient, Unauthorized,
                       VendorError)
 from ..metrics import METRICS
@@ -130,6 +131,9 @@ class Caller:
         """``idempotent=False`` for creates and comment posts (see :func:`syncd.retry.decide`)."""
         def attempt() -> T:
             self.budget.acquire()
+            if not idempotent:
+                # After any wait for the budget, right before the request: the claim must still stand.
+                before_write(self.vendor, operation)
             started = time.monotonic()
             try:
                 result = fn()

@@ -72,11 +72,12 @@ from intercom.conversations import (ConversationsManageRequestBody_Close, Conver
                                     ConversationsManageRequestBody_Snoozed)
 from intercom.core.api_error import ApiError
 
-from ..secrets import Secret, as_secret
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import Ambiguous, NotFound, Refused, Transient, VendorError
+from ..fencing import before_write
 from ..retry import RetryPolicy
+from ..secrets import Secret, as_secret
 from .base import FieldFailure, PollPage
 from .calls import Caller, error_for_status
 
@@ -667,6 +668,8 @@ class IntercomConnector:
                 found = self._find_in(self._read(ref), ref, body, recent, kind)
                 if found is not None:
                     return found
+            # Retried as idempotent (it looks first), but still a write: only the claim's holder sends it.
+            before_write("intercom", operation)
             return self._post_reply(ref, kind, body, urls)
 
         operation = "replyTicket" if ref.kind == TICKET else "replyConversation"

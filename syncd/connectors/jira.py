@@ -295,6 +295,26 @@ class JiraConnector:
         issues, _ = self._search(jql, ["id"], 2, None)
         return self.fetch(str(issues[0]["id"])) if issues else None
 
+    def created_for(self, origin: str, limit: int = 20) -> list[str]:
+        """Ids of every issue carrying ``origin``'s label, oldest first (duplicate detection)."""
+        jql = f'labels = "{origin_label(origin)}" ORDER BY created ASC'
+        found = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
+            jql, fields=["id", "created"], maxResults=limit, json_result=True))
+        issues = found.get("issues") or []
+        # Jira stamps milliseconds; ids grow with creation and break a tie.
+        issues.sort(key=lambda raw: (parse_jira_time((raw.get("fields") or {}).get("created") or
+                                                     "1970-01-01T00:00:00.000+0000"), int(raw["id"])))
+        return [str(raw["id"]) for raw in issues]
+
+    def delete_issue(self, issue_id: str) -> bool:
+        """Delete an issue syncd made twice; False when it was already gone."""
+        from ..errors import NotFound
+        try:
+            self._rest("deleteIssue", "DELETE", f"issue/{issue_id}")
+            return True
+        except NotFound:
+            return False
+
     def update_fields(self, issue_id: str, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
         failures: list[FieldFailure] = []
         plain = {k: v for k, v in values.items() if k != "status"}
@@ -383,7 +403,13 @@ class JiraConnector:
         return self.call("getAttachmentContent", go)
 
     def find_comment(self, issue_id: str, source: str) -> str | None:
+        found = self.find_comments(issue_id, source, first_only=True)
+        return found[0] if found else None
+
+    def find_comments(self, issue_id: str, source: str, first_only: bool = False) -> list[str]:
+        """Ids of syncd's comments carrying ``source`` as their marker, oldest first."""
         from ..errors import NotFound
+        found: list[str] = []
         for c in self._comments(issue_id):
             if not c.by_integration:
                 continue
@@ -392,8 +418,19 @@ class JiraConnector:
             except NotFound:
                 continue
             if (prop or {}).get("value", {}).get("source") == source:
-                return c.id
-        return None
+                found.append(c.id)
+                if first_only:
+                    break
+        return found
+
+    def delete_comment(self, issue_id: str, comment_id: str) -> bool:
+        """Delete a comment syncd posted twice; False when it was already gone."""
+        from ..errors import NotFound
+        try:
+            self._rest("deleteComment", "DELETE", f"issue/{issue_id}/comment/{comment_id}")
+            return True
+        except NotFound:
+            return False
 
     def upsert_remote_link(self, issue_id: str, global_id: str, url: str, title: str) -> None:
         self._rest("createOrUpdateRemoteIssueLink", "POST", f"issue/{issue_id}/remotelink", body={

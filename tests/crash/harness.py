@@ -19,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from syncd.testing import wait_for_strict as wait_for  # re-exported: a check th
 READY_TIMEOUT = 20.0
 LEASE_SECONDS = 5   # the config's minimum
 FIRED = "SYNCD_FAILPOINT_FIRED"
+STOPPED = "SYNCD_FAILPOINT_STOPPED"
 ESCALATION_NOTE = "Escalated to Jira:"   # the shipped mapping's escalation.note
 SHIPPED_PRIORITY = {"urgent": "Highest", "high": "High", "normal": "Medium", "low": "Low"}   # its priority table
 
@@ -58,20 +60,74 @@ def crash_world(directory: Path, database_url: str, *, jira_poll: float = 3600.0
     return world
 
 
-def replica_daemons(world: World, n: int) -> list[Daemon]:
+def replica_daemons(world: World, n: int, switchboard: bool = False) -> list[Daemon]:
     """``n`` daemons sharing the world's (Postgres) database. The first listens where the
     vendors send their webhooks; the others only claim work from the shared queue and take
-    turns leading the pollers."""
+    turns leading the pollers. With ``switchboard`` every replica listens on a port of its
+    own and a :class:`Switchboard` on the vendors' port decides which one gets the webhooks."""
     text = world.config_path.read_text()
     daemons = []
     for i in range(n):
-        port = world.http_port if i == 0 else free_port()
+        port = world.http_port if i == 0 and not switchboard else free_port()
         config = re.sub(r"(?m)^port = \d+$", f"port = {port}", text).replace(
             "[syncd]\n", f'[syncd]\ninstance = "replica-{i}"\nreplicas = {n}\n', 1)
         path = world.directory / f"config-replica-{i}.toml"
         path.write_text(config)
         daemons.append(Daemon(world, name=f"replica-{i}", config_path=path, port=port))
     return daemons
+
+
+class Switchboard:
+    """A TCP forwarder on the port the vendors send webhooks to, towards one replica at a
+    time (:meth:`route`). The replica that receives a webhook wakes its own workers at once
+    and so takes most of the work: routing the webhooks to a round's victim makes it meet
+    the round's failpoint. A connection to a frozen replica hangs, as it would."""
+
+    def __init__(self, port: int):
+        import socket
+        import threading
+        self._target: int | None = None
+        self._listener = socket.create_server(("127.0.0.1", port))
+        self._stopped = False
+        threading.Thread(target=self._accept, name="switchboard", daemon=True).start()
+
+    def route(self, port: int) -> None:
+        self._target = port
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        while not self._stopped:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self._target or 0), timeout=3)
+            except OSError:
+                client.close()   # the replica is down: the vendor sees a failed delivery and retries
+                continue
+            upstream.settimeout(None)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst) -> None:   # type: ignore[no-untyped-def]
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stopped = True
+        self._listener.close()
 
 
 def _syncd_command() -> list[str]:
@@ -92,13 +148,17 @@ class Daemon:
     name: str = "daemon"
     config_path: Path | None = None   # default: the world's; a replica has its own (instance, port)
     port: int | None = None           # where its /healthz answers; default: the world's
+    # Its Postgres sessions' application_name: unique, so a test finds its own in pg_stat_activity.
+    app_name: str = field(default_factory=lambda: f"syncd-{uuid.uuid4().hex[:12]}")
 
     def start(self, failpoints: str = "", wait_ready: bool = True) -> Daemon:
         assert self.proc is None or self.proc.poll() is not None, "daemon already running"
         self.starts += 1
         log_path = self.world.directory / f"{self.name}-{self.starts}.log"
         self.logs.append(log_path)
-        env = {**os.environ, **self.world.env, FAILPOINTS_ENV: failpoints, "PYTHONFAULTHANDLER": "1"}
+        # PGAPPNAME (read by libpq): its Postgres sessions carry the daemon's name (pg_stat_activity).
+        env = {**os.environ, **self.world.env, FAILPOINTS_ENV: failpoints, "PYTHONFAULTHANDLER": "1",
+               "PGAPPNAME": self.app_name}
         with open(log_path, "wb") as out:
             config = self.config_path or self.world.config_path
             self.proc = subprocess.Popen([*_syncd_command(), "run", "--config", str(config)],
@@ -141,6 +201,36 @@ class Daemon:
                 return line.split()[1]
         return None
 
+    def stopped_at(self) -> str | None:
+        """The failpoint at which the child froze itself (``point@stop``), if it did."""
+        for line in self.logs[-1].read_text(errors="replace").splitlines():
+            if line.startswith(STOPPED):
+                return line.split()[1]
+        return None
+
+    def wait_stopped(self, timeout: float = 20.0) -> str:
+        """Wait for the child to freeze at its ``@stop`` failpoint; returns the point's name."""
+        point = wait_for(lambda: self.stopped_at() if self._state() == "T" else None, timeout=timeout)
+        assert point, f"the daemon never froze at its failpoint in {timeout}s:\n{self.tail()}"
+        return str(point)
+
+    def _state(self) -> str:
+        """The process state letter from /proc (T: stopped)."""
+        assert self.proc is not None
+        try:
+            return Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return "?"
+
+    def freeze(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: a frozen process carries on where it stood (its next step is a vendor request)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -148,6 +238,7 @@ class Daemon:
         """SIGTERM, as systemd stops it; returns the exit code."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signal.SIGCONT)   # a frozen child must run to see it
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -292,5 +383,5 @@ def pending_intents(store: Store) -> list[str]:
         return list(conn.scalars(sa.select(intents.c.key).where(intents.c.state == "pending")))
 
 
-__all__ = ["Books", "Daemon", "replica_daemons", "Verdict", "check", "crash_world", "issue_bodies", "issues_for_origin",
+__all__ = ["Books", "Daemon", "Switchboard", "replica_daemons", "Verdict", "check", "crash_world", "issue_bodies", "issues_for_origin",
            "mentions", "pending_intents", "settle", "ticket_bodies", "wait_for"]

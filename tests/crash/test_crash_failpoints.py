@@ -86,6 +86,9 @@ def test_crash_after_issue_create(make_rig, db_url):
     assert rig.store.links_for_desk(_ref(ticket)) == []
     restart_and_check(rig, books)
     assert rig.world.jira.count("createIssue") == 1
+    # Recovery is told (issue 12, item 6): what, where, found rather than written again.
+    told = [line for line in rig.daemon.logs[-1].read_text().splitlines() if '"intent_recovered"' in line]
+    assert len(told) == 1 and f'"key": "create:zendesk:{ticket}"' in told[0] and '"how": "found"' in told[0], told
 
 
 def test_crash_after_link_added(make_rig, sqlite_url):

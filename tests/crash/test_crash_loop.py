@@ -54,3 +54,15 @@ def test_crash_loop_replica_short(tmp_path, pg_base_url):
     assert {line.split(": ")[1] for line in lines} == {"replica-0", "replica-1"}, lines
     assert result.kills >= 1, "no replica was ever killed: the loop proves nothing"
     assert result.verdict.ok, str(result.verdict)
+
+
+def test_crash_loop_stall_short(tmp_path, sqlite_url):
+    """Freezes instead of kills: the daemon stops (SIGSTOP) at the failpoint, stays frozen
+    past its lease, and carries on after SIGCONT. Nothing lost, nothing doubled."""
+    loop = _crash_loop()
+    lines: list[str] = []
+    result = loop.run_loop(tmp_path / "world", sqlite_url, seed=4, rounds=3, echo=lines.append, mode="stall")
+    print(result.summary(), *lines, sep="\n")
+    assert result.stalls + result.clean_stops == 3 and result.kills == 0
+    assert result.stalls >= 1, "the loop never froze the daemon: it proves nothing"
+    assert result.verdict.ok, str(result.verdict)

@@ -34,7 +34,7 @@ def test_upgrade_on_empty_db_matches_schema_module(db_url: str) -> None:
     try:
         assert store.current_revision() is None
         store.upgrade()
-        assert store.current_revision() == "0001"
+        assert store.current_revision() == "0002"
     finally:
         store.close()
     engine = sa.create_engine(db_url)
@@ -49,7 +49,7 @@ def test_upgrade_is_idempotent_and_keeps_data(store: Store) -> None:
     link = store.add_link(Z1, "10001", "ABC-1")
     store.upgrade()
     store.upgrade()
-    assert store.current_revision() == "0001"
+    assert store.current_revision() == "0002"
     assert store.get_link(link.id) == link
 
 
@@ -65,10 +65,10 @@ def test_two_processes_upgrading_at_once_both_succeed(db_url: str) -> None:
     for racer in racers:
         out, err = racer.communicate(timeout=60)
         assert racer.returncode == 0, err.decode()
-        assert out.decode().strip().splitlines()[-1] == "0001"
+        assert out.decode().strip().splitlines()[-1] == "0002"
     store = Store.open(db_url)
     try:
-        assert store.current_revision() == "0001"
+        assert store.current_revision() == "0002"
     finally:
         store.close()
 
@@ -90,7 +90,7 @@ def test_upgrades_in_threads_of_one_process_do_not_collide(db_url: str) -> None:
         t.join(30)
     try:
         assert errors == []
-        assert [s.current_revision() for s in stores] == ["0001", "0001"]
+        assert [s.current_revision() for s in stores] == ["0002", "0002"]
     finally:
         for s in stores:
             s.close()
@@ -180,14 +180,17 @@ def test_base_goes_with_its_link(store: Store) -> None:
 
 def test_intent_is_recorded_once_and_outlives_its_link(store: Store) -> None:
     link = store.add_link(Z1, "10001", "ABC-1")
-    first = store.begin_intent("comment:zendesk:1:c7", "comment_post", link.id, {"to": "jira", "n": 1})
+    begun = store.begin_intent("comment:zendesk:1:c7", "comment_post", link.id, {"to": "jira", "n": 1})
+    first = begun.intent
+    assert begun.owned
     assert (first.state, first.result, first.payload) == ("pending", None, {"to": "jira", "n": 1})
-    assert store.begin_intent("comment:zendesk:1:c7", "other", None, {"ignored": True}) == first
+    again = store.begin_intent("comment:zendesk:1:c7", "other", None, {"ignored": True})
+    assert again.intent == first and not again.owned
     store.finish_intent("comment:zendesk:1:c7", "30001")
     store.begin_intent("issue:zendesk:1", "issue_create", link.id)
     done = store.get_intent("comment:zendesk:1:c7")
     assert done is not None and (done.state, done.result) == ("done", "30001")
-    assert store.begin_intent("comment:zendesk:1:c7", "comment_post").state == "done"
+    assert store.begin_intent("comment:zendesk:1:c7", "comment_post").intent.state == "done"
     assert [i.key for i in store.intents_for_link(link.id, "comment_post")] == ["comment:zendesk:1:c7"]
     assert len(store.intents_for_link(link.id)) == 2
     store.remove_link(Z1, "10001")
