@@ -15,7 +15,7 @@ import time
 from syncd.connectors.jira import origin_label
 from syncd.domain import ItemRef
 from syncd.sim.core import Fault
-from syncd.sim.world import World
+from syncd.sandbox import World
 
 from .conftest import SQLITE_ONLY, notes_with, wait_for
 
