@@ -19,7 +19,7 @@ import structlog
 
 from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
 from .domain import VERSION_KIND, Attachment, Comment, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
-from .errors import Ambiguous, Conflict, NotFound, Transient, VendorError
+from .errors import Ambiguous, Conflict, NotFound, RateLimited, Transient, VendorError
 from .failpoints import failpoint
 from .locks import LinkLocks
 from .mapping import Mapping
@@ -159,7 +159,14 @@ class Engine:
         if issue is None:
             spec = self._issue_spec(item, mapping)
             self.store.begin_intent(key, "create", None, {"origin": origin, "project": spec.project})
-            issue = self.tracker.create_issue(spec, origin)
+            try:
+                issue = self.tracker.create_issue(spec, origin)
+            except RateLimited:
+                # Answered 429 (or never sent: Throttled): nothing was created. Drop the intent so
+                # the next try creates at once instead of waiting out a settle window measured
+                # from this intent, and an ambiguous later try gets a settle window of its own.
+                self.store.drop_intent(key)
+                raise
             failpoint("after_issue_create")
             outcome.writes.append(Write(issue.key, "create", f"created for {origin}"))
             METRICS.inc("issues_created")

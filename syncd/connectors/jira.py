@@ -120,7 +120,11 @@ class JiraConnector:
             r = session.request(method, url, data=data, params=params)
             return r.json() if r.content else None
 
-        return self.call(operation, go, idempotent)
+        # A write to one issue names it: Jira's per-issue write limit then holds back that
+        # issue's writes only (reads of it are not limited).
+        parts = path.split("/")
+        target = f"issue:{parts[1]}" if method != "GET" and len(parts) > 1 and parts[0] == "issue" else None
+        return self.call(operation, go, idempotent, target=target)
 
     def _types(self) -> dict[str, str]:
         if self._field_types is None:

@@ -160,3 +160,49 @@ def test_budget_pause_spends_the_next_seconds():
     budget.reserve()
     budget.pause(5.0)
     assert budget.reserve() >= 5.0
+
+
+def test_budget_hold_delays_only_its_target_and_refuses_a_long_wait_up_front():
+    from syncd.budget import WaitTooLong
+    clock = _Clock()
+    budget = Budget(600, clock=clock)
+    budget.hold("ticket:1", 30.0)
+    assert budget.held("ticket:1") == 30.0 and budget.held("ticket:2") == 0.0
+    used = budget.used
+    try:
+        budget.acquire("ticket:1", max_wait=5.0)
+        raise AssertionError("a 30 s hold was waited out inside a reconcile")
+    except WaitTooLong as e:
+        assert e.wait == 30.0 and e.scope == "ticket:1"
+    assert budget.used == used, "a refused wait took a budget slot"
+    budget.acquire("ticket:2", max_wait=5.0)          # another ticket goes at once
+    clock.now += 30.0
+    assert budget.held("ticket:1") == 0.0
+
+
+def test_budget_account_gate_refuses_a_long_wait_without_taking_a_slot():
+    from syncd.budget import WaitTooLong
+    clock = _Clock()
+    budget = Budget(600, clock=clock)
+    budget.pause(20.0)
+    used = budget.used
+    try:
+        budget.acquire("ticket:9", max_wait=5.0)
+        raise AssertionError("a 20 s account gate was waited out inside a reconcile")
+    except WaitTooLong as e:
+        assert e.wait >= 20.0 and e.scope == "account"
+    assert budget.used == used
+
+
+def test_zendesk_429_scope_told_apart_by_the_account_signals():
+    from syncd.connectors.calls import rate_limit_scope
+    account_body = '{"error":"APIRateLimitExceeded","description":"Number of allowed API requests per minute exceeded"}'
+    ticket_body = ('{"error":"APIRateLimitExceeded","description":"Rate limit for ticket updates exceeded, '
+                   'please wait before updating this ticket again"}')
+    assert rate_limit_scope("zendesk", {"Retry-After": "10", "X-Rate-Limit-Remaining": "0"}, ticket_body) is None
+    assert rate_limit_scope("zendesk", {"Retry-After": "10"}, account_body) is None
+    assert rate_limit_scope("zendesk", {"Retry-After": "34", "X-Rate-Limit": "700",
+                                        "X-Rate-Limit-Remaining": "612"}, ticket_body) == "zendesk-ticket-updates"
+    assert rate_limit_scope("jira", {"RateLimit-Reason": "jira-per-issue-on-write"}, "") == "jira-per-issue-on-write"
+    assert rate_limit_scope("jira", {"RateLimit-Reason": "jira-burst-based"}, "") == "jira-burst-based"
+    assert rate_limit_scope("intercom", {"X-RateLimit-Reset": "1"}, "") is None
