@@ -55,6 +55,17 @@ class HttpSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """``[retention]``: what housekeeping forgets, and when (docs/operations.md, "Retention")."""
+
+    every_seconds: float = 300.0              # how often housekeeping runs
+    inbox_body_seconds: float = 3600.0        # a processed delivery's body (customer text) is emptied after this
+    inbox_ids_hours: float = 48.0             # its id is kept this long to recognise a redelivery
+    audit_days: float = 90.0                  # audit / history rows
+    dead_letter_days: float = 90.0            # dead letters nobody retried
+
+
+@dataclass(frozen=True)
 class ZendeskSettings:
     url: str
     email: str
@@ -104,6 +115,7 @@ class Settings:
     logging: LoggingSettings
     zendesk: ZendeskSettings | None = None
     intercom: IntercomSettings | None = None
+    retention: RetentionSettings = RetentionSettings()
 
     @property
     def desks(self) -> tuple[str, ...]:
@@ -283,7 +295,7 @@ def api_version(v: str) -> str | None:
 
 # ------------------------------------------------------------ reading sections
 
-SECTIONS = ("syncd", "http", "zendesk", "jira", "intercom", "logging")
+SECTIONS = ("syncd", "http", "zendesk", "jira", "intercom", "logging", "retention")
 
 
 class _Loader:
@@ -406,6 +418,18 @@ class _Loader:
             format=self.r.get(t, p, "format", "str", "auto", one_of(*FORMATS)),
         )
 
+    def retention(self, t: TMapping[str, Any]) -> RetentionSettings:
+        d, p = RetentionSettings(), "retention"
+        self.r.keys(t, p, RetentionSettings.__dataclass_fields__)
+        return RetentionSettings(
+            every_seconds=self.r.get(t, p, "every_seconds", "float", d.every_seconds, at_least(1)),
+            inbox_body_seconds=self.r.get(t, p, "inbox_body_seconds", "float", d.inbox_body_seconds, at_least(0)),
+            # Jira redelivers up to ~30 min late; Zendesk and Intercom retry for hours at most.
+            inbox_ids_hours=self.r.get(t, p, "inbox_ids_hours", "float", d.inbox_ids_hours, at_least(0.05)),
+            audit_days=self.r.get(t, p, "audit_days", "float", d.audit_days, at_least(1)),
+            dead_letter_days=self.r.get(t, p, "dead_letter_days", "float", d.dead_letter_days, at_least(1)),
+        )
+
     def settings(self, data: TMapping[str, Any]) -> Settings:
         self.r.keys(data, "", SECTIONS)
         tables = {name: self.r.table(data, "", name) for name in SECTIONS}
@@ -421,6 +445,7 @@ class _Loader:
             logging=self.logging(tables["logging"] or {}),
             zendesk=self.zendesk(tables["zendesk"]) if tables["zendesk"] is not None and "zendesk" in data else None,
             intercom=self.intercom(tables["intercom"]) if tables["intercom"] is not None and "intercom" in data else None,
+            retention=self.retention(tables["retention"] or {}),
         )
 
 

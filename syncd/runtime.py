@@ -24,6 +24,7 @@ from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
 from .pollers import Poller, PollSource
+from .retention import Housekeeper
 from .retry import RetryPolicy
 from .store import Store
 from .webhook_flow import WebhookFlow
@@ -31,8 +32,6 @@ from .webhooks import Response, WebhookConfig, make_app
 from .worker import WorkerPool, WorkerSettings
 
 log = structlog.get_logger("syncd.runtime")
-INBOX_KEEP_SECONDS = 7 * 24 * 3600.0
-INBOX_PRUNE_EVERY = 3600.0
 
 
 def build_budgets(settings: Settings) -> dict[str, Budget]:
@@ -226,7 +225,7 @@ class App:
         self.workers.start()
         for p in self.pollers:
             p.start()
-        threading.Thread(target=self._prune_inbox, name="inbox-prune", daemon=True).start()
+        threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True).start()
         if serve_http:
             h = self.settings.http
             config = uvicorn.Config(self.asgi(), host=h.host, port=h.port, log_config=None,
@@ -246,16 +245,15 @@ class App:
             return None
         return self.server.servers[0].sockets[0].getsockname()[1]
 
-    def _prune_inbox(self) -> None:
-        """Deliveries are kept only to recognise redeliveries; vendors stop retrying
-        within hours (Jira's late deliveries: ~30 min), so a week is plenty."""
-        while not self._stopped.wait(INBOX_PRUNE_EVERY):
+    def _housekeeping(self) -> None:
+        """Retention (:mod:`syncd.retention`): settled intents, processed inbox bodies,
+        old delivery ids, audit rows and dead letters, every ``[retention] every_seconds``."""
+        keeper = Housekeeper(self.store, self.settings.retention, self.engine.intent_settle_seconds)
+        while not self._stopped.wait(self.settings.retention.every_seconds):
             try:
-                removed = self.store.prune_inbox(older_than=INBOX_KEEP_SECONDS)
-                if removed:
-                    log.info("inbox_pruned", removed=removed)
+                keeper.run()
             except Exception as e:   # the database may be down: try again next round
-                log.warning("inbox_prune_failed", error=str(e))
+                log.warning("housekeeping_failed", error=f"{type(e).__name__}: {e}")
 
     def stop(self) -> None:
         """Clean stop: no new deliveries, pollers stop, workers finish what they hold."""

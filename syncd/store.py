@@ -740,6 +740,12 @@ class Store:
             queue.mark_dirty(conn, refs, f"webhook:{source}", delay, now)
             return True
 
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """One write transaction, for housekeeping (:mod:`syncd.retention`)."""
+        with self._tx() as conn:
+            yield conn
+
     def prune_inbox(self, older_than: float) -> int:
         """Forget deliveries received more than ``older_than`` seconds ago (vendors stop redelivering)."""
         with self._tx() as conn:
