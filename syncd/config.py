@@ -42,6 +42,10 @@ class CoreSettings:
     replicas: int = 1                  # `syncd run` processes sharing the vendor accounts (splits the budgets)
     # A vendor call with no answer after this long is given up (a write: ambiguous, see docs/architecture.md).
     vendor_timeout_seconds: float = 30.0
+    # Database: Postgres connection set-up and statement limits; SQLite's wait for the write lock.
+    database_connect_timeout_seconds: float = 5.0
+    database_statement_timeout_seconds: float = 30.0
+    database_busy_timeout_seconds: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -352,6 +356,12 @@ class _Loader:
             replicas=self.r.get(t, p, "replicas", "int", d.replicas, at_least(1)),
             vendor_timeout_seconds=self.r.get(t, p, "vendor_timeout_seconds", "float", d.vendor_timeout_seconds,
                                               between(1, 300)),
+            database_connect_timeout_seconds=self.r.get(t, p, "database_connect_timeout_seconds", "float",
+                                                        d.database_connect_timeout_seconds, between(1, 60)),
+            database_statement_timeout_seconds=self.r.get(t, p, "database_statement_timeout_seconds", "float",
+                                                          d.database_statement_timeout_seconds, between(1, 600)),
+            database_busy_timeout_seconds=self.r.get(t, p, "database_busy_timeout_seconds", "float",
+                                                     d.database_busy_timeout_seconds, between(0.1, 120)),
         )
         base, top = values["backoff_base_seconds"], values["backoff_max_seconds"]
         if base is not None and top is not None and top < base:

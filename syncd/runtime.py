@@ -14,9 +14,13 @@ from typing import Any
 import structlog
 import uvicorn
 
+import sqlalchemy.exc as sa_exc
+
 from .budget import Budget
 from .config import Settings
 from .connectors.base import DeskConnector, TrackerConnector
+from .connectors.calls import last_success
+from .errors import VendorError
 from .connectors.jira import JiraAccess, JiraConnector
 from .connectors.zendesk import ZendeskAccess, ZendeskConnector
 from .engine import Engine
@@ -24,9 +28,10 @@ from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
 from .pollers import Poller, PollSource
+from .readiness import ReadinessProbe
 from .retention import Housekeeper
 from .retry import RetryPolicy
-from .store import Store
+from .store import Store, StoreUnavailable
 from .webhook_flow import WebhookFlow
 from .webhooks import Response, WebhookConfig, make_app
 from .worker import WorkerPool, WorkerSettings
@@ -72,6 +77,21 @@ def build_connectors(settings: Settings, timeout: float = 30.0, budgets: dict[st
     return desks, tracker
 
 
+def _still_holds(poller: Poller, database_ok_at: float) -> bool:
+    """A poller's last error stays until its next poll, which after failures waits up to
+    300 s; report it only while nothing shows it has cleared: a database error clears
+    once the database answered after it, a vendor error once the same vendor operation
+    succeeded after it (any caller's -- e.g. a reconcile's search)."""
+    error, at = poller.last_exception, poller.last_error_at
+    if error is None or at is None:
+        return True
+    if isinstance(error, VendorError):
+        return last_success(error.vendor, error.operation) <= at
+    if isinstance(error, (StoreUnavailable, sa_exc.DBAPIError)):
+        return database_ok_at <= at
+    return True
+
+
 def intent_settle_seconds(vendor_timeout: float) -> float:
     """How long a pending comment/note intent must be old before recovery, not finding
     the write on the vendor side, writes it again. The call that recorded it may have
@@ -115,13 +135,20 @@ class App:
     webhook_flow: WebhookFlow = field(default_factory=WebhookFlow)
     _server_thread: threading.Thread | None = field(default=None, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
+    readiness_probe: ReadinessProbe = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.readiness_probe = ReadinessProbe(self.readiness)
 
     @classmethod
     def build(cls, settings: Settings, migrate: bool = True, vendor_timeout: float | None = None) -> "App":
         """``vendor_timeout``: overrides ``[syncd] vendor_timeout_seconds`` (tests)."""
         if vendor_timeout is None:
             vendor_timeout = settings.core.vendor_timeout_seconds
-        store = Store.open(settings.core.database_url)
+        c = settings.core
+        store = Store.open(c.database_url, busy_timeout=c.database_busy_timeout_seconds,
+                           connect_timeout=c.database_connect_timeout_seconds,
+                           statement_timeout=c.database_statement_timeout_seconds)
         if migrate:
             store.upgrade()
         budgets = build_budgets(settings)
@@ -195,12 +222,15 @@ class App:
         outage = self.store.check_outage()
         if outage is not None:
             problems.append(f"database: {outage.reason}: {outage.error}")
+        checked_at = time.time()   # the database answered the reads above, just now
         for p in self.pollers:
-            if p.last_error:
+            if p.last_error and _still_holds(p, checked_at):
                 problems.append(f"poller {p.source.name}: {p.last_error}")
         if self.workers.claim_error:
             problems.append(f"database: {self.workers.claim_error}")
-        if self.workers.last_error:
+        if self.workers.last_error and depth:
+            # With the queue drained, the item that failed has since been reconciled (or is
+            # a dead letter, counted below): the error no longer holds.
             problems.append(f"worker: {self.workers.last_error}")
         webhook_age = None if self.last_webhook_at is None else round(time.time() - self.last_webhook_at, 1)
         status = "unready" if outage is not None else "degraded" if problems else "ready"
@@ -212,8 +242,8 @@ class App:
                 "pollers": {p.source.name: {"leader": p.leader, "last_success": p.last_success} for p in self.pollers},
                 **({"reason": outage.reason} if outage is not None else {})}
 
-    def _readyz(self) -> Response:
-        body = self.readiness()
+    async def _readyz(self) -> Response:
+        body = await self.readiness_probe.answer()
         return Response.json(200 if body["status"] == "ready" else 503, body)
 
     def _metrics(self) -> Response:

@@ -68,7 +68,10 @@ class Response:
         return cls(status, json.dumps(doc).encode())
 
 
-Handler = Callable[[], Response]   # run in a worker thread: it may touch the database
+# A plain handler runs in a worker thread of the shared pool (it may touch the database);
+# a coroutine function runs on the event loop and must not block (``/readyz``: it waits on
+# its own thread); ``/healthz`` is answered on the loop itself, touching nothing.
+Handler = Callable[[], Response] | Callable[[], Awaitable[Response]]
 OnStored = Callable[[tuple[ItemRef, ...]], None]   # runs on the event loop: must not block
 
 
@@ -152,8 +155,17 @@ class _WebhookApp:
             if any(p == path for (_, p) in self.routes):
                 raise _Refusal(405, "method_not_allowed", close=True)
             raise _Refusal(404, "unknown_path", close=True)
+        if handler is _healthz:
+            # Liveness: the process and its event loop answer. No database, no thread pool
+            # (its threads may all be stuck on a hung database: that is not a reason to restart).
+            answer = _healthz()
+            await _send_raw(send, answer.status, answer.body, answer.content_type)
+            return
         try:
-            answer = await asyncio.to_thread(handler)
+            if asyncio.iscoroutinefunction(handler):
+                answer = await handler()
+            else:
+                answer = await asyncio.to_thread(handler)  # type: ignore[arg-type]
         except Exception as exc:   # a broken probe must not take the receiver down
             log.error("route_failed", path=path, error=type(exc).__name__)
             answer = Response.json(500, {"error": "internal"})

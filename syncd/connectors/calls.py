@@ -28,6 +28,14 @@ from ..retry import RetryDecision, RetryPolicy, call_with_retry
 T = TypeVar("T")
 log = structlog.get_logger("syncd.vendor")
 
+# (vendor, operation) -> time.time() of its last success in this process: /readyz clears a
+# poller's error as soon as the operation that failed works again (not at the next poll).
+_LAST_SUCCESS: dict[tuple[str, str], float] = {}
+
+
+def last_success(vendor: str, operation: str) -> float:
+    return _LAST_SUCCESS.get((vendor, operation), 0.0)
+
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float:
     """Seconds to wait from a 429's headers: ``Retry-After`` (seconds or HTTP date),
@@ -202,6 +210,7 @@ class Caller:
             finally:
                 self.budget.done(permit, account_limited)
             METRICS.vendor_call(self.vendor, operation, 200, time.monotonic() - started)
+            _LAST_SUCCESS[(self.vendor, operation)] = time.time()
             return result
 
         return call_with_retry(attempt, policy, on_retry=self._on_retry, idempotent=idempotent)
