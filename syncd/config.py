@@ -56,6 +56,13 @@ class HttpSettings:
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
     public_url: str | None = None      # how the vendors reach us, for webhook registration
+    # Limits against slow or hostile clients (docs/configuration.md, [http]).
+    header_timeout_seconds: float = 10.0    # a request's headers must have arrived by then
+    body_timeout_seconds: float = 10.0      # ... and its body this long after them
+    max_header_bytes: int = 16 * 1024       # the whole header block
+    max_headers: int = 100                  # header lines
+    max_connections: int = 200              # open at once; more are answered 503
+    keep_alive_seconds: float = 5.0         # an idle kept-alive connection is closed after this
 
 
 @dataclass(frozen=True)
@@ -376,6 +383,14 @@ class _Loader:
             port=self.r.get(t, p, "port", "int", d.port, between(1, 65535)),
             max_body_bytes=self.r.get(t, p, "max_body_bytes", "int", d.max_body_bytes, at_least(1024)),
             public_url=self.r.get(t, p, "public_url", "str", None, http_url),
+            header_timeout_seconds=self.r.get(t, p, "header_timeout_seconds", "float", d.header_timeout_seconds,
+                                              between(1, 300)),
+            body_timeout_seconds=self.r.get(t, p, "body_timeout_seconds", "float", d.body_timeout_seconds,
+                                            between(1, 300)),
+            max_header_bytes=self.r.get(t, p, "max_header_bytes", "int", d.max_header_bytes, between(4096, 1 << 20)),
+            max_headers=self.r.get(t, p, "max_headers", "int", d.max_headers, between(16, 10_000)),
+            max_connections=self.r.get(t, p, "max_connections", "int", d.max_connections, between(8, 100_000)),
+            keep_alive_seconds=self.r.get(t, p, "keep_alive_seconds", "float", d.keep_alive_seconds, between(1, 300)),
         )
 
     def zendesk(self, t: TMapping[str, Any]) -> ZendeskSettings:

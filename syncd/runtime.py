@@ -24,6 +24,7 @@ from .errors import VendorError
 from .connectors.jira import JiraAccess, JiraConnector
 from .connectors.zendesk import ZendeskAccess, ZendeskConnector
 from .engine import Engine
+from .http_server import server_config
 from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
@@ -187,7 +188,8 @@ class App:
             zendesk_secret=s.zendesk.webhook_secret.reveal().encode() if s.zendesk else None,
             jira_secret=s.jira.webhook_secret.reveal().encode(),
             intercom_secret=s.intercom.client_secret.reveal().encode() if s.intercom else None,
-            max_body_bytes=s.http.max_body_bytes, own_actors=self._own_actors())
+            max_body_bytes=s.http.max_body_bytes, own_actors=self._own_actors(),
+            body_timeout=s.http.body_timeout_seconds, max_headers=s.http.max_headers)
         routes = {("GET", "/readyz"): self._readyz, ("GET", "/metrics"): self._metrics}
         return make_app(self.store, config, extra_routes=routes, on_stored=self._on_stored, flow=self.webhook_flow)
 
@@ -258,9 +260,7 @@ class App:
         threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True).start()
         if serve_http:
             h = self.settings.http
-            config = uvicorn.Config(self.asgi(), host=h.host, port=h.port, log_config=None,
-                                    access_log=False, lifespan="off")
-            self.server = uvicorn.Server(config)
+            self.server = uvicorn.Server(server_config(self.asgi(), h))
             self._server_thread = threading.Thread(target=self.server.run, name="http", daemon=True)
             self._server_thread.start()
             deadline = time.monotonic() + 10

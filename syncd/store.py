@@ -268,6 +268,23 @@ def _postgres_connect_args(url: sa.URL, connect_timeout: float, statement_timeou
     return args
 
 
+def _make_private(database: str | None) -> None:
+    """The database, its -wal and -shm readable by syncd's user only: the inbox holds raw
+    webhook bodies (customer messages). ``syncd run`` also sets umask 077; this covers a
+    file created by an earlier, laxer run and any other caller (SQLite gives -wal and -shm
+    the database file's mode when it creates them)."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    for path in (database, f"{database}-wal", f"{database}-shm"):
+        try:
+            if os.stat(path).st_mode & 0o077:
+                os.chmod(path, 0o600)
+        except FileNotFoundError:
+            pass
+        except PermissionError as e:   # not our file (a shared -shm of another user): say so, go on
+            log.warning("database_file_not_private", path=path, error=str(e))
+
+
 def _sqlite_engine(url: sa.URL, busy_timeout: float) -> sa.Engine:
     engine = sa.create_engine(url, connect_args={"check_same_thread": False})
 
@@ -277,6 +294,7 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> sa.Engine:
         dbapi_conn.isolation_level = None
         dbapi_conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         _ensure_wal(dbapi_conn, busy_timeout)
+        _make_private(url.database)
         for pragma in ("foreign_keys=ON", "synchronous=NORMAL"):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
