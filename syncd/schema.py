@@ -52,6 +52,7 @@ intents = sa.Table(
     sa.Column("created_at", Epoch, nullable=False),
     sa.Column("done_at", Epoch, nullable=True),
     sa.Index("ix_intents_link_id", "link_id"),
+    sa.Index("ix_intents_done_at", "done_at"),   # housekeeping (migration 0003)
 )
 
 dirty = sa.Table(
@@ -78,6 +79,7 @@ dead_letters = sa.Table(
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("failed_at", Epoch, nullable=False),
+    sa.Index("ix_dead_letters_failed_at", "failed_at"),   # housekeeping (migration 0003)
 )
 
 inbox = sa.Table(
@@ -119,6 +121,7 @@ audit = sa.Table(
     sa.Column("link_id", sa.Integer, nullable=True),
     sa.Column("detail", sa.Text, nullable=False),
     sa.Index("ix_audit_link_id", "link_id", "id"),
+    sa.Index("ix_audit_at", "at"),   # housekeeping (migration 0003)
 )
 
 
