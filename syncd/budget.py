@@ -168,12 +168,14 @@ class Budget:
             due = now + self._reserve(now)
             while True:
                 now = self.clock()
-                ready = max(due, self._gate, now + self._held(target, now))
+                held_until = now + self._held(target, now)
+                ready = max(due, self._gate, held_until)
                 if ready <= now and not (self._probing and self._probe_out):
                     break
                 if max_wait is not None and (ready - started > max_wait or now - started > max_wait):
                     # (the second: a probe has been in flight too long to wait for it)
-                    raise WaitTooLong(max(ready - now, 1.0), "account")
+                    scope = target if target is not None and held_until >= ready and held_until > now else "account"
+                    raise WaitTooLong(max(ready - now, 1.0), scope)
                 # A probe in flight: wake when it is answered (or after a short while, in
                 # case its caller died without saying so).
                 self._changed.wait(ready - now if ready > now else 0.5)
