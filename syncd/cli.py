@@ -183,6 +183,9 @@ def main() -> None:
 def run(config: str | None) -> None:
     from .runtime import App, BindFailed
     from .store import StoreUnavailable
+    # Every file the daemon creates (the SQLite database and its -wal/-shm, logs it opens)
+    # is its user's only: the inbox holds customer messages (issue 12, finding 5).
+    os.umask(0o077)
     settings = _settings(config, strict=True, quiet=False)
     try:
         App.build(settings).run_forever()

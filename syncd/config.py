@@ -40,6 +40,10 @@ class CoreSettings:
     replicas: int = 1                  # `syncd run` processes sharing the vendor accounts (splits the budgets)
     # A vendor call with no answer after this long is given up (a write: ambiguous, see docs/architecture.md).
     vendor_timeout_seconds: float = 30.0
+    # Database: Postgres connection set-up and statement limits; SQLite's wait for the write lock.
+    database_connect_timeout_seconds: float = 5.0
+    database_statement_timeout_seconds: float = 30.0
+    database_busy_timeout_seconds: float = 10.0
 
 @dataclass(frozen=True)
 class HttpSettings:
@@ -49,6 +53,24 @@ class HttpSettings:
     port: int = 8080
     max_body_bytes: int = 1024 * 1024
     public_url: str | None = None      # how the vendors reach us, for webhook registration
+    # Limits against slow or hostile clients (docs/configuration.md, [http]).
+    header_timeout_seconds: float = 10.0    # a request's headers must have arrived by then
+    body_timeout_seconds: float = 10.0      # ... and its body this long after them
+    max_header_bytes: int = 16 * 1024       # the whole header block
+    max_headers: int = 100                  # header lines
+    max_connections: int = 200              # open at once; more are answered 503
+    keep_alive_seconds: float = 5.0         # an idle kept-alive connection is closed after this
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """``[retention]``: what housekeeping forgets, and when (docs/operations.md, "Retention")."""
+
+    every_seconds: float = 300.0              # how often housekeeping runs
+    inbox_body_seconds: float = 3600.0        # a processed delivery's body (customer text) is emptied after this
+    inbox_ids_hours: float = 48.0             # its id is kept this long to recognise a redelivery
+    audit_days: float = 90.0                  # audit / history rows
+    dead_letter_days: float = 90.0            # dead letters nobody retried
 
 @dataclass(frozen=True)
 class ZendeskSettings:
@@ -97,6 +119,7 @@ class Settings:
     logging: LoggingSettings
     zendesk: ZendeskSettings | None = None
     intercom: IntercomSettings | None = None
+    retention: RetentionSettings = RetentionSettings()
 
     @property
     def desks(self) -> tuple[str, ...]:
@@ -105,7 +128,7 @@ class Settings:
 
 # ------------------------------------------------------------ reading sections
 
-SECTIONS = ("syncd", "http", "zendesk", "jira", "intercom", "logging")
+SECTIONS = ("syncd", "http", "zendesk", "jira", "intercom", "logging", "retention")
 # Secrets that may be missing for every command but ``syncd run``: Zendesk generates
 # its webhook signing secret during ``syncd webhooks install``, which itself needs a
 # config that checks (README order: config check, db upgrade, webhooks install, run).
@@ -170,6 +193,12 @@ class _Loader:
             replicas=self.r.get(t, p, "replicas", "int", d.replicas, at_least(1)),
             vendor_timeout_seconds=self.r.get(t, p, "vendor_timeout_seconds", "float", d.vendor_timeout_seconds,
                                               between(1, 300)),
+            database_connect_timeout_seconds=self.r.get(t, p, "database_connect_timeout_seconds", "float",
+                                                        d.database_connect_timeout_seconds, between(1, 60)),
+            database_statement_timeout_seconds=self.r.get(t, p, "database_statement_timeout_seconds", "float",
+                                                          d.database_statement_timeout_seconds, between(1, 600)),
+            database_busy_timeout_seconds=self.r.get(t, p, "database_busy_timeout_seconds", "float",
+                                                     d.database_busy_timeout_seconds, between(0.1, 120)),
         )
         base, top = values["backoff_base_seconds"], values["backoff_max_seconds"]
         if base is not None and top is not None and top < base:
@@ -184,6 +213,14 @@ class _Loader:
             port=self.r.get(t, p, "port", "int", d.port, between(1, 65535)),
             max_body_bytes=self.r.get(t, p, "max_body_bytes", "int", d.max_body_bytes, at_least(1024)),
             public_url=self.r.get(t, p, "public_url", "str", None, http_url),
+            header_timeout_seconds=self.r.get(t, p, "header_timeout_seconds", "float", d.header_timeout_seconds,
+                                              between(1, 300)),
+            body_timeout_seconds=self.r.get(t, p, "body_timeout_seconds", "float", d.body_timeout_seconds,
+                                            between(1, 300)),
+            max_header_bytes=self.r.get(t, p, "max_header_bytes", "int", d.max_header_bytes, between(4096, 1 << 20)),
+            max_headers=self.r.get(t, p, "max_headers", "int", d.max_headers, between(16, 10_000)),
+            max_connections=self.r.get(t, p, "max_connections", "int", d.max_connections, between(8, 100_000)),
+            keep_alive_seconds=self.r.get(t, p, "keep_alive_seconds", "float", d.keep_alive_seconds, between(1, 300)),
         )
 
     def zendesk(self, t: TMapping[str, Any]) -> ZendeskSettings:
@@ -242,6 +279,18 @@ class _Loader:
             format=self.r.get(t, p, "format", "str", LoggingSettings.format, one_of(*FORMATS)),
         )
 
+    def retention(self, t: TMapping[str, Any]) -> RetentionSettings:
+        d, p = RetentionSettings(), "retention"
+        self.r.keys(t, p, RetentionSettings.__dataclass_fields__)
+        return RetentionSettings(
+            every_seconds=self.r.get(t, p, "every_seconds", "float", d.every_seconds, at_least(1)),
+            inbox_body_seconds=self.r.get(t, p, "inbox_body_seconds", "float", d.inbox_body_seconds, at_least(0)),
+            # Jira redelivers up to ~30 min late; Zendesk and Intercom retry for hours at most.
+            inbox_ids_hours=self.r.get(t, p, "inbox_ids_hours", "float", d.inbox_ids_hours, at_least(0.05)),
+            audit_days=self.r.get(t, p, "audit_days", "float", d.audit_days, at_least(1)),
+            dead_letter_days=self.r.get(t, p, "dead_letter_days", "float", d.dead_letter_days, at_least(1)),
+        )
+
     def settings(self, data: TMapping[str, Any]) -> Settings:
         self.r.keys(data, "", SECTIONS)
         tables = {name: self.r.table(data, "", name) for name in SECTIONS}
@@ -257,6 +306,7 @@ class _Loader:
             logging=self.logging(tables["logging"] or {}),
             zendesk=self.zendesk(tables["zendesk"]) if tables["zendesk"] is not None and "zendesk" in data else None,
             intercom=self.intercom(tables["intercom"]) if tables["intercom"] is not None and "intercom" in data else None,
+            retention=self.retention(tables["retention"] or {}),
         )
 
 # ------------------------------------------------------------------ public API

@@ -18,7 +18,7 @@ import structlog
 
 from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
 from .domain import VERSION_KIND, Attachment, Comment, DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
-from .errors import Ambiguous, Conflict, NotFound, Transient, VendorError
+from .errors import Ambiguous, Conflict, NotFound, RateLimited, Transient, VendorError
 from .failpoints import failpoint
 from .fencing import ClaimLost, current_claim, still_held
 from .locks import LinkLocks
@@ -175,8 +175,11 @@ class Engine:
                     raise EscalationPending("jira", "createIssue", "another worker records this create; waiting")
             try:
                 issue = self.tracker.create_issue(spec, origin)
-            except ClaimLost:
-                self.store.drop_intent(key, current_claim())   # never sent: the holder creates at once
+            except (ClaimLost, RateLimited):
+                # Nothing was created: ClaimLost and Throttled were never sent, a 429 was refused.
+                # Drop the intent so the next try (the current holder) creates at once instead
+                # of waiting out a settle window measured from this intent.
+                self.store.drop_intent(key, current_claim())
                 raise
             failpoint("after_issue_create")
             outcome.writes.append(Write(issue.key, "create", f"created for {origin}"))

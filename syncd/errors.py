@@ -27,15 +27,38 @@ class VendorError(SyncdError):
         super().__init__(f"{vendor} {operation}: {message}" + (f" (HTTP {status})" if status else ""))
 
 
+# 429 scopes that limit one ticket / issue, not the account (docs/operations.md, "Rate limits").
+ITEM_SCOPES = frozenset({"jira-per-issue-on-write", "zendesk-ticket-updates"})
+
+
 class RateLimited(VendorError):
     """429. ``retry_after`` seconds from Retry-After / X-Rate-Limit-Reset; ``scope``
-    is e.g. ``jira-per-issue-on-write`` when only one item is throttled."""
+    is e.g. ``jira-per-issue-on-write`` when only one item is throttled (see
+    :data:`ITEM_SCOPES`), None or another reason when the account is."""
 
     retryable = True
 
     def __init__(self, vendor: str, operation: str, retry_after: float, scope: str | None = None):
         self.retry_after, self.scope = retry_after, scope
         super().__init__(vendor, operation, f"rate limited, retry after {retry_after:.1f}s", 429)
+
+    @property
+    def per_item(self) -> bool:
+        """Only the one ticket / issue is limited: not the account's problem."""
+        return self.scope in ITEM_SCOPES
+
+
+class Throttled(RateLimited):
+    """Not sent: the call would have had to wait ``retry_after`` seconds for the
+    account's budget, its gate or its ticket's / issue's hold -- longer than a
+    reconcile may wait while it holds its item's claim. ``not_before`` is the wall
+    time (``time.time()``) from which it may go out: the worker gives the item back
+    due then instead of sleeping past its lease."""
+
+    def __init__(self, vendor: str, operation: str, retry_after: float, scope: str | None,
+                 not_before: float):
+        super().__init__(vendor, operation, retry_after, scope)
+        self.not_before = not_before
 
 
 class Transient(VendorError):

@@ -9,6 +9,7 @@ The cursor advances and the items are marked dirty in one transaction.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -39,6 +40,8 @@ class Poller:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.last_exception: BaseException | None = None   # with its time: /readyz tells when it cleared
+        self.last_error_at: float | None = None
         self.last_success: float | None = None
 
     def start(self) -> None:
@@ -91,10 +94,11 @@ class Poller:
         while not self._stop.is_set():
             try:
                 self.poll_once()
-                self.last_error = None
+                self.last_error, self.last_exception, self.last_error_at = None, None, None
                 delay = self.source.interval
             except Exception as e:
                 self.last_error = f"{type(e).__name__}: {e}"
+                self.last_exception, self.last_error_at = e, time.time()
                 log.error("poll_failed", source=self.source.name, error=self.last_error)
                 METRICS.poll_failed(self.source.name)
                 delay = min(delay * 2, 300.0)

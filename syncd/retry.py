@@ -54,7 +54,7 @@ def decide(error: BaseException, attempt: int, elapsed: float, policy: RetryPoli
         return RetryDecision(False, 0.0, "attempts exhausted")
     if isinstance(error, RateLimited):
         delay = max(error.retry_after, 0.0)
-        if error.scope == "jira-per-issue-on-write" or delay > policy.max_delay:
+        if error.per_item or delay > policy.max_delay:
             return RetryDecision(False, delay, "rate limited: defer the item")
     else:
         delay = min(policy.base_delay * (2 ** (attempt - 1)) * (1.0 + jitter), policy.max_delay)

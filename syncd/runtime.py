@@ -14,28 +14,33 @@ from typing import Any
 import structlog
 import uvicorn
 
+import sqlalchemy.exc as sa_exc
+
 from . import sdnotify
 from .budget import Budget
 from .config import Settings
 from .connectors.base import DeskConnector, TrackerConnector
+from .connectors.calls import last_success
+from .errors import VendorError
 from .connectors.jira import JiraAccess, JiraConnector
 from .connectors.zendesk import ZendeskAccess, ZendeskConnector
 from .engine import Engine
 from .errors import SyncdError
+from .http_server import server_config
 from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import METRICS
 from .pollers import Poller, PollSource
+from .readiness import ReadinessProbe
+from .retention import Housekeeper
 from .retry import RetryPolicy
-from .store import Store
+from .store import Store, StoreUnavailable
 from .webhook_flow import WebhookFlow
 from .webhooks import Response, WebhookConfig, make_app
 from .worker import WorkerPool, WorkerSettings
 
 log = structlog.get_logger("syncd.runtime")
-INBOX_KEEP_SECONDS = 7 * 24 * 3600.0
-INBOX_PRUNE_EVERY = 3600.0
 
 
 def build_budgets(settings: Settings) -> dict[str, Budget]:
@@ -102,6 +107,21 @@ def watchdog_stuck_after(settings: Settings) -> float:
     return max(2.0 * settings.core.lease_seconds, 10.0 * settings.core.vendor_timeout_seconds)
 
 
+def _still_holds(poller: Poller, database_ok_at: float) -> bool:
+    """A poller's last error stays until its next poll, which after failures waits up to
+    300 s; report it only while nothing shows it has cleared: a database error clears
+    once the database answered after it, a vendor error once the same vendor operation
+    succeeded after it (any caller's -- e.g. a reconcile's search)."""
+    error, at = poller.last_exception, poller.last_error_at
+    if error is None or at is None:
+        return True
+    if isinstance(error, VendorError):
+        return last_success(error.vendor, error.operation) <= at
+    if isinstance(error, (StoreUnavailable, sa_exc.DBAPIError)):
+        return database_ok_at <= at
+    return True
+
+
 def intent_settle_seconds(vendor_timeout: float) -> float:
     """How long a pending comment/note intent must be old before recovery, not finding
     the write on the vendor side, writes it again. The call that recorded it may have
@@ -145,13 +165,20 @@ class App:
     webhook_flow: WebhookFlow = field(default_factory=WebhookFlow)
     _server_thread: threading.Thread | None = field(default=None, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
+    readiness_probe: ReadinessProbe = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.readiness_probe = ReadinessProbe(self.readiness)
 
     @classmethod
     def build(cls, settings: Settings, migrate: bool = True, vendor_timeout: float | None = None) -> "App":
         """``vendor_timeout``: overrides ``[syncd] vendor_timeout_seconds`` (tests)."""
         if vendor_timeout is None:
             vendor_timeout = settings.core.vendor_timeout_seconds
-        store = Store.open(settings.core.database_url)
+        c = settings.core
+        store = Store.open(c.database_url, busy_timeout=c.database_busy_timeout_seconds,
+                           connect_timeout=c.database_connect_timeout_seconds,
+                           statement_timeout=c.database_statement_timeout_seconds)
         if migrate:
             store.upgrade()
         budgets = build_budgets(settings)
@@ -191,7 +218,8 @@ class App:
             zendesk_secret=s.zendesk.webhook_secret.reveal().encode() if s.zendesk else None,
             jira_secret=s.jira.webhook_secret.reveal().encode(),
             intercom_secret=s.intercom.client_secret.reveal().encode() if s.intercom else None,
-            max_body_bytes=s.http.max_body_bytes, own_actors=self._own_actors())
+            max_body_bytes=s.http.max_body_bytes, own_actors=self._own_actors(),
+            body_timeout=s.http.body_timeout_seconds, max_headers=s.http.max_headers)
         routes = {("GET", "/readyz"): self._readyz, ("GET", "/metrics"): self._metrics}
         return make_app(self.store, config, extra_routes=routes, on_stored=self._on_stored, flow=self.webhook_flow)
 
@@ -226,12 +254,15 @@ class App:
         outage = self.store.check_outage()
         if outage is not None:
             problems.append(f"database: {outage.reason}: {outage.error}")
+        checked_at = time.time()   # the database answered the reads above, just now
         for p in self.pollers:
-            if p.last_error:
+            if p.last_error and _still_holds(p, checked_at):
                 problems.append(f"poller {p.source.name}: {p.last_error}")
         if self.workers.claim_error:
             problems.append(f"database: {self.workers.claim_error}")
-        if self.workers.last_error:
+        if self.workers.last_error and depth:
+            # With the queue drained, the item that failed has since been reconciled (or is
+            # a dead letter, counted below): the error no longer holds.
             problems.append(f"worker: {self.workers.last_error}")
         webhook_age = None if self.last_webhook_at is None else round(time.time() - self.last_webhook_at, 1)
         status = "unready" if outage is not None else "degraded" if problems else "ready"
@@ -243,8 +274,8 @@ class App:
                 "pollers": {p.source.name: {"leader": p.leader, "last_success": p.last_success} for p in self.pollers},
                 **({"reason": outage.reason} if outage is not None else {})}
 
-    def _readyz(self) -> Response:
-        body = self.readiness()
+    async def _readyz(self) -> Response:
+        body = await self.readiness_probe.answer()
         return Response.json(200 if body["status"] == "ready" else 503, body)
 
     def _metrics(self) -> Response:
@@ -266,10 +297,9 @@ class App:
         self.workers.start()
         for p in self.pollers:
             p.start()
-        threading.Thread(target=self._prune_inbox, name="inbox-prune", daemon=True).start()
+        threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True).start()
         if listener is not None:
-            config = uvicorn.Config(self.asgi(), log_config=None, access_log=False, lifespan="off")
-            self.server = uvicorn.Server(config)
+            self.server = uvicorn.Server(server_config(self.asgi(), self.settings.http))
             self._server_thread = threading.Thread(target=self.server.run, kwargs={"sockets": [listener]},
                                                    name="http", daemon=True)
             self._server_thread.start()
@@ -309,16 +339,15 @@ class App:
             return None
         return self.server.servers[0].sockets[0].getsockname()[1]
 
-    def _prune_inbox(self) -> None:
-        """Deliveries are kept only to recognise redeliveries; vendors stop retrying
-        within hours (Jira's late deliveries: ~30 min), so a week is plenty."""
-        while not self._stopped.wait(INBOX_PRUNE_EVERY):
+    def _housekeeping(self) -> None:
+        """Retention (:mod:`syncd.retention`): settled intents, processed inbox bodies,
+        old delivery ids, audit rows and dead letters, every ``[retention] every_seconds``."""
+        keeper = Housekeeper(self.store, self.settings.retention, self.engine.intent_settle_seconds)
+        while not self._stopped.wait(self.settings.retention.every_seconds):
             try:
-                removed = self.store.prune_inbox(older_than=INBOX_KEEP_SECONDS)
-                if removed:
-                    log.info("inbox_pruned", removed=removed)
+                keeper.run()
             except Exception as e:   # the database may be down: try again next round
-                log.warning("inbox_prune_failed", error=str(e))
+                log.warning("housekeeping_failed", error=f"{type(e).__name__}: {e}")
 
     def stop(self) -> None:
         """Clean stop: no new deliveries, pollers stop, workers finish what they hold."""

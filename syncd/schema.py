@@ -56,6 +56,7 @@ intents = sa.Table(
     sa.Column("claim_ref", sa.String(200), nullable=True),
     sa.Column("claim_fence", sa.BigInteger, nullable=True),
     sa.Index("ix_intents_link_id", "link_id"),
+    sa.Index("ix_intents_done_at", "done_at"),   # housekeeping (migration 0003)
 )
 
 dirty = sa.Table(
@@ -93,6 +94,7 @@ dead_letters = sa.Table(
     sa.Column("error", sa.Text, nullable=False),
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("failed_at", Epoch, nullable=False),
+    sa.Index("ix_dead_letters_failed_at", "failed_at"),   # housekeeping (migration 0003)
 )
 
 inbox = sa.Table(
@@ -134,6 +136,7 @@ audit = sa.Table(
     sa.Column("link_id", sa.Integer, nullable=True),
     sa.Column("detail", sa.Text, nullable=False),
     sa.Index("ix_audit_link_id", "link_id", "id"),
+    sa.Index("ix_audit_at", "at"),   # housekeeping (migration 0003)
 )
 
 

@@ -26,6 +26,7 @@ from .failpoints import failpoint
 from .metrics import METRICS
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
 from .webhook_flow import WebhookFlow
+from .schema import inbox
 from .webhook_payloads import PARSERS, Headers, Ignored, MalformedPayload
 
 try:
@@ -69,7 +70,10 @@ class Response:
         return cls(status, json.dumps(doc).encode())
 
 
-Handler = Callable[[], Response]   # run in a worker thread: it may touch the database
+# A plain handler runs in a worker thread of the shared pool (it may touch the database);
+# a coroutine function runs on the event loop and must not block (``/readyz``: it waits on
+# its own thread); ``/healthz`` is answered on the loop itself, touching nothing.
+Handler = Callable[[], Response] | Callable[[], Awaitable[Response]]
 OnStored = Callable[[tuple[ItemRef, ...]], None]   # runs on the event loop: must not block
 
 
@@ -92,10 +96,17 @@ class WebhookConfig:
     own_actors: Mapping[str, str] = field(default_factory=dict)
     zendesk_tolerance: timedelta = DEFAULT_ZENDESK_TOLERANCE
     now: Callable[[], datetime] = field(default=_utc_now, repr=False, compare=False)
+    # A body trickling in slower than this (all of it, from the end of the headers) is
+    # refused 408: a slow client must not hold a connection and a request slot forever.
+    body_timeout: float = 10.0
+    max_headers: int = 100       # more header lines than any vendor sends: refused 431
 
     def secret_for(self, vendor: str) -> bytes | None:
         return {"zendesk": self.zendesk_secret, "jira": self.jira_secret,
                 "intercom": self.intercom_secret}.get(vendor)
+
+
+MAX_DELIVERY_ID = inbox.c.delivery_id.type.length or 200
 
 
 class _Refusal(Exception):
@@ -134,6 +145,8 @@ class _WebhookApp:
         path, method = scope["path"], scope["method"]
         vendor = VENDOR_PATHS.get(path)
         try:
+            if len(scope.get("headers", ())) > self.config.max_headers:
+                raise _Refusal(431, "too_many_headers", len(scope["headers"]), close=True)
             if vendor is not None:
                 await self._vendor(vendor, method, scope, receive, send)
             else:
@@ -155,8 +168,17 @@ class _WebhookApp:
             if any(p == path for (_, p) in self.routes):
                 raise _Refusal(405, "method_not_allowed", close=True)
             raise _Refusal(404, "unknown_path", close=True)
+        if handler is _healthz:
+            # Liveness: the process and its event loop answer. No database, no thread pool
+            # (its threads may all be stuck on a hung database: that is not a reason to restart).
+            answer = _healthz()
+            await _send_raw(send, answer.status, answer.body, answer.content_type)
+            return
         try:
-            answer = await asyncio.to_thread(handler)
+            if asyncio.iscoroutinefunction(handler):
+                answer = await handler()
+            else:
+                answer = await asyncio.to_thread(handler)  # type: ignore[arg-type]
         except Exception as exc:   # a broken probe must not take the receiver down
             log.error("route_failed", path=path, error=type(exc).__name__)
             answer = Response.json(500, {"error": "internal"})
@@ -169,7 +191,7 @@ class _WebhookApp:
         if method != "POST":
             raise _Refusal(405, "method_not_allowed", close=True)
         headers = _headers(scope)
-        body = await _read_body(receive, headers, self.config.max_body_bytes)
+        body = await _read_body(receive, headers, self.config.max_body_bytes, self.config.body_timeout)
         try:
             self._verify(vendor, secret, body, headers)
         except SignatureInvalid as bad:
@@ -183,6 +205,10 @@ class _WebhookApp:
             # 500 the vendor retries forever. Type only (the message may quote the body).
             log.error("webhook_parse_failed", vendor=vendor, error=type(exc).__name__)
             raise _Refusal(400, "unparseable_body", len(body)) from None
+        if not isinstance(parsed, Ignored) and len(parsed.delivery_id) > MAX_DELIVERY_ID:
+            # Longer than the inbox column: refused whole, never stored cut short (a cut id
+            # could make two deliveries one) nor left to the database to refuse (a 500).
+            raise _Refusal(400, "delivery_id_too_long", len(body))
         self.flow.accepted(vendor)   # signed and in the vendor's shape: the configuration works
         if isinstance(parsed, Ignored):
             log.info("webhook_ignored", vendor=vendor, reason=parsed.reason, detail=parsed.detail)
@@ -237,17 +263,21 @@ class _WebhookApp:
             log.error("webhook_notify_failed", error=type(exc).__name__)
 
 
-async def _read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+async def _read_body(receive: Receive, headers: Headers, limit: int, timeout: float = 10.0) -> bytes:
     """The whole body, refusing with 413 as soon as it passes ``limit`` — from
     Content-Length before reading anything, else while streaming — so a huge
-    body is never buffered."""
+    body is never buffered; and with 408 when it has not all come within ``timeout``."""
     declared = headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _Refusal(413, "body_too_large", int(declared), close=True)
     chunks: list[bytes] = []
     size = 0
+    deadline = asyncio.get_running_loop().time() + timeout
     while True:
-        message = await receive()
+        try:
+            message = await asyncio.wait_for(receive(), max(0.0, deadline - asyncio.get_running_loop().time()))
+        except asyncio.TimeoutError:
+            raise _Refusal(408, "body_timeout", size, close=True) from None
         if message["type"] == "http.disconnect":
             raise _ClientGone()
         chunk = message.get("body", b"")

@@ -4,6 +4,10 @@ How a failure settles the claim (the retry rules read in HTTP terms):
 
 * rate limited → *defer* that item by ``Retry-After`` without counting an
   attempt (a per-issue limit delays that issue only);
+* a vendor call that would have to wait longer than ``max_wait_fraction`` of the
+  lease (budget, a 429's gate or hold) raises :class:`~syncd.errors.Throttled`
+  instead of sleeping with the claim held → give the item back due at its
+  ``not_before`` (see :func:`syncd.budget.wait_limit`);
 * an escalation waiting for Jira search to catch up → defer briefly;
 * anything else → *fail*: attempts + 1 and exponential backoff; after
   ``max_attempts`` the item goes to the dead-letter table and everything else
@@ -27,8 +31,9 @@ from typing import Callable
 
 import structlog
 
+from .budget import wait_limit
 from .engine import Engine, EscalationPending
-from .errors import RateLimited
+from .errors import RateLimited, Throttled
 from .fencing import ClaimLost, Fence, holding
 from .locks import LinkBusy
 from .metrics import METRICS
@@ -46,6 +51,7 @@ class WorkerSettings:
     backoff_base: float = 2.0
     backoff_max: float = 900.0
     idle_wait: float = 0.5
+    max_wait_fraction: float = 0.2   # of the lease: the longest a reconcile sleeps on a budget/429
 
 
 def backoff(settings: WorkerSettings) -> Callable[[int], float]:
@@ -199,7 +205,8 @@ class WorkerPool:
             self.busy += 1
         started = time.monotonic()
         try:
-            outcome = self.engine.reconcile(claim.ref)
+            with wait_limit(self.settings.lease_seconds * self.settings.max_wait_fraction):
+                outcome = self.engine.reconcile(claim.ref)
             self.store.complete(claim)
             self._succeeded(claim)
             if outcome.writes and claim.dirty_since is not None:
@@ -207,8 +214,13 @@ class WorkerPool:
             if outcome.writes:
                 log.info("item_reconciled", item=str(claim.ref), writes=len(outcome.writes),
                          seconds=round(time.monotonic() - started, 3))
+        except Throttled as e:
+            # Not sent: the wait was too long to sleep through holding the claim.
+            self.store.defer(claim, max(0.0, e.not_before - time.time()), str(e))
+            log.info("item_deferred", item=str(claim.ref), reason="throttled", retry_after=round(e.retry_after, 3),
+                     scope=e.scope)
         except RateLimited as e:
-            if e.scope != "jira-per-issue-on-write":   # one busy issue is not the account's problem
+            if not e.per_item:   # one busy ticket / issue is not the account's problem
                 self._failed(claim, str(e))
             self.store.defer(claim, max(e.retry_after, 0.5), str(e))
             log.warning("item_deferred", item=str(claim.ref), reason="rate_limited", retry_after=e.retry_after,

@@ -9,6 +9,7 @@ reaches us instead of the SDK sleeping on it.
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import os
 import time
@@ -18,15 +19,23 @@ from typing import Callable, Mapping, TypeVar
 import requests
 import structlog
 
-from ..budget import Budget, Unlimited
+from ..budget import Budget, Unlimited, WaitTooLong, current_wait_limit
+from ..errors import (Ambiguous, Conflict, NotFound, RateLimited, Refused, Throttled, Transient,
+                      Unauthorized, VendorError)
 from ..fencing import before_write
-from ..errors import (Ambiguous, Conflict, NotFound, RateLimited, Refused, Transient, Unauthorized,
-                      VendorError)
 from ..metrics import METRICS
 from ..retry import RetryDecision, RetryPolicy, call_with_retry
 
 T = TypeVar("T")
 log = structlog.get_logger("syncd.vendor")
+
+# (vendor, operation) -> time.time() of its last success in this process: /readyz clears a
+# poller's error as soon as the operation that failed works again (not at the next poll).
+_LAST_SUCCESS: dict[tuple[str, str], float] = {}
+
+
+def last_success(vendor: str, operation: str) -> float:
+    return _LAST_SUCCESS.get((vendor, operation), 0.0)
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float:
@@ -50,12 +59,37 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
     return 1.0
 
 
+# Zendesk's account-wide 429 body (the per-minute plan limit). Seen in real answers:
+# https://github.com/airbytehq/airbyte/issues/11035 ("Number of allowed API requests per
+# minute exceeded"); the incremental-export endpoint's reads "Number of allowed incremental
+# export API requests per minute exceeded" (airbyte #11899).
+_ZENDESK_ACCOUNT_TEXT = "requests per minute exceeded"
+
+
+def rate_limit_scope(vendor: str, headers: Mapping[str, str], message: str) -> str | None:
+    """What a 429 limits. Jira names it (``RateLimit-Reason``). Zendesk does not; its
+    per-ticket update limit (30 updates per ticket per user per 10 minutes) is told
+    apart by the *absence* of the account signals: an account 429 has
+    ``X-Rate-Limit-Remaining: 0`` and the per-minute text above; anything else on a
+    call for one ticket is taken as that ticket's limit (``zendesk-ticket-updates``).
+    The reasoning and its sources are in docs/operations.md, "Rate limits". The caller
+    applies an item scope only to a call that names its target; else the account waits."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    reason = lowered.get("ratelimit-reason")
+    if reason:
+        return reason
+    if vendor == "zendesk":
+        if lowered.get("x-rate-limit-remaining", "").strip() == "0" or _ZENDESK_ACCOUNT_TEXT in message.lower():
+            return None
+        return "zendesk-ticket-updates"
+    return None
+
+
 def error_for_status(vendor: str, operation: str, status: int, headers: Mapping[str, str],
                      message: str) -> VendorError:
     """Sort an HTTP failure by its meaning."""
     if status == 429:
-        scope = {k.lower(): v for k, v in headers.items()}.get("ratelimit-reason")
-        return RateLimited(vendor, operation, retry_after_seconds(headers), scope)
+        return RateLimited(vendor, operation, retry_after_seconds(headers), rate_limit_scope(vendor, headers, message))
     if status in (401, 403):
         return Unauthorized(vendor, operation, message, status)
     if status == 404:
@@ -127,14 +161,33 @@ class Caller:
         self.budget = budget or Unlimited()
         self.policy = policy or RetryPolicy()
 
-    def __call__(self, operation: str, fn: Callable[[], T], idempotent: bool = True) -> T:
-        """``idempotent=False`` for creates and comment posts (see :func:`syncd.retry.decide`)."""
+    def __call__(self, operation: str, fn: Callable[[], T], idempotent: bool = True,
+                 target: str | None = None) -> T:
+        """``idempotent=False`` for creates and comment posts (see :func:`syncd.retry.decide`).
+        ``target`` (e.g. ``ticket:42``, ``issue:10001``) names the one ticket / issue the
+        call writes, so that its own rate limit holds back only calls for it.
+
+        Inside :func:`syncd.budget.wait_limit` (a reconcile holding a claim) no wait --
+        budget slot, gate, hold, in-call retry -- is longer than the limit: the call
+        raises :class:`~syncd.errors.Throttled` (not sent) or the 429 instead."""
+        max_wait = current_wait_limit()
+        policy = self.policy
+        if max_wait is not None:
+            policy = dataclasses.replace(policy, max_delay=min(policy.max_delay, max_wait),
+                                         total_budget=min(policy.total_budget, max_wait))
+
         def attempt() -> T:
-            self.budget.acquire()
+            try:
+                permit = self.budget.acquire(target, max_wait)
+            except WaitTooLong as e:
+                scope = "zendesk-ticket-updates" if self.vendor == "zendesk" and e.scope == target else (
+                    "jira-per-issue-on-write" if e.scope == target else None)
+                raise Throttled(self.vendor, operation, e.wait, scope, time.time() + e.wait) from None
             if not idempotent:
                 # After any wait for the budget, right before the request: the claim must still stand.
                 before_write(self.vendor, operation)
             started = time.monotonic()
+            account_limited = False
             try:
                 result = fn()
             except VendorError:
@@ -144,13 +197,27 @@ class Caller:
                 if error is None:
                     raise
                 METRICS.vendor_call(self.vendor, operation, error.status or 0, time.monotonic() - started)
-                if isinstance(error, RateLimited) and error.scope != "jira-per-issue-on-write":
-                    self.budget.pause(error.retry_after)
+                if isinstance(error, RateLimited):
+                    if error.per_item and target is None and error.scope != "jira-per-issue-on-write":
+                        # An item scope we only inferred (Zendesk) on a call for no one item: the account's.
+                        error = RateLimited(self.vendor, operation, error.retry_after, None)
+                    if error.per_item and target is not None:
+                        self.budget.hold(target, error.retry_after)
+                        log.warning("rate_limited_target", vendor=self.vendor, operation=operation,
+                                    target=target, scope=error.scope, retry_after=error.retry_after)
+                    elif not error.per_item:
+                        account_limited = True
+                        self.budget.pause(error.retry_after)
+                        log.warning("rate_limited_account", vendor=self.vendor, operation=operation,
+                                    scope=error.scope, retry_after=error.retry_after)
                 raise error from e
+            finally:
+                self.budget.done(permit, account_limited)
             METRICS.vendor_call(self.vendor, operation, 200, time.monotonic() - started)
+            _LAST_SUCCESS[(self.vendor, operation)] = time.time()
             return result
 
-        return call_with_retry(attempt, self.policy, on_retry=self._on_retry, idempotent=idempotent)
+        return call_with_retry(attempt, policy, on_retry=self._on_retry, idempotent=idempotent)
 
     def _on_retry(self, error: BaseException, decision: RetryDecision) -> None:
         METRICS.retry(self.vendor)

@@ -154,10 +154,14 @@ class JiraConnector:
     # -- plumbing ---------------------------------------------------------
     def _rest(self, operation: str, method: str, path: str, body: Any = None,
               params: Mapping[str, Any] | None = None, idempotent: bool = True) -> Any:
-        return self._send(operation, method, self.client._get_url(path), body, params, idempotent)
+        # A write to one issue names it: Jira's per-issue write limit then holds back that
+        # issue's writes only (reads of it are not limited).
+        parts = path.split("/")
+        target = f"issue:{parts[1]}" if method != "GET" and len(parts) > 1 and parts[0] == "issue" else None
+        return self._send(operation, method, self.client._get_url(path), body, params, idempotent, target)
 
     def _send(self, operation: str, method: str, url: str, body: Any = None,
-              params: Mapping[str, Any] | None = None, idempotent: bool = True) -> Any:
+              params: Mapping[str, Any] | None = None, idempotent: bool = True, target: str | None = None) -> Any:
         session = self.client._session
 
         def go() -> Any:
@@ -165,7 +169,7 @@ class JiraConnector:
             r = session.request(method, url, data=data, params=params)
             return r.json() if r.content else None
 
-        return self.call(operation, go, idempotent)
+        return self.call(operation, go, idempotent, target=target)
 
     # -- set-up (syncd webhooks install) -------------------------------------
     def install_webhook(self, name: str, endpoint: str, secret: str, events: Sequence[str]) -> str:

@@ -324,7 +324,7 @@ class ZendeskConnector:
         if custom:
             ticket.custom_fields = custom
         try:
-            audit = self.call("updateTicket", lambda: self.client.tickets.update(ticket))
+            audit = self.call("updateTicket", lambda: self.client.tickets.update(ticket), target=f"ticket:{ref.id}")
         except VendorError as e:
             self._stamps.pop(ref.id, None)
             if e.retryable:
@@ -397,7 +397,7 @@ class ZendeskConnector:
         if tokens:
             comment.uploads = tokens
         audit = self.call("updateTicket", lambda: self.client.tickets.update(Ticket(id=int(ref.id), comment=comment)),
-                          idempotent=False)
+                          idempotent=False, target=f"ticket:{ref.id}")
         for event in (audit.audit.events if audit is not None and audit.audit is not None else []):
             event = event if isinstance(event, dict) else event.to_dict()
             if event.get("type") == "Comment":

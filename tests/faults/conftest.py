@@ -164,7 +164,9 @@ SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 class TcpProxy:
     """A loopback TCP forwarder in front of the shared Postgres. ``cut()`` drops every
     connection and refuses new ones, as a restarting database would, without touching
-    the real server other tests use; ``restore()`` lets connections through again."""
+    the real server other tests use; ``blackhole()`` keeps every connection open but
+    moves nothing (new ones are accepted and go nowhere), as a silent network partition
+    would; ``restore()`` lets connections through again (held bytes then flow on)."""
 
     def __init__(self, host: str, port: int):
         import socket
@@ -173,6 +175,8 @@ class TcpProxy:
         self.port = self._listener.getsockname()[1]
         self._open = threading.Event()
         self._open.set()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._pairs: list[tuple[Any, Any]] = []
         self._lock = threading.Lock()
         self._stopped = False
@@ -188,20 +192,26 @@ class TcpProxy:
             if not self._open.is_set():
                 client.close()
                 continue
-            try:
-                upstream = socket.create_connection(self.target, timeout=3)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._pairs.append((client, upstream))
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
-    @staticmethod
-    def _pipe(src: Any, dst: Any) -> None:
+    def _connect(self, client: Any) -> None:
+        import socket
+        self._flowing.wait()          # blackholed: the connection is accepted, then nothing
+        try:
+            upstream = socket.create_connection(self.target, timeout=3)
+            upstream.settimeout(None)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._pairs.append((client, upstream))
+        for a, b in ((client, upstream), (upstream, client)):
+            threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, src: Any, dst: Any) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()  # blackholed: hold what was read until restored
                 dst.sendall(data)
         except OSError:
             pass
@@ -225,10 +235,15 @@ class TcpProxy:
                 except OSError:
                     pass
 
+    def blackhole(self) -> None:
+        self._flowing.clear()
+
     def restore(self) -> None:
         self._open.set()
+        self._flowing.set()
 
     def close(self) -> None:
         self._stopped = True
         self.cut()
+        self._flowing.set()
         self._listener.close()

@@ -160,3 +160,89 @@ def test_budget_pause_spends_the_next_seconds():
     budget.reserve()
     budget.pause(5.0)
     assert budget.reserve() >= 5.0
+
+
+def test_budget_hold_delays_only_its_target_and_refuses_a_long_wait_up_front():
+    from syncd.budget import WaitTooLong
+    clock = _Clock()
+    budget = Budget(600, clock=clock)
+    budget.hold("ticket:1", 30.0)
+    assert budget.held("ticket:1") == 30.0 and budget.held("ticket:2") == 0.0
+    used = budget.used
+    try:
+        budget.acquire("ticket:1", max_wait=5.0)
+        raise AssertionError("a 30 s hold was waited out inside a reconcile")
+    except WaitTooLong as e:
+        assert e.wait == 30.0 and e.scope == "ticket:1"
+    assert budget.used == used, "a refused wait took a budget slot"
+    budget.acquire("ticket:2", max_wait=5.0)          # another ticket goes at once
+    clock.now += 30.0
+    assert budget.held("ticket:1") == 0.0
+
+
+def test_budget_account_gate_refuses_a_long_wait_without_taking_a_slot():
+    from syncd.budget import WaitTooLong
+    clock = _Clock()
+    budget = Budget(600, clock=clock)
+    budget.pause(20.0)
+    used = budget.used
+    try:
+        budget.acquire("ticket:9", max_wait=5.0)
+        raise AssertionError("a 20 s account gate was waited out inside a reconcile")
+    except WaitTooLong as e:
+        assert e.wait >= 20.0 and e.scope == "account"
+    assert budget.used == used
+
+
+def test_zendesk_429_scope_told_apart_by_the_account_signals():
+    from syncd.connectors.calls import rate_limit_scope
+    account_body = '{"error":"APIRateLimitExceeded","description":"Number of allowed API requests per minute exceeded"}'
+    ticket_body = ('{"error":"APIRateLimitExceeded","description":"Rate limit for ticket updates exceeded, '
+                   'please wait before updating this ticket again"}')
+    assert rate_limit_scope("zendesk", {"Retry-After": "10", "X-Rate-Limit-Remaining": "0"}, ticket_body) is None
+    assert rate_limit_scope("zendesk", {"Retry-After": "10"}, account_body) is None
+    assert rate_limit_scope("zendesk", {"Retry-After": "34", "X-Rate-Limit": "700",
+                                        "X-Rate-Limit-Remaining": "612"}, ticket_body) == "zendesk-ticket-updates"
+    assert rate_limit_scope("jira", {"RateLimit-Reason": "jira-per-issue-on-write"}, "") == "jira-per-issue-on-write"
+    assert rate_limit_scope("jira", {"RateLimit-Reason": "jira-burst-based"}, "") == "jira-burst-based"
+    assert rate_limit_scope("intercom", {"X-RateLimit-Reset": "1"}, "") is None
+
+
+def test_budget_gate_holds_back_a_call_already_waiting_for_its_slot():
+    """Issue 12, finding 3: a call that had reserved a slot before the 429 went out at
+    the slot's time, before the time the vendor had named."""
+    import threading
+    budget = Budget(60, burst=1)          # one call a second, real clock
+    budget.acquire()                      # the saved token: the next call waits ~1 s for its slot
+    went: list[float] = []
+    waiter = threading.Thread(target=lambda: (budget.acquire(), went.append(time.monotonic())))
+    waiter.start()
+    time.sleep(0.2)                       # it is waiting for its slot now
+    allowed = time.monotonic() + 2.0
+    budget.pause(2.0)                     # a 429 with Retry-After: 2 arrives meanwhile
+    waiter.join(15)
+    assert went and went[0] >= allowed - 0.01, "a waiting call went out before the time the 429 named"
+
+
+def test_budget_after_a_gate_one_probe_goes_alone_until_answered():
+    import threading
+    budget = Budget(6000, burst=10)
+    budget.pause(0.3)
+    permits: list = []
+    lock = threading.Lock()
+
+    def call() -> None:
+        permit = budget.acquire()
+        with lock:
+            permits.append(permit)
+
+    threads = [threading.Thread(target=call) for _ in range(3)]
+    for t in threads:
+        t.start()
+    assert wait_for(lambda: len(permits) >= 1, timeout=10)
+    time.sleep(0.5)
+    assert len(permits) == 1 and permits[0].probe, "others went out beside the probe"
+    budget.done(permits[0], limited=False)   # the probe was answered: the gate opens for all
+    for t in threads:
+        t.join(10)
+    assert len(permits) == 3 and [p.probe for p in permits[1:]] == [False, False]

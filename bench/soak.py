@@ -1,0 +1,195 @@
+"""Soak: does a long-running daemon level off? (issue 10, finding 6)
+
+One ``syncd run`` on SQLite against the in-process simulators; a generator makes
+``--rate`` changes a second (customer replies, engineer comments, field and status
+edits on both sides, round-robin over ``--links`` escalated pairs) for ``--minutes``.
+Every ``--sample-every`` seconds it samples the database size (file + -wal + -shm),
+the row counts of every table, the daemon's RSS and the dirty queue, and appends a
+row to the table printed (and written to ``--out``). At the end it reports changes
+that never landed (lost) and mirrored comments found twice (doubled).
+
+Retention runs as configured in ``[retention]``; the defaults keep delivery ids 48 h,
+which a one-hour soak cannot reach, so the soak compresses the windows (``--ids-hours``,
+``--body-seconds``, ``--every``) to show the steady state within the hour.
+
+    .venv/bin/python bench/soak.py --minutes 2          # a quick look
+    nohup .venv/bin/python bench/soak.py --minutes 65 --out soak.md > soak.log 2>&1 &
+
+Never run by CI or the tests (they would need ``--minutes``); figures: docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from propagation import Change, Pair, ZendeskDesk, say  # noqa: E402
+from throughput import cpu_seconds, replicas_for  # noqa: E402
+
+import sqlalchemy as sa  # noqa: E402
+
+from syncd.sandbox import build_world  # noqa: E402
+
+TABLES = ("links", "link_base", "intents", "dirty", "dead_letters", "inbox", "audit")
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def db_mib(path: Path) -> float:
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists()) / 2**20
+
+
+def counts(engine: sa.Engine) -> dict[str, int]:
+    with engine.connect() as conn:
+        return {t: int(conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() or 0) for t in TABLES}
+
+
+def inbox_bodies(engine: sa.Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM inbox WHERE length(body) > 0")).scalar() or 0)
+
+
+def retention_section(every: float, body_seconds: float, ids_hours: float) -> str:
+    return (f"\n[retention]\nevery_seconds = {every}\ninbox_body_seconds = {body_seconds}\n"
+            f"inbox_ids_hours = {ids_hours}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--minutes", type=float, required=True, help="how long to drive changes")
+    ap.add_argument("--rate", type=float, default=5.0, help="changes per second")
+    ap.add_argument("--links", type=int, default=50)
+    ap.add_argument("--sample-every", type=float, default=60.0)
+    ap.add_argument("--every", type=float, default=60.0, help="[retention] every_seconds")
+    ap.add_argument("--body-seconds", type=float, default=300.0, help="[retention] inbox_body_seconds")
+    ap.add_argument("--ids-hours", type=float, default=0.25, help="[retention] inbox_ids_hours")
+    ap.add_argument("--out", type=Path, default=None, help="also write the table here (markdown)")
+    ap.add_argument("--keep", action="store_true", help="keep the working directory")
+    args = ap.parse_args(argv)
+    from syncd.logs import configure_logging
+    configure_logging("error", "console")   # the simulators log every request at debug
+
+    directory = Path(tempfile.mkdtemp(prefix="syncd-soak-"))
+    world = build_world(directory, workers=4, zendesk_poll=30, jira_poll=30, intercom_poll=3600, log_level="warning")
+    world.zendesk.configure({"ticket_update_limit": None})   # 30/ticket/10 min would throttle a busy pair
+    world.config_path.write_text(world.config_path.read_text()
+                                 + retention_section(args.every, args.body_seconds, args.ids_hours))
+    replica = replicas_for(world, 1, None)[0]
+    db_path = directory / "syncd.db"
+    lines: list[str] = []
+
+    def emit(line: str) -> None:
+        say(line)
+        lines.append(line)
+        if args.out is not None:
+            args.out.write_text("\n".join(lines) + "\n")
+
+    engine: sa.Engine | None = None
+    try:
+        replica.start(world)
+        deadline = time.monotonic() + 60
+        while not replica.ready():
+            if time.monotonic() > deadline:
+                raise SystemExit("syncd run not ready in 60 s")
+            time.sleep(0.2)
+        assert replica.proc is not None
+        pid = replica.proc.pid
+        desk = ZendeskDesk(world)
+        say(f"soak: escalating {args.links} tickets …")
+        pairs = desk.create_pairs(None, args.links)  # type: ignore[arg-type]
+        engine = sa.create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 5})
+
+        emit(f"soak: one `syncd run` on SQLite, {args.links} links, {args.rate:g} changes/s for "
+             f"{args.minutes:g} min; retention every {args.every:g} s, bodies {args.body_seconds:g} s, "
+             f"ids {args.ids_hours:g} h")
+        emit("")
+        emit("| min | changes | landed | DB MiB | RSS MiB | CPU s | " + " | ".join(TABLES)
+             + " | inbox bodies | queue |")
+        emit("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TABLES) + "---:|---:|")
+
+        flights: list[tuple[Pair, Change, float]] = []
+        made = landed = 0
+        kinds = desk.kinds
+        started = time.monotonic()
+        next_change, next_sample = started, started
+        end = started + args.minutes * 60
+        while True:
+            now = time.monotonic()
+            if now >= next_sample:
+                c = counts(engine)
+                emit(f"| {(now - started) / 60:.0f} | {made} | {landed} | {db_mib(db_path):.1f} | {rss_mib(pid):.1f} "
+                     f"| {cpu_seconds(pid):.0f} | " + " | ".join(str(c[t]) for t in TABLES)
+                     + f" | {inbox_bodies(engine)} | {c['dirty']} |")
+                next_sample += args.sample_every
+            if now >= end:
+                break
+            if now >= next_change:
+                pair = pairs[made % len(pairs)]
+                pair.n += 1
+                change = desk.change(pair, kinds[(made // len(pairs)) % len(kinds)], f"{pair.desk}#{pair.n}")
+                if change is not None:
+                    change.act()
+                    flights.append((pair, change, now))
+                made += 1
+                next_change += 1.0 / args.rate
+            if len(flights) > 200 or (flights and now - flights[0][2] > 5):
+                still = []
+                for f in flights:
+                    if f[1].landed():
+                        landed += 1
+                    else:
+                        still.append(f)
+                flights = still
+            time.sleep(0.01)
+
+        # Let the last changes land, then count what never did and what landed twice.
+        give_up = time.monotonic() + 180
+        while flights and time.monotonic() < give_up:
+            flights = [f for f in flights if not f[1].landed()]
+            time.sleep(0.5)
+        lost = len(flights)
+        landed = made - lost
+        doubled = _doubled_comments(world)
+        emit("")
+        emit(f"soak done: {made} changes, {landed} landed, {lost} lost (or overwritten by a later change "
+             f"of the same field before landing), {doubled} mirrored comments found twice; "
+             f"RSS {rss_mib(pid):.1f} MiB, DB {db_mib(db_path):.1f} MiB")
+        return 1 if doubled else 0
+    finally:
+        if engine is not None:
+            engine.dispose()
+        replica.stop()
+        world.stop()
+        if not args.keep:
+            shutil.rmtree(directory, ignore_errors=True)
+
+
+def _doubled_comments(world) -> int:  # type: ignore[no-untyped-def]
+    """Texts the generator made unique that appear more than once on one issue or ticket."""
+    doubled = 0
+    with world.jira.lock:
+        for rec in world.jira.issues.values():
+            texts = [json.dumps(c.body) for c in rec.comments]
+            doubled += len(texts) - len(set(texts))
+    with world.zendesk.lock:
+        for t in world.zendesk.tickets.values():
+            texts = [c.get("plain_body") or "" for c in t.comments if "says" in (c.get("plain_body") or "")
+                     or "engineer note" in (c.get("plain_body") or "")]
+            doubled += len(texts) - len(set(texts))
+    return doubled
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
