@@ -94,7 +94,7 @@ def _recent_updates(world: World, ticket: int) -> int:
     z = world.zendesk
     with z.lock:
         now = z.clock.now()
-        return sum(1 for (t, _), stamps in z._ticket_updates.items() if t == ticket
+        return sum(1 for (t, _), stamps in z.ticket_updates.items() if t == ticket
                    for s in stamps if now - s < z.ticket_update_window)
 
 

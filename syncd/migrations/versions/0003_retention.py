@@ -1,6 +1,7 @@
-"""Indexes for housekeeping (syncd/retention.py): settled intents are found by the time
-they were finished, audit rows and dead letters by their age, without a scan of tables
-that grow with every mirrored comment.
+"""Indexes for housekeeping (syncd/retention.py).
+
+Settled intents are found by the time they were finished, audit rows and dead letters
+by their age, without a scan of tables that grow with every mirrored comment.
 
 Revision ID: 0003
 Revises: 0002
