@@ -53,7 +53,14 @@ __all__ = [
 log = structlog.get_logger(__name__)
 
 UPGRADE_LOCK_KEY = 0x73796E6364  # "syncd": one advisory lock id for every syncd schema migration
-LINK_LOCK_SPACE = 0x73796E63  # "sync": first half of the two-int advisory lock key; the link id is the second
+# Advisory locks belong to the whole database, not to a schema: two syncd installations
+# (or test runs) in one database, each in its own schema, have links numbered from 1.
+# The first half of the two-int key is therefore a hash of "syncd:<schema>", the link
+# id the second (found when the test suite ran Postgres tests side by side: every
+# link 1 was "held by another replica").
+LINK_LOCK_SPACE_SQL = "hashtext('syncd:' || current_schema())"
+# The same space as pg_locks shows it (classid is an unsigned oid), for operators' queries.
+LINK_LOCK_CLASSID_SQL = f"({LINK_LOCK_SPACE_SQL}::bigint & 4294967295)"
 # Alembic keeps its running context in module globals (alembic.context, alembic.op), so two
 # upgrades in one process must not overlap; across processes the database lock decides.
 _UPGRADE_IN_PROCESS = threading.Lock()
@@ -553,13 +560,13 @@ class Store:
         if self.backend != "postgresql":
             yield
             return
-        key = {"space": LINK_LOCK_SPACE, "link": link_id}
+        key = {"link": link_id}
         with self._translated():
             conn = self._engine.connect()
             try:
                 deadline = time.monotonic() + wait
                 while True:
-                    got = conn.scalar(sa.text("SELECT pg_try_advisory_lock(:space, :link)"), key)
+                    got = conn.scalar(sa.text(f"SELECT pg_try_advisory_lock({LINK_LOCK_SPACE_SQL}, :link)"), key)
                     conn.commit()
                     if got:
                         break
@@ -574,7 +581,7 @@ class Store:
         finally:
             try:
                 with self._translated():
-                    conn.execute(sa.text("SELECT pg_advisory_unlock(:space, :link)"), key)
+                    conn.execute(sa.text(f"SELECT pg_advisory_unlock({LINK_LOCK_SPACE_SQL}, :link)"), key)
                     conn.commit()
             except StoreError:
                 conn.invalidate()  # a closed session releases its advisory locks; never pool it still locked

@@ -65,14 +65,14 @@ def _link_locks_held(url: str, daemon) -> int:
     pg_locks; the harness names each daemon's sessions through PGAPPNAME)."""
     import sqlalchemy as sa
 
-    from syncd.store import LINK_LOCK_SPACE
+    from syncd.store import LINK_LOCK_CLASSID_SQL
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
             return conn.scalar(sa.text(
                 "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = :space AND l.granted "
-                "AND a.application_name = :app"), {"space": LINK_LOCK_SPACE, "app": daemon.app_name}) or 0
+                f"WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = {LINK_LOCK_CLASSID_SQL} "
+                "AND l.granted AND a.application_name = :app"), {"app": daemon.app_name}) or 0
     finally:
         engine.dispose()
 
@@ -144,7 +144,7 @@ def test_crash_frozen_replica_comment_double_is_repaired(make_rig, db_url):
     and deleted (the older is kept). One comment in the end."""
     import sqlalchemy as sa
 
-    from syncd.store import LINK_LOCK_SPACE
+    from syncd.store import LINK_LOCK_CLASSID_SQL
 
     rig, books = make_rig(db_url), Books()
     world = rig.world
@@ -168,8 +168,8 @@ def test_crash_frozen_replica_comment_double_is_repaired(make_rig, db_url):
         with admin.begin() as conn:   # the frozen replica's session holding the link lock goes away
             cut = conn.scalar(sa.text(
                 "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = :space "
-                "AND a.application_name = :app"), {"space": LINK_LOCK_SPACE, "app": frozen.app_name})
+                f"WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = {LINK_LOCK_CLASSID_SQL} "
+                "AND a.application_name = :app"), {"app": frozen.app_name})
     finally:
         admin.dispose()
     assert cut == 1

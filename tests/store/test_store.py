@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter
+import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -498,3 +499,29 @@ def test_link_lock_serialises_one_link_across_stores(db_url: str, store: Store) 
         assert entered.is_set()
     finally:
         other.close()
+
+
+@pytest.mark.postgres
+def test_link_locks_of_two_installations_in_one_database_are_apart(pg_base_url: str) -> None:
+    """Advisory locks belong to the whole database; two syncd schemas in it (two
+    installations, or two test runs side by side) both have a link 1. Found when the
+    suite ran its Postgres tests in parallel: every link 1 was 'held by another replica'."""
+    admin = sa.create_engine(pg_base_url)
+    schemas = [f"syncd_apart_{uuid.uuid4().hex[:10]}" for _ in range(2)]
+    stores: list[Store] = []
+    try:
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        for schema in schemas:
+            url = sa.make_url(pg_base_url).update_query_dict({"options": f"-csearch_path={schema}"})
+            stores.append(Store.open(url.render_as_string(hide_password=False)))
+        with stores[0].link_lock(1), stores[1].link_lock(1, wait=0.5):
+            pass   # before: LinkBusy from the second
+    finally:
+        for s in stores:
+            s.close()
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
