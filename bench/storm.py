@@ -23,7 +23,7 @@ from typing import Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from propagation import say  # noqa: E402
 
-from syncd.demo import wait_for  # noqa: E402
+from syncd.testing import wait_for  # noqa: E402
 from syncd.runtime import App  # noqa: E402
 from syncd.sim.core import Fault, Recorded, SimServer  # noqa: E402
 from syncd.sandbox import World, build_world  # noqa: E402

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from syncd.demo import Observer
+from syncd.testing import Observer
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sim.core import Fault
