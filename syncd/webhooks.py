@@ -21,19 +21,13 @@ from typing import Any, Awaitable, Callable, Mapping, MutableMapping, Protocol, 
 import structlog
 
 from .domain import ItemRef
-from .errors import SyncdError
 from .failpoints import failpoint
 from .metrics import METRICS
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
-from .webhook_flow import WebhookFlow
 from .schema import inbox
+from .store import StoreUnavailable
+from .webhook_flow import WebhookFlow
 from .webhook_payloads import PARSERS, Headers, Ignored, MalformedPayload
-
-try:
-    from .store import StoreUnavailable
-except ImportError:  # syncd.store is being written; until then the receiver defines its own
-    class StoreUnavailable(SyncdError):  # type: ignore[no-redef]
-        """The store cannot take the delivery now (db down, locked, disk full)."""
 
 log = structlog.get_logger(__name__)
 
