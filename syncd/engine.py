@@ -548,12 +548,11 @@ class Engine:
 
     def _conditional(self, ref: ItemRef) -> bool:
         """Whether the item's desk refuses a write planned from an outdated copy."""
-        return bool(getattr(self.desks[ref.system], "conditional_writes", False))
+        return self.desks[ref.system].conditional_writes
 
     def _stamp_after_write(self, ref: ItemRef) -> datetime | None:
         """The item's ``updated_at`` right after syncd's last field write, where the desk tells."""
-        stamp = getattr(self.desks[ref.system], "written_stamp", None)
-        return stamp(ref) if callable(stamp) else None
+        return self.desks[ref.system].written_stamp(ref)
 
     def _forget(self, link: Link) -> None:
         for side in Side:
@@ -817,8 +816,7 @@ def _mirror_state(state: LinkState) -> MirrorState:
 
 
 def _desk_url(desk: DeskConnector, ref: ItemRef) -> str:
-    url = getattr(desk, "agent_url", None)
-    return url(ref) if callable(url) else str(ref)
+    return desk.agent_url(ref)
 
 
 def _age(intent: Intent) -> float:

@@ -186,7 +186,7 @@ class App:
         owner = settings.core.instance or f"{socket.gethostname()}:{os.getpid()}"
         settle = intent_settle_seconds(vendor_timeout)
         engine = Engine(store, desks, tracker, _mappings(settings),
-                        locks=LinkLocks(getattr(store, "link_lock", None)), intent_settle_seconds=settle,
+                        locks=LinkLocks(store.link_lock), intent_settle_seconds=settle,
                         # The same reasoning for a create, but never under Jira search's own lag.
                         create_settle_seconds=max(10.0, settle))
         c = settings.core
@@ -225,10 +225,10 @@ class App:
 
     def _own_actors(self) -> dict[str, str]:
         """syncd's own account on each vendor whose webhooks name the actor."""
-        own: dict[str, str] = {"jira": getattr(self.engine.tracker, "account_id", "")}
+        own: dict[str, str] = {"jira": self.engine.tracker.account_id}
         zendesk = self.engine.desks.get("zendesk")
-        if zendesk is not None:
-            own["zendesk"] = str(getattr(zendesk, "user_id", ""))
+        if isinstance(zendesk, ZendeskConnector):
+            own["zendesk"] = str(zendesk.user_id)
         if self.settings.intercom is not None and self.settings.intercom.admin_id:
             # parse_intercom names a teammate "admin:<id>" (a contact id could collide)
             own["intercom"] = f"admin:{self.settings.intercom.admin_id}"

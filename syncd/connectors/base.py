@@ -36,6 +36,15 @@ class PollPage:
 
 class DeskConnector(Protocol):
     system: str   # "zendesk" | "intercom"
+    # Whether a field write can be made conditional on the item not having changed since it
+    # was read (Zendesk safe update: 409 otherwise); the engine then may plan a write from a
+    # remembered copy of the item (docs/architecture.md, "Reading less").
+    conditional_writes: bool
+
+    def written_stamp(self, ref: ItemRef) -> datetime | None:
+        """The item's ``updated_at`` right after syncd's last field write to it, where the
+        desk tells (None elsewhere)."""
+        ...
 
     def fetch(self, ref: ItemRef, known: Sequence[Comment] | None = None) -> DeskItem | None:
         """Current state, comments included; ``None`` when the item is gone.
@@ -70,6 +79,7 @@ class DeskConnector(Protocol):
 
 class TrackerConnector(Protocol):
     system: str   # "jira"
+    account_id: str   # syncd's own account: its changes come back as webhooks naming it
 
     def fetch(self, issue_id: str) -> TrackerIssue | None:
         """By immutable id; ``None`` when deleted."""

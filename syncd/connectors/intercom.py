@@ -397,6 +397,8 @@ class Person:
 
 class IntercomConnector:
     system = "intercom"
+    # Intercom has no conditional update: a field write is always planned from a fresh read.
+    conditional_writes = False
 
     def __init__(self, access: IntercomAccess, budget: Budget | None = None, policy: RetryPolicy | None = None,
                  page_size: int = 150, poll_overlap: float = 30.0, snooze_seconds: int = 86400,
@@ -465,6 +467,10 @@ class IntercomConnector:
         return web_url(self.access.url, self._app(), ref.id)
 
     agent_url = item_url   # the name the engine asks for (DeskConnector.agent_url)
+
+    def written_stamp(self, ref: ItemRef) -> datetime | None:
+        """Unknown: without conditional writes the engine never plans from a remembered copy."""
+        return None
 
     def _app(self) -> str:
         if self._app_id is None:
