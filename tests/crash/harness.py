@@ -238,13 +238,26 @@ class Daemon:
         """SIGTERM, as systemd stops it; returns the exit code."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.send_signal(signal.SIGCONT)   # a frozen child must run to see it
+        deadline = time.monotonic() + timeout
+        while True:
+            # A frozen child must run to see the SIGTERM; and a stop point it meets while
+            # draining freezes it again after our SIGCONT (the crash loop with stalls hung
+            # there for good: a stopped process does not act on SIGABRT either). So keep
+            # waking it until it exits.
+            self.proc.send_signal(signal.SIGCONT)
+            try:
+                return self.proc.wait(0.5)
+            except subprocess.TimeoutExpired:
+                if time.monotonic() >= deadline:
+                    break
+        self.proc.send_signal(signal.SIGCONT)
+        self.proc.send_signal(signal.SIGABRT)   # faulthandler: every thread's stack into the log
         try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.send_signal(signal.SIGABRT)   # faulthandler: every thread's stack into the log
             self.proc.wait(10)
-            raise AssertionError(f"no clean stop in {timeout}s after SIGTERM:\n{self.tail(150)}") from None
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        raise AssertionError(f"no clean stop in {timeout}s after SIGTERM:\n{self.tail(150)}")
 
     def kill(self) -> None:
         if self.alive():
