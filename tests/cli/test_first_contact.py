@@ -34,9 +34,14 @@ def readme_lines() -> list[str]:
 
 
 def _free_base(count: int) -> int:
-    """A port with ``count`` free consecutive ports from it."""
+    """A port with ``count`` free consecutive ports from it, below the kernel's ephemeral
+    range: the pip install runs a minute between this choice and the bind, and tests on
+    other xdist workers take ephemeral ports all the while (one took ours: "Address
+    already in use")."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0]) \
+        if Path("/proc/sys/net/ipv4/ip_local_port_range").exists() else 32768
     for _ in range(200):
-        base = random.randint(20000, 60000)
+        base = random.randint(10000, max(10001, low - count - 1))
         try:
             for offset in range(count):
                 with socket.socket() as s:
