@@ -712,12 +712,16 @@ class IntercomConnector:
 
     # -- polling ----------------------------------------------------------
     def poll(self, cursor: str | None) -> PollPage:
-        """Conversations and tickets with ``updated_at >= t - overlap``.
+        """Conversations and tickets with ``updated_at`` in [t − overlap, now]: both ends
+        included (Intercom's ``>`` includes equality; no upper bound), the newest
+        ``updated_at`` seen becomes the next ``t``.
 
         The cursor is ``{"t": newest updated_at seen}``; while a window is being
         paged it also holds the window start and each stream's
         ``starting_after`` (``null`` when that stream is finished), and
-        ``more`` is true. ``None`` starts from now.
+        ``more`` is true. ``None`` starts from now. One page per stream per call:
+        the position is stored with the page's items marked dirty (the poller does
+        both in one transaction), so paging resumes from the stored cursor.
         """
         if cursor is None:
             return PollPage((), json.dumps({"t": int(time.time())}))
@@ -746,7 +750,10 @@ class IntercomConnector:
         return out
 
     def _search(self, stream: str, since: int, starting_after: str | None) -> tuple[list[JSON], str | None]:
-        """One page of one stream; python-intercom's pager is not used (it repeats page one)."""
+        """One page of one stream, and the ``starting_after`` of the next (None: this was
+        the last): the one place that pages Intercom (its search is the only listing
+        syncd reads past a first page). python-intercom's pager is not used (it repeats
+        page one)."""
         query = SingleFilterSearchRequest(field="updated_at", operator=">", value=since)
         paging = StartingAfterPaging(per_page=self.page_size, starting_after=starting_after)
         if stream == "tickets":
