@@ -97,21 +97,14 @@ def _database(settings: Settings) -> Iterator[Check]:
 # -- credentials ----------------------------------------------------------------
 
 def _connector(settings: Settings, vendor: str) -> Any:
-    timeout = settings.core.vendor_timeout_seconds
+    from .wiring import Clients
+    clients = Clients.of(settings)
     if vendor == "jira":
-        from .connectors.jira import JiraAccess, JiraConnector
-        j = settings.jira
-        return JiraConnector(JiraAccess(j.url, j.email, j.api_token, timeout))
+        return clients.jira()
     if vendor == "zendesk":
-        from .connectors.zendesk import ZendeskAccess, ZendeskConnector
-        z = settings.zendesk
-        assert z is not None
-        return ZendeskConnector(ZendeskAccess(z.url, z.email, z.token, timeout))
-    from .connectors.intercom import IntercomAccess, IntercomConnector
-    i = settings.intercom
-    assert i is not None
-    connector = IntercomConnector(IntercomAccess(i.url, i.token, i.admin_id, i.api_version, timeout))
-    connector._app()   # the first call: proves the token
+        return clients.zendesk(check_statuses=False)   # the credentials alone, apart from the mapping
+    connector = clients.intercom()
+    connector.app_id()   # its first call: proves the token (building it calls nothing)
     return connector
 
 

@@ -40,6 +40,9 @@ class DeskConnector(Protocol):
     # was read (Zendesk safe update: 409 otherwise); the engine then may plan a write from a
     # remembered copy of the item (docs/architecture.md, "Reading less").
     conditional_writes: bool
+    # syncd's own account as this desk's webhooks name the actor (Zendesk: the user id;
+    # Intercom: ``admin:<id>``): the receiver stores its echoes without queueing them.
+    own_actor: str
 
     def written_stamp(self, ref: ItemRef) -> datetime | None:
         """The item's ``updated_at`` right after syncd's last field write to it, where the
@@ -116,3 +119,16 @@ class TrackerConnector(Protocol):
 
     def issues_with_fix_version(self, version_id: str) -> Sequence[str]:
         """Ids of the issues whose fix versions include ``version_id``."""
+
+    # -- duplicate repair (a create or comment that slipped past the claim check) --
+    def created_for(self, origin: str, limit: int = 20) -> Sequence[str]:
+        """Ids of every issue carrying ``origin``'s marker, oldest first."""
+
+    def delete_issue(self, issue_id: str) -> bool:
+        """Delete an issue syncd made twice; False when it was already gone."""
+
+    def find_comments(self, issue_id: str, source: str, first_only: bool = False) -> Sequence[str]:
+        """Ids of syncd's comments carrying ``source`` as their marker, oldest first."""
+
+    def delete_comment(self, issue_id: str, comment_id: str) -> bool:
+        """Delete a comment syncd posted twice; False when it was already gone."""

@@ -463,8 +463,13 @@ class IntercomConnector:
             not_applicable=frozenset({"tags"}),   # the API never shows a ticket's tags
         )
 
+    @property
+    def own_actor(self) -> str:
+        """How a webhook names syncd's admin: ``admin:<id>`` (a contact id could collide)."""
+        return f"admin:{self.admin_id}"
+
     def item_url(self, ref: ItemRef) -> str:
-        return web_url(self.access.url, self._app(), ref.id)
+        return web_url(self.access.url, self.app_id(), ref.id)
 
     agent_url = item_url   # the name the engine asks for (DeskConnector.agent_url)
 
@@ -472,7 +477,8 @@ class IntercomConnector:
         """Unknown: without conditional writes the engine never plans from a remembered copy."""
         return None
 
-    def _app(self) -> str:
+    def app_id(self) -> str:
+        """The workspace's app id (in every inbox URL), asked for once: ``identifyAdmin``."""
         if self._app_id is None:
             me = _plain(self.call("identifyAdmin", lambda: self.client.admins.identify()))
             self._app_id = str((me.get("app") or {}).get("id_code") or "app")

@@ -134,6 +134,11 @@ class ZendeskConnector:
             if problems:
                 raise CustomStatusError("; ".join(problems))
 
+    @property
+    def own_actor(self) -> str:
+        """syncd's user id: the ``actor`` of the webhook body syncd installs."""
+        return str(self.user_id)
+
     def _url(self, path: str) -> str:
         return f"{self.access.url.rstrip('/')}/api/v2/{path}"
 

@@ -278,7 +278,7 @@ def test_systemd_analyze_security_exposure_at_most_1_5(tmp_path):
 
 
 def test_replicas_split_each_vendor_budget(tmp_path):
-    from syncd.runtime import build_budgets
+    from syncd.wiring import build_budgets
     text = "[syncd]\nreplicas = 3\n" + MINIMAL.replace("[jira]", "requests_per_minute = 300\n\n[jira]") + """
 requests_per_minute = 90
 
