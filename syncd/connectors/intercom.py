@@ -477,6 +477,15 @@ class IntercomConnector:
         """Unknown: without conditional writes the engine never plans from a remembered copy."""
         return None
 
+    def rate_limit(self) -> int | None:
+        """Requests the app may make per 10-second window (``X-RateLimit-Limit`` of
+        identifyAdmin; 10,000/min ≈ 1,667), or None when Intercom does not say."""
+        def go() -> str | None:
+            headers = self.client.admins.with_raw_response.identify().headers   # a plain dict: lower-case names
+            return {k.lower(): v for k, v in headers.items()}.get("x-ratelimit-limit")
+        limit = self.call("identifyAdmin", go)
+        return int(limit) if limit and str(limit).isdigit() and int(limit) > 0 else None
+
     def app_id(self) -> str:
         """The workspace's app id (in every inbox URL), asked for once: ``identifyAdmin``."""
         if self._app_id is None:
@@ -551,12 +560,13 @@ class IntercomConnector:
 
     def _write_attrs(self, ref: ItemRef, attrs: Mapping[str, Value]) -> list[FieldFailure]:
         def write(some: Mapping[str, Value]) -> None:
-            payload = {k.split(":", 1)[1]: coerce(v, self._attr_type(k.split(":", 1)[1])) for k, v in some.items()}
+            payload = {k.split(":", 1)[1]: coerce(v, self.attribute_type(k.split(":", 1)[1])) for k, v in some.items()}
             self.call("updateConversation",
                       lambda: self.client.conversations.update(ref.id, custom_attributes=payload))
         return self._split(attrs, write)
 
-    def _attr_type(self, name: str) -> str | None:
+    def attribute_type(self, name: str) -> str | None:
+        """The data type of the conversation data attribute ``name``; None when there is none."""
         if name not in self._attr_types:
             listed = _plain(self.call("lisDataAttributes",
                                       lambda: self.client.data_attributes.list(model="conversation")))

@@ -180,13 +180,19 @@ class JiraConnector:
         """Register (or reuse: safe to run again) the admin webhook ``name`` towards
         ``endpoint``, signed with ``secret``; its address. Admin webhooks live outside
         the versioned REST API (``/rest/webhooks/1.0/webhook``)."""
-        base = self.access.url.rstrip("/") + "/rest/webhooks/1.0/webhook"
-        for hook in self._send("webhook", "GET", base) or []:
+        for hook in self.list_webhooks():
             if hook.get("name") == name and hook.get("url") == endpoint:
                 return str(hook.get("self") or hook.get("id"))
-        made = self._send("webhook", "POST", base, {"name": name, "url": endpoint, "events": list(events),
+        made = self._send("webhook", "POST", self._webhooks_url(), {"name": name, "url": endpoint, "events": list(events),
                                                     "excludeBody": False, "secret": secret})
         return str(made.get("self") or made.get("id"))
+
+    def list_webhooks(self) -> list[Mapping[str, Any]]:
+        """Every admin webhook (``syncd doctor`` looks for syncd's)."""
+        return list(self._send("webhook", "GET", self._webhooks_url()) or [])
+
+    def _webhooks_url(self) -> str:
+        return self.access.url.rstrip("/") + "/rest/webhooks/1.0/webhook"
 
     def _pages(self, operation: str, fetch: Callable[[dict[str, Any]], Any], items: str,
                by_token: bool = False) -> Iterator[list[Mapping[str, Any]]]:
@@ -239,6 +245,10 @@ class JiraConnector:
                 json_result=True)), "issues", by_token=True)
         return self._pages(operation, lambda paging: self.call(operation, lambda: self.client.search_issues(
             jql, startAt=paging["startAt"], fields=fields, maxResults=page_size, json_result=True)), "issues")
+
+    def field_types(self) -> dict[str, str]:
+        """Every field's id → its schema type (``number``, ``option``, ...), read once."""
+        return self._types()
 
     def _types(self) -> dict[str, str]:
         if self._field_types is None:

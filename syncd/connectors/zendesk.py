@@ -192,9 +192,7 @@ class ZendeskConnector:
         and the trigger that sends ``body_template`` to it on every ticket create or change."""
         # Both lists page on real accounts (zd-triggers-amp.json): a "syncd" webhook or trigger
         # missed on page one would be created a second time.
-        hooks = [h for page in self._pages("ListWebhooks", "webhooks", {"page[size]": 100})
-                 for h in page.get("webhooks") or []]
-        hook = next((h for h in hooks if h.get("name") == name and h.get("endpoint") == endpoint), None)
+        hook = next((h for h in self.list_webhooks() if h.get("name") == name and h.get("endpoint") == endpoint), None)
         if hook is None:
             hook = self._request("CreateWebhook", "POST", "webhooks", {"webhook": {
                 "name": name, "endpoint": endpoint, "http_method": "POST", "request_format": "json",
@@ -218,6 +216,34 @@ class ZendeskConnector:
             trigger = self._request("UpdateTrigger", "PUT", f"triggers/{int(trigger['id'])}.json",
                                     {"trigger": {"actions": actions}})["trigger"]
         return ZendeskWebhook(hook_id, str(trigger["id"]), secret)
+
+    def list_webhooks(self) -> list[Mapping[str, Any]]:
+        """Every webhook of the account (``install_webhook`` and ``syncd doctor`` look for syncd's)."""
+        return [h for page in self._pages("ListWebhooks", "webhooks", {"page[size]": 100})
+                for h in page.get("webhooks") or []]
+
+    # -- what `syncd doctor` reads -------------------------------------------
+    def ticket_field_types(self) -> dict[str, str]:
+        """``custom:<id>`` → its type (``text``, ``multiselect``, ...), for every ticket field."""
+        return {f"custom:{f['id']}": str(f.get("type") or "text")
+                for page in self._pages("listTicketFields", "ticket_fields.json", {"page[size]": 100})
+                for f in page.get("ticket_fields") or [] if isinstance(f, dict) and "id" in f}
+
+    def rate_limit(self) -> int | None:
+        """Requests a minute the account allows (``X-Rate-Limit`` of showCurrentUser,
+        shared with every other integration), or None when Zendesk does not say."""
+        def go() -> Any:
+            r = self.session.get(self._url("users/me"), timeout=self.access.timeout)
+            r.raise_for_status()
+            return r.headers.get("X-Rate-Limit")
+        limit = self.call("showCurrentUser", go)
+        return int(limit) if limit and str(limit).isdigit() and int(limit) > 0 else None
+
+    def web_sessions(self) -> list[Mapping[str, Any]]:
+        """The web sessions of syncd's own user: a person signed in with its account
+        (an API token opens none)."""
+        return [s for page in self._pages("listSessions", "sessions", {"page[size]": 100})
+                for s in page.get("sessions") or [] if s.get("user_id") == self.user_id]
 
     def _all_triggers(self) -> list[Any]:
         return [t for page in self._pages("ListTriggers", "triggers.json", {"page[size]": 100})
