@@ -220,7 +220,7 @@ class _Loader:
             host=self.r.get(t, p, "host", "str", d.host, non_empty),
             port=self.r.get(t, p, "port", "int", d.port, between(1, 65535)),
             max_body_bytes=self.r.get(t, p, "max_body_bytes", "int", d.max_body_bytes, at_least(1024)),
-            public_url=self.r.get(t, p, "public_url", "str", None, http_url),
+            public_url=self.r.get(t, p, "public_url", "str", d.public_url, http_url),
             header_timeout_seconds=self.r.get(t, p, "header_timeout_seconds", "float", d.header_timeout_seconds,
                                               between(1, 300)),
             body_timeout_seconds=self.r.get(t, p, "body_timeout_seconds", "float", d.body_timeout_seconds,
