@@ -486,16 +486,16 @@ class JiraConnector:
         return [ref.id for ref in found]
 
     # -- polling ----------------------------------------------------------
-    def poll(self, cursor: str | None, overlap: float | None = None, page_size: int = 100) -> PollPage:
-        """Issues with ``updated`` in [cursor − overlap, now], oldest first: both ends are
-        included (JQL ``>=``, and no upper bound), and the newest ``updated`` seen becomes
-        the next cursor. ``None`` starts from now. ``overlap``: :attr:`poll_overlap` when None.
+    def poll(self, cursor: str | None, page_size: int = 100) -> PollPage:
+        """Issues with ``updated`` in [cursor − :attr:`poll_overlap`, now], oldest first: both
+        ends are included (JQL ``>=``, and no upper bound), and the newest ``updated`` seen
+        becomes the next cursor. ``None`` starts from now.
 
         JQL dates have minute resolution in the user's time zone, so the window
         overlaps the previous one; ``seen`` (issue id → updated) within the overlap
         drops the repeats so they are not marked dirty again.
         """
-        overlap = self.poll_overlap if overlap is None else overlap
+        overlap = self.poll_overlap
         now = datetime.now(timezone.utc)
         if cursor is None:
             return PollPage((), json.dumps({"t": now.timestamp(), "seen": {}}))
