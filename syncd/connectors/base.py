@@ -119,16 +119,3 @@ class TrackerConnector(Protocol):
 
     def issues_with_fix_version(self, version_id: str) -> Sequence[str]:
         """Ids of the issues whose fix versions include ``version_id``."""
-
-    # -- duplicate repair (a create or comment that slipped past the claim check) --
-    def created_for(self, origin: str, limit: int = 20) -> Sequence[str]:
-        """Ids of every issue carrying ``origin``'s marker, oldest first."""
-
-    def delete_issue(self, issue_id: str) -> bool:
-        """Delete an issue syncd made twice; False when it was already gone."""
-
-    def find_comments(self, issue_id: str, source: str, first_only: bool = False) -> Sequence[str]:
-        """Ids of syncd's comments carrying ``source`` as their marker, oldest first."""
-
-    def delete_comment(self, issue_id: str, comment_id: str) -> bool:
-        """Delete a comment syncd posted twice; False when it was already gone."""
