@@ -72,6 +72,7 @@ from intercom.conversations import (ConversationsManageRequestBody_Close, Conver
                                     ConversationsManageRequestBody_Snoozed)
 from intercom.core.api_error import ApiError
 
+from ..bounded import BoundedDict
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import Ambiguous, NotFound, Refused, Transient, VendorError
@@ -83,6 +84,7 @@ from .calls import Caller, error_for_status
 
 log = structlog.get_logger("syncd.intercom")
 
+REMEMBERED = 50_000   # contacts remembered (name, company); forgetting one costs one read later
 CONVERSATION = "intercom:conversation"
 TICKET = "intercom:ticket"
 COMMENT_PARTS = {"comment": True, "note": False}   # part_type → public
@@ -414,7 +416,7 @@ class IntercomConnector:
                                headers={"Intercom-Version": access.api_version}, timeout=access.timeout)
         self._lock = threading.Lock()
         self._app_id: str | None = None
-        self._people: dict[str, tuple[float, Person]] = {}
+        self._people: BoundedDict[str, tuple[float, Person]] = BoundedDict(REMEMBERED)
         self._tag_ids: dict[str, str] = {}
         self._attr_types: dict[str, str] = {}
         self._states: list[JSON] = []

@@ -28,6 +28,7 @@ from zenpy.lib.api_objects import Comment as ZComment
 from zenpy.lib.api_objects import Ticket
 
 from ..secrets import Secret, as_secret
+from ..bounded import BoundedDict
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import NotFound, Refused, VendorError
@@ -47,6 +48,8 @@ class CustomStatusError(VendorError):
     def __init__(self, detail: str):
         super().__init__("zendesk", "ListCustomStatuses", detail)
 # Side-loads whose names syncd shows: kind -> (operation to ask for one, its answer's key).
+# Per-record memories (names, stamps) are bounded: forgetting one costs one read later.
+REMEMBERED = 50_000
 SIDELOADED = {"users": ("showUser", "user"), "organizations": ("showOrganization", "organization")}
 
 
@@ -122,11 +125,11 @@ class ZendeskConnector:
         self.session = self.client.users.session
         me = self.call("showCurrentUser", lambda: self.client.users.me())
         self.user_id: int = me.id
-        self._names: dict[tuple[str, int], str] = {}
+        self._names: BoundedDict[tuple[str, int], str] = BoundedDict(REMEMBERED)
         self._field_types: dict[int, str] = {}
         self._counts = CommentCount()
         # updated_at of each ticket after syncd's last field write to it (for the next safe update).
-        self._stamps: dict[str, datetime] = {}
+        self._stamps: BoundedDict[str, datetime] = BoundedDict(REMEMBERED)
         self.custom_statuses_used = custom_status_values is not None
         self._statuses: dict[int, Mapping[str, Any]] = {}
         if custom_status_values:
@@ -327,14 +330,17 @@ class ZendeskConnector:
         if not isinstance(ident, int) or isinstance(ident, bool) or not 0 < ident < 2**63:
             log.warning("vendor_id_refused", vendor="zendesk", operation=kind, ids=[str(ident)[:40]])
             return None
-        if (kind, ident) not in self._names:
-            operation, singular = SIDELOADED[kind]
-            try:
-                found = self._get(operation, f"{kind}/{ident}.json")[singular]
-                self._names[(kind, ident)] = found.get("name") or str(ident)
-            except NotFound:
-                self._names[(kind, ident)] = str(ident)
-        return self._names[(kind, ident)]
+        known = self._names.get((kind, ident))
+        if known is not None:
+            return known
+        operation, singular = SIDELOADED[kind]
+        try:
+            found = self._get(operation, f"{kind}/{ident}.json")[singular]
+            name = found.get("name") or str(ident)
+        except NotFound:
+            name = str(ident)
+        self._names[(kind, ident)] = name
+        return name
 
     # -- writes -----------------------------------------------------------
     conditional_writes = True   # safe_update: a field write is refused (409) if the ticket changed
