@@ -35,12 +35,11 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
 from . import queue
-from .domain import ItemRef, Link, Value
+from .domain import BaseEntry, ItemRef, Link, Value
 from .errors import ConfigError, SyncdError
 from .locks import SHARED_WAIT, LinkBusy
 from .metrics import METRICS
 from .queue import Claim, DeadLetter
-from .reconcile import BaseEntry
 from .schema import audit as audit_t
 from .schema import cursors, inbox, insert_for, insert_on, intents, leases, link_base, links
 
