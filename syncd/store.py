@@ -41,7 +41,7 @@ from .locks import SHARED_WAIT, LinkBusy
 from .metrics import METRICS
 from .queue import Claim, DeadLetter
 from .schema import audit as audit_t
-from .schema import cursors, inbox, insert_for, insert_on, intents, leases, link_base, links
+from .schema import cursors, dirty, inbox, insert_for, insert_on, intents, leases, link_base, links
 # The records and errors of the store's ports (re-exported: ``from syncd.store import Intent``).
 from .store_ports import (Begun, Fenced, Intent, LinkNotFound, LinkState, StaleBase, StoreError,
                           StoreUnavailable)
@@ -915,6 +915,30 @@ class Store:
             query = query.where(c.link_id == link_id)
         with self._tx(write=False) as conn:
             return [AuditRow(r.id, _utc(r.at), r.event, r.link_id, json.loads(r.detail)) for r in conn.execute(query)]
+
+    # -- inspection: read-only views for operators' tools and tests (no raw SQL outside) ---------
+
+    def inbox_count(self, source: str | None = None) -> int:
+        """Webhook deliveries stored (of ``source`` alone, when given)."""
+        query = sa.select(sa.func.count()).select_from(inbox)
+        if source is not None:
+            query = query.where(inbox.c.source == source)
+        with self._tx(write=False) as conn:
+            return conn.scalar(query) or 0
+
+    def pending_intents(self) -> list[str]:
+        """Keys of the intents recorded and not finished (a clean stop leaves none)."""
+        with self._tx(write=False) as conn:
+            return list(conn.scalars(sa.select(intents.c.key).where(intents.c.state == "pending")
+                                     .order_by(intents.c.created_at, intents.c.key)))
+
+    def lease_owners(self, refs: Iterable[ItemRef]) -> dict[ItemRef, str | None]:
+        """The lease owner of each of ``refs`` still in the queue (None: dirty, not claimed);
+        refs not in the queue are left out."""
+        wanted = {str(r): r for r in refs}
+        with self._tx(write=False) as conn:
+            rows = conn.execute(sa.select(dirty.c.ref, dirty.c.lease_owner).where(dirty.c.ref.in_(list(wanted))))
+            return {wanted[r.ref]: r.lease_owner for r in rows}
 
 
 def _first_line(err: BaseException | None) -> str:
