@@ -25,7 +25,7 @@ from .fencing import ClaimLost, current_claim
 from .field_writes import FieldWriter
 from .intents import IntentWrites, age, recovered
 from .locks import LinkLocks
-from .mapping import Mapping
+from .mapping import EscalationRules, Mapping
 from .metrics import METRICS
 from .outcome import EscalationPending, Outcome, Write
 from .reconcile import NoteWrite
@@ -250,28 +250,41 @@ class Escalation:
 
     def housekeeping(self, item: DeskItem, links: Sequence[Link], mapping: Mapping, outcome: Outcome) -> DeskItem:
         """Keep the key field and the linked tag true, in one write; returns the item as it now is."""
-        if not links:
-            return item
-        values: dict[str, Value] = {}
         rules = mapping.escalation
-        keys = ", ".join(sorted({l.issue_key for l in links}))
-        if rules.key_field and item.fields.get(rules.key_field) != keys:
-            values[rules.key_field] = keys
-        if rules.linked_tag and item.holds("tags") and rules.linked_tag not in item.tags:
-            values["tags+"] = (rules.linked_tag,)
+        values = _housekeeping_values(item, links, rules)
         if not values:
             return item
         failed = {f.locator for f in self.fields.write(Side.DESK, item.ref, None, values, outcome)}
-        fields = dict(item.fields)
-        tags = item.tags
-        if rules.key_field and rules.key_field in values and rules.key_field not in failed:
-            fields[rules.key_field] = keys
-        if "tags+" in values and "tags+" not in failed:
-            tags = tuple(sorted({*tags, rules.linked_tag}))   # type: ignore[arg-type]
-            fields["tags"] = tags
+        written = {k: v for k, v in values.items() if k not in failed}
         # The write moved updated_at: a safe update planned from the old one would be refused.
         updated = None if failed else self.fields.stamp_after_write(item.ref)
-        return replace(item, fields=fields, tags=tags, updated_at=updated or item.updated_at)
+        return _with_written(item, written, rules, updated)
+
+
+def _housekeeping_values(item: DeskItem, links: Sequence[Link], rules: EscalationRules) -> dict[str, Value]:
+    """What the item's key field and tags must be given its links, where they differ."""
+    if not links:
+        return {}
+    values: dict[str, Value] = {}
+    keys = ", ".join(sorted({l.issue_key for l in links}))
+    if rules.key_field and item.fields.get(rules.key_field) != keys:
+        values[rules.key_field] = keys
+    if rules.linked_tag and item.holds("tags") and rules.linked_tag not in item.tags:
+        values["tags+"] = (rules.linked_tag,)
+    return values
+
+
+def _with_written(item: DeskItem, written: TMapping[str, Value], rules: EscalationRules,
+                  updated: datetime | None) -> DeskItem:
+    """The item as a fresh read would show it after the housekeeping write."""
+    fields = dict(item.fields)
+    tags = item.tags
+    if rules.key_field and rules.key_field in written:
+        fields[rules.key_field] = written[rules.key_field]
+    if "tags+" in written:
+        tags = tuple(sorted({*tags, rules.linked_tag}))
+        fields["tags"] = tags
+    return replace(item, fields=fields, tags=tags, updated_at=updated or item.updated_at)
 
 
 def _created_for(link: Link, state: LinkState) -> bool:

@@ -302,3 +302,15 @@ def test_the_issue_counts_its_linked_items_and_organizations_and_takes_the_earli
     writes = len(s.tracker.field_writes)
     s.engine.reconcile(ItemRef("jira", link.issue_id))
     assert len(s.tracker.field_writes) == writes, "unchanged aggregates are not written again"
+
+
+def test_keys_typed_into_the_key_field_are_linked_and_an_unknown_one_gets_a_note() -> None:
+    s = build(mapping(escalation=EscalationRules(default_project="SUP", key_field="custom:42")))
+    s.tracker.put("SUP-1", {"priority": "High"})
+    s.desk.put(desk_item(DESK, fields={"priority": "high", "custom:42": "see sup-1, NOPE-9"}))
+    s.engine.reconcile(DESK)
+    s.engine.reconcile(DESK)
+    assert [l.issue_key for l in s.store.links_for_desk(DESK)] == ["SUP-1"]
+    assert [b for _, b, _ in s.desk.posted] == ["syncd: Jira issue NOPE-9 does not exist; not linked."]
+    assert s.desk.items[DESK].fields["custom:42"] == "SUP-1", "the key field shows the linked keys"
+    assert s.tracker.created == []

@@ -14,7 +14,7 @@ from syncd.memory_store import MemoryStore
 from syncd.queue import Claim
 from syncd.sim.core import Clock
 from syncd.store import Store
-from syncd.store_ports import EngineStore, LinkNotFound, StaleBase, StoreError
+from syncd.store_ports import ClaimStore, CursorStore, DeliverySink, EngineStore, LinkNotFound, StaleBase, StoreError
 
 Z1, Z2 = ItemRef("zendesk", "1"), ItemRef("zendesk", "2")
 
@@ -113,3 +113,17 @@ def test_sql_store_keeps_the_engine_port(store: Store, clock: Clock, check: Call
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__)
 def test_memory_store_keeps_the_engine_port(clock: Clock, check: Callable[..., None]) -> None:
     check(MemoryStore(clock.now), clock)
+
+
+def port_members(port: type) -> set[str]:
+    annotated = {n for klass in port.__mro__ for n in getattr(klass, "__annotations__", {})}
+    return {n for n in dir(port) if not n.startswith("_")} | annotated
+
+
+@pytest.mark.parametrize("port", [EngineStore, ClaimStore, CursorStore, DeliverySink], ids=lambda p: p.__name__)
+def test_the_sql_store_offers_every_port(store: Store, port: type) -> None:
+    assert {n for n in port_members(port) if not hasattr(store, n)} == set()
+
+
+def test_the_memory_store_offers_the_engine_port(clock: Clock) -> None:
+    assert {n for n in port_members(EngineStore) if not hasattr(MemoryStore(clock.now), n)} == set()
