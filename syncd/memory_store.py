@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .domain import BaseEntry, ItemRef, Link
-from .queue import Claim
+from .store_ports import Claim
 from .store_ports import Begun, Intent, LinkNotFound, LinkState, StaleBase, StoreError
 
 __all__ = ["AuditEntry", "DirtyMark", "MemoryStore"]

@@ -39,11 +39,11 @@ from .domain import BaseEntry, ItemRef, Link, Value
 from .errors import ConfigError, SyncdError
 from .locks import SHARED_WAIT, LinkBusy
 from .metrics import METRICS
-from .queue import Claim, DeadLetter
+from .queue import DeadLetter
 from .schema import audit as audit_t
 from .schema import cursors, dirty, inbox, insert_for, insert_on, intents, leases, link_base, links
 # The records and errors of the store's ports (re-exported: ``from syncd.store import Intent``).
-from .store_ports import (Begun, Fenced, Intent, LinkNotFound, LinkState, StaleBase, StoreError,
+from .store_ports import (Begun, Claim, Fenced, Intent, LinkNotFound, LinkState, StaleBase, StoreError,
                           StoreUnavailable)
 
 __all__ = [

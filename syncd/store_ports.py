@@ -21,10 +21,9 @@ from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from .domain import BaseEntry, ItemRef, Link
 from .errors import SyncdError
-from .queue import Claim
 
 __all__ = [
-    "Begun", "ClaimStore", "CursorStore", "DeliverySink", "EngineStore", "Fenced", "Intent", "LinkNotFound",
+    "Begun", "Claim", "ClaimStore", "CursorStore", "DeliverySink", "EngineStore", "Fenced", "Intent", "LinkNotFound",
     "LinkState", "StaleBase", "StoreError", "StoreUnavailable",
 ]
 
@@ -61,6 +60,21 @@ class LinkNotFound(StoreError):
 
 
 # -- records ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Claim:
+    """A leased dirty item. ``version`` is the mark counter seen at claim time;
+    ``fence`` the claim's fencing token (unique for the item, growing)."""
+
+    ref: ItemRef
+    version: int
+    attempts: int
+    owner: str
+    lease_expires: float           # as claimed; a heartbeat may extend it in the database
+    dirty_since: float | None = None   # when the item first became dirty: propagation lag
+    fence: int = 0
+    last_error: str | None = None      # why its last attempt did not finish (None: it never failed)
+
 
 @dataclass(frozen=True)
 class Intent:

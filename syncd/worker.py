@@ -37,8 +37,7 @@ from .errors import RateLimited, Throttled
 from .fencing import ClaimLost, Fence, holding
 from .locks import LinkBusy
 from .metrics import METRICS
-from .queue import Claim
-from .store_ports import ClaimStore, StoreUnavailable
+from .store_ports import Claim, ClaimStore, StoreUnavailable
 
 log = structlog.get_logger("syncd.worker")
 LINK_BUSY_DELAY = 1.0   # seconds before a worker tries a link another worker held again
