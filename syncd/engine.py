@@ -35,6 +35,7 @@ from .mapping import Mapping
 from .outcome import EscalationPending, IntentSettling, Outcome, Write
 from .snapshots import SnapshotCache
 from .store_ports import EngineStore
+from .unsent import UnsentIntents
 
 log = structlog.get_logger("syncd.engine")
 
@@ -57,8 +58,9 @@ class Engine:
         # How long a pending comment intent may still be in flight at the vendor:
         # the retry budget plus twice the vendor call timeout (the runtime sets it).
         self.intent_settle_seconds = intent_settle_seconds
+        self.unsent = UnsentIntents()   # writes this process never sent while the database was down
         self.fields = FieldWriter(desks, tracker)
-        self.intents = IntentWrites(store, desks, tracker, mappings, intent_settle_seconds)
+        self.intents = IntentWrites(store, desks, tracker, mappings, intent_settle_seconds, self.unsent)
         self.escalation = Escalation(store, desks, tracker, mappings, self.locks, self.intents, self.fields,
                                      create_settle_seconds)
         self.aggregates = Aggregates(mappings, self.fields, self.snapshots)

@@ -21,7 +21,7 @@ from .connectors.base import DeskConnector, TrackerConnector
 from .domain import DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import NotFound, RateLimited
 from .failpoints import failpoint
-from .fencing import ClaimLost, current_claim
+from .fencing import current_claim
 from .field_writes import FieldWriter
 from .intents import IntentWrites, age, recovered
 from .locks import LinkLocks
@@ -30,6 +30,7 @@ from .metrics import METRICS
 from .outcome import EscalationPending, Outcome, Write
 from .reconcile import NoteWrite
 from .store_ports import EngineStore, Intent, LinkState
+from .unsent import watching_send
 
 log = structlog.get_logger("syncd.engine")   # one logger for all of the engine's parts
 KEY_RE = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
@@ -97,7 +98,7 @@ class Escalation:
         issue = self.tracker.find_created(origin)
         if issue is not None:
             return issue
-        if age(intent) < self.settle_seconds:
+        if age(intent) < self.settle_seconds and not self.intents.unsent.never_sent(intent):
             raise EscalationPending("jira", "createIssue", "earlier create not visible yet; waiting")
         if not self.store.take_intent(intent, current_claim()):
             raise EscalationPending("jira", "createIssue", "another worker took the create over; waiting")
@@ -113,14 +114,17 @@ class Escalation:
             if not begun.owned:
                 # Another worker recorded it between our read and now: it makes the create.
                 raise EscalationPending("jira", "createIssue", "another worker records this create; waiting")
-        try:
-            issue = self.tracker.create_issue(spec, origin)
-        except (ClaimLost, RateLimited):
-            # Nothing was created: ClaimLost and Throttled were never sent, a 429 was refused.
-            # Drop the intent so the next try (the current holder) creates at once instead
-            # of waiting out a settle window measured from this intent.
-            self.store.drop_intent(key, current_claim())
-            raise
+        with watching_send() as send:
+            try:
+                issue = self.tracker.create_issue(spec, origin)
+            except Exception as e:
+                # Nothing was created when the request never left (a failed claim check, a
+                # Throttled wait, the database gone at the check) or a 429 refused it: drop
+                # the intent so the next try creates at once instead of waiting out a settle
+                # window measured from this intent.
+                if isinstance(e, RateLimited) or not send.left:
+                    self.intents.drop_unsent(key, current_claim())
+                raise
         failpoint("after_issue_create")
         outcome.writes.append(Write(issue.key, "create", f"created for {origin}"))
         METRICS.inc("issues_created")

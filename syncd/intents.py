@@ -21,12 +21,13 @@ from .connectors.base import DeskConnector, TrackerConnector
 from .domain import Attachment, Comment, DeskItem, Link, Side
 from .errors import Ambiguous, VendorError
 from .failpoints import failpoint
-from .fencing import ClaimLost, current_claim, still_held
+from .fencing import current_claim, still_held
 from .mapping import Mapping
 from .metrics import METRICS
 from .outcome import IntentSettling, Outcome, Write, excerpt
 from .reconcile import CommentWrite, MirrorState, NoteWrite
-from .store_ports import EngineStore, Intent, LinkState
+from .store_ports import Claim, EngineStore, Intent, LinkState, StoreError
+from .unsent import UnsentIntents, watching_send
 
 log = structlog.get_logger("syncd.engine")   # one logger for all of the engine's parts
 # Desks carry no marker: recovery looks for a comment with the intent's exact body
@@ -38,13 +39,14 @@ class IntentWrites:
     """The comments and notes a reconcile posts, each at most once."""
 
     def __init__(self, store: EngineStore, desks: TMapping[str, DeskConnector], tracker: TrackerConnector,
-                 mappings: TMapping[str, Mapping], settle_seconds: float):
+                 mappings: TMapping[str, Mapping], settle_seconds: float, unsent: UnsentIntents):
         self.store = store
         self.desks = desks
         self.tracker = tracker
         self.mappings = mappings
         # How long a pending intent may still be in flight at the vendor (the runtime sets it).
         self.settle_seconds = settle_seconds
+        self.unsent = unsent   # writes this process never sent while the database was down
 
     # -- record and own ----------------------------------------------------
     def own(self, key: str, kind: str, link_id: int | None, payload: dict) -> bool:
@@ -63,22 +65,30 @@ class IntentWrites:
             raise IntentSettling(system, what, f"{intent.key} taken over by another worker")
 
     def settling(self, intent: Intent) -> bool:
-        """Whether a write of ``intent`` may still land (a stalled call, a crash mid-call)."""
-        return age(intent) < self.settle_seconds
+        """Whether a write of ``intent`` may still land (a stalled call, a crash mid-call):
+        within the settle window, unless this process knows it never sent it."""
+        return age(intent) < self.settle_seconds and not self.unsent.never_sent(intent)
 
     def write(self, key: str, write: Callable[[], str]) -> str:
-        """Make the write of pending intent ``key``. Refused or failed before it was carried
-        out: nothing to look for later, so the intent is dropped and the next try writes at
+        """Make the write of pending intent ``key``. Refused, or stopped before its request
+        left: nothing to look for later, so the intent is dropped and the next try writes at
         once. Ambiguous (no answer in time): the intent stays for recovery to look first."""
+        with watching_send() as send:
+            try:
+                return write()
+            except Exception as e:
+                refused = isinstance(e, VendorError) and not isinstance(e, Ambiguous)
+                if refused or not send.left:
+                    self.drop_unsent(key, current_claim())
+                raise
+
+    def drop_unsent(self, key: str, claim: Claim | None) -> None:
+        """Forget the pending intent of a write that never happened; when the database is what
+        failed, remember it in this process so recovery here need not wait (syncd.unsent)."""
         try:
-            return write()
-        except ClaimLost:
-            self.store.drop_intent(key, current_claim())   # stopped before sending: nothing to look for
-            raise
-        except VendorError as e:
-            if not isinstance(e, Ambiguous):
-                self.store.drop_intent(key)
-            raise
+            self.store.drop_intent(key, claim)
+        except StoreError:
+            self.unsent.remember(key, claim)
 
     # -- comments and notes on a link -------------------------------------
     def post_comment(self, link: Link, cw: CommentWrite, outcome: Outcome) -> tuple[Comment, ...]:

@@ -5,7 +5,9 @@ they were asked recorded, so the engine can be built in a unit test without HTTP
 They keep the vendor behaviours the engine's decisions depend on: a desk with
 conditional writes refuses a write planned from an outdated copy (Zendesk safe
 update), syncd's comments come back ``by_integration``, a Jira comment carries its
-marker, a created issue its origin, and Jira search may lag behind a create.
+marker, a created issue its origin, and Jira search may lag behind a create. A
+non-idempotent write passes :func:`syncd.fencing.before_write` first, as in the real
+connectors (the claim check; from there on the request counts as sent).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Mapping, Sequence
 from syncd.connectors.base import FieldFailure, PollPage
 from syncd.domain import Attachment, Comment, DeskItem, IssueSpec, ItemRef, TrackerIssue, Value
 from syncd.errors import Conflict, VendorError
+from syncd.fencing import before_write
 
 # Stamps the fakes give: a minute in the past, so that a copy read now is "settled"
 # (read well after its updated_at, see syncd.link_reconcile.SETTLED).
@@ -95,6 +98,7 @@ class FakeDesk:
         return ()
 
     def add_comment(self, ref: ItemRef, body: str, public: bool, attachments: Sequence[Attachment] = ()) -> str:
+        before_write(self.system, "createComment")   # as the real connectors: the claim check, then the request
         if self.fail_next_comment is not None:
             error, self.fail_next_comment = self.fail_next_comment, None
             raise error
@@ -161,6 +165,7 @@ class FakeTracker:
         return next((i for i in self.issues.values() if i.key == key), None)
 
     def create_issue(self, spec: IssueSpec, origin: str) -> TrackerIssue:
+        before_write(self.system, "createIssue")
         self.created.append(spec)
         issue = self.put(f"{spec.project}-{len(self.issues) + 1}", dict(spec.fields), origin)
         self.issues[issue.ref.id] = replace(issue, summary=spec.summary)
@@ -186,6 +191,7 @@ class FakeTracker:
         return ()
 
     def add_comment(self, issue_id: str, body: str, source: str, attachments: Sequence[Attachment] = ()) -> str:
+        before_write(self.system, "addComment")
         cid = str(next(self._comment_ids))
         self.posted.append((issue_id, body, source))
         self.markers[cid] = source

@@ -20,6 +20,7 @@ from syncd.engine import Engine, EscalationPending, IntentSettling
 from syncd.errors import Ambiguous, Refused
 from syncd.mapping import ConflictRule, EscalationRules, FanoutRules, FieldRule, Mapping
 from syncd.memory_store import MemoryStore
+from syncd.store_ports import StoreUnavailable
 
 DESK = ItemRef("zendesk", "1")
 PRIORITY = FieldRule("priority", desk="priority", tracker="priority",
@@ -57,8 +58,8 @@ class Setup:
         self.store.backdate_intent(key, age)
 
 
-def build(m: Mapping | None = None, conditional_writes: bool = True) -> Setup:
-    store, desk, tracker = MemoryStore(), FakeDesk(conditional_writes=conditional_writes), FakeTracker()
+def build(m: Mapping | None = None, conditional_writes: bool = True, store: MemoryStore | None = None) -> Setup:
+    store, desk, tracker = store or MemoryStore(), FakeDesk(conditional_writes=conditional_writes), FakeTracker()
     engine = Engine(store, {"zendesk": desk}, tracker, {"zendesk": m or mapping()},
                     create_settle_seconds=CREATE_SETTLE, intent_settle_seconds=INTENT_SETTLE)
     return Setup(engine, store, desk, tracker)
@@ -145,6 +146,38 @@ def test_a_write_without_an_answer_keeps_its_intent_and_a_refused_one_drops_it()
     assert s.store.pending_intents() == [], "it certainly did not happen: the next try writes at once"
     s.engine.reconcile(ItemRef("jira", link.issue_id))
     assert len([p for p in s.desk.posted if "Fixed in build 42" in p[1]]) == 1
+
+
+class DownAtDrop(MemoryStore):
+    """The database goes away between recording an intent and dropping it."""
+
+    down = False
+
+    def drop_intent(self, key, claim=None):
+        if self.down:
+            raise StoreUnavailable("database down", "database_unreachable")
+        return super().drop_intent(key, claim)
+
+
+def test_a_refused_write_whose_intent_could_not_be_dropped_is_written_again_at_once_by_this_process() -> None:
+    s = build(store=DownAtDrop())
+    link = s.link()
+    issue = s.tracker.issues[link.issue_id]
+    s.tracker.issues[link.issue_id] = replace(
+        issue, comments=(comment("j1", "Fixed in build 42", at=datetime.now(timezone.utc)),))
+    s.desk.fail_next_comment = Refused("zendesk", "updateTicket", "422", status=422)
+    s.store.down = True   # type: ignore[attr-defined]
+    with pytest.raises(Refused):
+        s.engine.reconcile(ItemRef("jira", link.issue_id))
+    s.store.down = False   # type: ignore[attr-defined]
+    assert s.store.pending_intents() == [f"comment:{link.id}:desk:j1"]
+    restarted = Engine(s.store, {"zendesk": s.desk}, s.tracker, s.engine.mappings,
+                       intent_settle_seconds=INTENT_SETTLE)
+    with pytest.raises(IntentSettling):   # another process cannot know it was never sent
+        restarted.reconcile(ItemRef("jira", link.issue_id))
+    s.engine.reconcile(ItemRef("jira", link.issue_id))
+    assert len([b for _, b, _ in s.desk.posted if "Fixed in build 42" in b]) == 1
+    assert s.store.pending_intents() == []
 
 
 # -- escalation ---------------------------------------------------------------------
