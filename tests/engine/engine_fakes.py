@@ -51,6 +51,7 @@ class FakeDesk:
 
     system: str = "zendesk"
     conditional_writes: bool = True
+    own_actor: str = "12345"                                      # syncd's agent, as webhooks name it
     items: dict[ItemRef, DeskItem] = field(default_factory=dict)
     fetches: Counter = field(default_factory=Counter)             # ref -> reads
     posted: list[tuple[ItemRef, str, bool]] = field(default_factory=list)
