@@ -197,3 +197,13 @@ class Link:
     issue_id: str
     issue_key: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class BaseEntry:
+    """The values of one mapped field when the link was last in sync, each side in its own terms.
+    Planned by :mod:`syncd.reconcile`, kept by the store: a domain value, so the store does
+    not depend on the planner."""
+
+    desk: Value
+    tracker: Value

@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 from .errors import SyncdError
 from .failpoints import failpoint
-from .queue import Claim
+from .store_ports import Claim
 from .unsent import request_leaving
 
 

@@ -18,7 +18,7 @@ import structlog
 from .connectors.base import PollPage
 from .failpoints import failpoint
 from .metrics import METRICS
-from .store import Store
+from .store_ports import CursorStore
 
 log = structlog.get_logger("syncd.poller")
 
@@ -31,7 +31,7 @@ class PollSource:
 
 
 class Poller:
-    def __init__(self, store: Store, source: PollSource, owner: str, on_items: Callable[[], None] | None = None,
+    def __init__(self, store: CursorStore, source: PollSource, owner: str, on_items: Callable[[], None] | None = None,
                  lease_ttl: float | None = None):
         self.store, self.source, self.owner, self.on_items = store, source, owner, on_items
         # How long a silent leader keeps the source: a replica takes over after this.

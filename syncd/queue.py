@@ -28,26 +28,12 @@ import structlog
 
 from .domain import ItemRef
 from .schema import claim_fences, dead_letters, dirty, insert_on, least
+from .store_ports import Claim   # the claim is the ports' vocabulary (re-exported here)
 
 log = structlog.get_logger(__name__)
 
 MANUAL = "manual"  # the reason an operator's "sync now" carries: it may cut a backoff short
 d = dirty.c
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A leased dirty item. ``version`` is the mark counter seen at claim time;
-    ``fence`` the claim's fencing token (unique for the item, growing)."""
-
-    ref: ItemRef
-    version: int
-    attempts: int
-    owner: str
-    lease_expires: float           # as claimed; a heartbeat may extend it in the database
-    dirty_since: float | None = None   # when the item first became dirty: propagation lag
-    fence: int = 0
-    last_error: str | None = None      # why its last attempt did not finish (None: it never failed)
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Mapping as TMapping
 
-from .domain import Attachment, Comment, DeskItem, Link, Side, TrackerIssue, Value
+from .domain import Attachment, BaseEntry, Comment, DeskItem, Link, Side, TrackerIssue, Value
 from .mapping import ConflictRule, FieldRule, Mapping
 
 STATUS_KEY = "__status__"          # tracker status last seen (desk side unused)
@@ -67,14 +67,6 @@ __all__ = [
     "Unmapped", "plan", "translate", "reserved",
     "STATUS_KEY", "RELEASED_KEY", "GENERATION_KEY",
 ]
-
-
-@dataclass(frozen=True)
-class BaseEntry:
-    """The values of one mapped field when the link was last in sync, each side in its own terms."""
-
-    desk: Value
-    tracker: Value
 
 
 @dataclass(frozen=True)

@@ -35,14 +35,16 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
 from . import queue
-from .domain import ItemRef, Link, Value
+from .domain import BaseEntry, ItemRef, Link, Value
 from .errors import ConfigError, SyncdError
 from .locks import SHARED_WAIT, LinkBusy
 from .metrics import METRICS
-from .queue import Claim, DeadLetter
-from .reconcile import BaseEntry
+from .queue import DeadLetter
 from .schema import audit as audit_t
-from .schema import cursors, inbox, insert_for, insert_on, intents, leases, link_base, links
+from .schema import cursors, dirty, inbox, insert_for, insert_on, intents, leases, link_base, links
+# The records and errors of the store's ports (re-exported: ``from syncd.store import Intent``).
+from .store_ports import (Begun, Claim, Fenced, Intent, LinkNotFound, LinkState, StaleBase, StoreError,
+                          StoreUnavailable)
 
 __all__ = [
     "AuditRow", "BaseEntry", "Begun", "Claim", "DaemonRunning", "DeadLetter", "Fenced", "Intent", "LinkNotFound", "LinkState",
@@ -64,23 +66,6 @@ LINK_LOCK_CLASSID_SQL = f"({LINK_LOCK_SPACE_SQL}::bigint & 4294967295)"
 # Alembic keeps its running context in module globals (alembic.context, alembic.op), so two
 # upgrades in one process must not overlap; across processes the database lock decides.
 _UPGRADE_IN_PROCESS = threading.Lock()
-
-
-class StoreError(SyncdError):
-    """The database refused something (a constraint, a bad value)."""
-
-
-class StoreUnavailable(StoreError):
-    """The database cannot be used right now: Postgres down, disk full, SQLite locked past the busy timeout.
-
-    ``reason`` names the outage for operators and health checks (see :func:`outage_reason`):
-    ``database_unreachable``, ``database_disk_full``, ``database_locked``, ``database_read_only``,
-    ``database_io_error`` or ``database_unavailable``. Nothing is wrong with the data or the item
-    being worked on: the same call succeeds once the database is back."""
-
-    def __init__(self, message: str, reason: str = "database_unavailable"):
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -124,58 +109,8 @@ def is_outage_error(error: str) -> bool:
     return error.startswith(f"{StoreUnavailable.__name__}: ")
 
 
-class StaleBase(StoreError):
-    """put_base lost a race: the link's base revision moved since it was read. Re-read and reconcile again."""
-
-
-class Fenced(StoreError):
-    """A poller whose leadership was taken over tried to advance a cursor."""
-
-
 class DaemonRunning(StoreError):
     """Another syncd daemon already holds this SQLite database (SQLite serves one daemon)."""
-
-
-class LinkNotFound(StoreError):
-    """The link was removed (e.g. while a worker reconciled it)."""
-
-
-@dataclass(frozen=True)
-class Intent:
-    key: str
-    kind: str
-    state: str  # pending | done
-    result: str | None  # the vendor's id once done
-    link_id: int | None
-    payload: Mapping[str, Any] | None
-    created_at: datetime
-    claim_ref: str | None = None      # the claim that owns it while pending (None: recorded outside a claim)
-    claim_fence: int | None = None
-
-    def owned_by(self, claim: Claim | None) -> bool:
-        return claim is not None and self.claim_ref == str(claim.ref) and self.claim_fence == claim.fence
-
-
-@dataclass(frozen=True)
-class Begun:
-    """What :meth:`Store.begin_intent` found: the intent as stored, and whether the caller owns
-    it (recorded it just now). A caller that does not own it must not make its write."""
-
-    intent: Intent
-    owned: bool
-
-
-@dataclass(frozen=True)
-class LinkState:
-    """What the store knows of one link, read in one transaction: its base, the base's
-    revision and its intents (oldest first), plus any intents asked for by key."""
-
-    base: dict[str, BaseEntry]
-    revision: int
-    intents: tuple[Intent, ...]
-
-    def intent(self, key: str) -> Intent | None:
-        return next((i for i in self.intents if i.key == key), None)
 
 
 @dataclass(frozen=True)
@@ -991,6 +926,30 @@ class Store:
             query = query.where(c.link_id == link_id)
         with self._tx(write=False) as conn:
             return [AuditRow(r.id, _utc(r.at), r.event, r.link_id, json.loads(r.detail)) for r in conn.execute(query)]
+
+    # -- inspection: read-only views for operators' tools and tests (no raw SQL outside) ---------
+
+    def inbox_count(self, source: str | None = None) -> int:
+        """Webhook deliveries stored (of ``source`` alone, when given)."""
+        query = sa.select(sa.func.count()).select_from(inbox)
+        if source is not None:
+            query = query.where(inbox.c.source == source)
+        with self._tx(write=False) as conn:
+            return conn.scalar(query) or 0
+
+    def pending_intents(self) -> list[str]:
+        """Keys of the intents recorded and not finished (a clean stop leaves none)."""
+        with self._tx(write=False) as conn:
+            return list(conn.scalars(sa.select(intents.c.key).where(intents.c.state == "pending")
+                                     .order_by(intents.c.created_at, intents.c.key)))
+
+    def lease_owners(self, refs: Iterable[ItemRef]) -> dict[ItemRef, str | None]:
+        """The lease owner of each of ``refs`` still in the queue (None: dirty, not claimed);
+        refs not in the queue are left out."""
+        wanted = {str(r): r for r in refs}
+        with self._tx(write=False) as conn:
+            rows = conn.execute(sa.select(dirty.c.ref, dirty.c.lease_owner).where(dirty.c.ref.in_(list(wanted))))
+            return {wanted[r.ref]: r.lease_owner for r in rows}
 
 
 def _first_line(err: BaseException | None) -> str:

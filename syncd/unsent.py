@@ -24,12 +24,9 @@ from collections import OrderedDict
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
-from .queue import Claim
-
-if TYPE_CHECKING:
-    from .store import Intent
+from .store_ports import Claim, Intent
 
 CAPACITY = 10_000   # entries kept (oldest go first); each is one outage-time write
 
@@ -78,7 +75,7 @@ class UnsentIntents:
             while len(self._owners) > self._capacity:
                 self._owners.popitem(last=False)
 
-    def never_sent(self, intent: "Intent") -> bool:
+    def never_sent(self, intent: Intent) -> bool:
         """True when this process recorded ``intent`` and certainly did not send its write."""
         with self._lock:
             owner = self._owners.get(intent.key)

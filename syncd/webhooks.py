@@ -16,7 +16,7 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Mapping, MutableMapping, Protocol, Sequence
+from typing import Any, Awaitable, Callable, Mapping, MutableMapping, Sequence
 
 import structlog
 
@@ -25,7 +25,7 @@ from .failpoints import failpoint
 from .metrics import METRICS
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
 from .schema import inbox
-from .store import StoreUnavailable
+from .store_ports import DeliverySink, StoreUnavailable
 from .webhook_flow import WebhookFlow
 from .webhook_payloads import PARSERS, Headers, Ignored, MalformedPayload
 
@@ -43,12 +43,6 @@ VENDOR_PATHS: Mapping[str, str] = {
     "/webhooks/intercom": "intercom",
 }
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024   # real payloads are a few KiB; Jira's largest well under this
-
-
-class DeliverySink(Protocol):
-    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef]) -> bool:
-        """Store the delivery and mark ``refs`` dirty in one transaction; ``False``
-        when ``(source, delivery_id)`` was seen before. May raise ``StoreUnavailable``."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from .errors import RateLimited, Throttled
 from .fencing import ClaimLost, Fence, holding
 from .locks import LinkBusy
 from .metrics import METRICS
-from .store import Claim, Store, StoreUnavailable
+from .store_ports import Claim, ClaimStore, StoreUnavailable
 
 log = structlog.get_logger("syncd.worker")
 LINK_BUSY_DELAY = 1.0   # seconds before a worker tries a link another worker held again
@@ -61,7 +61,7 @@ def backoff(settings: WorkerSettings) -> Callable[[int], float]:
 
 
 class WorkerPool:
-    def __init__(self, store: Store, engine: Engine, owner: str, settings: WorkerSettings):
+    def __init__(self, store: ClaimStore, engine: Engine, owner: str, settings: WorkerSettings):
         self.store, self.engine, self.owner, self.settings = store, engine, owner, settings
         self.wake = threading.Event()
         self._stopping = threading.Event()

@@ -97,6 +97,13 @@ class TrackerConnector(Protocol):
     def find_created(self, origin: str) -> TrackerIssue | None:
         """The issue created for ``origin``, if a create went through."""
 
+    def created_for(self, origin: str, limit: int = 20) -> list[str]:
+        """Ids of every issue carrying ``origin``'s marker, oldest first: more than one means
+        a create slipped past the claim check, and the engine deletes all but the oldest."""
+
+    def delete_issue(self, issue_id: str) -> bool:
+        """Delete an issue syncd made twice; False when it was already gone."""
+
     def update_fields(self, issue_id: str, values: Mapping[str, Value]) -> Sequence[FieldFailure]:
         """``status`` is written by a transition; one refused field does not block the rest."""
 
@@ -107,6 +114,12 @@ class TrackerConnector(Protocol):
 
     def find_comment(self, issue_id: str, source: str) -> str | None:
         """Recovery: the id of the comment carrying ``source``, else ``None``."""
+
+    def find_comments(self, issue_id: str, source: str, first_only: bool = False) -> list[str]:
+        """Ids of syncd's comments carrying ``source``, oldest first (duplicate repair)."""
+
+    def delete_comment(self, issue_id: str, comment_id: str) -> bool:
+        """Delete a comment syncd posted twice; False when it was already gone."""
 
     def download(self, attachment: Attachment) -> bytes:
         """The bytes of an issue attachment (authenticated)."""

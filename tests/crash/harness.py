@@ -389,11 +389,7 @@ def _tally(v: Verdict, what: str, n: int) -> None:
 
 def pending_intents(store: Store) -> list[str]:
     """Intents recorded but never finished (a clean stop must leave none)."""
-    import sqlalchemy as sa
-
-    from syncd.schema import intents
-    with store._engine.connect() as conn:
-        return list(conn.scalars(sa.select(intents.c.key).where(intents.c.state == "pending")))
+    return store.pending_intents()
 
 
 __all__ = ["Books", "Daemon", "Switchboard", "replica_daemons", "Verdict", "check", "crash_world", "issue_bodies", "issues_for_origin",

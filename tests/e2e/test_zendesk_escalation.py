@@ -12,11 +12,9 @@ import threading
 import urllib.error
 import urllib.request
 
-import sqlalchemy as sa
 
 from syncd.testing import Observer, quiet, ticket_key as key_on, ticket_notes as notes, wait_for
 from syncd.runtime import App
-from syncd.schema import inbox
 from syncd.sandbox import World
 
 CUSTOMER = "Cleo Customer"
@@ -39,8 +37,7 @@ def post_zendesk(world: World, daemon: App, body: bytes, invocation: str) -> tup
 
 
 def inbox_rows(daemon: App, source: str) -> int:
-    with daemon.store._engine.connect() as conn:
-        return conn.scalar(sa.select(sa.func.count()).select_from(inbox).where(inbox.c.source == source)) or 0
+    return daemon.store.inbox_count(source)
 
 
 # -- 1. escalate --------------------------------------------------------------

@@ -15,13 +15,11 @@ import urllib.request
 from typing import Iterator
 
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
 from syncd.cli import main
 from syncd.testing import Observer, captured_logs, quiet, wait_for
 from syncd.runtime import App
-from syncd.schema import inbox
 from syncd.sim.core import Fault
 from syncd.sandbox import World
 
@@ -66,11 +64,7 @@ def zendesk_headers(world: World, body: bytes, invocation: str) -> dict[str, str
 
 
 def inbox_rows(daemon: App, source: str | None = None) -> int:
-    query = sa.select(sa.func.count()).select_from(inbox)
-    if source is not None:
-        query = query.where(inbox.c.source == source)
-    with daemon.store._engine.connect() as conn:
-        return conn.scalar(query) or 0
+    return daemon.store.inbox_count(source)
 
 
 def jira_bodies(look: Observer, key: str) -> list[str]:

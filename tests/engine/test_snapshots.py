@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 from syncd.connectors.zendesk import CommentCount
 from syncd.domain import Comment, DeskItem, ItemRef, Side, TrackerIssue
-from syncd.engine import _patched
+from syncd.link_reconcile import _patched
 from syncd.snapshots import SnapshotCache, with_comment
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from syncd.domain import ItemRef
 from syncd.sim.core import Fault
@@ -109,8 +108,5 @@ def test_replica_killed_with_claims_is_taken_over_within_the_lease(make_world, s
 
 
 def _owners(store: Store, refs: list[ItemRef]) -> set[str | None]:
-    """Lease owners of the queue rows of ``refs`` still present (read like an operator would, in SQL)."""
-    from syncd.schema import dirty
-    with store._engine.connect() as conn:
-        rows = conn.execute(sa.select(dirty.c.lease_owner).where(dirty.c.ref.in_([str(r) for r in refs])))
-        return {r.lease_owner for r in rows}
+    """Lease owners of the queue rows of ``refs`` still present."""
+    return set(store.lease_owners(refs).values())

@@ -1,0 +1,307 @@
+"""One link reconciled: recover, read, plan, carry out, remember.
+
+Under the link's lock: finish what an earlier attempt left pending (intents),
+take what is known of each side (the side that changed, freshly read; the other
+perhaps from this process's snapshot, see :mod:`syncd.snapshots`), read what is
+missing and let the pure :func:`syncd.reconcile.plan` decide, then make the
+writes and store the new base under the revision it was planned from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Mapping as TMapping, Sequence
+
+import structlog
+
+from .connectors.base import DeskConnector, TrackerConnector
+from .domain import BaseEntry, Comment, DeskItem, ItemRef, Link, Side, TrackerIssue, Value
+from .errors import Conflict
+from .escalation import Escalation, create_key
+from .field_writes import FieldWriter
+from .intents import IntentWrites, mirror_state
+from .locks import LinkLocks
+from .mapping import Mapping
+from .metrics import METRICS
+from .outcome import Outcome, describe
+from .reconcile import STATUS_LOCATOR, Plan, plan
+from .snapshots import SnapshotCache, with_comment
+from .store_ports import EngineStore, LinkState, StaleBase
+
+log = structlog.get_logger("syncd.engine")   # one logger for all of the engine's parts
+# How long after its updated_at a remembered desk item must have been read before a
+# conditional write may be planned from it: Zendesk's whole second, plus a second
+# for the difference between its clock and ours.
+SETTLED = timedelta(seconds=2)
+
+
+@dataclass(frozen=True)
+class _Sides:
+    """What the reconcile holds of each side before reading: the side that triggered it,
+    and perhaps the other remembered (``cached``)."""
+
+    desk: DeskItem | None
+    issue: TrackerIssue | None
+    cached: Side | None
+
+
+@dataclass(frozen=True)
+class _Planned:
+    item: DeskItem
+    issue: TrackerIssue
+    plan: Plan
+
+
+class LinkReconciler:
+    def __init__(self, store: EngineStore, desks: TMapping[str, DeskConnector], tracker: TrackerConnector,
+                 mappings: TMapping[str, Mapping], locks: LinkLocks, snapshots: SnapshotCache,
+                 intents: IntentWrites, escalation: Escalation, fields: FieldWriter):
+        self.store = store
+        self.desks = desks
+        self.tracker = tracker
+        self.mappings = mappings
+        self.locks = locks
+        self.snapshots = snapshots
+        self.intents = intents
+        self.escalation = escalation
+        self.fields = fields
+
+    def reconcile(self, link: Link, outcome: Outcome, dry_run: bool, desk_item: DeskItem | None = None,
+                  issue: TrackerIssue | None = None, seen: int = 0) -> DeskItem | None:
+        """``seen``: the link's base revision before ``desk_item``/``issue`` were read.
+        Given one side (the one that changed), the other may come from the snapshot
+        cache (see :mod:`syncd.snapshots` for when that is safe). Returns the desk item
+        as read (None when it is gone)."""
+        with self.locks.hold(link.id):
+            # Base and intents in one read; read again only after something changed them.
+            state = self.store.link_state(link.id, (create_key(link.desk),))
+            if not dry_run:
+                self.intents.recover(link, outcome, state)
+            sides = self._starting_sides(link, state.revision, seen, desk_item, issue, dry_run)
+            planned = self._read_and_plan(link, sides, state, outcome, dry_run)
+            if not isinstance(planned, _Planned):
+                return planned
+            self._report(link, planned.plan, outcome)
+            if dry_run:
+                describe(planned.plan, link, outcome)
+            else:
+                self._carry_out(link, planned, state, outcome)
+            return planned.item
+
+    # -- the steps ---------------------------------------------------------
+    def _starting_sides(self, link: Link, revision: int, seen: int, desk_item: DeskItem | None,
+                        issue: TrackerIssue | None, dry_run: bool) -> _Sides:
+        """The sides given, unless another worker synced the link since they were read (a
+        stale value would look like a fresh edit and undo that worker's write); with one
+        side given, the other from the snapshot when one is kept at this revision."""
+        if revision != seen:
+            return _Sides(None, None, None)
+        other = _other_side(desk_item, issue)
+        remembered = self.snapshots.get(link.id, other, revision) if other is not None and not dry_run else None
+        if remembered is None:
+            return _Sides(desk_item, issue, None)
+        if other is Side.DESK:
+            return _Sides(remembered, issue, other)   # type: ignore[arg-type]
+        return _Sides(desk_item, remembered, other)   # type: ignore[arg-type]
+
+    def _read_and_plan(self, link: Link, sides: _Sides, state: LinkState, outcome: Outcome,
+                       dry_run: bool) -> _Planned | DeskItem | None:
+        """Read the sides not held and plan. A plan made with a remembered side that writes a
+        field it may not write unread is made again from a fresh read of that side. When a
+        side is gone: the desk item as read (None when the desk item itself is gone)."""
+        mapping = self.mappings[link.desk.system]
+        item, issue, cached = sides.desk, sides.issue, sides.cached
+        while True:
+            item = item or self._fetch_desk(link)
+            if item is None:
+                log.info("desk_item_gone", link=link.id, desk=str(link.desk))
+                return None
+            issue = issue or self.tracker.fetch(link.issue_id)
+            if issue is None:
+                log.info("issue_gone", link=link.id, issue_id=link.issue_id)
+                return item
+            if not dry_run and self.escalation.resume(link, item, issue, outcome, state):
+                state = self.store.link_state(link.id, (create_key(link.desk),))
+            p = plan(mapping, self.escalation.history_scope(link, state), item, issue, state.base,
+                     mirror_state(state))
+            if cached is None or not p.field_writes or self._may_write_unread(p, cached, item):
+                break
+            # A field write needs the target's current value (conflict rules):
+            # read the remembered side and plan again.
+            METRICS.inc("snapshot_refreshed")
+            if cached is Side.DESK:
+                item = None
+            else:
+                issue = None
+            cached = None
+        if cached is not None:
+            METRICS.inc("snapshot_used")
+        return _Planned(item, issue, p)
+
+    @staticmethod
+    def _report(link: Link, p: Plan, outcome: Outcome) -> None:
+        """The plan's decisions into the outcome, and the ones people must hear of into the log."""
+        outcome.plans.append(p)
+        outcome.decisions.extend(f"{d.field}: {d.kind}: {d.detail}" for d in p.decisions)
+        for d in p.decisions:
+            if d.kind == "conflict":   # a value someone set is being overwritten: say so, with both
+                log.warning("field_conflict", link=link.id, field=d.field, kept=d.kept,
+                            replaced=d.replaced, detail=d.detail)
+            elif d.kind == "unmapped":
+                log.info("field_unmapped", link=link.id, field=d.field, detail=d.detail)
+
+    def _carry_out(self, link: Link, planned: _Planned, state: LinkState, outcome: Outcome) -> None:
+        """Make the writes, store the new base under the revision it was planned from, and
+        remember what each side now holds. ``state`` is the link as first read."""
+        base, revision = state.base, state.revision
+        try:
+            new_base, posted = self._apply(link, planned, base, outcome)
+        except Conflict:
+            self._write_conflict(link, base, revision, outcome)
+            return
+        if new_base != base:
+            try:
+                revision = self.store.put_base(link.id, new_base, revision)
+            except StaleBase:
+                # Another worker or process synced this link meanwhile. Our writes
+                # were idempotent; reconcile once more from a fresh read.
+                log.info("base_moved", link=link.id)
+                self._unfinished(link, outcome, "base_moved")
+                self._forget(link)
+                return
+        self._remember(link, planned, posted, revision)
+
+    def _write_conflict(self, link: Link, base: TMapping[str, BaseEntry], revision: int, outcome: Outcome) -> None:
+        """The desk refused a safe update: someone edited the item since it was read. Nothing
+        else of the plan was written (desk fields go first); reconcile again from fresh reads."""
+        log.info("write_conflict", link=link.id, desk=str(link.desk))
+        METRICS.inc("write_conflicts")
+        # What every process remembers of this link is now suspect (the desk moved
+        # under it): move the base's revision so no replica plans from a snapshot at
+        # the old one, and leave both the desk item and the item this reconcile was
+        # for dirty — the change that brought us here (say an engineer's comment and
+        # a status on the issue) was not carried yet and must not depend on a
+        # snapshot elsewhere noticing it (issue 10, finding 8).
+        try:
+            self.store.put_base(link.id, base, revision)
+        except StaleBase:
+            pass
+        self._forget(link)
+        self._unfinished(link, outcome, "write_conflict")
+
+    # -- writes ------------------------------------------------------------
+    def _apply(self, link: Link, planned: _Planned, base: TMapping[str, BaseEntry],
+               outcome: Outcome) -> tuple[dict[str, BaseEntry], dict[Side, list[Comment]]]:
+        """Make the plan's writes; returns the base to store and the comments posted, by side."""
+        p, item, issue = planned.plan, planned.item, planned.issue
+        new_base = dict(p.new_base)
+        posted: dict[Side, list[Comment]] = {Side.DESK: [], Side.TRACKER: []}
+        for side, ref, key in ((Side.DESK, item.ref, None), (Side.TRACKER, issue.ref, issue.key)):
+            writes = {w.locator: w.value for w in p.field_writes if w.side is side}
+            if not writes:
+                continue
+            failed = self.fields.write(side, ref, key, writes, outcome,
+                                       expect=item.updated_at if side is Side.DESK else None)
+            if len(failed) < len(writes):
+                self._queue_siblings(link, side, ref)
+            for failure in failed:
+                for w in p.field_writes:
+                    if w.side is side and w.locator == failure.locator:
+                        # Keep the old base for that field alone: it is tried again next time.
+                        if w.field in base:
+                            new_base[w.field] = base[w.field]
+                        else:
+                            new_base.pop(w.field, None)
+        for cw in p.comment_writes:
+            posted[cw.side].extend(self.intents.post_comment(link, cw, outcome))
+        for note in p.notes:
+            posted[Side.DESK].extend(self.intents.post_note(link, note, outcome))
+        return new_base, posted
+
+    def _queue_siblings(self, link: Link, side: Side, ref: ItemRef) -> None:
+        """A value written to an issue (or desk item) shared by other links must
+        reach them too. The echo webhook of syncd's own write is not queued (see
+        syncd.webhooks), so the engine queues the written item itself."""
+        others = (self.store.links_for_issue(link.issue_id) if side is Side.TRACKER
+                  else self.store.links_for_desk(link.desk))
+        if any(other.id != link.id for other in others):
+            self.store.mark_dirty([ref], "shared_item_written")
+
+    def _unfinished(self, link: Link, outcome: Outcome, reason: str) -> None:
+        """A reconcile that could not finish leaves its item dirty (and the link's desk item,
+        whose fresh read decides again): completing the claim then keeps the row."""
+        self.store.mark_dirty({link.desk, outcome.ref}, reason)
+
+    # -- reading and remembering ------------------------------------------
+    def _fetch_desk(self, link: Link) -> DeskItem | None:
+        return self.desks[link.desk.system].fetch(link.desk, known=self.known_comments([link]))
+
+    def known_comments(self, links: Sequence[Link]) -> tuple[Comment, ...] | None:
+        """The desk item's comments as last seen through any of ``links`` (any revision:
+        comments are only ever added, so a count check is all a connector needs)."""
+        for link in links:
+            seen = self.snapshots.peek(link.id, Side.DESK)
+            if seen is not None:
+                return seen.comments
+        return None
+
+    def _may_write_unread(self, p: Plan, cached: Side, item: DeskItem) -> bool:
+        """Whether the plan made with a remembered side may be carried out as it is: only
+        when every field write goes to that side, the vendor refuses a write planned from
+        an outdated copy (Zendesk's safe update) and the copy is *settled*: read at least
+        :data:`SETTLED` after its ``updated_at``. Zendesk stamps whole seconds, so an edit
+        made in the same second as the copy's stamp would look like no change to it.
+        Anything else reads the side first."""
+        if cached is not Side.DESK or not self.fields.conditional(item.ref):
+            return False
+        if item.observed_at is None or item.observed_at - item.updated_at < SETTLED:
+            return False
+        return all(w.side is Side.DESK for w in p.field_writes)
+
+    def _remember(self, link: Link, planned: _Planned, posted: TMapping[Side, Sequence[Comment]],
+                  revision: int) -> None:
+        """Keep what each side now holds, as of the link's new revision: the fields
+        written set on it, the comments posted added. A desk item written to without
+        knowing its new ``updated_at`` and a Jira issue whose status was moved (a
+        transition may set other fields) are forgotten instead."""
+        writes = {(w.side, w.locator): w.value for w in planned.plan.field_writes}
+        for side, snapshot in ((Side.DESK, planned.item), (Side.TRACKER, planned.issue)):
+            values = {locator: value for (s, locator), value in writes.items() if s is side}
+            desk = side is Side.DESK
+            patched = _patched(snapshot, values, self.fields.stamp_after_write(link.desk) if desk else None,
+                               desk and self.fields.conditional(link.desk))
+            if patched is None:
+                self.snapshots.drop(link.id, side)
+                continue
+            for comment in posted.get(side, ()):
+                patched = with_comment(patched, comment)
+            self.snapshots.put(link.id, side, patched, revision)
+
+    def _forget(self, link: Link) -> None:
+        for side in Side:
+            self.snapshots.drop(link.id, side)
+
+
+def _patched(snapshot: DeskItem | TrackerIssue, values: TMapping[str, Value],
+             stamp: datetime | None, conditional: bool) -> DeskItem | TrackerIssue | None:
+    """``snapshot`` with ``values`` written to it, or None when the result is not known
+    well enough to plan from: a conditional desk's item with no new ``updated_at`` (a
+    safe update planned from it would be refused), a moved status (a transition or a
+    state change may set other fields), an additive locator."""
+    if not values:
+        return snapshot
+    if any(locator.endswith(("+", "-")) or locator == STATUS_LOCATOR for locator in values):
+        return None
+    if conditional:
+        if stamp is None:
+            return None
+        return replace(snapshot, fields={**snapshot.fields, **values}, updated_at=stamp)
+    return replace(snapshot, fields={**snapshot.fields, **values})
+
+
+def _other_side(desk_item: DeskItem | None, issue: TrackerIssue | None) -> Side | None:
+    """The side not given (it did not trigger this reconcile), when exactly one is."""
+    if (desk_item is None) == (issue is None):
+        return None
+    return Side.TRACKER if desk_item is not None else Side.DESK
