@@ -449,8 +449,7 @@ def catch_up(app: App) -> None:
     """Poll every source now and let the daemon carry out what the polls found: the
     set-up's own changes are then behind the pollers, and not counted as the stream's."""
     for poller in app.pollers:
-        while poller.poll_once():
-            pass
+        poller.poll_once()   # pages through everything new (an overlap may find it again later)
     settle(app, quiet=1.0)
 
 

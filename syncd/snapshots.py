@@ -25,6 +25,7 @@ a write the snapshot cannot model (a Jira transition, ``tags+``, a Zendesk
 write whose new ``updated_at`` is unknown) drops the entry instead.
 
 Per process, bounded (least recently used entries go first), thread-safe.
+``on_put`` is told every entry stored (the pollers' :mod:`syncd.poll_stamps`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ class Snapshot(Generic[S]):
 
 
 class SnapshotCache:
-    def __init__(self, capacity: int = 20_000):
+    def __init__(self, capacity: int = 20_000,
+                 on_put: Callable[[DeskItem | TrackerIssue], None] | None = None):
         self.capacity = capacity
+        self.on_put = on_put
         self._entries: OrderedDict[tuple[int, Side], Snapshot] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -76,6 +79,8 @@ class SnapshotCache:
             self._entries.move_to_end((link_id, side))
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
+        if self.on_put is not None:
+            self.on_put(item)
 
     def patch(self, link_id: int, side: Side, change: Callable[[S], S]) -> None:
         """Apply ``change`` to the snapshot of ``side`` (if any), keeping its revision."""
