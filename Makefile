@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv sim bench crash-loop clean
+.PHONY: demo test venv sim bench bench-calls crash-loop clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,6 +35,13 @@ bench-all: $(STAMP)
 	-$(BIN)/python bench/throughput.py
 	-$(BIN)/python bench/backlog.py
 	-$(BIN)/python bench/links_scale.py
+
+# Vendor calls, polls and echoes counted (issue 16): ~10 minutes.
+bench-calls: $(STAMP)
+	-$(BIN)/python bench/propagation.py --polls
+	-$(BIN)/python bench/escalation.py
+	-$(BIN)/python bench/fanout.py
+	-$(BIN)/python bench/idle.py
 
 # Long seeded crash loop (issue 5): SEED=n ROUNDS=n; CI runs a 3-round one in the tests.
 ROUNDS ?= 40

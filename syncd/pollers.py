@@ -4,6 +4,10 @@ One thread per source. Before each poll it takes (or renews) the source's
 leader lease; the fencing token it gets is checked again when the cursor is
 advanced, so a poller that stalled and lost its lease cannot move the cursor.
 The cursor advances and the items are marked dirty in one transaction.
+
+``accounted`` (see :mod:`syncd.poll_stamps`) tells the items a poll found that
+syncd has already carried across at the ``updated`` the poll saw: they are left
+out, so a poll that only finds those costs no reconcile and no vendor read.
 """
 
 from __future__ import annotations
@@ -11,11 +15,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 import structlog
 
 from .connectors.base import PollPage
+from .domain import ItemRef
 from .failpoints import failpoint
 from .metrics import METRICS
 from .store_ports import CursorStore
@@ -32,8 +38,9 @@ class PollSource:
 
 class Poller:
     def __init__(self, store: CursorStore, source: PollSource, owner: str, on_items: Callable[[], None] | None = None,
-                 lease_ttl: float | None = None):
+                 lease_ttl: float | None = None, accounted: Callable[[ItemRef, datetime], bool] | None = None):
         self.store, self.source, self.owner, self.on_items = store, source, owner, on_items
+        self.accounted = accounted
         # How long a silent leader keeps the source: a replica takes over after this.
         self.lease_ttl = lease_ttl if lease_ttl is not None else max(30.0, source.interval * 3)
         self.leader = False
@@ -78,8 +85,9 @@ class Poller:
             cursor = self.store.get_cursor(self.source.name)
             page = self.source.poll(cursor)
             failpoint("mid_poll_page", bool(page.items), self.source.name)
-            self.store.advance_cursor(self.source.name, page.cursor, page.items, fence)
-            marked += len(page.items)
+            items = self._unaccounted(page)
+            self.store.advance_cursor(self.source.name, page.cursor, items, fence)
+            marked += len(items)
             if not page.more or self._stop.is_set():
                 break
         self.last_success = time.time()
@@ -88,6 +96,17 @@ class Poller:
         if marked:
             log.info("poll_marked_dirty", source=self.source.name, items=marked)
         return marked
+
+    def _unaccounted(self, page: PollPage) -> tuple[ItemRef, ...]:
+        """The page's items less those still at the stamp syncd last reconciled them at."""
+        if self.accounted is None:
+            return page.items
+        accounted = self.accounted
+        items = tuple(ref for ref in page.items
+                      if (stamp := page.stamps.get(ref)) is None or not accounted(ref, stamp))
+        if len(items) < len(page.items):
+            log.debug("poll_skipped_reconciled", source=self.source.name, items=len(page.items) - len(items))
+        return items
 
     def _loop(self) -> None:
         delay = self.source.interval

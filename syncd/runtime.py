@@ -29,10 +29,12 @@ from .http_server import server_config
 from .locks import LinkLocks
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import METRICS
+from .poll_stamps import ReconciledStamps
 from .pollers import Poller, PollSource
 from .readiness import ReadinessProbe
 from .retention import Housekeeper
 from .retry import RetryPolicy
+from .snapshots import SnapshotCache
 from .store import Store, StoreUnavailable
 from .webhook_flow import WebhookFlow
 from .webhooks import Response, WebhookConfig, make_app
@@ -121,16 +123,20 @@ class App:
         desks, tracker = Clients.of(settings, vendor_timeout, budgets).connectors()
         owner = settings.core.instance
         settle = intent_settle_seconds(vendor_timeout)
+        # What a reconcile last saw of each item: a poll that finds it unchanged since queues nothing.
+        reconciled = ReconciledStamps()
         engine = Engine(store, desks, tracker, mappings(settings),
                         locks=LinkLocks(store.link_lock), intent_settle_seconds=settle,
+                        snapshots=SnapshotCache(on_put=reconciled.remember),
                         # The same reasoning for a create, but never under Jira search's own lag.
                         create_settle_seconds=max(10.0, settle))
         c = settings.core
         workers = WorkerPool(store, engine, owner, WorkerSettings(
             threads=c.workers, lease_seconds=c.lease_seconds, max_attempts=c.max_attempts,
             backoff_base=c.backoff_base_seconds, backoff_max=c.backoff_max_seconds))
-        pollers = [Poller(store, s, owner, on_items=workers.wake.set, lease_ttl=max(float(c.lease_seconds), s.interval * 3))
-                   for s in _poll_sources(settings, desks, tracker)]
+        pollers = [Poller(store, s, owner, on_items=workers.wake.set, lease_ttl=max(float(c.lease_seconds), s.interval * 3),
+                          accounted=reconciled.covers)
+                   for s in _poll_sources(settings, desks, tracker)]  # type: ignore[arg-type]
         app = cls(settings, store, engine, workers, pollers, owner, budgets)
         app._register_metrics()
         return app

@@ -28,6 +28,7 @@ Per process, bounded (least recently used entries go first) both in entries and 
 the comments they hold -- a snapshot carries its item's whole comment list, so a
 count of entries alone would let a few long conversations take the memory of a
 daemon meant to run for months -- and thread-safe.
+``on_put`` is told every entry stored (the pollers' :mod:`syncd.poll_stamps`).
 """
 
 from __future__ import annotations
@@ -52,9 +53,11 @@ MAX_COMMENTS = 100_000   # comments held across all entries (~1 KiB each with it
 
 
 class SnapshotCache:
-    def __init__(self, capacity: int = 20_000, max_comments: int = MAX_COMMENTS):
+    def __init__(self, capacity: int = 20_000, max_comments: int = MAX_COMMENTS,
+                 on_put: Callable[[DeskItem | TrackerIssue], None] | None = None):
         self.capacity = capacity
         self.max_comments = max_comments
+        self.on_put = on_put
         self._entries: OrderedDict[tuple[int, Side], Snapshot] = OrderedDict()
         self._comments = 0     # comments held by all entries
         self._lock = threading.Lock()
@@ -101,6 +104,8 @@ class SnapshotCache:
         with self._lock:
             self._set((link_id, side), Snapshot(item, revision))
             self._evict()
+        if self.on_put is not None:
+            self.on_put(item)
 
     def patch(self, link_id: int, side: Side, change: Callable[[S], S]) -> None:
         """Apply ``change`` to the snapshot of ``side`` (if any), keeping its revision."""

@@ -8,9 +8,9 @@ worker threads, never from the event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterable, Mapping, Protocol, Sequence
 
 from ..domain import Attachment, Comment, DeskItem, IssueSpec, ItemRef, TrackerIssue, Value
 
@@ -32,6 +32,24 @@ class PollPage:
     items: tuple[ItemRef, ...]
     cursor: str
     more: bool = False
+    # Each item's ``updated`` as the poll saw it, where the vendor said: the poller
+    # leaves out an item still at the stamp of syncd's last reconcile of it.
+    stamps: Mapping[ItemRef, datetime] = field(default_factory=dict)
+
+
+def polled_stamps(kind: str, items: Iterable[Mapping[str, Any]],
+                  stamp_of: Callable[[Mapping[str, Any]], datetime | None]) -> dict[ItemRef, datetime]:
+    """``PollPage.stamps`` for items a vendor listed: the newest stamp per item. An item
+    whose id or stamp does not parse gets none (it is then queued, as without stamps)."""
+    stamps: dict[ItemRef, datetime] = {}
+    for item in items:
+        try:
+            ref, stamp = ItemRef(kind, str(item.get("id"))), stamp_of(item)
+        except (ValueError, TypeError, OverflowError):
+            continue
+        if stamp is not None and (ref not in stamps or stamps[ref] < stamp):
+            stamps[ref] = stamp
+    return stamps
 
 
 class DeskConnector(Protocol):

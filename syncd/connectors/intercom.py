@@ -58,7 +58,7 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Any, Callable, Iterable, Mapping, Sequence
@@ -79,7 +79,7 @@ from ..errors import Ambiguous, NotFound, Refused, Transient, VendorError
 from ..fencing import before_write
 from ..retry import RetryPolicy
 from ..secrets import Secret, as_secret
-from .base import FieldFailure, PollPage
+from .base import FieldFailure, PollPage, polled_stamps
 from .calls import Caller, error_for_status
 
 log = structlog.get_logger("syncd.intercom")
@@ -424,11 +424,13 @@ class IntercomConnector:
     # -- reads ------------------------------------------------------------
     def fetch(self, ref: ItemRef, known: Sequence[Comment] | None = None) -> DeskItem | None:
         """``known`` is not needed: a conversation or ticket carries its parts."""
+        sent = datetime.now(timezone.utc)   # observed_at: tells a settled read (syncd.poll_stamps)
         try:
             raw = self._get_raw(ref)
         except NotFound:
             return None
-        return self._ticket_item(ref, raw) if ref.kind == TICKET else self._conversation_item(ref, raw)
+        item = self._ticket_item(ref, raw) if ref.kind == TICKET else self._conversation_item(ref, raw)
+        return replace(item, observed_at=sent)
 
     def _get_raw(self, ref: ItemRef) -> JSON:
         operation = "getTicket" if ref.kind == TICKET else "retrieveConversation"
@@ -747,6 +749,7 @@ class IntercomConnector:
         since = int(state.get("since", state["t"] - self.poll_overlap))
         newest = int(state["t"])
         refs: list[ItemRef] = []
+        stamps: dict[ItemRef, datetime] = {}
         nexts: dict[str, str | None] = {}
         for stream, kind in (("conversations", CONVERSATION), ("tickets", TICKET)):
             position = state.get(stream, "") if "since" in state else ""
@@ -758,12 +761,14 @@ class IntercomConnector:
             if refused:
                 log.warning("vendor_id_refused", vendor="intercom", operation=f"search {stream}", ids=refused)
             refs += found
+            stamps.update(polled_stamps(kind, items, lambda i: epoch(i["updated_at"]) if i.get("updated_at") else None))
             newest = max([newest, *(int(i.get("updated_at") or 0) for i in items)])
             nexts[stream] = after
         if all(v is None for v in nexts.values()):
-            out = PollPage(_unique(refs), json.dumps({"t": newest}), more=False)
+            out = PollPage(_unique(refs), json.dumps({"t": newest}), more=False, stamps=stamps)
         else:
-            out = PollPage(_unique(refs), json.dumps({"t": newest, "since": since, **nexts}), more=True)
+            out = PollPage(_unique(refs), json.dumps({"t": newest, "since": since, **nexts}), more=True,
+                           stamps=stamps)
         log.info("intercom_polled", items=len(out.items), more=out.more, since=since)
         return out
 

@@ -494,6 +494,17 @@ class JiraConnector:
         JQL dates have minute resolution in the user's time zone, so the window
         overlaps the previous one; ``seen`` (issue id → updated) within the overlap
         drops the repeats so they are not marked dirty again.
+
+        The cursor's ``t`` is the newest ``updated`` seen, but never older than
+        ``overlap`` before this poll began: while nothing changes, the window
+        moves on with the clock instead of listing the last changed issues again
+        on every poll (at 100 an answer page, that was one search call per 100
+        issues changed in the two minutes before the quiet began, every poll,
+        for as long as it lasted). An issue this poll could not see yet (search
+        lags behind the write) has ``updated`` after ``now - lag``; the next
+        window starts at ``now - 2 * overlap`` or earlier, so it is still found
+        as long as the search lag plus the difference between Jira's clock and
+        ours stays under twice the overlap (240 s by default).
         """
         overlap = self.poll_overlap
         now = datetime.now(timezone.utc)
@@ -504,6 +515,7 @@ class JiraConnector:
         jql = f'updated >= "{since:%Y-%m-%d %H:%M}" ORDER BY updated ASC'
         seen: dict[str, str] = state.get("seen", {})
         fresh: list[ItemRef] = []
+        stamps: dict[ItemRef, datetime] = {}
         newest = state["t"]
         for raw in itertools.chain.from_iterable(self._search(jql, ["updated"], page_size)):
             updated = raw["fields"]["updated"]
@@ -515,10 +527,12 @@ class JiraConnector:
             if seen.get(ref.id) != updated:
                 fresh.append(ref)
                 seen[ref.id] = updated
+                stamps[ref] = parse_jira_time(updated)
             newest = max(newest, parse_jira_time(updated).timestamp())
-        horizon = newest - overlap - 60
+        newest = max(newest, now.timestamp() - overlap)
+        horizon = newest - overlap - 60    # older than any later window's (minute-truncated) start
         seen = {k: v for k, v in seen.items() if parse_jira_time(v).timestamp() >= horizon}
-        return PollPage(tuple(fresh), json.dumps({"t": newest, "seen": seen}))
+        return PollPage(tuple(fresh), json.dumps({"t": newest, "seen": seen}), stamps=stamps)
 
 
 __all__ = ["JiraConnector", "JiraAccess"]

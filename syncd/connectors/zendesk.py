@@ -33,7 +33,7 @@ from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import NotFound, Refused, VendorError
 from ..retry import RetryPolicy
-from .base import FieldFailure, PollPage
+from .base import FieldFailure, PollPage, polled_stamps
 from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
 
 log = structlog.get_logger("syncd.zendesk")
@@ -496,12 +496,14 @@ class ZendeskConnector:
         params = {"cursor": state["cursor"]} if "cursor" in state else {"start_time": state["start_time"]}
         params["per_page"] = 1000
         page = self._get("incrementalTicketExport", "incremental/tickets/cursor.json", params)
-        refs, refused = vendor_refs("zendesk", [t.get("id") for t in page.get("tickets", []) if isinstance(t, dict)])
+        tickets = [t for t in page.get("tickets", []) if isinstance(t, dict)]
+        refs, refused = vendor_refs("zendesk", [t.get("id") for t in tickets])
         if refused:
             log.warning("vendor_id_refused", vendor="zendesk", operation="incrementalTicketExport", ids=refused)
         after = page.get("after_cursor")
         new_state = {"cursor": after} if after else state
-        return PollPage(refs, json.dumps(new_state), more=not page.get("end_of_stream", True))
+        return PollPage(refs, json.dumps(new_state), more=not page.get("end_of_stream", True),
+                        stamps=polled_stamps("zendesk", tickets, lambda t: zendesk_time(str(t.get("updated_at") or ""))))
 
 
 class CommentCount:

@@ -1,0 +1,130 @@
+"""Polls cost nothing for what syncd already carried across (issue 16): a poll that
+finds an item still at the ``updated`` stamp of syncd's last reconcile of it queues
+nothing, and so reads nothing. A whole-second stamp counts only once settled: an
+edit in the same second as an early read, its webhook lost, is still found."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+
+from syncd.connectors.jira import parse_jira_time
+from syncd.domain import ItemRef
+from syncd.runtime import App
+from syncd.sandbox import World
+from syncd.sim.core import iso
+from syncd.testing import Observer, Teammate, quiet, ticket_key, wait_for
+
+
+SEARCH = "searchAndReconsileIssuesUsingJql"
+
+
+def poller(app: App, source: str):  # type: ignore[no-untyped-def]
+    return next(p for p in app.pollers if p.source.name == source)
+
+
+def test_jira_poll_queues_nothing_for_a_change_a_webhook_already_carried(
+        world: World, daemon: App, look: Observer) -> None:
+    z, j = world.zendesk, world.jira
+    ticket = z.create_ticket("Exports time out", "Since Monday.", tags=["jira_escalate"])
+    key = wait_for(lambda: ticket_key(look, world, ticket))
+    assert isinstance(key, str)
+    quiet(world, daemon)
+    # syncd's own writes to the issue (the escalation's) are not trusted to be its
+    # last change: the first poll queues the issue once and the reconcile reads it.
+    poller(daemon, "jira").poll_once()
+    quiet(world, daemon)
+
+    j.engineer_comment(key, "The export job ran out of memory.")
+    assert wait_for(lambda: look.ticket_has(ticket, "The export job ran out of memory.", public=False))
+    quiet(world, daemon)
+
+    reads = j.count("getIssue")
+    # The issue is inside the poll's look-back window, changed since the last poll,
+    # and still at the stamp the webhook's reconcile read: nothing to do.
+    assert poller(daemon, "jira").poll_once() == 0
+    quiet(world, daemon)
+    assert j.count("getIssue") == reads
+
+    # A change whose webhook is lost is still found by the next poll.
+    j.knobs.webhooks.drop = 1.0
+    j.engineer_comment(key, "Fixed in the next deploy.")
+    assert poller(daemon, "jira").poll_once() == 1
+    assert wait_for(lambda: look.ticket_has(ticket, "Fixed in the next deploy.", public=False))
+
+
+def test_intercom_overlap_does_not_queue_a_conversation_again_once_reconciled(
+        world: World, daemon: App, look: Observer) -> None:
+    ic = world.intercom
+    ref = ItemRef("intercom:conversation", ic.create_conversation(ic.first_contact_id(), "Invoices are blank"))
+    Teammate(world).tag(ref.id, "jira_escalate")
+    key = wait_for(lambda: look.intercom_key(ref))
+    assert isinstance(key, str)
+    ic.customer_reply(ref.id, "Still blank this morning.")
+    assert wait_for(lambda: look.issue_has(key, "Still blank this morning."))
+    quiet(world, daemon)
+    time.sleep(2.1)   # Intercom stamps whole seconds: a read from now on is settled
+
+    poll = poller(daemon, "intercom")
+    poll.poll_once()          # the webhook's read came too early to prove the second over
+    quiet(world, daemon)
+    reads = ic.count("retrieveConversation")
+    # The window overlaps the last one, so the conversation is listed again; it has
+    # not changed since the (settled) read that poll caused.
+    assert poll.poll_once() == 0
+    quiet(world, daemon)
+    assert ic.count("retrieveConversation") == reads
+
+
+def test_an_edit_in_the_same_second_as_an_early_read_is_still_polled(
+        world: World, daemon: App, look: Observer) -> None:
+    z, j = world.zendesk, world.jira
+    ticket = z.create_ticket("Badge printer offline", "Front desk.", tags=["jira_escalate"])
+    key = wait_for(lambda: ticket_key(look, world, ticket))
+    assert isinstance(key, str)
+    quiet(world, daemon)
+    poller(daemon, "zendesk").poll_once()
+    quiet(world, daemon)
+
+    # Both replies get the same whole-second stamp: the vendor clock is pinned inside one second.
+    second = math.floor(time.time()) + 3
+    z.clock.set(second + 0.1)
+    z.customer_reply(ticket, "It shows error 42.")
+    assert wait_for(lambda: look.issue_has(key, "It shows error 42."))   # read at once, by the webhook
+    z.knobs.webhooks.drop = 1.0
+    z.clock.set(second + 0.6)
+    z.customer_reply(ticket, "Now error 43.")
+    time.sleep(0.3)
+    assert not look.issue_has(key, "Now error 43."), "the webhook was meant to be lost"
+    z.clock.set(time.time() + 10)   # whatever comes next is later (and past any export exclusion)
+
+    assert poller(daemon, "zendesk").poll_once() >= 1
+    assert wait_for(lambda: look.issue_has(key, "Now error 43."))
+    quiet(world, daemon)
+    assert sum("Now error 43." in c.body for c in look.issue(key).comments) == 1  # type: ignore[union-attr]
+    assert j.count("createIssue") == 1
+
+
+def test_jira_window_moves_on_while_nothing_changes(world: World, daemon: App) -> None:
+    j = world.jira
+    tracker = daemon.engine.tracker
+    j.clock.advance(-600)   # three issues last changed ten minutes ago
+    keys = [j.engineer_create("SUP", f"Old issue {n}") for n in range(3)]
+    j.clock.advance(600)
+    with j.lock:
+        stamps = {str(j.issue(k).id): iso(j.issue(k).updated, jira=True) for k in keys}
+    newest = max(parse_jira_time(s) for s in stamps.values()).timestamp()
+    # A poller that saw them when they changed, and nothing since.
+    cursor = json.dumps({"t": newest, "seen": stamps})
+
+    def searches(cursor: str) -> tuple[int, str]:
+        before = j.count(SEARCH)
+        page = tracker.poll(cursor, overlap=60, page_size=1)
+        assert page.items == ()
+        return j.count(SEARCH) - before, page.cursor
+
+    _, cursor = searches(cursor)
+    # The look-back window no longer reaches back to those issues: one empty answer.
+    calls, cursor = searches(cursor)
+    assert calls == 1
