@@ -118,9 +118,11 @@ def test_jira_window_moves_on_while_nothing_changes(world: World, daemon: App) -
     # A poller that saw them when they changed, and nothing since.
     cursor = json.dumps({"t": newest, "seen": stamps})
 
+    tracker.poll_overlap = 60   # the connector's setting (built from the config's poll overlap)
+
     def searches(cursor: str) -> tuple[int, str]:
         before = j.count(SEARCH)
-        page = tracker.poll(cursor, overlap=60, page_size=1)
+        page = tracker.poll(cursor, page_size=1)
         assert page.items == ()
         return j.count(SEARCH) - before, page.cursor
 
