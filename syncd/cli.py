@@ -632,5 +632,15 @@ def demo(keep: bool) -> None:
     sys.exit(run_demo(keep=keep))
 
 
+def _register_adoption() -> None:
+    # The adoption commands live in their own modules (syncd.adoption_cli); imported
+    # here, at the end, because they use this module's helpers (_settings, _store, _fail).
+    from .adoption_cli import links_import
+    links.add_command(links_import)
+
+
+_register_adoption()
+
+
 if __name__ == "__main__":
     main()
