@@ -81,6 +81,7 @@ class Verdict:
 class Page:
     candidates: tuple[Candidate, ...]
     cursor: str | None   # where the page after this one starts
+    last: bool = False   # the source says no page follows (else: the pager stopping says so)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ def zendesk_integration_pages(zendesk: Any, after: str | None, page_size: int) -
         links = list(raw.get("links") or [])
         found = tuple(c for c in (_integration_candidate(l) for l in links) if c is not None)
         cursor = str(links[-1]["id"]) if links else after
-        yield Page(found, cursor)
+        yield Page(found, cursor, not (raw.get("meta") or {}).get("has_more"))
 
 
 def _integration_candidate(raw: Mapping[str, Any]) -> Candidate | None:
@@ -209,7 +210,7 @@ def key_field_pages(zendesk: Any, locator: str, after: str | None, page_size: in
         meta = raw.get("meta") or {}
         found = tuple(c for t in raw.get("tickets") or [] for c in _key_candidates(t, field_id, locator))
         after = meta.get("after_cursor") or after
-        yield Page(found, after)
+        yield Page(found, after, not meta.get("has_more"))
 
 
 def _key_candidates(ticket: Mapping[str, Any], field_id: int, locator: str) -> list[Candidate]:
@@ -234,7 +235,7 @@ def remote_link_pages(jira: Any, desks: Mapping[str, DeskConnector], after: str 
             remote = jira._rest("getRemoteIssueLinks", "GET", f"issue/{raw['id']}/remotelink") or []
             found += _remote_candidates(str(raw["id"]), str(raw["key"]), remote, patterns)
         after = str(issues[-1]["id"]) if issues else after
-        yield Page(tuple(found), after)
+        yield Page(tuple(found), after, len(issues) < page_size)
 
 
 def desk_url_patterns(desks: Mapping[str, DeskConnector]) -> list[tuple[re.Pattern[str], str]]:
@@ -290,6 +291,8 @@ def run(importer: Importer, pages: PageSource, *, restart: bool = False, max_pag
         if not importer.dry_run:
             import_progress.save(store, progress)
         read += 1
+        if page.last:
+            break
         if max_pages is not None and read >= max_pages:
             # Stop without asking for the next page: the next run starts there (and
             # finds the source finished if this page was its last).
