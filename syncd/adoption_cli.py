@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import click
 
@@ -40,43 +40,50 @@ def _pages(source: str, settings: Any, desks: Any, tracker: Any, page_size: int,
     return lambda after: adoption.key_field_pages(desks["zendesk"], locator, after, page_size)
 
 
-@click.command(name="import", help=IMPORT_HELP)
-@click.option("--from", "source", required=True, type=click.Choice(["zendesk-integration", "key-field",
-                                                                     "jira-remote-links"]))
-@click.option("--dry-run", is_flag=True, help="Check every candidate and report; store nothing (not even progress).")
-@click.option("--restart", is_flag=True, help="Start from the first page, not where the last run stopped.")
-@click.option("--max-pages", type=click.IntRange(min=1), default=None,
-              help="Stop after this many pages; the next run carries on.")
-@click.option("--page-size", type=click.IntRange(1, 100), default=100, show_default=True)
-@click.option("--jql", "scope", default=None,
-              help="jira-remote-links only: look at the issues this JQL selects (e.g. 'project = SUP').")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--config", "config", default=None, help="Config file (as for every command).")
-def links_import(source: str, dry_run: bool, restart: bool, max_pages: int | None, page_size: int,
-                 scope: str | None, as_json: bool, config: str | None) -> None:
-    from . import adoption
-    from .cli import _fail, _settings, _store
-    from .wiring import Clients
-    settings = _settings(config)
-    store = _store(config, settings)
-    try:
-        desks, tracker = Clients.of(settings).connectors()
-        importer = adoption.Importer(store, tracker, desks, dry_run=dry_run, source=source)
-        pages = _pages(source, settings, desks, tracker, page_size, scope)
-        report = adoption.run(importer, pages, restart=restart, max_pages=max_pages,
-                              on_verdict=(lambda v: None) if as_json else (lambda v: click.echo(_line(v))))
-    except adoption.ImportError_ as e:
-        raise click.ClickException(str(e))
-    except SyncdError as e:
-        raise _fail(e, settings)
-    except KeyboardInterrupt:
-        click.echo("interrupted: the pages done are stored; run the same command again to carry on", err=True)
-        sys.exit(130)
-    finally:
-        store.close()
-    _print(report, as_json)
-    if report.of("wrong"):
-        sys.exit(EXIT_WRONG)
+def import_command(settings_of: Callable[[str | None], Any], store_of: Callable[[str | None, Any], Any],
+                   fail: Callable[[SyncdError, Any], click.ClickException]) -> click.Command:
+    """The ``import`` command, given the CLI's own ways to load the settings, open the
+    store (schema checked, never migrated) and word a vendor error (passed in, so this
+    module does not import :mod:`syncd.cli`, which registers it)."""
+
+    @click.command(name="import", help=IMPORT_HELP)
+    @click.option("--from", "source", required=True, type=click.Choice(["zendesk-integration", "key-field",
+                                                                         "jira-remote-links"]))
+    @click.option("--dry-run", is_flag=True, help="Check every candidate and report; store nothing (not even progress).")
+    @click.option("--restart", is_flag=True, help="Start from the first page, not where the last run stopped.")
+    @click.option("--max-pages", type=click.IntRange(min=1), default=None,
+                  help="Stop after this many pages; the next run carries on.")
+    @click.option("--page-size", type=click.IntRange(1, 100), default=100, show_default=True)
+    @click.option("--jql", "scope", default=None,
+                  help="jira-remote-links only: look at the issues this JQL selects (e.g. 'project = SUP').")
+    @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+    @click.option("--config", "config", default=None, help="Config file (as for every command).")
+    def links_import(source: str, dry_run: bool, restart: bool, max_pages: int | None, page_size: int,
+                     scope: str | None, as_json: bool, config: str | None) -> None:
+        from . import adoption
+        from .wiring import Clients
+        settings = settings_of(config)
+        store = store_of(config, settings)
+        try:
+            desks, tracker = Clients.of(settings).connectors()
+            importer = adoption.Importer(store, tracker, desks, dry_run=dry_run, source=source)
+            pages = _pages(source, settings, desks, tracker, page_size, scope)
+            report = adoption.run(importer, pages, restart=restart, max_pages=max_pages,
+                                  on_verdict=(lambda v: None) if as_json else (lambda v: click.echo(_line(v))))
+        except adoption.ImportError_ as e:
+            raise click.ClickException(str(e))
+        except SyncdError as e:
+            raise fail(e, settings)
+        except KeyboardInterrupt:
+            click.echo("interrupted: the pages done are stored; run the same command again to carry on", err=True)
+            sys.exit(130)
+        finally:
+            store.close()
+        _print(report, as_json)
+        if report.of("wrong"):
+            sys.exit(EXIT_WRONG)
+
+    return links_import
 
 
 def _print(report: Any, as_json: bool) -> None:

@@ -633,10 +633,10 @@ def demo(keep: bool) -> None:
 
 
 def _register_adoption() -> None:
-    # The adoption commands live in their own modules (syncd.adoption_cli); imported
-    # here, at the end, because they use this module's helpers (_settings, _store, _fail).
-    from .adoption_cli import links_import
-    links.add_command(links_import)
+    # The adoption commands live in their own modules (syncd.adoption_cli), given this
+    # module's helpers, so that they need not import it back.
+    from .adoption_cli import import_command
+    links.add_command(import_command(_settings, _store, _fail))
 
 
 _register_adoption()
