@@ -31,7 +31,8 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Drift:
-    """One write the next reconcile would make. ``kind``: field | comment | note | other;
+    """One write the next reconcile would make. ``kind``: field | comment | note | other
+    (or ``gone``: a link whose issue or desk item could not be read);
     ``side``: where it would be written (``desk`` or ``jira``): a comment missing there,
     a field whose value there differs."""
 
@@ -130,6 +131,12 @@ def audit_issue(engine: Any, issue_id: str, links: Sequence[Link]) -> IssueAudit
             shared.append(d)
         for l in owners:
             per_link[l.id].append(d)
+    if len(outcome.plans) < len(every_link):
+        # The engine plans each link it could read both sides of; the others lost
+        # their issue or desk item (deleted): the link itself is what drifted.
+        missing = len(every_link) - len(outcome.plans)
+        shared.append(Drift("gone", "jira", "link", f"{missing} of {len(every_link)} links of {key} could not be "
+                                                    "read on both sides (issue or desk item deleted?)"))
     return IssueAudit(key, tuple(LinkDrift(l.id, str(l.desk), l.issue_key, tuple(per_link[l.id])) for l in links),
                       tuple(shared), tuple(outcome.decisions))
 

@@ -37,10 +37,18 @@ def reconcile_command(app_of: Callable[[str | None], Any], store_of: Callable[[s
     def reconcile(everything: bool, desk: str | None, issue: str | None, dry_run: bool, timeout: float,
                   as_json: bool, config: str | None) -> None:
         from . import drift
+        from .domain import ItemRef
         chosen = [n for n, v in (("--all", everything), ("--desk", desk), ("--issue", issue)) if v]
         if len(chosen) != 1:
             raise click.UsageError("choose exactly one of --all, --desk D, --issue KEY")
         scope, value = ("all", None) if everything else ("desk", desk) if desk else ("issue", issue)
+        if scope == "desk" and value and ":" not in value and value not in ("zendesk", "intercom"):
+            raise click.BadParameter("a desk (zendesk, intercom) or a desk item (zendesk:12)", param_hint="--desk")
+        if scope == "desk" and value and ":" in value:
+            try:
+                ItemRef.parse(value)
+            except ValueError as e:
+                raise click.BadParameter(str(e), param_hint="--desk")
         if dry_run:
             app = app_of(config)
             try:
@@ -101,6 +109,8 @@ def _describe(d: Any) -> str:
         return f"{d.what[len('field:'):]} differs: would write {d.detail} to {where}"
     if d.kind == "comment":
         return f"comment missing on {where}: {d.detail}"
+    if d.kind == "gone":
+        return d.detail
     if d.kind == "note":
         return f"note not posted on {where}: {d.detail}"
     return f"would write {d.what} on {where}: {d.detail}"

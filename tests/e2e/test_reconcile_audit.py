@@ -108,7 +108,18 @@ def test_reconcile_queues_for_the_daemon_and_follows_until_no_drift(world: World
     assert look.ticket_has(t_jira, "Root cause found", public=False)
 
 
+def test_a_link_whose_issue_was_deleted_is_drift(world: World, linked: list[tuple[int, str]]) -> None:
+    ticket, key = linked[0]
+    Observer(world).jira.delete_issue(str(world.jira.issue(key).id))
+    report = audit(world, "--issue", key, code=DRIFT_EXIT)
+    [issue] = report["drifted"]
+    assert [d["kind"] for d in issue["issue_drift"]] == ["gone"]
+    assert [l["drift"] for l in issue["links"]] == [[]]
+
+
 def test_exactly_one_scope(world: World) -> None:
     ok(syncd(world, "db", "upgrade"))
     assert syncd(world, "reconcile", "--dry-run").exit_code == 2
     assert syncd(world, "reconcile", "--all", "--issue", "ENG-1", "--dry-run").exit_code == 2
+    assert syncd(world, "reconcile", "--desk", "zendesk:x", "--dry-run").exit_code == 2
+    assert syncd(world, "reconcile", "--desk", "freshdesk", "--dry-run").exit_code == 2
