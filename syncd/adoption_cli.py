@@ -91,7 +91,7 @@ def _print(report: Any, as_json: bool) -> None:
         click.echo(json.dumps(report.doc(), indent=2))
         return
     counts = ", ".join(f"{len(report.of(o))} {o}" for o in ("imported", "skipped", "wrong"))
-    verb = "would be (dry run)" if report.dry_run else "this run"
+    verb = "(dry run: nothing stored)" if report.dry_run else "this run"
     state = "source read to its end" if report.complete else "stopped early: run again to carry on"
     click.echo(f"{report.source}: {counts} {verb}; {state}")
     if report.totals is not None and report.resumed_from is not None:
