@@ -46,7 +46,7 @@ KEY_IN_TEXT = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
 IMPORTED, SKIPPED, WRONG = "imported", "skipped", "wrong"
 
 
-class ImportError_(Exception):
+class SourceUnusable(Exception):
     """The import cannot run as asked (a source that is not configured, a key field that is not custom)."""
 
 
@@ -201,7 +201,7 @@ def _integration_candidate(raw: Mapping[str, Any]) -> Candidate | None:
 def key_field_pages(zendesk: Any, locator: str, after: str | None, page_size: int) -> Iterator[Page]:
     """Zendesk tickets (the ticket list, cursor-paged) whose key field names issue keys."""
     if not locator.startswith("custom:"):
-        raise ImportError_(f"the key field {locator!r} is not a custom ticket field (custom:<id>)")
+        raise SourceUnusable(f"the key field {locator!r} is not a custom ticket field (custom:<id>)")
     field_id = int(locator.split(":", 1)[1])
     params: dict[str, Any] = {"page[size]": page_size}
     if after:

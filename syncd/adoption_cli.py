@@ -70,7 +70,7 @@ def import_command(settings_of: Callable[[str | None], Any], store_of: Callable[
             pages = _pages(source, settings, desks, tracker, page_size, scope)
             report = adoption.run(importer, pages, restart=restart, max_pages=max_pages,
                                   on_verdict=(lambda v: None) if as_json else (lambda v: click.echo(_line(v))))
-        except adoption.ImportError_ as e:
+        except adoption.SourceUnusable as e:
             raise click.ClickException(str(e))
         except SyncdError as e:
             raise fail(e, settings)
