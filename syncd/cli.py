@@ -632,5 +632,17 @@ def demo(keep: bool) -> None:
     sys.exit(run_demo(keep=keep))
 
 
+def _register_adoption() -> None:
+    # The adoption commands (import, reconcile) live in their own modules (syncd.adoption_cli), given this
+    # module's helpers, so that they need not import it back.
+    from .adoption_cli import import_command
+    links.add_command(import_command(_settings, _store, _fail))
+    from .drift_cli import reconcile_command
+    main.add_command(reconcile_command(_app, _store))
+
+
+_register_adoption()
+
+
 if __name__ == "__main__":
     main()

@@ -116,6 +116,21 @@ cursors = sa.Table(
     sa.Column("updated_at", Epoch, nullable=False),
 )
 
+import_progress = sa.Table(
+    # Where each `syncd links import` source stopped (syncd.import_progress), so a
+    # run cut short carries on from its last stored page (migration 0004).
+    "import_progress",
+    metadata,
+    sa.Column("source", sa.String(64), primary_key=True),
+    sa.Column("cursor", sa.Text, nullable=True),       # None: start from the first page
+    sa.Column("done", sa.Boolean, nullable=False),    # the last page was read
+    sa.Column("imported", sa.Integer, nullable=False),
+    sa.Column("skipped", sa.Integer, nullable=False),
+    sa.Column("wrong", sa.Integer, nullable=False),
+    sa.Column("started_at", Epoch, nullable=False),
+    sa.Column("updated_at", Epoch, nullable=False),
+)
+
 leases = sa.Table(
     "leases",
     metadata,

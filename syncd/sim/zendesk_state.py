@@ -56,6 +56,7 @@ class ZendeskState(Protocol):
     lock: threading.RLock
     webhooks: WebhookSender
     tickets: dict[int, Ticket]
+    jira_links: dict[int, dict[str, JSON]]   # Zendesk's Jira integration links (zendesk_jira_links)
     users: dict[int, dict[str, JSON]]
     sessions: list[dict[str, JSON]]   # ListSessions (doctor: is the integration account used by people)
     organizations: dict[int, dict[str, JSON]]

@@ -483,6 +483,9 @@ UNDOCUMENTED: tuple[Undocumented, ...] = (
                  "Zendesk webhooks API is not part of the Support API document"),
     Undocumented("zendesk", "GET|POST", r"/api/v2/webhooks/[^/]+/signing_secret",
                  "Zendesk webhooks API (signing secret) is not part of the Support API document"),
+    Undocumented("zendesk", "GET", r"/api/v2/jira/links",
+                 "Zendesk's Jira integration links API (developer reference \"Jira links\") is not part "
+                 "of the Support API document"),
     Undocumented("zendesk", "GET", r"/attachments/token/[^/]+/?",
                  "an attachment's content_url is a file download on the account host, not an API operation"),
     Undocumented("jira", "GET|POST", r"/rest/webhooks/1\.0/webhook",

@@ -718,3 +718,18 @@ def test_connector_reads_writes_and_checks_custom_statuses_at_start(sim: Zendesk
     before = sim.count("ListCustomStatuses")
     assert "custom_status" not in plain.fetch(ref).fields                           # type: ignore[union-attr]
     assert sim.count("ListCustomStatuses") == before
+
+
+def test_jira_integration_links_are_listed_by_id_in_pages(sim: ZendeskSim) -> None:
+    """GET /api/v2/jira/links (Zendesk reference "Jira links"): ordered by id,
+    page[size] and page[after] (a link id), filter[ticket_id]."""
+    made = [sim.integration_link(t, str(10000 + t), f"ENG-{t}") for t in (5, 6, 5)]
+    first = api(sim, "GET", "jira/links", **{"page[size]": "2"}).json()
+    assert [l["id"] for l in first["links"]] == [made[0]["id"], made[1]["id"]]
+    assert first["meta"] == {"has_more": True, "after_cursor": str(made[1]["id"])}
+    assert first["links"][0]["ticket_id"] == 5 and first["links"][0]["issue_id"] == "10005"
+    rest = api(sim, "GET", "jira/links", **{"page[size]": "2", "page[after]": first["meta"]["after_cursor"]}).json()
+    assert [l["id"] for l in rest["links"]] == [made[2]["id"]] and rest["meta"]["has_more"] is False
+    only = api(sim, "GET", "jira/links", **{"filter[ticket_id]": "6"}).json()
+    assert [l["issue_key"] for l in only["links"]] == ["ENG-6"]
+    assert api(sim, "GET", "jira/links", **{"page[after]": "x"}).status_code == 400
