@@ -21,6 +21,7 @@ from .domain import VERSION_KIND, Attachment, Comment, DeskItem, IssueSpec, Item
 from .errors import Ambiguous, Conflict, NotFound, RateLimited, Transient, VendorError
 from .failpoints import failpoint
 from .fencing import ClaimLost, current_claim, still_held
+from .history import attributed
 from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
@@ -43,6 +44,13 @@ class Write:
     target: str        # item ref or issue key
     what: str          # field:<locator> | comment | note | create | link
     detail: str
+    # For the link's history (syncd.history): the link, the value replaced, why, and the
+    # comment mirrored (source id, or a note's intent key) with the id it got on the target.
+    link: int | None = None
+    old: str | None = None
+    why: str | None = None
+    source: str | None = None
+    mirrored: str | None = None
 
 
 @dataclass
@@ -404,6 +412,16 @@ class Engine:
     def _reconcile_link(self, link: Link, outcome: Outcome, dry_run: bool,
                         desk_item: DeskItem | None = None, issue: TrackerIssue | None = None,
                         seen: int = 0) -> DeskItem | None:
+        """Every write made meanwhile is the link's, with why (its history: syncd.history)."""
+        writes, plans = len(outcome.writes), len(outcome.plans)
+        try:
+            return self._sync_link(link, outcome, dry_run, desk_item, issue, seen)
+        finally:
+            outcome.writes[writes:] = attributed(outcome.writes[writes:], link, outcome.plans[plans:])
+
+    def _sync_link(self, link: Link, outcome: Outcome, dry_run: bool,
+                   desk_item: DeskItem | None = None, issue: TrackerIssue | None = None,
+                   seen: int = 0) -> DeskItem | None:
         """``seen``: the link's base revision before ``desk_item``/``issue`` were read.
         Given one side (the one that changed), the other may come from the snapshot
         cache (see :mod:`syncd.snapshots` for when that is safe)."""
@@ -633,7 +651,7 @@ class Engine:
             target = self._repair_duplicate_comments(link, key, target)
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(link.issue_key if cw.side is Side.TRACKER else str(link.desk),
-                                    "comment", _excerpt(cw.body)))
+                                    "comment", _excerpt(cw.body), source=cw.source_id, mirrored=target))
         METRICS.inc("comments_mirrored")
         log.info("comment_mirrored", link=link.id, direction=f"to_{cw.side.value}", source=cw.source_id,
                  target=target, public=cw.public)
@@ -693,7 +711,7 @@ class Engine:
         target = self._write_comment(link, note.key, Side.DESK, note.body, note.public, ())
         failpoint("after_note_post")
         self.store.finish_intent(note.key, target)
-        outcome.writes.append(Write(str(link.desk), "note", _excerpt(note.body)))
+        outcome.writes.append(Write(str(link.desk), "note", _excerpt(note.body), source=note.key, mirrored=target))
         log.info("note_posted", link=link.id, key=note.key, public=note.public)
         return (_own_comment(target, note.body, note.public),)
 
@@ -718,7 +736,7 @@ class Engine:
             self._recovered(key, str(item.ref), "rewritten")
         target = self._intent_write(key, lambda: desk.add_comment(item.ref, body, False))
         self.store.finish_intent(key, target)
-        outcome.writes.append(Write(str(item.ref), "note", _excerpt(body)))
+        outcome.writes.append(Write(str(item.ref), "note", _excerpt(body), source=key, mirrored=target))
 
     def _write_comment(self, link: Link, key: str, side: Side, body: str, public: bool,
                        attachments: Sequence) -> str:
@@ -765,7 +783,8 @@ class Engine:
                     raise IntentSettling(link.desk.system if side is Side.DESK else "jira", intent.kind,
                                          f"{intent.key} taken over by another worker")
                 found = self._write_comment(link, intent.key, side, p["body"], bool(p.get("public")), ())
-                outcome.writes.append(Write(where, intent.kind, _excerpt(p["body"])))
+                outcome.writes.append(Write(where, intent.kind, _excerpt(p["body"]),
+                                            source=p.get("source_id", intent.key), mirrored=found))
                 log.info("intent_replayed", link=link.id, key=intent.key)
                 self._recovered(intent.key, where, "rewritten", found)
             else:
