@@ -194,11 +194,13 @@ def _unlinked_why(w: WriteLike) -> str | None:
         return "the desk item's key field names this issue"
     if w.what.startswith("field:"):
         return BOOKKEEPING
+    if w.what == "note":
+        return note_why(w.source or "")
     return None
 
 
 def _cut(text: str | None, limit: int) -> str | None:
-    return None if text is None or len(text) <= limit else text[: limit - 1] + "…"
+    return text if text is None or len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ------------------------------------------------------------------------------ SQL
