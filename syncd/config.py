@@ -324,7 +324,7 @@ class _Loader:
         listen = self.r.get(t, p, "listen", "str", None, listen_address)
         user = self.r.get(t, p, "user", "str", AdminSettings.user, non_empty)
         if listen is None:
-            if "token" in t or "user" in t:
+            if "listen" not in t and ("token" in t or "user" in t):
                 self.r.problem("admin.listen", "host:port where the admin page listens (admin.token is set, "
                                                 "but the page is off without admin.listen)")
             return AdminSettings()
