@@ -190,7 +190,7 @@ class Engine:
                 self.store.drop_intent(key, current_claim())
                 raise
             failpoint("after_issue_create")
-            outcome.writes.append(Write(issue.key, "create", f"created for {origin}"))
+            outcome.writes.append(Write(issue.key, "create", f"created for {origin}: {spec.summary}"))
             METRICS.inc("issues_created")
             log.info("issue_created", desk=origin, issue=issue.key, issue_id=issue.ref.id)
             issue = self._repair_duplicate_issues(origin, issue)

@@ -174,7 +174,7 @@ def entries(writes: Iterable[WriteLike], links: Sequence[Link], ref: ItemRef, tr
             "issue_key": link.issue_key if link is not None else (w.target if side is Side.TRACKER else None),
             "side": side.value if side is not None else None,
             "target": _cut(w.target, 200), "what": _cut(w.what, 200), "old": w.old,
-            "new": w.target if w.what == "create" else w.detail,
+            "new": w.detail,
             "source_id": _cut(w.source, 300), "mirrored_id": _cut(w.mirrored, 300), "why": why,
             "trigger": _cut(trigger, 300),
         })

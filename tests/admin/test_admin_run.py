@@ -4,7 +4,6 @@ stops the start (exit 1 naming admin.listen) like the webhook server's."""
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import subprocess
 import sys
@@ -17,21 +16,14 @@ import pytest
 from syncd.runtime import App
 from syncd.sandbox import World, build_world, free_port
 
+from .conftest import enable_admin
+
 
 @pytest.fixture
 def world(tmp_path) -> Iterator[World]:
     w = build_world(tmp_path / "world")
     yield w
     w.stop()
-
-
-def with_admin(world: World, port: int) -> str:
-    """Turn the page on in the world's config; returns the token (kept in the environment)."""
-    token = secrets.token_urlsafe(24)
-    world.config_path.write_text(world.config_path.read_text()
-                                 + f'\n[admin]\nlisten = "127.0.0.1:{port}"\ntoken = "env:SYNCD_ADMIN_TOKEN"\n')
-    world.env["SYNCD_ADMIN_TOKEN"] = token
-    return token
 
 
 def _status(url: str, token: str | None) -> int:
@@ -44,7 +36,7 @@ def _status(url: str, token: str | None) -> int:
 
 
 def test_the_daemon_serves_the_page_on_its_own_port_and_stops_it(world: World) -> None:
-    token = with_admin(world, free_port())
+    _, token = enable_admin(world)
     app = App.build(world.settings())
     app.start()
     try:
@@ -61,7 +53,7 @@ def test_the_daemon_serves_the_page_on_its_own_port_and_stops_it(world: World) -
 
 def test_run_exits_1_when_the_admin_port_cannot_be_bound(world: World) -> None:
     port = free_port()
-    with_admin(world, port)
+    enable_admin(world, port)
     taken = socket.socket()
     taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     taken.bind(("127.0.0.1", port))

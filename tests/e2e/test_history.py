@@ -47,7 +47,8 @@ def test_history_shows_every_write_with_why_and_trigger(world: World, daemon: Ap
     assert all(e["link"] == link["id"] and e["issue_key"] == key for e in entries)
 
     (create,) = [e for e in entries if e["what"] == "create"]
-    assert (create["side"], create["new"]) == ("tracker", key)
+    assert (create["side"], create["target"]) == ("tracker", key)
+    assert create["new"] == f"created for zendesk:{ticket}: Export is empty"
     assert create["why"].startswith("escalation:") and create["trigger"] == f"zendesk:{ticket} (webhook:zendesk)"
 
     priority = [e for e in entries if e["what"] == "field:priority" and e["side"] == "tracker" and e["new"] == "High"]

@@ -62,7 +62,7 @@ def test_writes_outside_a_link_go_to_the_link_their_target_names_else_to_the_ite
         of_b = history.read(conn, [b.id])
         of_a = history.read(conn, [a.id], desk_ref="zendesk:1")
     assert [(e.what, e.link_id, e.side, e.issue_key) for e in of_b] == [("create", b.id, "tracker", "SUP-2")]
-    assert of_b[0].why.startswith("escalation:") and of_b[0].new == "SUP-2"
+    assert of_b[0].why.startswith("escalation:") and of_b[0].new == "created for zendesk:1"
     assert [(e.what, e.link_id, e.desk, e.why) for e in of_a] == [
         ("field:tags+", None, "zendesk:1", history.BOOKKEEPING)]
     assert of_a[0].trigger == "zendesk:1 (webhook:zendesk)"
