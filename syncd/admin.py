@@ -131,7 +131,7 @@ class AdminPages:
         before = _int(request.query_params.get("before")) or None
         link = self.store.get_link(link_id)
         with self.store.reading() as conn:
-            entries = history.read(conn, [link_id], limit=queries.PAGE + 1, before=before)
+            entries = history.read(conn, link_id=link_id, limit=queries.PAGE + 1, before=before)
         if link is None and not entries:
             return self._page("missing.html", 404, page="links", what=f"link {link_id}")
         base, revision = self.store.get_base(link_id) if link is not None else ({}, 0)

@@ -472,12 +472,14 @@ def links_history(item: str, as_json: bool, limit: int, config: str | None) -> N
     from . import history
     store = _store(config)
     name, found = _links_of(store, item)
-    # The item's own entries too (writes that belong to none of its links, e.g. aggregates).
+    # By item, not by link: its own entries (e.g. aggregates) and those of removed links too.
     ref = None if ISSUE_KEY.match(name) else ItemRef.parse(name)
-    desk_ref = str(ref) if ref is not None and ref.is_desk else None
     issue_id = ref.id if ref is not None and not ref.is_desk else (found[0].issue_id if found else None)
     with store.reading() as conn:
-        entries = history.read(conn, [l.id for l in found], desk_ref=desk_ref, issue_id=issue_id, limit=limit)
+        if ref is not None and ref.is_desk:
+            entries = history.read(conn, desk_ref=str(ref), limit=limit)
+        else:
+            entries = history.read(conn, issue_id=issue_id, limit=limit) if issue_id else []
     if as_json:
         click.echo(json.dumps({"item": name, "links": [_link_doc(l) for l in found],
                                "history": [e.as_doc() for e in entries]}, indent=2))

@@ -228,19 +228,18 @@ def record(store: _Store, writes: Sequence[WriteLike], ref: ItemRef, trigger: st
     return len(rows)
 
 
-def read(conn: sa.Connection, link_ids: Sequence[int], desk_ref: str | None = None, issue_id: str | None = None,
-         limit: int = 100, before: int | None = None) -> list[HistoryEntry]:
-    """Newest first: the entries of ``link_ids``, and those of the item (``desk_ref`` or
-    ``issue_id``) that belong to none of its links. ``before``: an entry id (paging)."""
+def read(conn: sa.Connection, *, link_id: int | None = None, desk_ref: str | None = None,
+         issue_id: str | None = None, limit: int = 100, before: int | None = None) -> list[HistoryEntry]:
+    """Newest first, the entries of one link, or of one desk item or issue (its links' and its
+    own, those of removed links included). ``before``: an entry id (paging). One criterion
+    at a time, so that each read is one ordered seek on its (column, id) index."""
     h = history.c
-    item = [c for c in (h.desk_ref == desk_ref if desk_ref else None,
-                        h.issue_id == issue_id if issue_id else None) if c is not None]
-    which = [h.link_id.in_(list(link_ids))] if link_ids else []
-    if item:
-        which.append(sa.and_(h.link_id.is_(None), sa.or_(*item)))
-    if not which:
-        return []
-    query = sa.select(history).where(sa.or_(*which)).order_by(h.id.desc()).limit(limit)
+    given = [c for c in (h.link_id == link_id if link_id is not None else None,
+                         h.desk_ref == desk_ref if desk_ref is not None else None,
+                         h.issue_id == issue_id if issue_id is not None else None) if c is not None]
+    if len(given) != 1:
+        raise ValueError("read the history of one link, one desk item or one issue")
+    query = sa.select(history).where(given[0]).order_by(h.id.desc()).limit(limit)
     if before is not None:
         query = query.where(h.id < before)
     return [_entry(r) for r in conn.execute(query)]

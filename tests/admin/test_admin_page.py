@@ -143,3 +143,38 @@ def test_queue_and_dead_letters_pages(client: TestClient, store: Store) -> None:
     assert 'id="oldest"' in queue and "jira:10001" in queue and "poll:jira" in queue
     dead = client.get("/dead", headers=BEARER).text
     assert "zendesk:9" in dead and "&lt;script&gt;" in dead and "<script>" not in dead
+
+
+def test_every_search_and_page_query_is_an_index_seek_on_sqlite(tmp_path) -> None:
+    """No query of the page scans a table that grows with the links or the history (the
+    1 M-links figures are in docs/benchmarks.md, bench/admin_pages.py)."""
+    import sqlalchemy as sa
+
+    from syncd import admin_queries
+    from syncd.schema import history as history_t
+    from syncd.schema import links
+
+    store = Store.open(f"sqlite:///{tmp_path / 'plan.db'}")
+    store.upgrade()
+    try:
+        with store.reading() as conn:
+            def plan(stmt: Any) -> str:
+                sql = str(stmt.compile(conn, compile_kwargs={"literal_binds": True}))
+                return " | ".join(r[-1] for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"))
+
+            expected = {"": "USING INTEGER PRIMARY KEY", "SUP-1": "USING INDEX ix_links_issue_key",
+                        "zendesk:5": "USING INDEX sqlite_autoindex_links_1 (desk_ref=?)",
+                        "intercom:conversation:7": "USING INDEX sqlite_autoindex_links_1 (desk_ref=?)",
+                        "jira:10001": "USING INDEX ix_links_issue_id", "42": "MULTI-INDEX OR"}
+            for q, seek in expected.items():
+                shown = plan(sa.select(links).where(admin_queries.search_condition(q), links.c.id > 10)
+                             .order_by(links.c.id).limit(51))
+                assert seek in shown and "SCAN" not in shown, (q, shown)
+            for column, index in (("link_id", "ix_history_link_id"), ("desk_ref", "ix_history_desk_ref"),
+                                  ("issue_id", "ix_history_issue_id")):
+                h = history_t.c
+                shown = plan(sa.select(history_t).where(h[column] == sa.literal("1")).order_by(h.id.desc())
+                             .limit(51))
+                assert f"SEARCH history USING INDEX {index}" in shown and "TEMP B-TREE" not in shown, shown
+    finally:
+        store.close()

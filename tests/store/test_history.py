@@ -59,13 +59,19 @@ def test_writes_outside_a_link_go_to_the_link_their_target_names_else_to_the_ite
               Write("zendesk:1", "field:tags+", "jira_linked")]         # the item: both links
     assert history.record(store, writes, Z1, "zendesk:1 (webhook:zendesk)") == 2
     with store.reading() as conn:
-        of_b = history.read(conn, [b.id])
-        of_a = history.read(conn, [a.id], desk_ref="zendesk:1")
+        of_b = history.read(conn, link_id=b.id)
+        of_a = history.read(conn, desk_ref="zendesk:1")
     assert [(e.what, e.link_id, e.side, e.issue_key) for e in of_b] == [("create", b.id, "tracker", "SUP-2")]
     assert of_b[0].why.startswith("escalation:") and of_b[0].new == "created for zendesk:1"
-    assert [(e.what, e.link_id, e.desk, e.why) for e in of_a] == [
-        ("field:tags+", None, "zendesk:1", history.BOOKKEEPING)]
-    assert of_a[0].trigger == "zendesk:1 (webhook:zendesk)"
+    # By item: its own entry and its links' (a's history by link is empty).
+    assert [(e.what, e.link_id) for e in of_a] == [("field:tags+", None), ("create", b.id)]
+    assert (of_a[0].desk, of_a[0].why, of_a[0].trigger) == ("zendesk:1", history.BOOKKEEPING,
+                                                            "zendesk:1 (webhook:zendesk)")
+    store.remove_link(Z1, "10002")   # what was written for a removed link stays readable by item
+    with store.reading() as conn:
+        assert history.read(conn, link_id=a.id) == []
+        assert [e.what for e in history.read(conn, issue_id="10002")] == ["create"]
+        assert len(history.read(conn, desk_ref="zendesk:1")) == 2
 
 
 # -- recording, reading, pruning ---------------------------------------------------------------
@@ -79,9 +85,9 @@ def test_history_is_newest_first_paged_and_kept_apart_per_link(store: Store) -> 
     history.record(store, [Write("zendesk:2", "comment", "<script>x</script>", link=b.id, source="5",
                                  mirrored="6")], Z2, "jira:10001 (webhook:jira)")
     with store.reading() as conn:
-        first = history.read(conn, [a.id], limit=3)
-        rest = history.read(conn, [a.id], limit=3, before=first[-1].id)
-        of_b = history.read(conn, [b.id])
+        first = history.read(conn, link_id=a.id, limit=3)
+        rest = history.read(conn, link_id=a.id, limit=3, before=first[-1].id)
+        of_b = history.read(conn, link_id=b.id)
     assert [e.new for e in first] == ["v4", "v3", "v2"] and [e.new for e in rest] == ["v1", "v0"]
     assert first[0].old == "v3" and first[0].side == "tracker" and first[0].issue_id == "10001"
     assert [(e.what, e.source_id, e.mirrored_id, e.new) for e in of_b] == [("comment", "5", "6", "<script>x</script>")]
@@ -93,7 +99,7 @@ def test_long_values_are_cut_to_their_columns_not_refused(store: Store) -> None:
     history.record(store, [Write("zendesk:1", "note", "y" * 5000, link=link.id, source=key, mirrored="1")], Z1,
                    "t" * 400)
     with store.reading() as conn:
-        (entry,) = history.read(conn, [link.id])
+        (entry,) = history.read(conn, link_id=link.id)
     assert len(entry.source_id) == 300 and entry.source_id.endswith("…")
     assert entry.new == "y" * 5000 and len(entry.trigger) == 300
 
@@ -106,4 +112,4 @@ def test_housekeeping_prunes_history_after_history_days(store: Store, clock: Clo
     keeper = Housekeeper(store, RetentionSettings(history_days=2), settle_seconds=60)
     assert keeper.run().history == 1
     with store.reading() as conn:
-        assert [e.trigger for e in history.read(conn, [link.id])] == ["new"]
+        assert [e.trigger for e in history.read(conn, link_id=link.id)] == ["new"]
