@@ -27,7 +27,9 @@ from .mapping import Mapping
 from .metrics import METRICS
 from .reconcile import STATUS_LOCATOR, BaseEntry, CommentWrite, MirrorState, NoteWrite, Plan, plan
 from .snapshots import SnapshotCache, with_comment
-from .store import Intent, LinkState, StaleBase, Store
+from .queue import Claim
+from .store import Intent, LinkState, StaleBase, Store, StoreError
+from .unsent import UnsentIntents, watching_send
 
 log = structlog.get_logger("syncd.engine")
 KEY_RE = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
@@ -87,6 +89,7 @@ class Engine:
         # How long a pending comment intent may still be in flight at the vendor:
         # twice the vendor call timeout (the runtime sets it).
         self.intent_settle_seconds = intent_settle_seconds
+        self.unsent = UnsentIntents()   # writes this process never sent while the database was down
 
     # -- entry points -----------------------------------------------------
     def reconcile(self, ref: ItemRef, dry_run: bool = False) -> Outcome:
@@ -167,7 +170,7 @@ class Engine:
             issue = self.tracker.fetch(intent.result)
         elif intent is not None:
             issue = self.tracker.find_created(origin)
-            if issue is None and _age(intent) < self.create_settle_seconds:
+            if issue is None and _age(intent) < self.create_settle_seconds and not self.unsent.never_sent(intent):
                 raise EscalationPending("jira", "createIssue", "earlier create not visible yet; waiting")
             if issue is None and not self.store.take_intent(intent, current_claim()):
                 raise EscalationPending("jira", "createIssue", "another worker took the create over; waiting")
@@ -181,14 +184,17 @@ class Engine:
                 if not begun.owned:
                     # Another worker recorded it between our read and now: it makes the create.
                     raise EscalationPending("jira", "createIssue", "another worker records this create; waiting")
-            try:
-                issue = self.tracker.create_issue(spec, origin)
-            except (ClaimLost, RateLimited):
-                # Nothing was created: ClaimLost and Throttled were never sent, a 429 was refused.
-                # Drop the intent so the next try (the current holder) creates at once instead
-                # of waiting out a settle window measured from this intent.
-                self.store.drop_intent(key, current_claim())
-                raise
+            with watching_send() as send:
+                try:
+                    issue = self.tracker.create_issue(spec, origin)
+                except Exception as e:
+                    # Nothing was created when the request never left (a failed claim check, a
+                    # Throttled wait, the database gone at the check) or a 429 refused it: drop
+                    # the intent so the next try creates at once instead of waiting out a settle
+                    # window measured from this intent.
+                    if isinstance(e, RateLimited) or not send.left:
+                        self._drop_unsent(key, current_claim())
+                    raise
             failpoint("after_issue_create")
             outcome.writes.append(Write(issue.key, "create", f"created for {origin}: {spec.summary}"))
             METRICS.inc("issues_created")
@@ -729,7 +735,7 @@ class Engine:
                 self.store.finish_intent(key, found)
                 self._recovered(key, str(item.ref), "found", found)
                 return
-            if _age(intent) < self.intent_settle_seconds:
+            if _age(intent) < self.intent_settle_seconds and not self.unsent.never_sent(intent):
                 raise IntentSettling(item.ref.system, "note", f"{key} not visible yet; waiting before writing again")
             if not self.store.take_intent(intent, current_claim()):
                 raise IntentSettling(item.ref.system, "note", f"{key} taken over by another worker")
@@ -747,18 +753,25 @@ class Engine:
             link.desk, body, public, attachments))
 
     def _intent_write(self, key: str, write: Callable[[], str]) -> str:
-        """Make the write of pending intent ``key``. Refused or failed before it was carried
-        out: nothing to look for later, so the intent is dropped and the next try writes at
+        """Make the write of pending intent ``key``. Refused, or stopped before its request
+        left: nothing to look for later, so the intent is dropped and the next try writes at
         once. Ambiguous (no answer in time): the intent stays for recovery to look first."""
+        with watching_send() as send:
+            try:
+                return write()
+            except Exception as e:
+                refused = isinstance(e, VendorError) and not isinstance(e, Ambiguous)
+                if refused or not send.left:
+                    self._drop_unsent(key, current_claim())
+                raise
+
+    def _drop_unsent(self, key: str, claim: Claim | None) -> None:
+        """Forget the pending intent of a write that never happened; when the database is what
+        failed, remember it in this process so recovery here need not wait (syncd.unsent)."""
         try:
-            return write()
-        except ClaimLost:
-            self.store.drop_intent(key, current_claim())   # stopped before sending: nothing to look for
-            raise
-        except VendorError as e:
-            if not isinstance(e, Ambiguous):
-                self.store.drop_intent(key)
-            raise
+            self.store.drop_intent(key, claim)
+        except StoreError:
+            self.unsent.remember(key, claim)
 
     def _recover_intents(self, link: Link, outcome: Outcome, state: LinkState) -> None:
         """A pending intent means an earlier attempt died between recording and
@@ -773,7 +786,7 @@ class Engine:
             else:
                 found = self.desks[link.desk.system].find_comment(link.desk, p["body"], _desk_search_since(intent))
             where = str(link.desk) if side is Side.DESK else link.issue_key
-            if found is None and _age(intent) < self.intent_settle_seconds:
+            if found is None and _age(intent) < self.intent_settle_seconds and not self.unsent.never_sent(intent):
                 # It may still land (a stalled call, a crash mid-call): look again later.
                 raise IntentSettling(link.desk.system if side is Side.DESK else "jira", intent.kind,
                                      f"{intent.key} not visible yet; waiting before writing again")

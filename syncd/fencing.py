@@ -24,6 +24,7 @@ from typing import Callable, Iterator
 from .errors import SyncdError
 from .failpoints import failpoint
 from .queue import Claim
+from .unsent import request_leaving
 
 
 class ClaimLost(SyncdError):
@@ -88,6 +89,7 @@ def before_write(vendor: str, operation: str) -> None:
     window no check can close."""
     prove(f"{vendor} {operation}")
     failpoint("before_vendor_write", tag=operation)
+    request_leaving()   # from here on the write may reach the vendor (see syncd.unsent)
 
 
 __all__ = ["ClaimLost", "Fence", "before_write", "current_claim", "holding", "prove", "still_held"]

@@ -276,8 +276,9 @@ def _postgres_connect_args(url: sa.URL, connect_timeout: float, statement_timeou
       ``tcp_user_timeout`` (data unacknowledged for 20 s = dead): a connection whose
       peer vanished -- a silent network partition: no FIN, no RST -- fails within
       about 25 s instead of waiting for the kernel's default of two hours or more.
+    The same keepalives are asked of the server (``-c tcp_keepalives_*``, ``tcp_user_timeout``).
     The URL's own query parameters win (``?connect_timeout=…``); its ``options`` are kept,
-    ours appended unless it sets ``statement_timeout`` itself."""
+    ours appended unless it sets the same setting itself."""
     args: dict[str, Any] = {
         "connect_timeout": max(1, round(connect_timeout)),
         "keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
@@ -287,9 +288,19 @@ def _postgres_connect_args(url: sa.URL, connect_timeout: float, statement_timeou
         args.pop(key, None)
     given = url.query.get("options", "")
     given = " ".join(given) if isinstance(given, tuple) else given
-    if "statement_timeout" not in given:
-        args["options"] = f"{given} -c statement_timeout={int(statement_timeout * 1000)}".strip()
+    ours = [] if "statement_timeout" in given else [f"-c statement_timeout={int(statement_timeout * 1000)}"]
+    # The same keepalives on the server's side of the connection: a replica whose host
+    # vanished (or a partition that left the server's socket half-open) has its session
+    # ended within ~25 s, and with it the link locks it held (session advisory locks live
+    # as long as the session; the kernel default would keep them for two hours or more).
+    ours += [f"-c {name}={value}" for name, value in SERVER_KEEPALIVES if name not in given]
+    if ours:
+        args["options"] = " ".join([given, *ours]).strip()
     return args
+
+
+SERVER_KEEPALIVES = (("tcp_keepalives_idle", 10), ("tcp_keepalives_interval", 5), ("tcp_keepalives_count", 3),
+                     ("tcp_user_timeout", 20_000))
 
 
 def _make_private(database: str | None) -> None:

@@ -169,12 +169,14 @@ class WorkerPool:
 
     def _give_back(self, claim: Claim, error: str) -> None:
         """Release the claim (due now) once the database is back, rather than leaving the
-        item leased to nobody until its lease runs out; after that the lease does it."""
+        item leased to nobody until its lease runs out. The release is fenced by the claim's
+        token, so it is safe however late it comes: a claim taken over meanwhile is left to
+        its new holder. (It used to stop trying once the lease it was *claimed* with had run
+        out, but the heartbeat may have renewed the lease since: the item then sat leased to
+        nobody for up to a lease after a database outage.)"""
         while not self._stopping.is_set():
             self._stopping.wait(1.0)
             try:
-                if self.store.clock() >= claim.lease_expires:
-                    return
                 self.store.defer(claim, 0.0, error)
                 return
             except Exception:

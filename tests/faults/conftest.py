@@ -161,6 +161,22 @@ def notes_with(world: World, ticket: int, text: str) -> int:
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 
 
+def _hang_up(*socks: Any) -> None:
+    """Shut down, then close: a bare close() of a socket another thread is blocked reading
+    does not send FIN (the blocked read still holds it), so the server kept the session --
+    and its advisory locks -- alive behind a "cut" proxy, which a restart never does."""
+    import socket
+    for s in socks:
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            s.close()
+        except OSError:
+            pass
+
+
 class TcpProxy:
     """A loopback TCP forwarder in front of the shared Postgres. ``cut()`` drops every
     connection and refuses new ones, as a restarting database would, without touching
@@ -216,24 +232,14 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for s in (src, dst):
-                try:
-                    s.close()
-                except OSError:
-                    pass
+            _hang_up(src, dst)
 
     def cut(self) -> None:
-        import socket
         self._open.clear()
         with self._lock:
             pairs, self._pairs = self._pairs, []
         for pair in pairs:
-            for s in pair:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                    s.close()
-                except OSError:
-                    pass
+            _hang_up(*pair)
 
     def blackhole(self) -> None:
         self._flowing.clear()

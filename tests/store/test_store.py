@@ -525,3 +525,23 @@ def test_link_locks_of_two_installations_in_one_database_are_apart(pg_base_url: 
             for schema in schemas:
                 conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+def test_postgres_sessions_ask_the_server_for_keepalives_too(db_url: str) -> None:
+    """A replica that vanishes (host gone, half-open partition) must not keep its session --
+    and the link advisory locks it holds -- for the kernel's two hours: the server probes too."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("server-side keepalives are a Postgres setting")
+    from syncd.store import _postgres_connect_args
+    url = sa.make_url(db_url)
+    args = _postgres_connect_args(url, connect_timeout=5, statement_timeout=30)
+    engine = sa.create_engine(url, connect_args=args)   # args keep the URL's own options (the test's schema)
+    try:
+        with engine.connect() as conn:
+            shown = {name: conn.scalar(sa.text(f"SHOW {name}")) for name in
+                     ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout",
+                      "statement_timeout")}
+    finally:
+        engine.dispose()
+    assert shown == {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3",
+                     "tcp_user_timeout": "20000", "statement_timeout": "30s"}, shown
