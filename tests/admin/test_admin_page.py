@@ -77,6 +77,7 @@ def test_bearer_and_basic_credentials_get_in_and_it_is_read_only(client: TestCli
         r = client.get("/", headers=headers)
         assert r.status_code == 200 and "Overview" in r.text
         _assert_guarded(r)
+    assert client.head("/links", headers=BEARER).status_code == 200
     r = client.post("/links", headers=BEARER, data={"q": "x"})
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
     _assert_guarded(r)
