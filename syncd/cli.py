@@ -295,16 +295,16 @@ def webhooks() -> None:
 ZENDESK_SECRET_KEY = "zendesk.webhook_secret"
 
 
-def _install_zendesk(settings: Any, endpoint: str) -> None:
+def _install_zendesk(settings: Any, clients: Any, endpoint: str) -> None:
     from .install import install_zendesk
     from .logs import register_secret
-    from .runtime import build_connectors
-    desks, _ = build_connectors(settings)
     z = settings.zendesk
-    hook = install_zendesk(desks["zendesk"], endpoint)
+    hook = install_zendesk(clients.zendesk(), endpoint)
     register_secret(hook.signing_secret)   # redacted should anything ever log it
     click.echo(f"zendesk: webhook {hook.webhook_id} and trigger {hook.trigger_id} -> {endpoint}")
-    where = _secret_source(settings.path, "zendesk", "webhook_secret")
+    # The reference as written in the config (env:NAME...), safe to show; the loader keeps it
+    # when the secret does not resolve yet (this command is what produces it).
+    where = z.webhook_secret.source if z.webhook_secret is not None else settings.deferred.get(ZENDESK_SECRET_KEY, "?")
     if z.webhook_secret is not None and z.webhook_secret.reveal() == hook.signing_secret:
         click.echo(f"zendesk: the signing secret is already stored where {ZENDESK_SECRET_KEY} points ({where})")
         return
@@ -312,20 +312,9 @@ def _install_zendesk(settings: Any, endpoint: str) -> None:
     click.echo(f"zendesk: store it where {ZENDESK_SECRET_KEY} points ({where}), then restart syncd")
 
 
-def _secret_source(path: Path, section: str, key: str) -> str:
-    """The reference written in the config (``env:NAME``...), safe to show."""
-    import tomllib
-    try:
-        return str(tomllib.loads(path.read_text())[section][key])
-    except (OSError, KeyError, tomllib.TOMLDecodeError):
-        return "?"
-
-
-def _install_jira(settings: Any, endpoint: str) -> None:
+def _install_jira(settings: Any, clients: Any, endpoint: str) -> None:
     from .install import install_jira
-    from .runtime import build_connectors
-    _, tracker = build_connectors(settings)
-    hook = install_jira(tracker, endpoint, settings.jira.webhook_secret.reveal())
+    hook = install_jira(clients.jira(), endpoint, settings.jira.webhook_secret.reveal())
     click.echo(f"jira: admin webhook {hook} -> {endpoint} (signed with jira.webhook_secret, "
                f"{settings.jira.webhook_secret.source})")
 
@@ -337,14 +326,16 @@ def _install_jira(settings: Any, endpoint: str) -> None:
 def webhooks_install(config: str | None, public_url: str | None) -> None:
     """Register the Zendesk webhook + trigger and the Jira admin webhook (safe to run twice)."""
     from .toml_reader import http_url
+    from .wiring import Clients
     settings = _settings(config)   # zendesk.webhook_secret may be missing: this command makes it
     url = (public_url or settings.http.public_url or "").rstrip("/")
     if not url or http_url(url) is not None:
         raise click.BadParameter("an http(s) URL (or set http.public_url in the config)", param_hint="--public-url")
+    clients = Clients.of(settings)
     try:
         if settings.zendesk is not None:
-            _install_zendesk(settings, f"{url}/webhooks/zendesk")
-        _install_jira(settings, f"{url}/webhooks/jira")
+            _install_zendesk(settings, clients, f"{url}/webhooks/zendesk")
+        _install_jira(settings, clients, f"{url}/webhooks/jira")
     except SyncdError as e:
         raise _fail(e, settings)
     if settings.intercom is not None:

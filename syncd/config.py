@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping as TMapping
 
@@ -36,7 +36,8 @@ class CoreSettings:
     max_attempts: int = 10             # then the item goes to dead letters
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 900.0
-    instance: str = ""                 # names lease owners in the store; default: host:pid
+    # Names lease owners in the store: host:pid, so two replicas on one host never share one.
+    instance: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
     replicas: int = 1                  # `syncd run` processes sharing the vendor accounts (splits the budgets)
     # A vendor call with no answer after this long is given up (a write: ambiguous, see docs/architecture.md).
     vendor_timeout_seconds: float = 30.0
@@ -146,6 +147,9 @@ class Settings:
     intercom: IntercomSettings | None = None
     retention: RetentionSettings = RetentionSettings()
     admin: AdminSettings = AdminSettings()
+    # Deferred secrets (:data:`DEFERRABLE`) that did not resolve: dotted key → the reference
+    # the config gives (``env:NAME``...), safe to show, e.g. where to store the secret.
+    deferred: TMapping[str, str] = field(default_factory=dict)
 
     @property
     def desks(self) -> tuple[str, ...]:
@@ -170,6 +174,7 @@ class _Loader:
     def __init__(self, reader: TomlReader, environ: TMapping[str, str], defer: frozenset[str] = frozenset()):
         self.r, self.environ, self.defer = reader, environ, defer
         self.warnings: list[ConfigError] = []
+        self.deferred: dict[str, str] = {}
         self.base = Path(reader.path).parent
 
     def secret(self, table: TMapping[str, Any], prefix: str, key: str) -> Secret | None:
@@ -182,7 +187,11 @@ class _Loader:
         try:
             return resolve(ref, config_path=self.r.path, key=join_key(prefix, key), environ=self.environ)
         except ConfigError as exc:
-            (self.warnings if exc.key in self.defer else self.r.problems).append(exc)
+            if exc.key in self.defer:
+                self.warnings.append(exc)
+                self.deferred[exc.key] = ref
+            else:
+                self.r.problems.append(exc)
             return None
 
     def mapping(self, table: TMapping[str, Any], prefix: str, desk: str) -> Mapping | None:
@@ -214,8 +223,7 @@ class _Loader:
             max_attempts=self.r.get(t, p, "max_attempts", "int", d.max_attempts, at_least(1)),
             backoff_base_seconds=self.r.get(t, p, "backoff_base_seconds", "float", d.backoff_base_seconds, at_least(0.1)),
             backoff_max_seconds=self.r.get(t, p, "backoff_max_seconds", "float", d.backoff_max_seconds, at_least(1)),
-            # host:pid, so that two replicas on one host never share a lease owner name.
-            instance=self.r.get(t, p, "instance", "str", f"{socket.gethostname()}:{os.getpid()}", non_empty),
+            instance=self.r.get(t, p, "instance", "str", d.instance, non_empty),
             replicas=self.r.get(t, p, "replicas", "int", d.replicas, at_least(1)),
             vendor_timeout_seconds=self.r.get(t, p, "vendor_timeout_seconds", "float", d.vendor_timeout_seconds,
                                               between(1, 300)),
@@ -238,7 +246,7 @@ class _Loader:
             host=self.r.get(t, p, "host", "str", d.host, non_empty),
             port=self.r.get(t, p, "port", "int", d.port, between(1, 65535)),
             max_body_bytes=self.r.get(t, p, "max_body_bytes", "int", d.max_body_bytes, at_least(1024)),
-            public_url=self.r.get(t, p, "public_url", "str", None, http_url),
+            public_url=self.r.get(t, p, "public_url", "str", d.public_url, http_url),
             header_timeout_seconds=self.r.get(t, p, "header_timeout_seconds", "float", d.header_timeout_seconds,
                                               between(1, 300)),
             body_timeout_seconds=self.r.get(t, p, "body_timeout_seconds", "float", d.body_timeout_seconds,
@@ -356,6 +364,7 @@ class _Loader:
             intercom=self.intercom(tables["intercom"]) if tables["intercom"] is not None and "intercom" in data else None,
             retention=self.retention(tables["retention"] or {}),
             admin=self.admin(tables["admin"] or {}, http),
+            deferred=dict(self.deferred),   # after the sections above: they fill it
         )
 
 # ------------------------------------------------------------------ public API

@@ -97,21 +97,14 @@ def _database(settings: Settings) -> Iterator[Check]:
 # -- credentials ----------------------------------------------------------------
 
 def _connector(settings: Settings, vendor: str) -> Any:
-    timeout = settings.core.vendor_timeout_seconds
+    from .wiring import Clients
+    clients = Clients.of(settings)
     if vendor == "jira":
-        from .connectors.jira import JiraAccess, JiraConnector
-        j = settings.jira
-        return JiraConnector(JiraAccess(j.url, j.email, j.api_token, timeout))
+        return clients.jira()
     if vendor == "zendesk":
-        from .connectors.zendesk import ZendeskAccess, ZendeskConnector
-        z = settings.zendesk
-        assert z is not None
-        return ZendeskConnector(ZendeskAccess(z.url, z.email, z.token, timeout))
-    from .connectors.intercom import IntercomAccess, IntercomConnector
-    i = settings.intercom
-    assert i is not None
-    connector = IntercomConnector(IntercomAccess(i.url, i.token, i.admin_id, i.api_version, timeout))
-    connector._app()   # the first call: proves the token
+        return clients.zendesk(check_statuses=False)   # the credentials alone, apart from the mapping
+    connector = clients.intercom()
+    connector.app_id()   # its first call: proves the token (building it calls nothing)
     return connector
 
 
@@ -156,8 +149,7 @@ def _is_list_rule(tracker_locator: str) -> bool:
 def _desk_fields(desk: str, mapping: Mapping, connector: Any, key: str, url: str) -> Iterator[Check]:
     wanted = _desk_locators(mapping)
     if desk == "zendesk":
-        listed = connector.call("listTicketFields", lambda: list(connector.client.ticket_fields()))
-        types = {f"custom:{f.id}": f.type for f in listed}
+        types = connector.ticket_field_types()
         for loc, is_list in sorted(wanted.items()):
             if not loc.startswith("custom:"):
                 continue
@@ -173,7 +165,7 @@ def _desk_fields(desk: str, mapping: Mapping, connector: Any, key: str, url: str
         return
     for loc in sorted(wanted):
         if loc.startswith("attr:"):
-            kind = connector._attr_type(loc.split(":", 1)[1])
+            kind = connector.attribute_type(loc.split(":", 1)[1])
             if kind is None:
                 yield Check(FAIL, "intercom attribute", key, url, f"{loc}: no conversation data attribute "
                                                                    "of that name (Settings > Data)")
@@ -184,7 +176,7 @@ def _desk_fields(desk: str, mapping: Mapping, connector: Any, key: str, url: str
 
 
 def _jira_fields(mapping: Mapping, connector: Any, key: str, url: str) -> Iterator[Check]:
-    types = connector._types()
+    types = connector.field_types()
     wanted: dict[str, str | None] = {r.tracker: None for r in mapping.fields if r.tracker.startswith("customfield_")}
     for loc, kind in ((mapping.linked_count_field, "number"), (mapping.linked_orgs_field, "number"),
                       (mapping.sla_field, "datetime")):
@@ -213,11 +205,7 @@ def _webhooks(settings: Settings, connectors: dict[str, Any]) -> Iterator[Check]
         endpoint = f"{public}/webhooks/zendesk"
 
         def zendesk() -> Iterator[Check]:
-            def go() -> Any:
-                r = z.session.get(z._url("webhooks"), timeout=z.access.timeout)
-                r.raise_for_status()
-                return r.json()
-            hooks = z.call("listWebhooks", go).get("webhooks", [])
+            hooks = z.list_webhooks()
             active = [h for h in hooks if h.get("endpoint") == endpoint and h.get("status") == "active"]
             if active:
                 yield Check(PASS, "zendesk webhook", "http.public_url", settings.zendesk.url,  # type: ignore[union-attr]
@@ -233,12 +221,7 @@ def _webhooks(settings: Settings, connectors: dict[str, Any]) -> Iterator[Check]
         endpoint = f"{public}/webhooks/jira"
 
         def jira() -> Iterator[Check]:
-            base = j.access.url.rstrip("/") + "/rest/webhooks/1.0/webhook"
-
-            def go() -> Any:
-                r = j.client._session.get(base)
-                return r.json() if r.content else []
-            hooks = j.call("getWebhooks", go) or []
+            hooks = j.list_webhooks()
             if any(h.get("url") == endpoint and h.get("enabled", True) for h in hooks):
                 yield Check(PASS, "jira webhook", "http.public_url", settings.jira.url, f"registered, to {endpoint}")
             else:
@@ -264,15 +247,11 @@ def _budgets(settings: Settings, connectors: dict[str, Any]) -> Iterator[Check]:
     z, ours = connectors["zendesk"], settings.zendesk.requests_per_minute
 
     def zendesk() -> Iterator[Check]:
-        def go() -> Any:
-            r = z.session.get(z._url("users/me"), timeout=z.access.timeout)
-            r.raise_for_status()
-            return r.headers.get("X-Rate-Limit")
-        limit = z.call("showCurrentUser", go)
+        limit = z.rate_limit()
         key, url = "zendesk.requests_per_minute", settings.zendesk.url  # type: ignore[union-attr]
-        if not limit or not str(limit).isdigit() or int(limit) == 0:
+        if limit is None:
             yield Check(INFO, "zendesk budget", key, url, f"{ours}/min configured; the account reports no limit")
-        elif ours > int(limit):
+        elif ours > limit:
             yield Check(FAIL, "zendesk budget", key, url, f"{ours}/min configured, the account allows {limit}/min "
                                                           "(shared with every other integration)")
         else:
@@ -282,22 +261,14 @@ def _budgets(settings: Settings, connectors: dict[str, Any]) -> Iterator[Check]:
 
 def _intercom_budget(settings: Settings, connector: Any) -> Iterator[Check]:
     """Intercom reports its limit per 10-second window (X-RateLimit-Limit; 10,000/min ≈ 1,667 per window)."""
-    import httpx
     i = settings.intercom
     assert i is not None
-
-    def go() -> Any:
-        r = httpx.get(i.url.rstrip("/") + "/me", timeout=settings.core.vendor_timeout_seconds,
-                      headers={"Authorization": f"Bearer {i.token.reveal()}", "Intercom-Version": i.api_version,
-                               "Accept": "application/json"})
-        r.raise_for_status()
-        return r.headers.get("X-RateLimit-Limit")
-    limit = connector.call("identifyAdmin", go)
+    limit = connector.rate_limit()
     key, ours = "intercom.requests_per_minute", i.requests_per_minute
-    if not limit or not str(limit).isdigit():
+    if limit is None:
         yield Check(INFO, "intercom budget", key, i.url, f"{ours}/min configured; the app reports no limit")
         return
-    per_minute = int(limit) * 6
+    per_minute = limit * 6
     if ours > per_minute:
         yield Check(FAIL, "intercom budget", key, i.url,
                     f"{ours}/min configured, the app allows {per_minute}/min ({limit} per 10 s)")
@@ -322,11 +293,7 @@ def _people(settings: Settings, connectors: dict[str, Any]) -> Iterator[Check]:
     key, url, email = "zendesk.email", settings.zendesk.url, settings.zendesk.email
 
     def zendesk() -> Iterator[Check]:
-        def go() -> Any:
-            r = z.session.get(z._url("sessions"), timeout=z.access.timeout)
-            r.raise_for_status()
-            return r.json()
-        sessions = [s for s in z.call("listSessions", go).get("sessions", []) if s.get("user_id") == z.user_id]
+        sessions = z.web_sessions()
         if sessions:
             yield Check(FAIL, "zendesk integration account", key, url,
                         f"{email} has {len(sessions)} web session(s) (last seen {sessions[-1].get('last_seen_at')}): "

@@ -1,5 +1,6 @@
 """The composition root: settings → store → connectors → engine → workers,
-pollers and the webhook server. Nothing else in syncd constructs clients."""
+pollers and the webhook server. The connectors come from :mod:`syncd.wiring`,
+the one place that builds vendor clients (with budgets and timeouts)."""
 
 from __future__ import annotations
 
@@ -22,13 +23,10 @@ from .config import Settings
 from .connectors.base import DeskConnector, TrackerConnector
 from .connectors.calls import last_success
 from .errors import VendorError
-from .connectors.jira import JiraAccess, JiraConnector
-from .connectors.zendesk import ZendeskAccess, ZendeskConnector
 from .engine import Engine
 from .errors import SyncdError
 from .http_server import server_config
 from .locks import LinkLocks
-from .mapping import Mapping
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import METRICS
 from .pollers import Poller, PollSource
@@ -38,62 +36,10 @@ from .retry import RetryPolicy
 from .store import Store, StoreUnavailable
 from .webhook_flow import WebhookFlow
 from .webhooks import Response, WebhookConfig, make_app
+from .wiring import Clients, build_budgets, mappings
 from .worker import WorkerPool, WorkerSettings
 
 log = structlog.get_logger("syncd.runtime")
-
-
-def build_budgets(settings: Settings) -> dict[str, Budget]:
-    """One token bucket per vendor account, shared by every thread of the process.
-
-    The vendor limits the account, not the process: ``replicas`` processes
-    share it, so each takes an equal share."""
-    share = settings.core.replicas
-    budgets = {"jira": Budget(settings.jira.requests_per_minute / share)}
-    if settings.zendesk is not None:
-        budgets["zendesk"] = Budget(settings.zendesk.requests_per_minute / share)
-    if settings.intercom is not None:
-        budgets["intercom"] = Budget(settings.intercom.requests_per_minute / share)
-    return budgets
-
-
-def build_connectors(settings: Settings, timeout: float = 30.0, budgets: dict[str, Budget] | None = None,
-                     ) -> tuple[dict[str, DeskConnector], TrackerConnector]:
-    """``timeout``: seconds a vendor call may take before it counts as a (retryable) failure."""
-    budgets = budgets or build_budgets(settings)
-    j = settings.jira
-    field_locators = sorted({r.tracker for m in _mappings(settings).values() for r in m.fields}
-                            | {f for m in _mappings(settings).values()
-                               for f in (m.linked_count_field, m.linked_orgs_field, m.sla_field) if f})
-    tracker = JiraConnector(JiraAccess(j.url, j.email, j.api_token, timeout),
-                            budget=budgets["jira"], field_locators=field_locators)
-    desks: dict[str, DeskConnector] = {}
-    if settings.zendesk is not None:
-        z = settings.zendesk
-        desks["zendesk"] = ZendeskConnector(ZendeskAccess(z.url, z.email, z.token, timeout),
-                                            budget=budgets["zendesk"],
-                                            custom_status_values=custom_status_values(z.mapping))
-    if settings.intercom is not None:
-        from .connectors.intercom import IntercomAccess, IntercomConnector
-        i = settings.intercom
-        desks["intercom"] = IntercomConnector(
-            IntercomAccess(i.url, i.token, i.admin_id, i.api_version, timeout),
-            budget=budgets["intercom"])
-    return desks, tracker
-
-
-def custom_status_values(mapping: Mapping) -> list[str] | None:
-    """The Zendesk custom statuses a mapping may write (checked by the connector at
-    start), or None when it does not use the ``custom_status`` locator."""
-    rules = [r for r in mapping.fields if r.desk == "custom_status"]
-    fanout = mapping.fanout.desk_status_field == "custom_status" and mapping.fanout.desk_status
-    if not rules and not fanout:
-        return None
-    values = {v for r in rules for v in r.to_desk.values()}
-    values |= {r.default_to_desk for r in rules if r.default_to_desk}
-    if fanout:
-        values.add(str(mapping.fanout.desk_status))
-    return sorted(values)
 
 
 class BindFailed(SyncdError):
@@ -148,18 +94,8 @@ def intent_settle_seconds(vendor_timeout: float) -> float:
     return RetryPolicy().total_budget + 2 * vendor_timeout
 
 
-def _mappings(settings: Settings) -> dict[str, Mapping]:
-    out: dict[str, Mapping] = {}
-    if settings.zendesk is not None:
-        out["zendesk"] = settings.zendesk.mapping
-    if settings.intercom is not None:
-        out["intercom"] = settings.intercom.mapping
-    return out
-
-
-def _poll_sources(settings: Settings, desks: dict[str, Any], tracker: JiraConnector) -> list[PollSource]:
-    sources = [PollSource("jira", lambda c: tracker.poll(c, overlap=settings.jira.poll_overlap_seconds),
-                          settings.jira.poll_interval_seconds)]
+def _poll_sources(settings: Settings, desks: dict[str, DeskConnector], tracker: TrackerConnector) -> list[PollSource]:
+    sources = [PollSource("jira", tracker.poll, settings.jira.poll_interval_seconds)]
     if "zendesk" in desks and settings.zendesk is not None:
         sources.append(PollSource("zendesk", desks["zendesk"].poll, settings.zendesk.poll_interval_seconds))
     if "intercom" in desks and settings.intercom is not None:
@@ -200,10 +136,10 @@ class App:
         if migrate:
             store.upgrade()
         budgets = build_budgets(settings)
-        desks, tracker = build_connectors(settings, vendor_timeout, budgets)
-        owner = settings.core.instance or f"{socket.gethostname()}:{os.getpid()}"
+        desks, tracker = Clients.of(settings, vendor_timeout, budgets).connectors()
+        owner = settings.core.instance
         settle = intent_settle_seconds(vendor_timeout)
-        engine = Engine(store, desks, tracker, _mappings(settings),
+        engine = Engine(store, desks, tracker, mappings(settings),
                         locks=LinkLocks(store.link_lock), intent_settle_seconds=settle,
                         # The same reasoning for a create, but never under Jira search's own lag.
                         create_settle_seconds=max(10.0, settle))
@@ -212,7 +148,7 @@ class App:
             threads=c.workers, lease_seconds=c.lease_seconds, max_attempts=c.max_attempts,
             backoff_base=c.backoff_base_seconds, backoff_max=c.backoff_max_seconds))
         pollers = [Poller(store, s, owner, on_items=workers.wake.set, lease_ttl=max(float(c.lease_seconds), s.interval * 3))
-                   for s in _poll_sources(settings, desks, tracker)]  # type: ignore[arg-type]
+                   for s in _poll_sources(settings, desks, tracker)]
         app = cls(settings, store, engine, workers, pollers, owner, budgets)
         app._register_metrics()
         return app
@@ -243,13 +179,8 @@ class App:
 
     def _own_actors(self) -> dict[str, str]:
         """syncd's own account on each vendor whose webhooks name the actor."""
-        own: dict[str, str] = {"jira": self.engine.tracker.account_id}
-        zendesk = self.engine.desks.get("zendesk")
-        if isinstance(zendesk, ZendeskConnector):
-            own["zendesk"] = str(zendesk.user_id)
-        if self.settings.intercom is not None and self.settings.intercom.admin_id:
-            # parse_intercom names a teammate "admin:<id>" (a contact id could collide)
-            own["intercom"] = f"admin:{self.settings.intercom.admin_id}"
+        own = {"jira": self.engine.tracker.account_id,
+               **{name: desk.own_actor for name, desk in self.engine.desks.items()}}
         return {k: v for k, v in own.items() if v}
 
     def _on_stored(self, refs: tuple[Any, ...]) -> None:

@@ -161,34 +161,20 @@ def furnish(zendesk: ZendeskSim, jira: JiraSim, intercom: IntercomSim, directory
     (directory / "zendesk-jira.toml").write_text(_render_mapping("zendesk-jira", subs))
     (directory / "intercom-jira.toml").write_text(_render_mapping("intercom-jira", {}))
 
-    jira_secret = secrets.token_hex(16)
-    from .connectors.jira import JiraAccess, JiraConnector
-    from .connectors.zendesk import ZendeskAccess, ZendeskConnector
-    from .install import install_jira, install_zendesk
     zc, jc = zendesk.describe()["credentials"], jira.describe()["credentials"]
-    hook = install_zendesk(ZendeskConnector(ZendeskAccess(zendesk.base_url, zc["email"], zc["token"])),
-                           f"http://127.0.0.1:{port}/webhooks/zendesk")
-    install_jira(JiraConnector(JiraAccess(jira.base_url, jc["email"], jc["api_token"])),
-                 f"http://127.0.0.1:{port}/webhooks/jira", jira_secret)
     ic = intercom.describe()
     intercom_admin = ic["admins"][0]["id"]
     _set_up_intercom(intercom)
     intercom.subscribe(f"http://127.0.0.1:{port}/webhooks/intercom", INTERCOM_TOPICS)
+    # The Zendesk signing secret exists only once its webhook does: as for an admin, the
+    # config comes first, then `syncd webhooks install` (below), which produces it.
     env = {
-        "SYNCD_ZENDESK_TOKEN": zc["token"], "SYNCD_ZENDESK_WEBHOOK_SECRET": hook.signing_secret,
-        "SYNCD_JIRA_API_TOKEN": jc["api_token"], "SYNCD_JIRA_WEBHOOK_SECRET": jira_secret,
+        "SYNCD_ZENDESK_TOKEN": zc["token"],
+        "SYNCD_JIRA_API_TOKEN": jc["api_token"], "SYNCD_JIRA_WEBHOOK_SECRET": secrets.token_hex(16),
         "SYNCD_INTERCOM_TOKEN": ic["token"], "SYNCD_INTERCOM_CLIENT_SECRET": ic["webhook_client_secret"],
     }
-    refs = {name: f"env:{name}" for name in env}
-    if secrets_in_files:
-        folder = directory / "secrets"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        for name, value in env.items():
-            path = folder / SECRET_NAMES[name]
-            path.touch(mode=0o600)
-            path.write_text(value + "\n")
-            refs[name] = f"file:secrets/{SECRET_NAMES[name]}"
-        env = {}
+    refs = {name: f"file:secrets/{SECRET_NAMES[name]}" if secrets_in_files else f"env:{name}"
+            for name in SECRET_NAMES}
     db = database_url or f"sqlite:///{directory.absolute() / 'syncd.db'}"
     public = f'public_url = "http://127.0.0.1:{port}"   # where the simulators send webhooks' if public_url else ""
     config = f"""
@@ -239,7 +225,38 @@ format = "{log_format}"
 """
     config_path = directory / "config.toml"
     config_path.write_text(config)
+    if secrets_in_files:
+        _write_secret_files(directory / "secrets", env)
+    signing = {"SYNCD_ZENDESK_WEBHOOK_SECRET": _install_webhooks(config_path, env, port)}
+    if secrets_in_files:
+        _write_secret_files(directory / "secrets", signing)
+    env = {} if secrets_in_files else {**env, **signing}
     return World(zendesk, jira, intercom, directory, config_path, env, port, fields)
+
+
+def _install_webhooks(config_path: Path, env: dict[str, str], port: int) -> str:
+    """What ``syncd webhooks install`` does, with the clients syncd builds from this
+    config (:mod:`syncd.wiring`); the Zendesk signing secret it produced."""
+    from .config import DEFERRABLE, load
+    from .install import install_jira, install_zendesk
+    from .wiring import Clients
+    loaded = load(config_path, environ={**os.environ, **env}, defer=DEFERRABLE)
+    if loaded.settings is None:
+        raise ValueError(f"the sandbox's own config does not load: {'; '.join(map(str, loaded.problems))}")
+    settings = loaded.settings
+    clients = Clients.of(settings)
+    hook = install_zendesk(clients.zendesk(), f"http://127.0.0.1:{port}/webhooks/zendesk")
+    install_jira(clients.jira(), f"http://127.0.0.1:{port}/webhooks/jira", settings.jira.webhook_secret.reveal())
+    return hook.signing_secret
+
+
+def _write_secret_files(folder: Path, env: dict[str, str]) -> None:
+    """Each secret in its own file (mode 0600), as the ``file:`` references name them."""
+    folder.mkdir(mode=0o700, exist_ok=True)
+    for name, value in env.items():
+        path = folder / SECRET_NAMES[name]
+        path.touch(mode=0o600)
+        path.write_text(value + "\n")
 
 
 def write_config(sims: tuple[ZendeskSim, JiraSim, IntercomSim], directory: Path, daemon_port: int = 0) -> str:

@@ -24,7 +24,10 @@ Entries are patched with the fields syncd wrote (and the comments it posted);
 a write the snapshot cannot model (a Jira transition, ``tags+``, a Zendesk
 write whose new ``updated_at`` is unknown) drops the entry instead.
 
-Per process, bounded (least recently used entries go first), thread-safe.
+Per process, bounded (least recently used entries go first) both in entries and in
+the comments they hold -- a snapshot carries its item's whole comment list, so a
+count of entries alone would let a few long conversations take the memory of a
+daemon meant to run for months -- and thread-safe.
 """
 
 from __future__ import annotations
@@ -45,11 +48,35 @@ class Snapshot(Generic[S]):
     revision: int     # the link's base revision this snapshot is consistent with
 
 
+MAX_COMMENTS = 100_000   # comments held across all entries (~1 KiB each with its body: ~100 MiB at most)
+
+
 class SnapshotCache:
-    def __init__(self, capacity: int = 20_000):
+    def __init__(self, capacity: int = 20_000, max_comments: int = MAX_COMMENTS):
         self.capacity = capacity
+        self.max_comments = max_comments
         self._entries: OrderedDict[tuple[int, Side], Snapshot] = OrderedDict()
+        self._comments = 0     # comments held by all entries
         self._lock = threading.Lock()
+
+    def _set(self, key: tuple[int, Side], entry: Snapshot) -> None:
+        self._pop(key)
+        self._entries[key] = entry
+        self._comments += len(entry.item.comments)
+
+    def _pop(self, key: tuple[int, Side]) -> None:
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._comments -= len(old.item.comments)
+
+    def _evict(self) -> None:
+        while self._entries and (len(self._entries) > self.capacity or self._comments > self.max_comments):
+            self._pop(next(iter(self._entries)))
+
+    @property
+    def comments_held(self) -> int:
+        with self._lock:
+            return self._comments
 
     def get(self, link_id: int, side: Side, revision: int) -> DeskItem | TrackerIssue | None:
         """The snapshot of ``side`` if it was stored at ``revision``, else None."""
@@ -58,7 +85,7 @@ class SnapshotCache:
             if entry is None:
                 return None
             if entry.revision != revision:
-                del self._entries[(link_id, side)]
+                self._pop((link_id, side))
                 return None
             self._entries.move_to_end((link_id, side))
             return entry.item
@@ -72,21 +99,22 @@ class SnapshotCache:
 
     def put(self, link_id: int, side: Side, item: DeskItem | TrackerIssue, revision: int) -> None:
         with self._lock:
-            self._entries[(link_id, side)] = Snapshot(item, revision)
-            self._entries.move_to_end((link_id, side))
-            while len(self._entries) > self.capacity:
-                self._entries.popitem(last=False)
+            self._set((link_id, side), Snapshot(item, revision))
+            self._evict()
 
     def patch(self, link_id: int, side: Side, change: Callable[[S], S]) -> None:
         """Apply ``change`` to the snapshot of ``side`` (if any), keeping its revision."""
         with self._lock:
             entry = self._entries.get((link_id, side))
             if entry is not None:
-                self._entries[(link_id, side)] = Snapshot(change(entry.item), entry.revision)
+                new = Snapshot(change(entry.item), entry.revision)
+                self._comments += len(new.item.comments) - len(entry.item.comments)
+                self._entries[(link_id, side)] = new   # keeps its place in the LRU order
+                self._evict()
 
     def drop(self, link_id: int, side: Side) -> None:
         with self._lock:
-            self._entries.pop((link_id, side), None)
+            self._pop((link_id, side))
 
     def __len__(self) -> int:
         with self._lock:

@@ -10,7 +10,8 @@ Waiting (three semantics, each named for what it does):
 * :func:`assert_eventually` -- poll a condition; :class:`AssertionError` on timeout.
 
 Looking and acting as people would: :class:`Observer` reads both sides over
-HTTP with syncd's own connectors; :class:`Teammate` is a human Intercom admin.
+HTTP with syncd's own connectors, built by :mod:`syncd.wiring` from the world's
+config; :class:`Teammate` is a human Intercom admin.
 A running installation (:func:`syncd.sandbox.build_world` + :class:`syncd.runtime.App`):
 :func:`quiet`, :func:`captured_logs`, :func:`log_events`, :func:`ticket_key`, :func:`ticket_notes`.
 
@@ -78,16 +79,14 @@ class Observer:
     """Reads both sides over HTTP with syncd's own connectors, as a person looking at the UIs would."""
 
     def __init__(self, world: World):
-        from .connectors.jira import JiraAccess, JiraConnector
-        from .connectors.zendesk import ZendeskAccess, ZendeskConnector
-        zc, jc = world.zendesk.describe()["credentials"], world.jira.describe()["credentials"]
-        self.zendesk = ZendeskConnector(ZendeskAccess(world.zendesk.base_url, zc["email"], zc["token"]))
-        self.jira = JiraConnector(JiraAccess(world.jira.base_url, jc["email"], jc["api_token"]),
-                                  field_locators=("customfield_10051", "customfield_10054", "customfield_10055"))
-        from .connectors.intercom import IntercomAccess, IntercomConnector
-        ic = world.intercom.describe()
-        # As syncd's own admin, so ``by_integration`` tells syncd's parts apart.
-        self.intercom = IntercomConnector(IntercomAccess(world.intercom.base_url, ic["token"], ic["admins"][0]["id"]))
+        from .wiring import Clients
+        # Built as syncd builds its own (the world's config: accounts, timeout), but not paced
+        # by syncd's budgets: a person looking does not wait for the daemon's rate.
+        # Intercom as syncd's own admin, so ``by_integration`` tells syncd's parts apart.
+        clients = Clients.unpaced(world.settings())
+        self.zendesk = clients.zendesk()
+        self.jira = clients.jira()
+        self.intercom = clients.intercom()
 
     def ticket(self, ticket_id: int) -> DeskItem:
         item = self.zendesk.fetch(ItemRef("zendesk", str(ticket_id)))

@@ -40,6 +40,9 @@ class DeskConnector(Protocol):
     # was read (Zendesk safe update: 409 otherwise); the engine then may plan a write from a
     # remembered copy of the item (docs/architecture.md, "Reading less").
     conditional_writes: bool
+    # syncd's own account as this desk's webhooks name the actor (Zendesk: the user id;
+    # Intercom: ``admin:<id>``): the receiver stores its echoes without queueing them.
+    own_actor: str
 
     def written_stamp(self, ref: ItemRef) -> datetime | None:
         """The item's ``updated_at`` right after syncd's last field write to it, where the

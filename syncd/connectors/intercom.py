@@ -463,8 +463,13 @@ class IntercomConnector:
             not_applicable=frozenset({"tags"}),   # the API never shows a ticket's tags
         )
 
+    @property
+    def own_actor(self) -> str:
+        """How a webhook names syncd's admin: ``admin:<id>`` (a contact id could collide)."""
+        return f"admin:{self.admin_id}"
+
     def item_url(self, ref: ItemRef) -> str:
-        return web_url(self.access.url, self._app(), ref.id)
+        return web_url(self.access.url, self.app_id(), ref.id)
 
     agent_url = item_url   # the name the engine asks for (DeskConnector.agent_url)
 
@@ -472,7 +477,17 @@ class IntercomConnector:
         """Unknown: without conditional writes the engine never plans from a remembered copy."""
         return None
 
-    def _app(self) -> str:
+    def rate_limit(self) -> int | None:
+        """Requests the app may make per 10-second window (``X-RateLimit-Limit`` of
+        identifyAdmin; 10,000/min ≈ 1,667), or None when Intercom does not say."""
+        def go() -> str | None:
+            headers = self.client.admins.with_raw_response.identify().headers   # a plain dict: lower-case names
+            return {k.lower(): v for k, v in headers.items()}.get("x-ratelimit-limit")
+        limit = self.call("identifyAdmin", go)
+        return int(limit) if limit and str(limit).isdigit() and int(limit) > 0 else None
+
+    def app_id(self) -> str:
+        """The workspace's app id (in every inbox URL), asked for once: ``identifyAdmin``."""
         if self._app_id is None:
             me = _plain(self.call("identifyAdmin", lambda: self.client.admins.identify()))
             self._app_id = str((me.get("app") or {}).get("id_code") or "app")
@@ -545,12 +560,13 @@ class IntercomConnector:
 
     def _write_attrs(self, ref: ItemRef, attrs: Mapping[str, Value]) -> list[FieldFailure]:
         def write(some: Mapping[str, Value]) -> None:
-            payload = {k.split(":", 1)[1]: coerce(v, self._attr_type(k.split(":", 1)[1])) for k, v in some.items()}
+            payload = {k.split(":", 1)[1]: coerce(v, self.attribute_type(k.split(":", 1)[1])) for k, v in some.items()}
             self.call("updateConversation",
                       lambda: self.client.conversations.update(ref.id, custom_attributes=payload))
         return self._split(attrs, write)
 
-    def _attr_type(self, name: str) -> str | None:
+    def attribute_type(self, name: str) -> str | None:
+        """The data type of the conversation data attribute ``name``; None when there is none."""
         if name not in self._attr_types:
             listed = _plain(self.call("lisDataAttributes",
                                       lambda: self.client.data_attributes.list(model="conversation")))
@@ -712,12 +728,16 @@ class IntercomConnector:
 
     # -- polling ----------------------------------------------------------
     def poll(self, cursor: str | None) -> PollPage:
-        """Conversations and tickets with ``updated_at >= t - overlap``.
+        """Conversations and tickets with ``updated_at`` in [t − overlap, now]: both ends
+        included (Intercom's ``>`` includes equality; no upper bound), the newest
+        ``updated_at`` seen becomes the next ``t``.
 
         The cursor is ``{"t": newest updated_at seen}``; while a window is being
         paged it also holds the window start and each stream's
         ``starting_after`` (``null`` when that stream is finished), and
-        ``more`` is true. ``None`` starts from now.
+        ``more`` is true. ``None`` starts from now. One page per stream per call:
+        the position is stored with the page's items marked dirty (the poller does
+        both in one transaction), so paging resumes from the stored cursor.
         """
         if cursor is None:
             return PollPage((), json.dumps({"t": int(time.time())}))
@@ -746,7 +766,10 @@ class IntercomConnector:
         return out
 
     def _search(self, stream: str, since: int, starting_after: str | None) -> tuple[list[JSON], str | None]:
-        """One page of one stream; python-intercom's pager is not used (it repeats page one)."""
+        """One page of one stream, and the ``starting_after`` of the next (None: this was
+        the last): the one place that pages Intercom (its search is the only listing
+        syncd reads past a first page). python-intercom's pager is not used (it repeats
+        page one)."""
         query = SingleFilterSearchRequest(field="updated_at", operator=">", value=since)
         paging = StartingAfterPaging(per_page=self.page_size, starting_after=starting_after)
         if stream == "tickets":

@@ -18,11 +18,12 @@ Choices made on purpose:
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -137,8 +138,11 @@ class JiraConnector:
     system = "jira"
 
     def __init__(self, access: JiraAccess, budget: Budget | None = None, policy: RetryPolicy | None = None,
-                 field_locators: Sequence[str] = ()):
+                 field_locators: Sequence[str] = (), poll_overlap: float = 120.0):
+        """``poll_overlap``: seconds each poll window reaches back before the previous one's
+        newest change (``[jira] poll_overlap_seconds``; see :meth:`poll`)."""
         self.access = access
+        self.poll_overlap = poll_overlap
         self.call = Caller("jira", translate_requests_error, budget, policy)
         self.client = self.call("serverInfo", lambda: JIRA(
             server=access.url, basic_auth=(access.email, access.api_token.reveal()),
@@ -176,17 +180,57 @@ class JiraConnector:
         """Register (or reuse: safe to run again) the admin webhook ``name`` towards
         ``endpoint``, signed with ``secret``; its address. Admin webhooks live outside
         the versioned REST API (``/rest/webhooks/1.0/webhook``)."""
-        base = self.access.url.rstrip("/") + "/rest/webhooks/1.0/webhook"
-        for hook in self._send("webhook", "GET", base) or []:
+        for hook in self.list_webhooks():
             if hook.get("name") == name and hook.get("url") == endpoint:
                 return str(hook.get("self") or hook.get("id"))
-        made = self._send("webhook", "POST", base, {"name": name, "url": endpoint, "events": list(events),
+        made = self._send("webhook", "POST", self._webhooks_url(), {"name": name, "url": endpoint, "events": list(events),
                                                     "excludeBody": False, "secret": secret})
         return str(made.get("self") or made.get("id"))
 
-    def _search(self, jql: str, fields: list[str], page_size: int,
-                token: str | None) -> tuple[list[Mapping[str, Any]], str | None]:
-        """One page of a JQL search: the issues and the token of the next page (None: last).
+    def list_webhooks(self) -> list[Mapping[str, Any]]:
+        """Every admin webhook (``syncd doctor`` looks for syncd's)."""
+        return list(self._send("webhook", "GET", self._webhooks_url()) or [])
+
+    def _webhooks_url(self) -> str:
+        return self.access.url.rstrip("/") + "/rest/webhooks/1.0/webhook"
+
+    def _pages(self, operation: str, fetch: Callable[[dict[str, Any]], Any], items: str,
+               by_token: bool = False) -> Iterator[list[Mapping[str, Any]]]:
+        """Every page of a Jira listing, first to last: the one place that pages Jira.
+        Each page is asked for only when the one before has been used, so a caller that
+        stops early (one page, a limit) makes no further call.
+
+        ``fetch(paging)`` makes one request (through :attr:`call`) with ``paging`` added;
+        ``items`` names the list in the answer. Jira pages two ways:
+
+        * by offset (``by_token=False``): ``{"startAt": n}``; the answer's ``total`` says
+          when the last page was read (comments; search on Server/Data Center);
+        * by token (``by_token=True``, Cloud's ``/search/jql``): none on the first page,
+          then ``{"nextPageToken": t}`` as the previous answer gave it; no token: last page.
+
+        A vendor that answers the same position again would page forever: that is an
+        error (:class:`~syncd.errors.VendorError`), not a silent stop."""
+        paging: dict[str, Any] = {} if by_token else {"startAt": 0}
+        while True:
+            page = fetch(paging) or {}
+            found = list(page.get(items) or [])
+            yield found
+            if by_token:
+                token = page.get("nextPageToken") or None
+                if token is None:
+                    return
+                following: dict[str, Any] = {"nextPageToken": token}
+            else:
+                start = paging["startAt"] + len(found)
+                if not found or start >= int(page.get("total") or 0):
+                    return
+                following = {"startAt": start}
+            if following == paging:
+                raise VendorError("jira", operation, f"the next page is the same as this one ({following})")
+            paging = following
+
+    def _search(self, jql: str, fields: list[str], page_size: int = 100) -> Iterator[list[Mapping[str, Any]]]:
+        """The pages of a JQL search (see :meth:`_pages`).
 
         Jira Cloud pages ``/search/jql`` by ``nextPageToken`` (answer shape:
         ../shared/realworld/jira/api/ja-search-jql-doc.json). Jira Server/Data
@@ -194,17 +238,17 @@ class JiraConnector:
         ../shared/realworld/jira/api/ja-search-v3-amp.json); the client library
         silently answers None to ``enhanced_search_issues`` there, so the
         deployment (serverInfo ``deploymentType``) picks the endpoint."""
+        operation = "searchForIssuesUsingJql"
         if self.client._is_cloud:
-            page = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
-                jql, fields=fields, maxResults=page_size, nextPageToken=token, json_result=True))
-            page = page or {}
-            return list(page.get("issues") or []), page.get("nextPageToken") or None
-        start = int(token or 0)
-        page = self.call("searchForIssuesUsingJql", lambda: self.client.search_issues(
-            jql, startAt=start, fields=fields, maxResults=page_size, json_result=True)) or {}
-        issues = list(page.get("issues") or [])
-        following = start + len(issues)
-        return issues, (str(following) if issues and following < int(page.get("total") or 0) else None)
+            return self._pages(operation, lambda paging: self.call(operation, lambda: self.client.enhanced_search_issues(
+                jql, fields=fields, maxResults=page_size, nextPageToken=paging.get("nextPageToken"),
+                json_result=True)), "issues", by_token=True)
+        return self._pages(operation, lambda paging: self.call(operation, lambda: self.client.search_issues(
+            jql, startAt=paging["startAt"], fields=fields, maxResults=page_size, json_result=True)), "issues")
+
+    def field_types(self) -> dict[str, str]:
+        """Every field's id → its schema type (``number``, ``option``, ...), read once."""
+        return self._types()
 
     def _types(self) -> dict[str, str]:
         if self._field_types is None:
@@ -250,15 +294,10 @@ class JiraConnector:
         )
 
     def _comments(self, issue_id: str) -> tuple[Comment, ...]:
-        out: list[Comment] = []
-        start = 0
-        while True:
-            page = self._rest("getComments", "GET", f"issue/{issue_id}/comment",
-                              params={"startAt": start, "maxResults": 100, "orderBy": "created"})
-            out.extend(self._comment(c) for c in page.get("comments", []))
-            start += len(page.get("comments", []))
-            if not page.get("comments") or start >= page.get("total", 0):
-                return tuple(out)
+        pages = self._pages("getComments", lambda paging: self._rest(
+            "getComments", "GET", f"issue/{issue_id}/comment",
+            params={**paging, "maxResults": 100, "orderBy": "created"}), "comments")
+        return tuple(self._comment(c) for c in itertools.chain.from_iterable(pages))
 
     def _embedded_comments(self, raw: Mapping[str, Any]) -> tuple[Comment, ...] | None:
         """The comments getIssue carried, or None when it carried only some (Jira caps
@@ -296,15 +335,14 @@ class JiraConnector:
 
     def find_created(self, origin: str) -> TrackerIssue | None:
         jql = f'labels = "{origin_label(origin)}" ORDER BY created ASC'
-        issues, _ = self._search(jql, ["id"], 2, None)
+        issues = next(self._search(jql, ["id"], 2), [])   # the first page only
         return self.fetch(str(issues[0]["id"])) if issues else None
 
     def created_for(self, origin: str, limit: int = 20) -> list[str]:
         """Ids of every issue carrying ``origin``'s label, oldest first (duplicate detection)."""
         jql = f'labels = "{origin_label(origin)}" ORDER BY created ASC'
-        found = self.call("searchForIssuesUsingJql", lambda: self.client.enhanced_search_issues(
-            jql, fields=["id", "created"], maxResults=limit, json_result=True))
-        issues = found.get("issues") or []
+        issues = list(itertools.islice(itertools.chain.from_iterable(
+            self._search(jql, ["id", "created"], limit)), limit))
         # Jira stamps milliseconds; ids grow with creation and break a tie.
         issues.sort(key=lambda raw: (parse_jira_time((raw.get("fields") or {}).get("created") or
                                                      "1970-01-01T00:00:00.000+0000"), int(raw["id"])))
@@ -441,25 +479,23 @@ class JiraConnector:
             "globalId": global_id, "object": {"url": url, "title": title}})
 
     def issues_with_fix_version(self, version_id: str) -> list[str]:
-        ids: list[str] = []
-        token: str | None = None
-        while True:
-            issues, token = self._search(f"fixVersion = {int(version_id)} ORDER BY key ASC", ["id"], 100, token)
-            found, refused = vendor_refs("jira", [raw.get("id") for raw in issues])
-            if refused:
-                log.warning("vendor_id_refused", vendor="jira", operation="searchForIssuesUsingJql", ids=refused)
-            ids.extend(ref.id for ref in found)
-            if not token:
-                return ids
+        pages = self._search(f"fixVersion = {int(version_id)} ORDER BY key ASC", ["id"])
+        found, refused = vendor_refs("jira", [raw.get("id") for raw in itertools.chain.from_iterable(pages)])
+        if refused:
+            log.warning("vendor_id_refused", vendor="jira", operation="searchForIssuesUsingJql", ids=refused)
+        return [ref.id for ref in found]
 
     # -- polling ----------------------------------------------------------
-    def poll(self, cursor: str | None, overlap: float = 120.0, page_size: int = 100) -> PollPage:
-        """Issues with ``updated`` ≥ (cursor − overlap), oldest first.
+    def poll(self, cursor: str | None, page_size: int = 100) -> PollPage:
+        """Issues with ``updated`` in [cursor − :attr:`poll_overlap`, now], oldest first: both
+        ends are included (JQL ``>=``, and no upper bound), and the newest ``updated`` seen
+        becomes the next cursor. ``None`` starts from now.
 
         JQL dates have minute resolution in the user's time zone, so the window
         overlaps the previous one; ``seen`` (issue id → updated) within the overlap
         drops the repeats so they are not marked dirty again.
         """
+        overlap = self.poll_overlap
         now = datetime.now(timezone.utc)
         if cursor is None:
             return PollPage((), json.dumps({"t": now.timestamp(), "seen": {}}))
@@ -469,22 +505,17 @@ class JiraConnector:
         seen: dict[str, str] = state.get("seen", {})
         fresh: list[ItemRef] = []
         newest = state["t"]
-        token: str | None = None
-        while True:
-            issues, token = self._search(jql, ["updated"], page_size, token)
-            for raw in issues:
-                updated = raw["fields"]["updated"]
-                found, refused = vendor_refs("jira", [raw.get("id")])
-                if refused:
-                    log.warning("vendor_id_refused", vendor="jira", operation="searchForIssuesUsingJql", ids=refused)
-                    continue
-                ref = found[0]
-                if seen.get(ref.id) != updated:
-                    fresh.append(ref)
-                    seen[ref.id] = updated
-                newest = max(newest, parse_jira_time(updated).timestamp())
-            if not token:
-                break
+        for raw in itertools.chain.from_iterable(self._search(jql, ["updated"], page_size)):
+            updated = raw["fields"]["updated"]
+            found, refused = vendor_refs("jira", [raw.get("id")])
+            if refused:
+                log.warning("vendor_id_refused", vendor="jira", operation="searchForIssuesUsingJql", ids=refused)
+                continue
+            ref = found[0]
+            if seen.get(ref.id) != updated:
+                fresh.append(ref)
+                seen[ref.id] = updated
+            newest = max(newest, parse_jira_time(updated).timestamp())
         horizon = newest - overlap - 60
         seen = {k: v for k, v in seen.items() if parse_jira_time(v).timestamp() >= horizon}
         return PollPage(tuple(fresh), json.dumps({"t": newest, "seen": seen}))

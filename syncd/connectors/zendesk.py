@@ -18,7 +18,7 @@ import json
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import requests
@@ -134,6 +134,11 @@ class ZendeskConnector:
             if problems:
                 raise CustomStatusError("; ".join(problems))
 
+    @property
+    def own_actor(self) -> str:
+        """syncd's user id: the ``actor`` of the webhook body syncd installs."""
+        return str(self.user_id)
+
     def _url(self, path: str) -> str:
         return f"{self.access.url.rstrip('/')}/api/v2/{path}"
 
@@ -149,12 +154,45 @@ class ZendeskConnector:
             return r.json() if r.content else None
         return self.call(operation, go)
 
+    def _pages(self, operation: str, path: str, params: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+        """Every page of a Zendesk list, first to last: the one place that pages Zendesk.
+        Each page is asked for only when the one before has been used.
+
+        Zendesk pages two ways, told apart by the answer:
+
+        * cursor paging (``meta.has_more`` with ``meta.after_cursor``): the next page
+          repeats ``params`` with ``page[after]`` (ask for ``page[size]`` in ``params``);
+        * offset paging (``next_page``, an absolute URL): the next page asks its path
+          and query.
+
+        Either way the request goes to our own base URL, never to the host an answer
+        names. A vendor that hands out a position already read would page forever:
+        that is an error (:class:`~syncd.errors.VendorError`), not a silent stop.
+        (The incremental export is not a list: :meth:`poll` reads one page per call.)"""
+        where: tuple[str, Mapping[str, Any] | None] = (path, params)
+        read: set[str] = set()
+        while True:
+            page = self._get(operation, *where) or {}
+            yield page
+            meta = page.get("meta") or {}
+            if meta.get("has_more") and meta.get("after_cursor"):
+                where = (path, {**params, "page[after]": str(meta["after_cursor"])})
+            elif page.get("next_page"):
+                where = (str(page["next_page"]).split("/api/v2/", 1)[1], None)
+            else:
+                return
+            position = json.dumps(where, sort_keys=True)
+            if position in read:
+                raise VendorError("zendesk", operation, f"the next page is one already read ({where[0]})")
+            read.add(position)
+
     # -- set-up (syncd webhooks install) -------------------------------------
     def install_webhook(self, name: str, endpoint: str, body_template: str) -> ZendeskWebhook:
         """Register (or reuse: safe to run again) the webhook ``name`` towards ``endpoint``
         and the trigger that sends ``body_template`` to it on every ticket create or change."""
-        hooks = (self._get("ListWebhooks", "webhooks") or {}).get("webhooks", [])
-        hook = next((h for h in hooks if h.get("name") == name and h.get("endpoint") == endpoint), None)
+        # Both lists page on real accounts (zd-triggers-amp.json): a "syncd" webhook or trigger
+        # missed on page one would be created a second time.
+        hook = next((h for h in self.list_webhooks() if h.get("name") == name and h.get("endpoint") == endpoint), None)
         if hook is None:
             hook = self._request("CreateWebhook", "POST", "webhooks", {"webhook": {
                 "name": name, "endpoint": endpoint, "http_method": "POST", "request_format": "json",
@@ -179,21 +217,37 @@ class ZendeskConnector:
                                     {"trigger": {"actions": actions}})["trigger"]
         return ZendeskWebhook(hook_id, str(trigger["id"]), secret)
 
+    def list_webhooks(self) -> list[Mapping[str, Any]]:
+        """Every webhook of the account (``install_webhook`` and ``syncd doctor`` look for syncd's)."""
+        return [h for page in self._pages("ListWebhooks", "webhooks", {"page[size]": 100})
+                for h in page.get("webhooks") or []]
+
+    # -- what `syncd doctor` reads -------------------------------------------
+    def ticket_field_types(self) -> dict[str, str]:
+        """``custom:<id>`` → its type (``text``, ``multiselect``, ...), for every ticket field."""
+        return {f"custom:{f['id']}": str(f.get("type") or "text")
+                for page in self._pages("listTicketFields", "ticket_fields.json", {"page[size]": 100})
+                for f in page.get("ticket_fields") or [] if isinstance(f, dict) and "id" in f}
+
+    def rate_limit(self) -> int | None:
+        """Requests a minute the account allows (``X-Rate-Limit`` of showCurrentUser,
+        shared with every other integration), or None when Zendesk does not say."""
+        def go() -> Any:
+            r = self.session.get(self._url("users/me"), timeout=self.access.timeout)
+            r.raise_for_status()
+            return r.headers.get("X-Rate-Limit")
+        limit = self.call("showCurrentUser", go)
+        return int(limit) if limit and str(limit).isdigit() and int(limit) > 0 else None
+
+    def web_sessions(self) -> list[Mapping[str, Any]]:
+        """The web sessions of syncd's own user: a person signed in with its account
+        (an API token opens none)."""
+        return [s for page in self._pages("listSessions", "sessions", {"page[size]": 100})
+                for s in page.get("sessions") or [] if s.get("user_id") == self.user_id]
+
     def _all_triggers(self) -> list[Any]:
-        """Every trigger, page by page: real accounts page them (``meta.has_more``,
-        recorded in ../shared/realworld/zendesk/api/zd-triggers-amp.json), and a
-        "syncd" trigger missed on page one would be created a second time. Cursors
-        go to our own base URL, never to the host a ``links.next`` names."""
-        found: list[Any] = []
-        params: dict[str, Any] = {"page[size]": 100}
-        for _ in range(1000):   # 100,000 triggers: far beyond any account
-            page = self._get("ListTriggers", "triggers.json", params) or {}
-            found.extend(page.get("triggers") or [])
-            meta = page.get("meta") or {}
-            if not (meta.get("has_more") and meta.get("after_cursor")):
-                return found
-            params = {"page[size]": 100, "page[after]": str(meta["after_cursor"])}
-        return found
+        return [t for page in self._pages("ListTriggers", "triggers.json", {"page[size]": 100})
+                for t in page.get("triggers") or []]
 
     # -- reads ------------------------------------------------------------
     def fetch(self, ref: ItemRef, known: Sequence[Comment] | None = None) -> DeskItem | None:
@@ -240,29 +294,22 @@ class ZendeskConnector:
     def _comments(self, ticket_id: str) -> tuple[Comment, ...]:
         out: list[Comment] = []
         # Authors come side-loaded: no ShowUser call per new author.
-        params: dict[str, Any] | None = {"page[size]": 100, "include": "users"}
-        path = f"tickets/{ticket_id}/comments.json"
-        while True:
-            page = self._get("listTicketComments", path, params)
+        for page in self._pages("listTicketComments", f"tickets/{ticket_id}/comments.json",
+                                {"page[size]": 100, "include": "users"}):
             self._learn_names(page)
-            for c in page.get("comments", []):
-                out.append(Comment(
-                    id=str(c["id"]), author=self._name(c.get("author_id")) or "Unknown",
-                    body=c.get("plain_body") or c.get("body") or "", public=bool(c.get("public", True)),
-                    created_at=zendesk_time(c["created_at"]) or datetime.now(timezone.utc),
-                    by_integration=c.get("author_id") == self.user_id,
-                    attachments=tuple(Attachment(a.get("file_name", "file"), a.get("content_url", ""),
-                                                 int(a.get("size") or 0), a.get("content_type") or "application/octet-stream")
-                                      for a in c.get("attachments") or []),
-                ))
-            meta = page.get("meta") or {}
-            if meta.get("has_more") and (meta.get("after_cursor")):
-                params = {"page[size]": 100, "page[after]": meta["after_cursor"], "include": "users"}
-                continue
-            if page.get("next_page"):
-                path, params = page["next_page"].split("/api/v2/", 1)[1], None
-                continue
-            return tuple(out)
+            out.extend(self._comment(c) for c in page.get("comments", []))
+        return tuple(out)
+
+    def _comment(self, c: Mapping[str, Any]) -> Comment:
+        return Comment(
+            id=str(c["id"]), author=self._name(c.get("author_id")) or "Unknown",
+            body=c.get("plain_body") or c.get("body") or "", public=bool(c.get("public", True)),
+            created_at=zendesk_time(c["created_at"]) or datetime.now(timezone.utc),
+            by_integration=c.get("author_id") == self.user_id,
+            attachments=tuple(Attachment(a.get("file_name", "file"), a.get("content_url", ""),
+                                         int(a.get("size") or 0), a.get("content_type") or "application/octet-stream")
+                              for a in c.get("attachments") or []),
+        )
 
     def _learn_names(self, answer: Mapping[str, Any]) -> None:
         """Remember the names of the users and organizations an answer side-loaded
@@ -428,9 +475,15 @@ class ZendeskConnector:
 
     # -- polling ----------------------------------------------------------
     def poll(self, cursor: str | None) -> PollPage:
-        """Cursor-based incremental export. Zendesk holds back the last minute,
-        so an item changed just now appears on a later poll; the cursor is
-        Zendesk's ``after_cursor`` (or a start time before the first page)."""
+        """Cursor-based incremental export: tickets updated at or after the start time
+        (included), then after each ``after_cursor``. Zendesk holds back the last minute,
+        so an item changed just now appears on a later poll; the cursor is Zendesk's
+        ``after_cursor`` (or a start time, a minute before now, before the first page).
+
+        One page per call, not through :meth:`_pages`: the position must be stored with
+        the page's items marked dirty (the poller does both in one transaction), so
+        the stream is resumed from the stored cursor, never from a generator in memory;
+        ``more`` asks the poller for the next page at once."""
         if cursor is None:
             return PollPage((), json.dumps({"start_time": int(time.time()) - 60}))
         state = json.loads(cursor)

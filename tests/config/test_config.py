@@ -278,7 +278,7 @@ def test_systemd_analyze_security_exposure_at_most_1_5(tmp_path):
 
 
 def test_replicas_split_each_vendor_budget(tmp_path):
-    from syncd.runtime import build_budgets
+    from syncd.wiring import build_budgets
     text = "[syncd]\nreplicas = 3\n" + MINIMAL.replace("[jira]", "requests_per_minute = 300\n\n[jira]") + """
 requests_per_minute = 90
 
@@ -330,6 +330,22 @@ def test_vendor_access_records_never_print_their_tokens():
         assert token not in repr(access) and token not in str(access)
         assert "Secret('***')" in repr(access)
     assert JiraAccess("https://x", "a@b.c", token).api_token.reveal() == token
+
+
+def test_a_deferred_secret_that_does_not_resolve_keeps_its_reference(tmp_path):
+    # `syncd webhooks install` shows the admin where to store the secret it produces.
+    from syncd.config import DEFERRABLE, load
+    env = {k: v for k, v in ENV.items() if k != "ZENDESK_WEBHOOK_SECRET"}
+    loaded = load(write(tmp_path, MINIMAL), env, defer=DEFERRABLE)
+    assert loaded.settings is not None and loaded.settings.zendesk.webhook_secret is None
+    assert loaded.settings.deferred == {"zendesk.webhook_secret": "env:ZENDESK_WEBHOOK_SECRET"}
+    assert [w.key for w in loaded.warnings] == ["zendesk.webhook_secret"]
+    assert load_settings(write(tmp_path, MINIMAL), ENV).deferred == {}
+
+
+def test_instance_defaults_to_host_and_pid(tmp_path):
+    import socket
+    assert load_settings(write(tmp_path, MINIMAL), ENV).core.instance == f"{socket.gethostname()}:{os.getpid()}"
 
 
 # -- [admin]: the read-only admin page (issue 15) ----------------------------------------------

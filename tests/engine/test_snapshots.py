@@ -108,3 +108,23 @@ def test_comment_count_of_public_comments_only_is_never_trusted():
     assert counts.verdict is False
     counts.learn(3, (comment("1"), comment("2", public=False), comment("3")))
     assert not counts.trusts(3, 3)
+
+
+def test_the_cache_is_bounded_by_the_comments_it_holds_too():
+    """A few long conversations must not take the memory: entries go, oldest first, once the
+    comments they hold together pass the limit."""
+    cache = SnapshotCache(capacity=100, max_comments=10)
+    long = replace(desk(), comments=tuple(comment(str(n)) for n in range(6)))
+    cache.put(1, Side.DESK, long, 1)
+    cache.put(2, Side.DESK, long, 1)           # 12 comments: the oldest entry goes
+    assert cache.peek(1, Side.DESK) is None and cache.peek(2, Side.DESK) is not None
+    assert cache.comments_held == 6
+    cache.put(3, Side.DESK, desk(), 1)
+    cache.patch(3, Side.DESK, lambda d: with_comment(d, comment("x")))
+    assert cache.comments_held == 7
+    cache.put(2, Side.DESK, desk(), 2)         # replacing an entry gives its comments back
+    assert cache.comments_held == 1
+    cache.drop(3, Side.DESK)
+    assert cache.comments_held == 0 and len(cache) == 1
+    cache.put(4, Side.DESK, replace(desk(), comments=tuple(comment(str(n)) for n in range(11))), 1)
+    assert cache.peek(4, Side.DESK) is None and cache.comments_held == 0   # alone over the limit: not kept

@@ -365,6 +365,18 @@ def ia_not_found(replay) -> str:
     return "404 error.list → item gone (None)"
 
 
+def zd_ticket_fields_amp(replay) -> str:
+    # `syncd doctor` checks each mapped custom field against the account's list of fields.
+    conn = zendesk(replay)
+    replay.add("GET", r"/api/v2/ticket_fields\.json", doc("zd-ticket-fields-amp"))
+    types = conn.ticket_field_types()
+    assert len(types) == 10 and types["custom:26363655924371"] == "tagger"
+    assert types["custom:26363596566419"] == "custom_status"
+    (sent,) = replay.requests("GET", r"/api/v2/ticket_fields\.json")   # next_page null: one page
+    assert sent.query["page[size]"] == ["100"]
+    return "10 ticket fields, types by id (tagger, custom_status, ...), one page"
+
+
 SCENARIOS: dict[str, Callable[[Any], str]] = {
     "zd-users-me": zd_users_me, "zd-ticket-show": zd_ticket_show, "zd-ticket-comments": zd_ticket_comments,
     "zd-user-show": zd_user_show, "zd-org-show": zd_org_show, "zd-incremental-more": zd_incremental_more,
@@ -374,6 +386,7 @@ SCENARIOS: dict[str, Callable[[Any], str]] = {
     "zd-webhook-list": zd_webhook_install, "zd-webhook-create": zd_webhook_install,
     "zd-webhook-secret": zd_webhook_install, "zd-trigger-list": zd_webhook_install,
     "zd-trigger-create": zd_webhook_install, "zd-triggers-amp": zd_triggers_amp,
+    "zd-ticket-fields-amp": zd_ticket_fields_amp,
     "ja-serverinfo-doc": ja_serverinfo_doc, "ja-myself-doc": ja_myself_doc, "ja-issue-sentry": ja_issue_sentry,
     "ja-issue-j2m-server": ja_issue_j2m_server, "ja-comments-doc": ja_comments_doc,
     "ja-transitions-sentry": ja_transitions_sentry, "ja-transitions-j2m-server": ja_transitions_j2m_server,
@@ -388,7 +401,6 @@ SCENARIOS: dict[str, Callable[[Any], str]] = {
 NOT_REQUESTED: dict[str, str] = {
     "zd-ticket-audits": "syncd reads comments, not audits",
     "zd-ticket-field-create": "syncd creates no ticket fields",
-    "zd-ticket-fields-amp": "field types are read one at a time (showTicketField)",
     "ja-user-sentry": "syncd never looks users up (comment authors carry displayName)",
     "ia-list-conversations": "syncd searches conversations (updated_at filter), never lists them",
     "ia-list-contacts": "syncd reads one contact by id",
