@@ -76,6 +76,28 @@ def _statuses(driver: Any, url: str) -> list[int]:
     return found
 
 
+def _navigate(driver: Any, act: Any) -> None:
+    """Do ``act`` (a click that loads a page) and wait until the new page replaced the old one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = driver.find_element(By.TAG_NAME, "html")
+    act()
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(old))
+    WebDriverWait(driver, 15).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def _search(driver: Any, text: str) -> list[Any]:
+    """Type ``text`` into the search box as a person would, submit, and return the result rows."""
+    from selenium.webdriver.common.by import By
+    box = driver.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys(text)
+    _navigate(driver, lambda: driver.find_element(By.ID, "search").click())
+    assert driver.find_element(By.ID, "q").get_attribute("value") == text
+    return driver.find_elements(By.CSS_SELECTOR, "#links tr")[1:]
+
+
 def _no_alert(driver: Any) -> None:
     from selenium.common.exceptions import NoAlertPresentException
     try:
@@ -119,20 +141,12 @@ def test_admin_page_in_a_real_browser(world: World, browser: Any) -> None:
         assert token not in browser.page_source
 
         # 3. Search by ticket, then by issue key: the link is found.
-        browser.find_element(By.LINK_TEXT, "Links").click()
-        box = browser.find_element(By.ID, "q")
-        box.clear()
-        box.send_keys(f"zendesk:{ticket}")
-        browser.find_element(By.ID, "search").click()
-        rows = browser.find_elements(By.CSS_SELECTOR, "#links tr")[1:]
+        _navigate(browser, lambda: browser.find_element(By.LINK_TEXT, "Links").click())
+        rows = _search(browser, f"zendesk:{ticket}")
         assert len(rows) == 1 and f"zendesk:{ticket}" in rows[0].text and key in rows[0].text
-        box = browser.find_element(By.ID, "q")
-        box.clear()
-        box.send_keys(key.lower())
-        browser.find_element(By.ID, "search").click()
-        rows = browser.find_elements(By.CSS_SELECTOR, "#links tr")[1:]
+        rows = _search(browser, key.lower())
         assert len(rows) == 1 and f"zendesk:{ticket}" in rows[0].text
-        rows[0].find_element(By.TAG_NAME, "a").click()
+        _navigate(browser, lambda: rows[0].find_element(By.TAG_NAME, "a").click())
 
         # 4. The link's history shows the scenario's writes.
         assert browser.find_element(By.TAG_NAME, "h1").text.endswith(f"zendesk:{ticket} ↔ {key}")
