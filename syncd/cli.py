@@ -352,11 +352,16 @@ def link(item: str, key: str, config: str | None) -> None:
     ref = _item(app, item)
     if not ref.is_desk:
         raise click.BadParameter("a desk item such as zendesk:123", param_hint="ITEM")
+    from .engine import Write
+    from .history import record
     try:
         made = app.engine.link(ref, key.upper())
+        record(app.store, [Write(str(made.desk), "link", made.issue_key, link=made.id,
+                                 why="an operator linked them (syncd link)")], made.desk, "syncd link")
         outcome = app.engine.reconcile(made.desk)
     except SyncdError as e:
         raise _fail(e, app.settings)
+    record(app.store, outcome.writes, made.desk, "syncd link")
     click.echo(f"linked {made.desk} to {made.issue_key} (issue id {made.issue_id}); {len(outcome.writes)} writes")
 
 
@@ -406,13 +411,14 @@ def links_list(as_json: bool, limit: int, config: str | None) -> None:
 def _links_of(store: Any, text: str) -> tuple[str, list[Any]]:
     """The links of a desk item, of ``jira:<id>`` or of an issue key (from the store: no vendor call)."""
     if ISSUE_KEY.match(text.strip()):
+        from .admin_queries import search_links
         key = text.strip().upper()
-        found, offset = [], 0
-        while page := store.list_links(limit=500, offset=offset):
-            found += [l for l in page if l.issue_key == key]
-            offset += len(page)
-        return key, found
+        with store.reading() as conn:   # on ix_links_issue_key
+            return key, list(search_links(conn, key, limit=10_000).links)
     ref = _ref(text)
+    if ref.kind == "jira:version":
+        raise click.BadParameter("a desk item (zendesk:123), an issue (jira:10001) or an issue key (SUP-1)",
+                                 param_hint="ITEM")
     return str(ref), store.links_for_desk(ref) if ref.is_desk else store.links_for_issue(ref.id)
 
 
@@ -443,6 +449,54 @@ def links_show(item: str, as_json: bool, config: str | None) -> None:
             click.echo(f"    {field_name}: desk={entry['desk']!r} jira={entry['tracker']!r}")
 
 
+HISTORY_HELP = ("What syncd wrote for the links of a desk item (zendesk:123, intercom:conversation:9) or of an "
+                "issue (jira:10001 or its key SUP-1), newest first: when, which side, what (field old → new, "
+                "comment ↔ mirrored id, note, create), why and what triggered it.")
+
+
+@links.command(name="history", help=HISTORY_HELP)
+@click.argument("item")
+@json_option
+@click.option("--limit", default=100, type=click.IntRange(1, 10_000), help="At most this many entries.")
+@config_option
+def links_history(item: str, as_json: bool, limit: int, config: str | None) -> None:
+    from . import history
+    store = _store(config)
+    name, found = _links_of(store, item)
+    # By item, not by link: its own entries (e.g. aggregates) and those of removed links too.
+    ref = None if ISSUE_KEY.match(name) else ItemRef.parse(name)
+    issue_id = ref.id if ref is not None and not ref.is_desk else (found[0].issue_id if found else None)
+    with store.reading() as conn:
+        if ref is not None and ref.is_desk:
+            entries = history.read(conn, desk_ref=str(ref), limit=limit)
+        else:
+            entries = history.read(conn, issue_id=issue_id, limit=limit) if issue_id else []
+    if as_json:
+        click.echo(json.dumps({"item": name, "links": [_link_doc(l) for l in found],
+                               "history": [e.as_doc() for e in entries]}, indent=2))
+        return
+    if not found and not entries:
+        raise click.ClickException(f"{name} has no links and no history")
+    for l in found:
+        click.echo(f"link {l.id}: {l.desk} ↔ {l.issue_key} (issue id {l.issue_id})")
+    for e in entries:
+        click.echo(_history_line(e))
+    click.echo(f"{len(entries)} entries" + (f" (the newest {limit}; --limit for more)" if len(entries) == limit else ""))
+
+
+def _history_line(e: Any) -> str:
+    if e.what.startswith("field:"):
+        change = f"{e.what} {e.old if e.old is not None else '?'} → {e.new}"
+    elif e.what in ("comment", "note"):
+        ids = f"{e.source_id} → {e.mirrored_id}" if e.what == "comment" else f"id {e.mirrored_id}"
+        change = f"{e.what} {ids}: {e.new}"
+    else:
+        change = f"{e.what} {e.new}"
+    link = f"link {e.link_id}" if e.link_id is not None else "item"
+    return (f"{e.at.strftime('%Y-%m-%d %H:%M:%S')}Z  {link:<9} {e.side or '?':<7} {e.target}  {change}\n"
+            f"    why: {e.why or '-'}; trigger: {e.trigger or '-'}")
+
+
 def _outcome_doc(outcome: Any, ref: ItemRef, dry_run: bool) -> dict[str, Any]:
     return {"item": str(ref), "dry_run": dry_run,
             "writes": [{"target": str(w.target), "what": w.what, "value": w.detail} for w in outcome.writes],
@@ -461,10 +515,13 @@ def _print_outcome(outcome: Any, verb: str) -> None:
 def _reconcile(item: str, config: str | None, dry_run: bool, as_json: bool) -> None:
     app = _app(config)
     ref = _item(app, item)
+    from .history import record
     try:
         outcome = app.engine.reconcile(ref, dry_run=dry_run)
     except SyncdError as e:
         raise _fail(e, app.settings)
+    if not dry_run:
+        record(app.store, outcome.writes, ref, f"{ref} (syncd resync)")
     if as_json:
         click.echo(json.dumps(_outcome_doc(outcome, ref, dry_run), indent=2, default=str))
     else:

@@ -70,8 +70,33 @@ class RetentionSettings:
     every_seconds: float = 300.0              # how often housekeeping runs
     inbox_body_seconds: float = 3600.0        # a processed delivery's body (customer text) is emptied after this
     inbox_ids_hours: float = 48.0             # its id is kept this long to recognise a redelivery
-    audit_days: float = 90.0                  # audit / history rows
+    audit_days: float = 90.0                  # audit rows (link added / removed, duplicates repaired)
     dead_letter_days: float = 90.0            # dead letters nobody retried
+    history_days: float = 90.0                # per-link history of syncd's writes (syncd/history.py)
+
+@dataclass(frozen=True)
+class AdminSettings:
+    """``[admin]``: the read-only admin page (syncd/admin.py), off unless ``listen`` is set."""
+
+    listen: str | None = None      # "127.0.0.1:8081": its own port, never the vendors' webhook port
+    token: Secret | None = None    # bearer token, or the password of basic credentials
+    user: str = "admin"            # the user name of basic credentials (browsers ask for both)
+
+    @property
+    def host(self) -> str:
+        return (self.listen or "").rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int((self.listen or ":0").rpartition(":")[2])
+
+ADMIN_TOKEN_MIN = 16   # characters: a guessable token guards nothing
+
+def listen_address(v: str) -> str | None:
+    host, sep, port = v.rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return "host:port, e.g. \"127.0.0.1:8081\" (IPv6: \"[::1]:8081\")"
+    return None
 
 @dataclass(frozen=True)
 class ZendeskSettings:
@@ -121,6 +146,7 @@ class Settings:
     zendesk: ZendeskSettings | None = None
     intercom: IntercomSettings | None = None
     retention: RetentionSettings = RetentionSettings()
+    admin: AdminSettings = AdminSettings()
     # Deferred secrets (:data:`DEFERRABLE`) that did not resolve: dotted key → the reference
     # the config gives (``env:NAME``...), safe to show, e.g. where to store the secret.
     deferred: TMapping[str, str] = field(default_factory=dict)
@@ -132,7 +158,7 @@ class Settings:
 
 # ------------------------------------------------------------ reading sections
 
-SECTIONS = ("syncd", "http", "zendesk", "jira", "intercom", "logging", "retention")
+SECTIONS = ("syncd", "http", "zendesk", "jira", "intercom", "logging", "retention", "admin")
 # Secrets that may be missing for every command but ``syncd run``: Zendesk generates
 # its webhook signing secret during ``syncd webhooks install``, which itself needs a
 # config that checks (README order: config check, db upgrade, webhooks install, run).
@@ -297,7 +323,28 @@ class _Loader:
             inbox_ids_hours=self.r.get(t, p, "inbox_ids_hours", "float", d.inbox_ids_hours, at_least(0.05)),
             audit_days=self.r.get(t, p, "audit_days", "float", d.audit_days, at_least(1)),
             dead_letter_days=self.r.get(t, p, "dead_letter_days", "float", d.dead_letter_days, at_least(1)),
+            history_days=self.r.get(t, p, "history_days", "float", d.history_days, at_least(1)),
         )
+
+    def admin(self, t: TMapping[str, Any], http: HttpSettings) -> AdminSettings:
+        p = "admin"
+        self.r.keys(t, p, AdminSettings.__dataclass_fields__)
+        listen = self.r.get(t, p, "listen", "str", None, listen_address)
+        user = self.r.get(t, p, "user", "str", AdminSettings.user, non_empty)
+        if listen is None:
+            if "listen" not in t and ("token" in t or "user" in t):
+                self.r.problem("admin.listen", "host:port where the admin page listens (admin.token is set, "
+                                                "but the page is off without admin.listen)")
+            return AdminSettings()
+        token = self.secret(t, p, "token")
+        if token is not None and len(token.reveal()) < ADMIN_TOKEN_MIN:
+            self.r.problem("admin.token", f"a secret of at least {ADMIN_TOKEN_MIN} characters "
+                                          f"(from {token.source}, {len(token.reveal())} characters)")
+        admin = AdminSettings(listen=listen, token=token, user=user or AdminSettings.user)
+        if http.host is not None and http.port is not None and (admin.host, admin.port) == (http.host, http.port):
+            self.r.problem("admin.listen", f"a port of its own, not the webhook receiver's ({http.host}:{http.port}, "
+                                           "http.host / http.port)")
+        return admin
 
     def settings(self, data: TMapping[str, Any]) -> Settings:
         self.r.keys(data, "", SECTIONS)
@@ -306,15 +353,17 @@ class _Loader:
             self.r.problem("jira", "a [jira] section (Jira is required)")
         if "zendesk" not in data and "intercom" not in data:
             self.r.problem("zendesk", "a [zendesk] or [intercom] section (at least one desk)")
+        http = self.http(tables["http"] or {})
         return Settings(
             path=Path(self.r.path),
             core=self.core(tables["syncd"] or {}),
-            http=self.http(tables["http"] or {}),
+            http=http,
             jira=self.jira(tables["jira"]) if tables["jira"] is not None and "jira" in data else None,
             logging=self.logging(tables["logging"] or {}),
             zendesk=self.zendesk(tables["zendesk"]) if tables["zendesk"] is not None and "zendesk" in data else None,
             intercom=self.intercom(tables["intercom"]) if tables["intercom"] is not None and "intercom" in data else None,
             retention=self.retention(tables["retention"] or {}),
+            admin=self.admin(tables["admin"] or {}, http),
             deferred=dict(self.deferred),   # after the sections above: they fill it
         )
 

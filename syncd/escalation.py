@@ -126,7 +126,7 @@ class Escalation:
                     self.intents.drop_unsent(key, current_claim())
                 raise
         failpoint("after_issue_create")
-        outcome.writes.append(Write(issue.key, "create", f"created for {origin}"))
+        outcome.writes.append(Write(issue.key, "create", f"created for {origin}: {spec.summary}"))
         METRICS.inc("issues_created")
         log.info("issue_created", desk=origin, issue=issue.key, issue_id=issue.ref.id)
         return self._repair_duplicate_issues(origin, issue)

@@ -106,7 +106,7 @@ class IntentWrites:
             target = self._repair_duplicate_comments(link, key, target)
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(link.issue_key if cw.side is Side.TRACKER else str(link.desk),
-                                    "comment", excerpt(cw.body)))
+                                    "comment", excerpt(cw.body), source=cw.source_id, mirrored=target))
         METRICS.inc("comments_mirrored")
         log.info("comment_mirrored", link=link.id, direction=f"to_{cw.side.value}", source=cw.source_id,
                  target=target, public=cw.public)
@@ -119,7 +119,7 @@ class IntentWrites:
         target = self._write_comment(link, note.key, Side.DESK, note.body, note.public, ())
         failpoint("after_note_post")
         self.store.finish_intent(note.key, target)
-        outcome.writes.append(Write(str(link.desk), "note", excerpt(note.body)))
+        outcome.writes.append(Write(str(link.desk), "note", excerpt(note.body), source=note.key, mirrored=target))
         log.info("note_posted", link=link.id, key=note.key, public=note.public)
         return (own_comment(target, note.body, note.public),)
 
@@ -144,7 +144,7 @@ class IntentWrites:
             recovered(key, str(item.ref), "rewritten")
         target = self.write(key, lambda: desk.add_comment(item.ref, body, False))
         self.store.finish_intent(key, target)
-        outcome.writes.append(Write(str(item.ref), "note", excerpt(body)))
+        outcome.writes.append(Write(str(item.ref), "note", excerpt(body), source=key, mirrored=target))
 
     # -- recovery ----------------------------------------------------------
     def recover(self, link: Link, outcome: Outcome, state: LinkState) -> None:
@@ -167,7 +167,8 @@ class IntentWrites:
             # Written again only by the claim that takes the intent over (one of two takers wins).
             self.take(intent, system, intent.kind)
             found = self._write_comment(link, intent.key, side, p["body"], bool(p.get("public")), ())
-            outcome.writes.append(Write(where, intent.kind, excerpt(p["body"])))
+            outcome.writes.append(Write(where, intent.kind, excerpt(p["body"]),
+                                        source=p.get("source_id", intent.key), mirrored=found))
             log.info("intent_replayed", link=link.id, key=intent.key)
             recovered(intent.key, where, "rewritten", found)
         else:

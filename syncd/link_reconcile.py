@@ -15,6 +15,7 @@ from typing import Mapping as TMapping, Sequence
 
 import structlog
 
+from .history import attributed
 from .connectors.base import DeskConnector, TrackerConnector
 from .domain import BaseEntry, Comment, DeskItem, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import Conflict
@@ -72,7 +73,16 @@ class LinkReconciler:
         """``seen``: the link's base revision before ``desk_item``/``issue`` were read.
         Given one side (the one that changed), the other may come from the snapshot
         cache (see :mod:`syncd.snapshots` for when that is safe). Returns the desk item
-        as read (None when it is gone)."""
+        as read (None when it is gone). Every write made meanwhile is the link's, with why
+        (its history: syncd.history)."""
+        writes, plans = len(outcome.writes), len(outcome.plans)
+        try:
+            return self._sync(link, outcome, dry_run, desk_item, issue, seen)
+        finally:
+            outcome.writes[writes:] = attributed(outcome.writes[writes:], link, outcome.plans[plans:])
+
+    def _sync(self, link: Link, outcome: Outcome, dry_run: bool, desk_item: DeskItem | None,
+              issue: TrackerIssue | None, seen: int) -> DeskItem | None:
         with self.locks.hold(link.id):
             # Base and intents in one read; read again only after something changed them.
             state = self.store.link_state(link.id, (create_key(link.desk),))

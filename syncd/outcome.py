@@ -22,6 +22,13 @@ class Write:
     target: str        # item ref or issue key
     what: str          # field:<locator> | comment | note | create | link
     detail: str
+    # For the link's history (syncd.history): the link, the value replaced, why, and the
+    # comment mirrored (source id, or a note's intent key) with the id it got on the target.
+    link: int | None = None
+    old: str | None = None
+    why: str | None = None
+    source: str | None = None
+    mirrored: str | None = None
 
 
 @dataclass

@@ -117,7 +117,7 @@ def _claim_returning(dialect: str) -> sa.Update:
     return (sa.update(dirty)
             .values(lease_owner=sa.bindparam("owner_v"), lease_expires=sa.bindparam("expires_v"), fence=_NEXT_FENCE)
             .where(d.ref.in_(due.scalar_subquery()))
-            .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error))
+            .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error, d.reason))
 
 
 @functools.lru_cache(maxsize=None)
@@ -140,14 +140,15 @@ def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now
         if not keys:
             return []
         conn.execute(lease.where(d.ref.in_(keys)))
-        taken = conn.execute(sa.select(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error)
+        taken = conn.execute(sa.select(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error,
+                                       d.reason)
                              .where(d.ref.in_(keys)).order_by(d.due_at, d.ref)).all()
     if taken:
         # The counter outlives the row: a token is never handed out twice for one item.
         conn.execute(_fence_upsert(conn.dialect.name),
                      [{"ref": r.ref, "fence": r.fence, "claimed_at": now} for r in taken])
-    return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires, r.dirty_since, r.fence, r.last_error)
-            for r in taken]
+    return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires, r.dirty_since, r.fence, r.last_error,
+                  r.reason) for r in taken]
 
 
 def current(conn: sa.Connection, claim: Claim, now: float) -> bool:

@@ -48,7 +48,7 @@ Choices worth knowing:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime, timedelta, timezone
 from typing import Mapping as TMapping
 
@@ -77,6 +77,9 @@ class FieldWrite:
     locator: str
     value: Value
     field: str          # mapping rule name ("fanout" for a fan-out write with no status rule)
+    # The value it replaces on ``side`` (the link's history shows old → new); not part of
+    # the write's identity: the same write planned from two reads is the same write.
+    old: Value = dataclass_field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,7 @@ def _copy(rule: FieldRule, source: Side, d: Value, t: Value, conflict: bool, why
     target = source.other
     locator = rule.tracker if target is Side.TRACKER else rule.desk
     loser = t if target is Side.TRACKER else d
-    write = FieldWrite(target, locator, value, rule.name)
+    write = FieldWrite(target, locator, value, rule.name, old=loser)
     base = BaseEntry(d, value) if target is Side.TRACKER else BaseEntry(value, t)
     if conflict:
         detail = (f"changed on both sides; {source.value} wins by {why}: "
@@ -520,7 +523,7 @@ def _set_desk_status(mapping: Mapping, desk: DeskItem, tracker: TrackerIssue, st
         # Named after the status rule when there is one, so an engine that keeps
         # a rule's old base when its write is refused keeps this one too.
         owner = rule.name if rule is not None else "fanout"
-        writes[(Side.DESK, locator)] = FieldWrite(Side.DESK, locator, status, owner)
+        writes[(Side.DESK, locator)] = FieldWrite(Side.DESK, locator, status, owner, old=desk.fields.get(locator))
     if rule is None:
         return
     shown = new_base[rule.name].tracker if rule.name in new_base else tracker.fields.get(rule.tracker)
@@ -530,7 +533,8 @@ def _set_desk_status(mapping: Mapping, desk: DeskItem, tracker: TrackerIssue, st
         except Unmapped:
             value = shown
         if not _same(value, shown):
-            writes[(Side.TRACKER, rule.tracker)] = FieldWrite(Side.TRACKER, rule.tracker, value, rule.name)
+            writes[(Side.TRACKER, rule.tracker)] = FieldWrite(Side.TRACKER, rule.tracker, value, rule.name,
+                                                              old=tracker.fields.get(rule.tracker))
         shown = value
     new_base[rule.name] = BaseEntry(status, shown)
 

@@ -23,7 +23,8 @@ it at once delete the same rows; nothing else depends on the order):
     row *is* the link's comment map. Its ``body`` (a copy of the comment) and the
     claim are dropped after the settle window, the proof stays.
   - any done intent whose link was deleted (``link_id`` NULL): nothing left to prove.
-* **audit** rows after ``audit_days``; **dead letters** after ``dead_letter_days``.
+* **audit** rows after ``audit_days``; **dead letters** after ``dead_letter_days``;
+  **history** entries (:mod:`syncd.history`) after ``history_days``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 import structlog
 
+from . import history
 from .config import RetentionSettings
 from .schema import audit, dead_letters, dirty, inbox, intents, links
 
@@ -51,11 +53,12 @@ class Pruned:
     intents_slimmed: int = 0
     audit: int = 0
     dead_letters: int = 0
+    history: int = 0
 
     @property
     def total(self) -> int:
         return (self.inbox_bodies + self.inbox_ids + self.intents_deleted + self.intents_slimmed
-                + self.audit + self.dead_letters)
+                + self.audit + self.dead_letters + self.history)
 
 
 class Housekeeper:
@@ -81,7 +84,9 @@ class Housekeeper:
             audits = conn.execute(sa.delete(audit).where(audit.c.at < now - s.audit_days * 86400)).rowcount
             dead = conn.execute(sa.delete(dead_letters).where(
                 dead_letters.c.failed_at < now - s.dead_letter_days * 86400)).rowcount
-        pruned = Pruned(bodies, ids, deleted, slimmed, audits, dead)
+        with self.store.transaction() as conn:  # type: ignore[attr-defined]
+            written = history.prune(conn, now - s.history_days * 86400)
+        pruned = Pruned(bodies, ids, deleted, slimmed, audits, dead, written)
         if pruned.total:
             log.info("housekeeping_pruned", **{k: v for k, v in pruned.__dict__.items() if v})
         return pruned

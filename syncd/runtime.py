@@ -48,6 +48,22 @@ class BindFailed(SyncdError):
     """The HTTP port could not be bound: ``syncd run`` exits 1 naming http.host/http.port."""
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (OSError when it cannot be had)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError:
+        listener.close()
+        raise
+    listener.set_inheritable(False)
+    return listener
+
+
 def watchdog_stuck_after(settings: Settings) -> float:
     """A worker that has not gone round its loop for this long is stuck: stop feeding
     systemd's watchdog. Longer than a reconcile may legitimately take (a lease is lost
@@ -99,9 +115,11 @@ class App:
     owner: str
     budgets: dict[str, Budget] = field(default_factory=dict)
     server: uvicorn.Server | None = None
+    admin_server: uvicorn.Server | None = None    # the read-only admin page ([admin] listen), when configured
     last_webhook_at: float | None = None
     webhook_flow: WebhookFlow = field(default_factory=WebhookFlow)
     _server_thread: threading.Thread | None = field(default=None, repr=False)
+    _admin_thread: threading.Thread | None = field(default=None, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
     readiness_probe: ReadinessProbe = field(init=False, repr=False)
 
@@ -231,50 +249,70 @@ class App:
         # Bind first: a port that cannot be bound stops the start with an error (exit 1),
         # never a daemon without webhooks, health or metrics that looks alive.
         listener = self._bind() if serve_http else None
+        admin = self.settings.admin
+        admin_listener = self._bind_admin(listener) if serve_http and admin.listen else None
         self.workers.start()
         for p in self.pollers:
             p.start()
         threading.Thread(target=self._housekeeping, name="housekeeping", daemon=True).start()
         if listener is not None:
-            self.server = uvicorn.Server(server_config(self.asgi(), self.settings.http))
-            self._server_thread = threading.Thread(target=self.server.run, kwargs={"sockets": [listener]},
-                                                   name="http", daemon=True)
-            self._server_thread.start()
-            deadline = time.monotonic() + 10
-            while not self.server.started and time.monotonic() < deadline and self._server_thread.is_alive():
-                time.sleep(0.02)
+            self.server, self._server_thread = self._serve(self.asgi(), listener, "http")
             if not self.server.started:
                 self.stop()
                 raise BindFailed(f"the HTTP server on {self.settings.http.host}:{self.settings.http.port} "
                                  "(http.host, http.port) did not start; see the log above")
+        if admin_listener is not None:
+            from .admin import make_admin_app
+            self.admin_server, self._admin_thread = self._serve(
+                make_admin_app(self.store, admin, self.readiness), admin_listener, "admin")
+            if not self.admin_server.started:
+                self.stop()
+                raise BindFailed(f"the admin page on {admin.listen} (admin.listen) did not start; see the log above")
+            log.info("admin_page_serving", listen=admin.listen)
         log.info("syncd_started", owner=self.owner, workers=self.settings.core.workers,
                  pollers=[p.source.name for p in self.pollers])
+
+    def _serve(self, app: Any, listener: socket.socket, name: str) -> tuple[uvicorn.Server, threading.Thread]:
+        """uvicorn on ``listener`` in a thread of its own; returns once it started (or gave up)."""
+        server = uvicorn.Server(server_config(app, self.settings.http))
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name=name, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline and thread.is_alive():
+            time.sleep(0.02)
+        return server, thread
 
     def _bind(self) -> socket.socket:
         h = self.settings.http
         try:
-            infos = socket.getaddrinfo(h.host, h.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-            family, kind, proto, _, address = infos[0]
-            listener = socket.socket(family, kind, proto)
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                listener.bind(address)
-                listener.listen(2048)
-            except OSError:
-                listener.close()
-                raise
+            return _listen(h.host, h.port)
         except OSError as e:
             self.store.release_daemon_lock()
             raise BindFailed(f"cannot listen on {h.host}:{h.port} (http.host, http.port in "
                              f"{self.settings.path}): {e.strerror or e}") from None
-        listener.set_inheritable(False)
-        return listener
+
+    def _bind_admin(self, http_listener: socket.socket | None) -> socket.socket:
+        a = self.settings.admin
+        try:
+            return _listen(a.host, a.port)
+        except OSError as e:
+            if http_listener is not None:
+                http_listener.close()
+            self.store.release_daemon_lock()
+            raise BindFailed(f"cannot listen on {a.listen} (admin.listen in {self.settings.path}): "
+                             f"{e.strerror or e}") from None
 
     @property
     def http_port(self) -> int | None:
         if self.server is None or not self.server.servers:
             return None
         return self.server.servers[0].sockets[0].getsockname()[1]
+
+    @property
+    def admin_port(self) -> int | None:
+        if self.admin_server is None or not self.admin_server.servers:
+            return None
+        return self.admin_server.servers[0].sockets[0].getsockname()[1]
 
     def _housekeeping(self) -> None:
         """Retention (:mod:`syncd.retention`): settled intents, processed inbox bodies,
@@ -291,10 +329,11 @@ class App:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        if self.server is not None:
-            self.server.should_exit = True
-            if self._server_thread is not None:
-                self._server_thread.join(10)
+        for server, thread in ((self.admin_server, self._admin_thread), (self.server, self._server_thread)):
+            if server is not None:
+                server.should_exit = True
+                if thread is not None:
+                    thread.join(10)
         for p in self.pollers:
             p.stop()
         self.workers.stop()

@@ -28,6 +28,7 @@ links = sa.Table(
     # The unique index also serves every lookup by desk ref (leftmost column).
     sa.UniqueConstraint("desk_ref", "issue_id", name="uq_links_desk_issue"),
     sa.Index("ix_links_issue_id", "issue_id"),
+    sa.Index("ix_links_issue_key", "issue_key"),   # the admin page's search by key (migration 0005)
 )
 
 link_base = sa.Table(
@@ -152,6 +153,32 @@ audit = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sa.Index("ix_audit_link_id", "link_id", "id"),
     sa.Index("ix_audit_at", "at"),   # housekeeping (migration 0003)
+)
+
+history = sa.Table(
+    "history",
+    metadata,
+    # Every write syncd made, per link (syncd/history.py; migration 0005).
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("at", Epoch, nullable=False),
+    # No foreign key, like audit: what syncd did to a link stays readable after it is removed.
+    sa.Column("link_id", sa.Integer, nullable=True),
+    sa.Column("desk_ref", sa.String(200), nullable=True),
+    sa.Column("issue_id", sa.String(64), nullable=True),
+    sa.Column("issue_key", sa.String(64), nullable=True),
+    sa.Column("side", sa.String(16), nullable=True),       # desk | tracker
+    sa.Column("target", sa.String(200), nullable=False),   # the item ref or issue key written to
+    sa.Column("what", sa.String(200), nullable=False),     # field:<locator> | comment | note | create | link
+    sa.Column("old", sa.Text, nullable=True),
+    sa.Column("new", sa.Text, nullable=True),
+    sa.Column("source_id", sa.String(300), nullable=True),   # the comment mirrored (a note: its intent key)
+    sa.Column("mirrored_id", sa.String(300), nullable=True),  # the id it got on the target side
+    sa.Column("why", sa.Text, nullable=True),
+    sa.Column("trigger", sa.String(300), nullable=True),   # the item reconciled and what marked it dirty
+    sa.Index("ix_history_link_id", "link_id", "id"),
+    sa.Index("ix_history_desk_ref", "desk_ref", "id"),
+    sa.Index("ix_history_issue_id", "issue_id", "id"),
+    sa.Index("ix_history_at", "at"),   # retention
 )
 
 

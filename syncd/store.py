@@ -826,6 +826,12 @@ class Store:
         with self._tx() as conn:
             yield conn
 
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """One read transaction, for the read-only views (:mod:`syncd.history`, the admin page)."""
+        with self._tx(write=False) as conn:
+            yield conn
+
     def prune_inbox(self, older_than: float) -> int:
         """Forget deliveries received more than ``older_than`` seconds ago (vendors stop redelivering)."""
         with self._tx() as conn:

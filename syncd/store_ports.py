@@ -74,6 +74,7 @@ class Claim:
     dirty_since: float | None = None   # when the item first became dirty: propagation lag
     fence: int = 0
     last_error: str | None = None      # why its last attempt did not finish (None: it never failed)
+    reason: str = ""                   # what marked it dirty last (webhook:jira, poll:zendesk, ...): history's trigger
 
 
 @dataclass(frozen=True)

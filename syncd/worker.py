@@ -35,6 +35,7 @@ from .budget import wait_limit
 from .engine import Engine, EscalationPending
 from .errors import RateLimited, Throttled
 from .fencing import ClaimLost, Fence, holding
+from .history import record as record_history
 from .locks import LinkBusy
 from .metrics import METRICS
 from .store_ports import Claim, ClaimStore, StoreUnavailable
@@ -209,6 +210,7 @@ class WorkerPool:
         try:
             with wait_limit(self.settings.lease_seconds * self.settings.max_wait_fraction):
                 outcome = self.engine.reconcile(claim.ref)
+            record_history(self.store, outcome.writes, claim.ref, f"{claim.ref} ({claim.reason or 'dirty'})")
             self.store.complete(claim)
             self._succeeded(claim)
             if outcome.writes and claim.dirty_since is not None:

@@ -346,3 +346,42 @@ def test_a_deferred_secret_that_does_not_resolve_keeps_its_reference(tmp_path):
 def test_instance_defaults_to_host_and_pid(tmp_path):
     import socket
     assert load_settings(write(tmp_path, MINIMAL), ENV).core.instance == f"{socket.gethostname()}:{os.getpid()}"
+
+
+# -- [admin]: the read-only admin page (issue 15) ----------------------------------------------
+
+ADMIN_ENV = {**ENV, "SYNCD_ADMIN_TOKEN": "admin-token-0123456789"}
+
+
+def test_admin_page_is_off_unless_listen_is_set(tmp_path):
+    s = load_settings(write(tmp_path, MINIMAL), ADMIN_ENV)
+    assert s.admin.listen is None and s.admin.token is None
+    s = load_settings(write(tmp_path, MINIMAL + '\n[admin]\nlisten = "[::1]:8081"\ntoken = "env:SYNCD_ADMIN_TOKEN"\n'),
+                      ADMIN_ENV)
+    assert (s.admin.host, s.admin.port, s.admin.user) == ("::1", 8081, "admin")
+    assert s.admin.token.reveal() == "admin-token-0123456789" and "admin-token" not in repr(s.admin)
+
+
+@pytest.mark.parametrize("section, key, expected", [
+    ('listen = "127.0.0.1:8081"', "admin.token", "the key is missing"),
+    ('listen = "127.0.0.1:8081"\ntoken = "admin-token-0123456789"', "admin.token", "literal secrets are refused"),
+    ('listen = "127.0.0.1:8081"\ntoken = "env:SHORT"', "admin.token", "at least 16 characters (from env:SHORT, 5"),
+    ('listen = "127.0.0.1"\ntoken = "env:SYNCD_ADMIN_TOKEN"', "admin.listen", "host:port"),
+    ('listen = "127.0.0.1:99999"\ntoken = "env:SYNCD_ADMIN_TOKEN"', "admin.listen", "host:port"),
+    ('listen = "127.0.0.1:8080"\ntoken = "env:SYNCD_ADMIN_TOKEN"', "admin.listen", "not the webhook receiver's"),
+    ('token = "env:SYNCD_ADMIN_TOKEN"', "admin.listen", "the page is off without admin.listen"),
+    ('listen = "127.0.0.1:8081"\ntoken = "env:SYNCD_ADMIN_TOKEN"\npassword = "x"', "admin.password", "unknown"),
+])
+def test_bad_admin_section_names_file_key_and_expectation(tmp_path, section, key, expected):
+    path = write(tmp_path, MINIMAL + f"\n[admin]\n{section}\n")
+    err = only_problem(path, {**ADMIN_ENV, "SHORT": "short"})
+    assert (err.path, err.key) == (str(path), key) and expected in err.expected, err
+    assert "admin-token-0123456789" not in str(err) and "short" not in str(err).replace("shorter", "")
+
+
+def test_history_days_is_a_retention_setting(tmp_path):
+    assert load_settings(write(tmp_path, MINIMAL), ENV).retention.history_days == 90
+    s = load_settings(write(tmp_path, MINIMAL + "\n[retention]\nhistory_days = 30\n"), ENV)
+    assert s.retention.history_days == 30
+    err = only_problem(write(tmp_path, MINIMAL + "\n[retention]\nhistory_days = 0\n"))
+    assert err.key == "retention.history_days" and ">= 1" in err.expected
