@@ -121,6 +121,8 @@ class App:
     _server_thread: threading.Thread | None = field(default=None, repr=False)
     _admin_thread: threading.Thread | None = field(default=None, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, repr=False)
+    # Set by SIGTERM/SIGINT in run_forever: a server that ends during start because of it is a clean stop.
+    _stop_requested: threading.Event = field(default_factory=threading.Event, repr=False)
     readiness_probe: ReadinessProbe = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -259,6 +261,11 @@ class App:
             self.server, self._server_thread = self._serve(self.asgi(), listener, "http")
             if not self.server.started:
                 self.stop()
+                if self._stop_requested.is_set():
+                    # SIGTERM arrived while starting (seen in the crash loop: the process was frozen
+                    # before its HTTP server came up and told to stop as it resumed): a clean stop.
+                    log.info("stopped_while_starting")
+                    return
                 raise BindFailed(f"the HTTP server on {self.settings.http.host}:{self.settings.http.port} "
                                  "(http.host, http.port) did not start; see the log above")
         if admin_listener is not None:
@@ -267,6 +274,9 @@ class App:
                 make_admin_app(self.store, admin, self.readiness), admin_listener, "admin")
             if not self.admin_server.started:
                 self.stop()
+                if self._stop_requested.is_set():
+                    log.info("stopped_while_starting")
+                    return
                 raise BindFailed(f"the admin page on {admin.listen} (admin.listen) did not start; see the log above")
             log.info("admin_page_serving", listen=admin.listen)
         log.info("syncd_started", owner=self.owner, workers=self.settings.core.workers,
@@ -342,10 +352,12 @@ class App:
 
     def run_forever(self) -> None:
         """``syncd run``: until SIGTERM/SIGINT."""
-        stop = threading.Event()
+        stop = self._stop_requested
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         self.start()
+        if self._stopped.is_set():   # told to stop while starting
+            return
         # Type=notify: ready only now, migrated (build) and bound (start).
         sdnotify.notify(f"READY=1\nSTATUS=serving on {self.settings.http.host}:{self.http_port}\nMAINPID={os.getpid()}")
         interval = sdnotify.watchdog_interval()
