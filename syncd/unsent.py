@@ -81,9 +81,5 @@ class UnsentIntents:
             owner = self._owners.get(intent.key)
         return owner is not None and owner == (intent.claim_ref, intent.claim_fence)
 
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._owners.pop(key, None)
-
 
 __all__ = ["SendWatch", "UnsentIntents", "request_leaving", "watching_send"]

@@ -9,6 +9,9 @@ import pytest
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "crash_loop.py"
+# A whole loop of daemon restarts takes 60-130 s at load ~20 on 2 cores; the 120 s default
+# cut one off mid-round (a timeout of the harness, not a finding).
+pytestmark = pytest.mark.timeout(400)
 
 
 def _crash_loop():
@@ -20,9 +23,6 @@ def _crash_loop():
     return module
 
 
-# A whole loop of daemon restarts: 60-130 s at load ~20 on 2 cores; the 120 s default
-# cut one off mid-round (a timeout of the harness, not a finding).
-@pytest.mark.timeout(400)
 def test_crash_loop_short(tmp_path, sqlite_url):
     loop = _crash_loop()
     result = loop.run_loop(tmp_path / "world", sqlite_url, seed=5, rounds=3, echo=lambda _: None)
@@ -32,9 +32,6 @@ def test_crash_loop_short(tmp_path, sqlite_url):
     assert result.verdict.ok, str(result.verdict)
 
 
-# A whole loop of daemon restarts: 60-130 s at load ~20 on 2 cores; the 120 s default
-# cut one off mid-round (a timeout of the harness, not a finding).
-@pytest.mark.timeout(400)
 def test_crash_loop_with_chaos_short(tmp_path, sqlite_url):
     """Kills while the vendors misbehave (5xx, resets, 429s, stalls, duplicated, reordered
     and dropped webhooks): still nothing lost, nothing doubled."""
@@ -47,9 +44,6 @@ def test_crash_loop_with_chaos_short(tmp_path, sqlite_url):
     assert result.verdict.ok, str(result.verdict)
 
 
-# A whole loop of daemon restarts: 60-130 s at load ~20 on 2 cores; the 120 s default
-# cut one off mid-round (a timeout of the harness, not a finding).
-@pytest.mark.timeout(400)
 @pytest.mark.postgres
 def test_crash_loop_replica_short(tmp_path, pg_base_url):
     """Two replicas on Postgres share the work; each round one of them (in turn) runs
@@ -65,9 +59,6 @@ def test_crash_loop_replica_short(tmp_path, pg_base_url):
     assert result.verdict.ok, str(result.verdict)
 
 
-# A whole loop of daemon restarts: 60-130 s at load ~20 on 2 cores; the 120 s default
-# cut one off mid-round (a timeout of the harness, not a finding).
-@pytest.mark.timeout(400)
 def test_crash_loop_stall_short(tmp_path, sqlite_url):
     """Freezes instead of kills: the daemon stops (SIGSTOP) at the failpoint, stays frozen
     past its lease, and carries on after SIGCONT. Nothing lost, nothing doubled."""
