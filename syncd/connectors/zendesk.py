@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -117,12 +118,8 @@ class ZendeskConnector:
         session = requests.Session()
         session.hooks["response"].append(raise_on_429)
         skip_environment_lookups(session, access.url)
-        host = urlsplit(access.url).netloc
-        sub, _, domain = host.partition(".")
-        self.client = Zenpy(subdomain=sub, domain=domain, email=access.email, token=access.token.reveal(),
-                            session=session, timeout=access.timeout, disable_cache=True)
-        point_zenpy_at(self.client, access.url)
-        self.session = self.client.users.session
+        self.session = session              # zenpy adds the credentials to it (see ``client``)
+        self._zenpy = threading.local()
         me = self.call("showCurrentUser", lambda: self.client.users.me())
         self.user_id: int = me.id
         self._names: BoundedDict[tuple[str, int], str] = BoundedDict(REMEMBERED)
@@ -136,6 +133,27 @@ class ZendeskConnector:
             problems = [p for p in (self._status_problem(v) for v in custom_status_values) if p]
             if problems:
                 raise CustomStatusError("; ".join(problems))
+
+    @property
+    def client(self) -> Zenpy:
+        """This thread's zenpy client (all of them share one HTTP session and its pool).
+
+        zenpy keeps the object being written on the shared API object
+        (``_dirty_object``, set when a ticket is serialized, cleaned when its answer
+        comes back), so two workers updating tickets through one client cross: the
+        request is made, then cleaning the other thread's object raises
+        ``TypeError: 'Ticket' object is not iterable`` or ``KeyError: '_dirty'`` --
+        a write that landed reported as failed. Seen under load in the calls
+        benchmarks; tests/connectors/test_zendesk_threads.py."""
+        client = getattr(self._zenpy, "client", None)
+        if client is None:
+            host = urlsplit(self.access.url).netloc
+            sub, _, domain = host.partition(".")
+            client = Zenpy(subdomain=sub, domain=domain, email=self.access.email, token=self.access.token.reveal(),
+                           session=self.session, timeout=self.access.timeout, disable_cache=True)
+            point_zenpy_at(client, self.access.url)
+            self._zenpy.client = client
+        return client
 
     @property
     def own_actor(self) -> str:
