@@ -6,7 +6,9 @@ coalesces into one reconcile. A worker *claims* due rows by writing a lease
 becomes claimable again.
 
 Every claim carries a **fencing token**: the item's counter in ``claim_fences``,
-+1 at each claim and never reset (it outlives the queue row), also written on
++1 at each claim and at least the claim's time in ms (it outlives the queue row,
+and a new token stays larger than the old ones when housekeeping forgot the
+counter of an item idle for a week: ``prune_fences``), also written on
 the row. ``complete``/``defer``/``fail``/``renew`` only touch the row while that
 token is on it, so a worker whose lease ran out and was taken over cannot undo
 the new holder's work, nor delete dirt it never saw; ``current`` tells a holder,
@@ -27,7 +29,7 @@ import sqlalchemy as sa
 import structlog
 
 from .domain import ItemRef
-from .schema import claim_fences, dead_letters, dirty, insert_on, least
+from .schema import claim_fences, dead_letters, dirty, greatest, insert_on, least
 from .store_ports import Claim   # the claim is the ports' vocabulary (re-exported here)
 
 log = structlog.get_logger(__name__)
@@ -104,9 +106,22 @@ def _due(dialect: str, now: object, limit: object) -> sa.Select:
     return due
 
 
-# The claim's fencing token: the item's counter + 1 (0 for an item never claimed before).
-_NEXT_FENCE = sa.func.coalesce(
-    sa.select(claim_fences.c.fence).where(claim_fences.c.ref == d.ref).scalar_subquery(), 0) + 1
+# The claim's fencing token: the item's counter + 1, and at least the claim's time in
+# milliseconds. The floor is what lets housekeeping forget the counter of an item idle
+# for FENCE_KEEP_SECONDS (the table would otherwise keep a row for every ticket that
+# ever got a webhook): a token handed out after that is still larger than every token
+# the item had before -- unless the store's clock went back by that much.
+FENCE_KEEP_SECONDS = 7 * 86400
+
+
+def fence_floor(now: float) -> int:
+    return int(now * 1000)
+
+
+def _next_fence(floor: sa.ColumnElement) -> sa.ColumnElement:
+    counter = sa.func.coalesce(
+        sa.select(claim_fences.c.fence).where(claim_fences.c.ref == d.ref).scalar_subquery(), 0) + 1
+    return greatest(counter, floor)
 
 
 @functools.lru_cache(maxsize=None)
@@ -115,7 +130,8 @@ def _claim_returning(dialect: str) -> sa.Update:
     reconcile while holding the write lock, so its cost is paid by every worker."""
     due = _due(dialect, sa.bindparam("now"), sa.bindparam("limit"))
     return (sa.update(dirty)
-            .values(lease_owner=sa.bindparam("owner_v"), lease_expires=sa.bindparam("expires_v"), fence=_NEXT_FENCE)
+            .values(lease_owner=sa.bindparam("owner_v"), lease_expires=sa.bindparam("expires_v"),
+                    fence=_next_fence(sa.bindparam("floor_v", type_=sa.BigInteger)))
             .where(d.ref.in_(due.scalar_subquery()))
             .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error, d.reason))
 
@@ -131,11 +147,13 @@ def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now
     expires = now + lease_seconds
     if conn.dialect.update_returning:
         taken = conn.execute(_claim_returning(conn.dialect.name),
-                             {"now": now, "limit": limit, "owner_v": owner, "expires_v": expires}).all()
+                             {"now": now, "limit": limit, "owner_v": owner, "expires_v": expires,
+                              "floor_v": fence_floor(now)}).all()
         taken.sort(key=lambda r: (r.due_at, r.ref))
     else:
         due = _due(conn.dialect.name, now, limit)
-        lease = sa.update(dirty).values(lease_owner=owner, lease_expires=expires, fence=_NEXT_FENCE)
+        lease = sa.update(dirty).values(lease_owner=owner, lease_expires=expires,
+                                        fence=_next_fence(sa.literal(fence_floor(now), sa.BigInteger)))
         keys = list(conn.scalars(due))
         if not keys:
             return []
@@ -276,3 +294,19 @@ def retry_dead(conn: sa.Connection, dead_id: int, now: float) -> bool:
 
 def drop_dead(conn: sa.Connection, dead_id: int) -> bool:
     return bool(conn.execute(sa.delete(dead_letters).where(dead_letters.c.id == dead_id)).rowcount)
+
+
+def prune_fences(conn: sa.Connection, now: float, pending_owners: sa.Select, limit: int = 500) -> int:
+    """Forget the counters of items claimed last ``FENCE_KEEP_SECONDS`` ago that are not
+    dirty and own no pending intent (``pending_owners``: the refs of the claims that do).
+    Their next token comes from the time floor, larger than any they had."""
+    f = claim_fences.c
+    stale = (sa.select(f.ref).where(f.claimed_at < now - FENCE_KEEP_SECONDS,
+                                    ~sa.exists(sa.select(d.ref).where(d.ref == f.ref)),
+                                    f.ref.not_in(pending_owners))
+             .limit(limit))
+    refs = list(conn.scalars(stale))
+    if not refs:
+        return 0
+    return int(conn.execute(sa.delete(claim_fences).where(f.ref.in_(refs),
+                                                          f.claimed_at < now - FENCE_KEEP_SECONDS)).rowcount)

@@ -23,6 +23,10 @@ it at once delete the same rows; nothing else depends on the order):
     row *is* the link's comment map. Its ``body`` (a copy of the comment) and the
     claim are dropped after the settle window, the proof stays.
   - any done intent whose link was deleted (``link_id`` NULL): nothing left to prove.
+* **claim counters** (``claim_fences``) of items claimed last a week ago, not dirty,
+  owning no pending intent: a counter only makes the item's next fencing token larger
+  than the last, and the token's time floor does that after a week (:mod:`syncd.queue`).
+  Without this the table keeps a row for every ticket that ever got a webhook.
 * **audit** rows after ``audit_days``; **dead letters** after ``dead_letter_days``;
   **history** entries (:mod:`syncd.history`) after ``history_days``.
 """
@@ -35,7 +39,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 import structlog
 
-from . import history
+from . import history, queue
 from .config import RetentionSettings
 from .schema import audit, dead_letters, dirty, inbox, intents, links
 
@@ -54,11 +58,12 @@ class Pruned:
     audit: int = 0
     dead_letters: int = 0
     history: int = 0
+    fences: int = 0
 
     @property
     def total(self) -> int:
         return (self.inbox_bodies + self.inbox_ids + self.intents_deleted + self.intents_slimmed
-                + self.audit + self.dead_letters + self.history)
+                + self.audit + self.dead_letters + self.history + self.fences)
 
 
 class Housekeeper:
@@ -86,7 +91,11 @@ class Housekeeper:
                 dead_letters.c.failed_at < now - s.dead_letter_days * 86400)).rowcount
         with self.store.transaction() as conn:  # type: ignore[attr-defined]
             written = history.prune(conn, now - s.history_days * 86400)
-        pruned = Pruned(bodies, ids, deleted, slimmed, audits, dead, written)
+        with self.store.transaction() as conn:  # type: ignore[attr-defined]
+            pending = sa.select(intents.c.claim_ref).where(intents.c.state == "pending",
+                                                           intents.c.claim_ref.is_not(None))
+            fences = queue.prune_fences(conn, now, pending)
+        pruned = Pruned(bodies, ids, deleted, slimmed, audits, dead, written, fences)
         if pruned.total:
             log.info("housekeeping_pruned", **{k: v for k, v in pruned.__dict__.items() if v})
         return pruned

@@ -79,11 +79,13 @@ dirty = sa.Table(
 claim_fences = sa.Table(
     "claim_fences",
     metadata,
-    # One counter per item, +1 at each claim, never reset: a claim's token stays unique
-    # for its item after the queue row is deleted and made again.
+    # One counter per item, +1 at each claim and at least the claim's time in ms: a
+    # claim's token stays unique for its item after the queue row is deleted and made
+    # again, and after housekeeping forgot a long-idle item's row (syncd.queue).
     sa.Column("ref", sa.String(200), primary_key=True),
     sa.Column("fence", sa.BigInteger, nullable=False),
     sa.Column("claimed_at", Epoch, nullable=False),
+    sa.Index("ix_claim_fences_claimed_at", "claimed_at"),   # pruned by age (migration 0006)
 )
 
 dead_letters = sa.Table(
@@ -199,6 +201,11 @@ def insert_on(dialect: str, table: sa.Table):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert(table)
+
+
+def greatest(a: sa.ColumnElement, b: sa.ColumnElement) -> sa.ColumnElement:
+    """max(a, b) in SQL that both backends read (SQLite has no GREATEST, Postgres no 2-arg MAX)."""
+    return sa.case((a >= b, a), else_=b)
 
 
 def least(a: sa.ColumnElement, b: sa.ColumnElement) -> sa.ColumnElement:

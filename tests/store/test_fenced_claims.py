@@ -73,3 +73,30 @@ def test_takeover_at_start_frees_the_dead_process_claims_and_poll_leases(store: 
     (mine,) = store.claim("new:2/worker-0", 1, 60)
     assert mine.fence > dead.fence and not store.claim_current(dead)
     assert store.acquire_lease("poll:jira", "new:2", 90) is not None
+
+
+def test_housekeeping_forgets_idle_counters_and_the_next_token_is_still_larger(store: Store, clock: Clock) -> None:
+    # Issue 10, retention: claim_fences kept a row for every item ever claimed (every
+    # ticket that ever got a webhook). A week-idle, clean item's counter is forgotten;
+    # the token's time floor keeps the next claim's token above every earlier one.
+    from syncd.config import RetentionSettings
+    from syncd.queue import FENCE_KEEP_SECONDS
+    from syncd.retention import Housekeeper
+
+    z2, z3 = ItemRef("zendesk", "2"), ItemRef("zendesk", "3")
+    store.mark_dirty([Z1, z2, z3], "webhook")
+    claims = {c.ref: c for c in store.claim("w1", 3, 30)}
+    for ref in (Z1, z2):
+        store.complete(claims[ref])
+    begun = store.begin_intent("note:zendesk:3", "note", None, {"side": "desk", "body": "x"}, claim=claims[z3])
+    assert begun.owned
+    store.complete(claims[z3])                      # its pending intent keeps its counter
+    store.mark_dirty([z2], "webhook")               # dirty again: its counter is kept too
+    clock.advance(FENCE_KEEP_SECONDS + 60)
+    keeper = Housekeeper(store, RetentionSettings(), settle_seconds=60)
+    assert keeper.run().fences == 1
+    assert keeper.run().fences == 0
+    store.mark_dirty([Z1], "webhook")
+    (again,) = [c for c in store.claim("w1", 3, 30) if c.ref == Z1]
+    assert again.fence > claims[Z1].fence
+    assert not store.claim_current(claims[Z1])
