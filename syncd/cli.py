@@ -700,6 +700,8 @@ def _register_adoption() -> None:
     links.add_command(import_command(_settings, _store, _fail))
     from .drift_cli import reconcile_command
     main.add_command(reconcile_command(_app, _store))
+    from .backfill_cli import backfill_command
+    main.add_command(backfill_command(_settings, _store, _fail))
 
 
 _register_adoption()
