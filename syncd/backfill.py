@@ -16,7 +16,8 @@ backfill reads every item changed since ``DATE``:
 
 and checks each record against the desk's mapping ``[escalation]`` rules as the
 engine would (:func:`wanted`: the escalation tag, the project field, issue keys
-in the key field). An item the rules want is **queued** (marked dirty, reason
+in the key field). A closed or deleted Zendesk ticket is reported, not queued
+(Zendesk refuses any update to it). An item the rules want is **queued** (marked dirty, reason
 ``backfill``) unless syncd already holds what it asks for (**already linked**: a
 link for an escalation; every typed key linked). The daemon does the work and
 pays for it from its budget: the create happens behind its recorded intent, so
@@ -45,6 +46,8 @@ KEY_IN_TEXT = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")   # as the engine reads t
 # 10 s) takes up to 6 of them, so the backfill keeps to the rest.
 EXPORT_PER_MINUTE = 4.0
 QUEUED, WOULD_QUEUE, ALREADY_LINKED = "queued", "would queue", "already linked"
+CLOSED = "closed"   # a closed (or deleted) Zendesk ticket: read-only there, so not queued
+READ_ONLY_STATUSES = {"zendesk": frozenset({"closed", "deleted"})}
 
 
 class BackfillError(Exception):
@@ -133,7 +136,8 @@ class Report:
     def doc(self) -> dict[str, Any]:
         return {"since": self.since.isoformat(), "desks": list(self.desks), "dry_run": self.dry_run,
                 "read": self.read, "found": len(self.verdicts), "queued": len(self.of(QUEUED, WOULD_QUEUE)),
-                "already_linked": len(self.of(ALREADY_LINKED)), "items": [v.doc() for v in self.verdicts]}
+                "already_linked": len(self.of(ALREADY_LINKED)), "closed": len(self.of(CLOSED)),
+                "items": [v.doc() for v in self.verdicts]}
 
 
 # -- listings: pages of (ref, fields) ------------------------------------------------------
@@ -217,8 +221,14 @@ def run(store: QueueStore, pages: Iterable[list[Record]], rules_of: Callable[[It
             w = wanted(ref, fields, rules_of(ref))
             if w is None:
                 continue
-            outcome = ALREADY_LINKED if settled(w, store.links_for_desk(ref)) else \
-                WOULD_QUEUE if dry_run else QUEUED
+            if fields.get("status") in READ_ONLY_STATUSES.get(ref.system, ()):
+                # Zendesk refuses every update to a closed ticket: escalating one now would
+                # make an issue whose key and note can never reach the ticket.
+                outcome = CLOSED
+            elif settled(w, store.links_for_desk(ref)):
+                outcome = ALREADY_LINKED
+            else:
+                outcome = WOULD_QUEUE if dry_run else QUEUED
             found.append(Verdict(w, outcome))
         queue = [v.wanted.ref for v in found if v.outcome == QUEUED]
         if queue:

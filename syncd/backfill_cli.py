@@ -83,6 +83,7 @@ def backfill_command(settings_of: Callable[[str | None], Any], store_of: Callabl
         verb = "would be queued (dry run)" if dry_run else "queued for the daemon"
         click.echo(f"{', '.join(names)} since {since.isoformat()}: {report.read} items read, "
                    f"{len(report.verdicts)} want escalation or a link: {len(report.of(bf.QUEUED, bf.WOULD_QUEUE))} "
-                   f"{verb}, {len(report.of(bf.ALREADY_LINKED))} already linked")
+                   f"{verb}, {len(report.of(bf.ALREADY_LINKED))} already linked"
+                   + (f", {len(report.of(bf.CLOSED))} closed (not queued)" if report.of(bf.CLOSED) else ""))
 
     return backfill

@@ -17,6 +17,7 @@ from syncd.cli import main
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sandbox import World
+from syncd.store import Store
 from syncd.testing import Observer, Teammate, quiet, wait_for
 
 HOURS_AGO = 3
@@ -163,9 +164,20 @@ def test_text_report(world: World, look: Observer) -> None:
     z.knobs.webhooks.drop = 1.0
     tagged = z.create_ticket("Old escalation", "body")
     z.agent_set(tagged, add_tags=["jira_escalate"])
+    closed = z.create_ticket("Long closed", "body")
+    z.agent_set(closed, add_tags=["jira_escalate"], status="closed")   # Zendesk refuses updates to it
     upgraded = syncd(world, "db", "upgrade")
     assert upgraded.exit_code == 0, upgraded.output
     result = syncd(world, "backfill", "--since", "2020-01-01", "--desk", "zendesk", "--dry-run")
     assert result.exit_code == 0, result.output
     assert f"would queue    zendesk:{tagged} (tag jira_escalate)" in result.stdout
-    assert "1 want escalation or a link: 1 would be queued (dry run), 0 already linked" in result.stdout
+    assert f"closed         zendesk:{closed} (tag jira_escalate)" in result.stdout
+    assert ("2 want escalation or a link: 1 would be queued (dry run), 0 already linked, 1 closed (not queued)"
+            in result.stdout)
+    result = syncd(world, "backfill", "--since", "2020-01-01", "--desk", "zendesk")
+    assert result.exit_code == 0, result.output
+    store = Store.open(world.settings().core.database_url)
+    try:
+        assert store.queue_depth() == 1, "the closed ticket is not queued"
+    finally:
+        store.close()
