@@ -33,6 +33,7 @@ from starlette.routing import Route
 
 from . import admin_queries as queries
 from . import history
+from .admin_current import CurrentValues, Seen
 from .config import AdminSettings
 
 log = structlog.get_logger("syncd.admin")
@@ -98,8 +99,9 @@ class Guard:
 class AdminPages:
     """The routes; ``status`` is what ``/readyz`` answers (queue, lag, webhook flow, pollers)."""
 
-    def __init__(self, store: Any, status: Callable[[], dict[str, Any]]):
-        self.store, self.status = store, status
+    def __init__(self, store: Any, status: Callable[[], dict[str, Any]], current: CurrentValues | None = None):
+        """``current``: both sides' values as the daemon last read them (None: not known here)."""
+        self.store, self.status, self.current = store, status, current
         self.env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                                       undefined=jinja2.StrictUndefined)
         self.env.filters["when"] = _when
@@ -138,9 +140,11 @@ class AdminPages:
         audit = self.store.audit_log(link_id, limit=20)
         more = len(entries) > queries.PAGE
         entries = entries[:queries.PAGE]
+        seen = self.current.of(link) if self.current is not None and link is not None else None
         return self._page("link.html", page="links", link=link, link_id=link_id, revision=revision,
                           base={k: (history.show(v.desk), history.show(v.tracker))
                                 for k, v in sorted(base.items()) if not k.startswith("__")},
+                          now=_now_rows(seen, base), seen=seen,
                           entries=entries, next_before=entries[-1].id if more else None, audit=audit)
 
     def queue(self, request: Request) -> Response:
@@ -157,10 +161,27 @@ class AdminPages:
         return Response((TEMPLATES / "admin.css").read_bytes(), media_type="text/css")
 
 
-def make_admin_app(store: Any, settings: AdminSettings, status: Callable[[], dict[str, Any]]) -> Guard:
+def _now_rows(seen: Seen | None, base: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """Per mapped field: desk now, Jira now (as last read; "?" when not read), base desk, base Jira."""
+    if seen is None or (seen.desk is None and seen.tracker is None):
+        return []
+    names = sorted({*(seen.desk.values if seen.desk else {}), *(seen.tracker.values if seen.tracker else {})})
+    rows = []
+    for name in names:
+        entry = base.get(name)
+        rows.append((name,
+                     history.show(seen.desk.values.get(name)) if seen.desk else "?",
+                     history.show(seen.tracker.values.get(name)) if seen.tracker else "?",
+                     history.show(entry.desk) if entry is not None else "-",
+                     history.show(entry.tracker) if entry is not None else "-"))
+    return rows
+
+
+def make_admin_app(store: Any, settings: AdminSettings, status: Callable[[], dict[str, Any]],
+                   current: CurrentValues | None = None) -> Guard:
     if settings.token is None:
         raise ValueError("the admin page needs admin.token")
-    pages = AdminPages(store, status)
+    pages = AdminPages(store, status, current)
     return Guard(Starlette(routes=pages.routes()), settings.user, settings.token.reveal())
 
 

@@ -40,7 +40,7 @@ from .store import Store
 
 log = structlog.get_logger(__name__)
 
-SOURCES = ("zendesk-integration", "key-field", "jira-remote-links")
+SOURCES = ("zendesk-integration", "zendesk-integration-v2", "key-field", "intercom-key-field", "jira-remote-links")
 # The engine's pattern for issue keys typed into the key field (uppercase project, dash, number).
 KEY_IN_TEXT = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
 IMPORTED, SKIPPED, WRONG = "imported", "skipped", "wrong"
@@ -61,6 +61,7 @@ class Candidate:
     issue_key: str | None
     origin: str
     desk_seen: bool = False
+    problem: str | None = None   # the record itself is bad (a hostile issue id or key): reported wrong
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,8 @@ class Importer:
     _issues: dict[str, TrackerIssue | None] = field(default_factory=dict)
 
     def verify(self, c: Candidate) -> Verdict:
+        if c.problem is not None:
+            return Verdict(c, WRONG, c.problem)
         if c.desk.system not in self.desks:
             return Verdict(c, WRONG, f"{c.desk.system} is not configured")
         linked = self.store.links_for_desk(c.desk)

@@ -515,10 +515,14 @@ def _print_outcome(outcome: Any, verb: str) -> None:
 def _reconcile(item: str, config: str | None, dry_run: bool, as_json: bool) -> None:
     app = _app(config)
     ref = _item(app, item)
-    from .history import record
+    from .engine import Outcome
+    from .history import record, record_failed
+    outcome = Outcome(ref)
     try:
-        outcome = app.engine.reconcile(ref, dry_run=dry_run)
+        app.engine.reconcile(ref, dry_run=dry_run, outcome=outcome)
     except SyncdError as e:
+        if not dry_run:
+            record_failed(app.store, outcome.writes, ref, f"{ref} (syncd resync)", e)
         raise _fail(e, app.settings)
     if not dry_run:
         record(app.store, outcome.writes, ref, f"{ref} (syncd resync)")
@@ -696,6 +700,8 @@ def _register_adoption() -> None:
     links.add_command(import_command(_settings, _store, _fail))
     from .drift_cli import reconcile_command
     main.add_command(reconcile_command(_app, _store))
+    from .backfill_cli import backfill_command
+    main.add_command(backfill_command(_settings, _store, _fail))
 
 
 _register_adoption()

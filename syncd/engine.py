@@ -68,8 +68,11 @@ class Engine:
                                     self.escalation, self.fields)
 
     # -- entry points -----------------------------------------------------
-    def reconcile(self, ref: ItemRef, dry_run: bool = False) -> Outcome:
-        outcome = Outcome(ref)
+    def reconcile(self, ref: ItemRef, dry_run: bool = False, outcome: Outcome | None = None) -> Outcome:
+        """``outcome``: the caller's, filled in as the writes land, so that a reconcile
+        that fails half-way still tells what it wrote (the per-link history records it:
+        :func:`syncd.history.record_failed`)."""
+        outcome = Outcome(ref) if outcome is None else outcome
         if ref.is_desk:
             self._reconcile_desk(ref, outcome, dry_run)
         elif ref.kind == VERSION_KIND:

@@ -14,10 +14,13 @@ bookkeeping:
 * :func:`record` stores them once the reconcile succeeded (the worker, ``syncd resync``,
   ``syncd link``), with the trigger: the item reconciled and what marked it dirty.
 
-Writes made by a reconcile that then failed are not recorded (the worker records only
-after success): field writes are repeated or found equal by the next reconcile, and the
-comments and notes they made are in the intents table. Pruned by age
-(``[retention] history_days``, :mod:`syncd.retention`).
+* :func:`record_failed` stores the writes that landed before a reconcile failed (an
+  exception after some vendor writes): the next attempt finds them done (an issue
+  created, a comment mirrored, a field already equal) and does not write them again,
+  so this is the only moment they can be recorded. Their trigger says the reconcile
+  failed and why.
+
+Pruned by age (``[retention] history_days``, :mod:`syncd.retention`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Protocol, Sequence, TypeVar
 
 import sqlalchemy as sa
+import structlog
 
 from .domain import ItemRef, Link, Side, Value
 from .schema import history
@@ -35,6 +39,7 @@ from .schema import history
 if TYPE_CHECKING:
     from .reconcile import Decision, FieldWrite, Plan
 
+log = structlog.get_logger(__name__)
 _KEY = re.compile(r"^[A-Z][A-Z0-9_]*-\d+$")
 BOOKKEEPING = "bookkeeping: the desk item's key field or linked tag, or the issue's aggregates"
 
@@ -226,6 +231,25 @@ def record(store: _Store, writes: Sequence[WriteLike], ref: ItemRef, trigger: st
     with store.transaction() as conn:
         conn.execute(sa.insert(history), rows)
     return len(rows)
+
+
+def failed_trigger(trigger: str, error: BaseException) -> str:
+    """The trigger of writes whose reconcile then failed: the trigger and the error."""
+    return f"{trigger}; the reconcile failed after these writes: {type(error).__name__}: {error}"
+
+
+def record_failed(store: _Store, writes: Sequence[WriteLike], ref: ItemRef, trigger: str,
+                  error: BaseException) -> int:
+    """Store the writes a reconcile of ``ref`` made before it failed with ``error``.
+    Never raises (the caller is handling ``error``; a database down now is logged and
+    the entries are lost, as they would have been before)."""
+    if not writes:
+        return 0
+    try:
+        return record(store, writes, ref, failed_trigger(trigger, error))
+    except Exception as e:
+        log.warning("history_not_recorded", item=str(ref), writes=len(writes), error=f"{type(e).__name__}: {e}")
+        return 0
 
 
 def read(conn: sa.Connection, *, link_id: int | None = None, desk_ref: str | None = None,

@@ -270,8 +270,10 @@ class App:
                                  "(http.host, http.port) did not start; see the log above")
         if admin_listener is not None:
             from .admin import make_admin_app
+            from .admin_current import CurrentValues
+            current = CurrentValues(self.engine.snapshots, mappings(self.settings))
             self.admin_server, self._admin_thread = self._serve(
-                make_admin_app(self.store, admin, self.readiness), admin_listener, "admin")
+                make_admin_app(self.store, admin, self.readiness, current), admin_listener, "admin")
             if not self.admin_server.started:
                 self.stop()
                 if self._stop_requested.is_set():

@@ -100,6 +100,12 @@ class SnapshotCache:
             entry = self._entries.get((link_id, side))
             return None if entry is None else entry.item
 
+    def entry(self, link_id: int, side: Side) -> Snapshot | None:
+        """The snapshot and the revision it was stored at, leaving the LRU order alone
+        (for looking, e.g. the admin page: a look must not keep an entry alive)."""
+        with self._lock:
+            return self._entries.get((link_id, side))
+
     def put(self, link_id: int, side: Side, item: DeskItem | TrackerIssue, revision: int) -> None:
         with self._lock:
             self._set((link_id, side), Snapshot(item, revision))

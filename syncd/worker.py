@@ -32,10 +32,10 @@ from typing import Callable
 import structlog
 
 from .budget import wait_limit
-from .engine import Engine, EscalationPending
+from .engine import Engine, EscalationPending, Outcome
 from .errors import RateLimited, Throttled
 from .fencing import ClaimLost, Fence, holding
-from .history import record as record_history
+from .history import record as record_history, record_failed as record_failed_history
 from .locks import LinkBusy
 from .metrics import METRICS
 from .store_ports import Claim, ClaimStore, StoreUnavailable
@@ -207,10 +207,18 @@ class WorkerPool:
         with self._busy_lock:
             self.busy += 1
         started = time.monotonic()
+        trigger = f"{claim.ref} ({claim.reason or 'dirty'})"
+        outcome = Outcome(claim.ref)
         try:
-            with wait_limit(self.settings.lease_seconds * self.settings.max_wait_fraction):
-                outcome = self.engine.reconcile(claim.ref)
-            record_history(self.store, outcome.writes, claim.ref, f"{claim.ref} ({claim.reason or 'dirty'})")
+            try:
+                with wait_limit(self.settings.lease_seconds * self.settings.max_wait_fraction):
+                    self.engine.reconcile(claim.ref, outcome=outcome)
+            except Exception as e:
+                # Writes that landed before the failure are done for good: the next attempt
+                # finds them done and does not write (or record) them again.
+                record_failed_history(self.store, outcome.writes, claim.ref, trigger, e)
+                raise
+            record_history(self.store, outcome.writes, claim.ref, trigger)
             self.store.complete(claim)
             self._succeeded(claim)
             if outcome.writes and claim.dirty_since is not None:

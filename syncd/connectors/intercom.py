@@ -778,7 +778,14 @@ class IntercomConnector:
         syncd reads past a first page). python-intercom's pager is not used (it repeats
         page one)."""
         query = SingleFilterSearchRequest(field="updated_at", operator=">", value=since)
-        paging = StartingAfterPaging(per_page=self.page_size, starting_after=starting_after)
+        return self.search(stream, query, starting_after)
+
+    def search(self, stream: str, query: Any, starting_after: str | None,
+               per_page: int | None = None) -> tuple[list[JSON], str | None]:
+        """One page of ``stream`` (conversations, tickets) matching ``query`` (a
+        python-intercom search request), and the ``starting_after`` of the next page
+        (None: this was the last)."""
+        paging = StartingAfterPaging(per_page=per_page or self.page_size, starting_after=starting_after)
         if stream == "tickets":
             page = self.call("searchTickets", lambda: self.client.tickets.search(query=query, pagination=paging))
         else:

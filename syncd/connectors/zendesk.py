@@ -104,6 +104,21 @@ def custom_id(locator: str) -> int:
     return int(locator.split(":", 1)[1])
 
 
+def ticket_fields(raw: Mapping[str, Any]) -> dict[str, Value]:
+    """A ticket record's fields by locator (native, ``tags``, ``custom:<id>``), as read by
+    the engine; from any answer that carries ticket records (show, list, incremental
+    export). ``custom_status`` is not here: its label needs the account's statuses."""
+    fields: dict[str, Value] = {name: (str(raw[name]) if raw.get(name) is not None else None) for name in NATIVE}
+    fields["tags"] = tuple(sorted(raw.get("tags") or [])) or None
+    for cf in raw.get("custom_fields") or []:
+        value = cf.get("value")
+        if isinstance(value, list):
+            fields[f"custom:{cf['id']}"] = tuple(sorted(map(str, value))) or None
+        else:
+            fields[f"custom:{cf['id']}"] = None if value in (None, "") else str(value)
+    return fields
+
+
 class ZendeskConnector:
     system = "zendesk"
 
@@ -290,16 +305,9 @@ class ZendeskConnector:
         return replace(self._item(ref, raw, comments), observed_at=sent)
 
     def _item(self, ref: ItemRef, raw: Mapping[str, Any], comments: tuple[Comment, ...]) -> DeskItem:
-        fields: dict[str, Value] = {name: (str(raw[name]) if raw.get(name) is not None else None) for name in NATIVE}
-        fields["tags"] = tuple(sorted(raw.get("tags") or [])) or None
+        fields = ticket_fields(raw)
         if self.custom_statuses_used:
             fields["custom_status"] = self._status_label(raw.get("custom_status_id"))
-        for cf in raw.get("custom_fields") or []:
-            value = cf.get("value")
-            if isinstance(value, list):
-                fields[f"custom:{cf['id']}"] = tuple(sorted(map(str, value))) or None
-            else:
-                fields[f"custom:{cf['id']}"] = None if value in (None, "") else str(value)
         return DeskItem(
             ref=ref, title=raw.get("subject") or "", url=self.agent_url(ref), status=raw.get("status") or "new",
             description=raw.get("description") or "",

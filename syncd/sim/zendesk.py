@@ -102,6 +102,7 @@ from syncd.sim import (
     zendesk_fields,
     zendesk_http,
     zendesk_jira_links,
+    zendesk_jira_links_v2,
     zendesk_statuses,
     zendesk_tickets,
     zendesk_users,
@@ -133,9 +134,12 @@ class ZendeskSim(SimServer):
             ("ticket", 1), ("user", 1_000_001), ("org", 2_000_001), ("field", 3_000_001),
             ("trigger", 4_000_001), ("option", 5_000_001), ("comment", 10_000_001),
             ("audit", 20_000_001), ("attachment", 30_000_001), ("event", 40_000_001),
-            ("invocation", 50_000_001), ("custom_status", 60_000_001), ("jira_link", 1))}
+            ("invocation", 50_000_001), ("custom_status", 60_000_001), ("jira_link", 1),
+            ("jira_v2_link", 1))}
         self.tickets: dict[int, Ticket] = {}
         self.jira_links: dict[int, dict[str, JSON]] = {}   # Zendesk's own Jira integration (zendesk_jira_links)
+        # The V2 integration's links, per integration external id (zendesk_jira_links_v2).
+        self.jira_v2_links: dict[str, list[dict[str, JSON]]] = {}
         self.users: dict[int, dict[str, JSON]] = {}
         self.sessions: list[dict[str, JSON]] = []   # web sign-ins (an API token opens none)
         self.organizations: dict[int, dict[str, JSON]] = {}
@@ -254,6 +258,8 @@ class ZendeskSim(SimServer):
           zendesk_exports.export_cursor)
         r("GET", "/api/v2/incremental/ticket_events{.json}", "IncrementalTicketEvents", zendesk_exports.export_events)
         r("GET", "/api/v2/jira/links{.json}", "ListJiraLinks", zendesk_jira_links.list_links)
+        r("GET", "/api/v2/integrations/jira/{external_id}/links{.json}", "ListJiraIntegrationLinks",
+          zendesk_jira_links_v2.list_links)
         r("GET", "/api/v2/triggers{.json}", "ListTriggers", zendesk_webhooks.list_triggers)
         r("POST", "/api/v2/triggers{.json}", "CreateTrigger", zendesk_webhooks.create_trigger)
         r("GET", "/api/v2/triggers/{trigger_id}{.json}", "GetTrigger", zendesk_webhooks.show_trigger)
@@ -396,6 +402,12 @@ class ZendeskSim(SimServer):
     def integration_link(self, ticket_id: int, issue_id: str, issue_key: str) -> dict[str, JSON]:
         """An agent links a Jira issue with Zendesk's own Jira integration (GET /api/v2/jira/links lists it)."""
         return zendesk_jira_links.add_link(self, ticket_id, issue_id, issue_key)
+
+    def integration_v2_link(self, external_id: str, ticket_id: int | str, issue_id: str,
+                            issue_key: str) -> dict[str, JSON]:
+        """An agent links a Jira issue with the V2 integration ``external_id``
+        (GET /api/v2/integrations/jira/{external_id}/links lists it)."""
+        return zendesk_jira_links_v2.add_link(self, external_id, ticket_id, issue_id, issue_key)
 
     def agent_set(self, ticket_id: int, *, status: str | None = None, add_tags: Iterable[str] = (),
                   remove_tags: Iterable[str] = (), custom_fields: dict[int, JSON] | None = None,

@@ -57,6 +57,7 @@ class ZendeskState(Protocol):
     webhooks: WebhookSender
     tickets: dict[int, Ticket]
     jira_links: dict[int, dict[str, JSON]]   # Zendesk's Jira integration links (zendesk_jira_links)
+    jira_v2_links: dict[str, list[dict[str, JSON]]]   # the V2 integration's, per external id (zendesk_jira_links_v2)
     users: dict[int, dict[str, JSON]]
     sessions: list[dict[str, JSON]]   # ListSessions (doctor: is the integration account used by people)
     organizations: dict[int, dict[str, JSON]]

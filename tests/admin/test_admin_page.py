@@ -179,3 +179,45 @@ def test_every_search_and_page_query_is_an_index_seek_on_sqlite(tmp_path) -> Non
                 assert f"SEARCH history USING INDEX {index}" in shown and "TEMP B-TREE" not in shown, shown
     finally:
         store.close()
+
+
+def test_link_page_shows_both_sides_as_last_read_next_to_the_base(store: Store) -> None:
+    from datetime import datetime, timezone
+
+    from syncd.admin_current import CurrentValues
+    from syncd.domain import DeskItem, Side, TrackerIssue
+    from syncd.mapping import FieldRule, Mapping
+    from syncd.snapshots import SnapshotCache
+
+    link = store.add_link(ItemRef.parse("zendesk:1"), "10001", "SUP-1")
+    store.put_base(link.id, {"priority": BaseEntry("high", "High"), "summary": BaseEntry("old", "old")}, 0)
+    _, revision = store.get_base(link.id)
+    mapping = Mapping("zendesk", "m.toml", fields=(FieldRule("priority", "priority", "priority"),
+                                                   FieldRule("summary", "subject", "summary")))
+    snapshots = SnapshotCache()
+    read = datetime(2026, 12, 2, 10, 0, 5, tzinfo=timezone.utc)
+    ticket = DeskItem(ItemRef.parse("zendesk:1"), XSS, "u", "open", "", None, None,
+                      {"priority": "urgent", "subject": XSS}, (), datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc),
+                      observed_at=read)
+    issue = TrackerIssue(ItemRef.parse("jira:10001"), "SUP-1", "u", "s", {"priority": "High", "summary": "old"}, (),
+                         (), datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc))
+    snapshots.put(link.id, Side.DESK, ticket, revision)
+    snapshots.put(link.id, Side.TRACKER, issue, revision - 1)      # read before the last sync
+    settings = AdminSettings("127.0.0.1:8081", Secret(TOKEN, "env:T"), "admin")
+    client = TestClient(make_admin_app(store, settings, lambda: STATUS, CurrentValues(snapshots, {"zendesk": mapping})))
+    r = client.get(f"/links/{link.id}", headers=BEARER)
+    assert r.status_code == 200 and "<script>" not in r.text and "<img" not in r.text
+    now = r.text.split('id="now"', 1)[1].split("</table>", 1)[0]
+    rows = [row for row in now.split("<tr")[2:]]
+    assert "<td>priority</td><td>urgent</td><td>High</td><td>high</td><td>High</td>" in rows[0]
+    assert 'class="differs"' in rows[0]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rows[1]                      # the desk's summary, escaped
+    source = r.text.split('id="now-source"', 1)[1].split("</p>", 1)[0]
+    assert "Desk: read 2026-12-02 10:00:05Z, item updated 2026-12-02 10:00:00Z" in source
+    assert f"at base revision {revision - 1} (older than the base: may be stale)" in source
+    assert "this page calls no vendor" in source
+
+    # A link the daemon has not read since it started: said so, and no "now" table.
+    other = store.add_link(ItemRef.parse("zendesk:2"), "10002", "SUP-2")
+    r = client.get(f"/links/{other.id}", headers=BEARER)
+    assert 'id="now"' not in r.text and "Neither side was read by this daemon" in r.text

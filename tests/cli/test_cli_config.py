@@ -116,7 +116,7 @@ ALL = sorted(path for path, _ in _commands(main))
 def test_every_command_is_covered() -> None:
     top = {p[0] for p in ALL}
     assert top == {"run", "config", "db", "webhooks", "link", "unlink", "links", "resync", "plan",
-                   "dlq", "status", "sim", "demo", "doctor", "reconcile"}
+                   "dlq", "status", "sim", "demo", "doctor", "reconcile", "backfill"}
     assert {p for p in ALL if p[0] == "db"} == {("db",), ("db", "upgrade"), ("db", "current"), ("db", "history")}
 
 

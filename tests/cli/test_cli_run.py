@@ -134,9 +134,9 @@ class _StuckEngine:
     def __init__(self) -> None:
         self.release = threading.Event()
 
-    def reconcile(self, ref: ItemRef):
+    def reconcile(self, ref: ItemRef, dry_run: bool = False, outcome: object = None):
         self.release.wait(60)
-        return type("Outcome", (), {"writes": []})()
+        return outcome
 
 
 def test_watchdog_stops_being_fed_while_a_worker_is_stuck(tmp_path, notify_socket) -> None:

@@ -486,6 +486,9 @@ UNDOCUMENTED: tuple[Undocumented, ...] = (
     Undocumented("zendesk", "GET", r"/api/v2/jira/links",
                  "Zendesk's Jira integration links API (developer reference \"Jira links\") is not part "
                  "of the Support API document"),
+    Undocumented("zendesk", "GET", r"/api/v2/integrations/jira/[^/]+/links",
+                 "the Jira integration V2 links API (developer reference \"JIRA Integration Links (V2)\") "
+                 "is not part of the Support API document"),
     Undocumented("zendesk", "GET", r"/attachments/token/[^/]+/?",
                  "an attachment's content_url is a file download on the account host, not an API operation"),
     Undocumented("jira", "GET|POST", r"/rest/webhooks/1\.0/webhook",

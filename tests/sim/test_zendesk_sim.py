@@ -733,3 +733,26 @@ def test_jira_integration_links_are_listed_by_id_in_pages(sim: ZendeskSim) -> No
     only = api(sim, "GET", "jira/links", **{"filter[ticket_id]": "6"}).json()
     assert [l["issue_key"] for l in only["links"]] == ["ENG-6"]
     assert api(sim, "GET", "jira/links", **{"page[after]": "x"}).status_code == 400
+
+
+def test_jira_integration_v2_links_are_cursor_paged_per_integration(sim: ZendeskSim) -> None:
+    """GET /api/v2/integrations/jira/{external_id}/links (Zendesk reference "JIRA Integration
+    Links (V2)"): ticket_id, issue_id and issue_key all strings; page[size] (≤ 100),
+    page[after] / page[before] with opaque cursors; ticket_id and issue_id filters."""
+    made = [sim.integration_v2_link("acme-jira", t, str(10000 + t), f"ENG-{t}") for t in (5, 6, 5)]
+    sim.integration_v2_link("other", 9, "10009", "ENG-9")
+    path = "integrations/jira/acme-jira/links"
+    first = api(sim, "GET", path, **{"page[size]": "2"}).json()
+    assert first["links"] == made[:2] and first["links"][0] == {"ticket_id": "5", "issue_id": "10005",
+                                                                 "issue_key": "ENG-5"}
+    assert first["meta"]["has_more"] is True and isinstance(first["meta"]["after_cursor"], str)
+    rest = api(sim, "GET", path, **{"page[size]": "2", "page[after]": first["meta"]["after_cursor"]}).json()
+    assert rest["links"] == made[2:] and rest["meta"]["has_more"] is False
+    back = api(sim, "GET", path, **{"page[size]": "2", "page[before]": rest["meta"]["before_cursor"]}).json()
+    assert back["links"] == made[:2]
+    assert [l["issue_key"] for l in api(sim, "GET", path, ticket_id="6").json()["links"]] == ["ENG-6"]
+    assert len(api(sim, "GET", path, issue_id="10005").json()["links"]) == 2
+    assert api(sim, "GET", path).json()["meta"]["has_more"] is False
+    assert api(sim, "GET", "integrations/jira/nobody/links").status_code == 404
+    assert api(sim, "GET", path, **{"page[after]": "not-a-cursor"}).status_code == 400
+    assert api(sim, "GET", path, **{"page[size]": "101"}).status_code == 400
