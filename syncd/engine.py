@@ -24,11 +24,12 @@ import structlog
 
 from .aggregates import Aggregates
 from .connectors.base import DeskConnector, TrackerConnector
-from .domain import VERSION_KIND, DeskItem, ItemRef, Link
+from .domain import VERSION_KIND, DeskItem, ItemRef, Link, Side, TrackerIssue
 from .errors import NotFound
 from .escalation import Escalation
 from .field_writes import FieldWriter
 from .intents import IntentWrites
+from .metrics import METRICS
 from .link_reconcile import LinkReconciler
 from .locks import LinkLocks
 from .mapping import Mapping
@@ -68,14 +69,17 @@ class Engine:
                                     self.escalation, self.fields)
 
     # -- entry points -----------------------------------------------------
-    def reconcile(self, ref: ItemRef, dry_run: bool = False) -> Outcome:
+    def reconcile(self, ref: ItemRef, dry_run: bool = False, reported: float | None = None) -> Outcome:
+        """``reported``: the newest time (epoch seconds) at which the events that queued
+        ``ref`` say it changed, when every one of them said so (the claim's stamp, see
+        :func:`syncd.queue.mark_dirty`); None when any did not, or nothing is known."""
         outcome = Outcome(ref)
         if ref.is_desk:
             self._reconcile_desk(ref, outcome, dry_run)
         elif ref.kind == VERSION_KIND:
             self._fan_out_version(ref.id, dry_run)
         else:
-            self._reconcile_issue(ref.id, outcome, dry_run)
+            self._reconcile_issue(ref.id, outcome, dry_run, reported)
         return outcome
 
     def link(self, desk_ref: ItemRef, key: str) -> Link:
@@ -108,12 +112,19 @@ class Engine:
             # creating it took a while, and the agent may have edited meanwhile.
             self.links.reconcile(link, outcome, dry_run, desk_item=item, seen=seen.get(link.id, -1))
 
-    def _reconcile_issue(self, issue_id: str, outcome: Outcome, dry_run: bool) -> None:
+    def _reconcile_issue(self, issue_id: str, outcome: Outcome, dry_run: bool, reported: float | None) -> None:
         links = self.store.links_for_issue(issue_id)
         if not links:
             return
         seen = self.store.revisions([l.id for l in links])
-        issue = self.tracker.fetch(issue_id)
+        held = self._held_issue(links, seen, reported) if reported is not None and not dry_run else None
+        if held is not None:
+            # Every event that queued the issue is older than what this process already
+            # read of it (a Jira comment fires comment_created *and* jira:issue_updated;
+            # the second finds the first's read): nothing to read again.
+            METRICS.inc("issue_read_skipped")
+            log.info("issue_read_skipped", issue_id=issue_id, reported=reported)
+        issue = next(iter(held.values())) if held else self.tracker.fetch(issue_id)
         if issue is None:
             log.info("issue_gone", issue_id=issue_id, links=len(links))
             return
@@ -125,10 +136,26 @@ class Engine:
             self.store.mark_dirty([l.desk for l in links], "issue_key_changed")
         desk_items: list[DeskItem] = []
         for link in links:   # fan-out: every linked desk item in one pass
-            item = self.links.reconcile(link, outcome, dry_run, issue=issue, seen=seen.get(link.id, 0))
+            item = self.links.reconcile(link, outcome, dry_run, issue=held[link.id] if held else issue,
+                                        seen=seen.get(link.id, 0))
             if item is not None:
                 desk_items.append(item)
         self.aggregates.refresh(issue, links, desk_items, outcome, dry_run)
+
+    def _held_issue(self, links: list[Link], seen: TMapping[int, int],
+                    reported: float) -> dict[int, TrackerIssue] | None:
+        """The issue as this process holds it for each link, when for every link that is a
+        read made at the link's current base revision whose ``updated`` is not older than
+        ``reported``: then every change the events reported is in it (Jira stamps
+        milliseconds, and a comment moves the issue's ``updated``), and what syncd wrote
+        since is patched in (:mod:`syncd.snapshots`). None: read the issue."""
+        held: dict[int, TrackerIssue] = {}
+        for link in links:
+            issue = self.snapshots.get(link.id, Side.TRACKER, seen.get(link.id, -1))
+            if not isinstance(issue, TrackerIssue) or issue.updated_at.timestamp() < reported:
+                return None
+            held[link.id] = issue
+        return held
 
     def _fan_out_version(self, version_id: str, dry_run: bool) -> None:
         """A released version changes no issue: queue every linked issue that has

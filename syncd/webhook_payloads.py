@@ -46,6 +46,9 @@ class Relevant:
     delivery_id: str
     refs: tuple[ItemRef, ...]
     actor: str | None = None
+    # When the payload says its item changed (epoch seconds), for a delivery that says so
+    # soundly (Jira issue and comment events); None otherwise. See jira_stamp().
+    stamp: float | None = None
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,50 @@ def parse_jira(body: bytes, headers: Headers) -> Parsed:
         issue_id = _issue_id_from_comment(comment)
     else:
         raise MalformedPayload("missing_issue")
-    return Relevant(delivery_id, (ItemRef("jira", issue_id),), _jira_actor(event, doc.get("user"), comment))
+    return Relevant(delivery_id, (ItemRef("jira", issue_id),), _jira_actor(event, doc.get("user"), comment),
+                    jira_stamp(event, issue, comment))
+
+
+def jira_stamp(event: str, issue: Any, comment: Mapping[str, Any] | None) -> float | None:
+    """When the change the delivery reports was made, in epoch seconds (Jira stamps
+    milliseconds), or None when the payload does not say so soundly.
+
+    * ``jira:issue_created`` / ``jira:issue_updated``: ``issue.fields.updated`` (real
+      deliveries are sent 2–282 ms after it: ../shared/realworld/jira/webhook/
+      jw-issue-updated-*.json, jw-cloud-issue-*.json); with a comment, the later of that
+      and the comment's ``updated`` — a Jira Server ``issue_commented`` delivery carries
+      an issue ``updated`` five minutes *older* than its comment
+      (jw-server-issue-updated-commented.json);
+    * ``comment_created`` / ``comment_updated``: the comment's ``updated`` (Cloud comment
+      deliveries carry a partial issue without ``updated``: jw-cloud-comment-created.json);
+    * deletions: None (a deleted comment's ``updated`` is its last edit, not the deletion).
+    """
+    if event.endswith("_deleted"):
+        return None
+    stamps: list[float] = []
+    fields = issue.get("fields") if isinstance(issue, dict) else None
+    if event.startswith(JIRA_ISSUE_EVENT_PREFIX):
+        found = _jira_time(fields.get("updated") if isinstance(fields, dict) else None)
+        if found is None:
+            return None
+        stamps.append(found)
+    if comment is not None:
+        found = _jira_time(comment.get("updated"))
+        if found is None:
+            return None
+        stamps.append(found)
+    return max(stamps) if stamps else None
+
+
+def _jira_time(text: Any) -> float | None:
+    """``2019-02-16T13:15:16.037-0800`` → epoch seconds; None for anything else."""
+    from datetime import datetime
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except ValueError:
+        return None
 
 
 _COMMENT_SELF = re.compile(r"/rest/api/[0-9]+/issue/([^/]+)/comment/[^/]+/?\Z")

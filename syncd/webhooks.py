@@ -208,7 +208,7 @@ class _WebhookApp:
             status = await self._store(vendor, parsed.delivery_id, body, (), len(body))
             await _send(send, 200, {"status": "own_change" if status == "stored" else status})
             return
-        status = await self._store(vendor, parsed.delivery_id, body, parsed.refs, len(body))
+        status = await self._store(vendor, parsed.delivery_id, body, parsed.refs, len(body), parsed.stamp)
         await _send(send, 200, {"status": status})
 
     def _verify(self, vendor: str, secret: bytes, body: bytes, headers: Headers) -> None:
@@ -222,11 +222,12 @@ class _WebhookApp:
             verify_intercom(secret, body, headers.get("x-hub-signature"))
 
     async def _store(self, vendor: str, delivery_id: str, body: bytes,
-                     refs: tuple[ItemRef, ...], size: int) -> str:
+                     refs: tuple[ItemRef, ...], size: int, stamp: float | None = None) -> str:
         try:
             # The one blocking call of the request: off the event loop, so other
             # deliveries keep being answered while the database commits.
-            stored = await asyncio.to_thread(self.sink.accept_delivery, vendor, delivery_id, body, refs)
+            stored = await asyncio.to_thread(self.sink.accept_delivery, vendor, delivery_id, body, refs,
+                                             stamp=stamp)
         except StoreUnavailable:
             # Nothing was stored: 503 makes the vendor retry later.
             raise _Refusal(503, "store_unavailable", size) from None

@@ -209,7 +209,7 @@ class WorkerPool:
         started = time.monotonic()
         try:
             with wait_limit(self.settings.lease_seconds * self.settings.max_wait_fraction):
-                outcome = self.engine.reconcile(claim.ref)
+                outcome = self.engine.reconcile(claim.ref, reported=claim.stamp)
             record_history(self.store, outcome.writes, claim.ref, f"{claim.ref} ({claim.reason or 'dirty'})")
             self.store.complete(claim)
             self._succeeded(claim)

@@ -134,7 +134,7 @@ class _StuckEngine:
     def __init__(self) -> None:
         self.release = threading.Event()
 
-    def reconcile(self, ref: ItemRef):
+    def reconcile(self, ref: ItemRef, reported: float | None = None):
         self.release.wait(60)
         return type("Outcome", (), {"writes": []})()
 
