@@ -29,6 +29,7 @@ from .errors import NotFound
 from .escalation import Escalation
 from .field_writes import FieldWriter
 from .intents import IntentWrites
+from .issue_hints import IssueHints
 from .metrics import METRICS
 from .link_reconcile import LinkReconciler
 from .locks import LinkLocks
@@ -51,6 +52,8 @@ class Engine:
         self.store = store
         # What this process last saw of each side of each link (skips re-reading the unchanged side).
         self.snapshots = snapshots if snapshots is not None else SnapshotCache()
+        # What Jira's webhook deliveries showed of each issue (fed by the receiver).
+        self.hints = IssueHints()
         self.desks = desks
         self.tracker = tracker
         self.mappings = mappings
@@ -118,13 +121,22 @@ class Engine:
             return
         seen = self.store.revisions([l.id for l in links])
         held = self._held_issue(links, seen, reported) if reported is not None and not dry_run else None
+        delivered = self._delivered_issue(issue_id, links, reported) if reported is not None and not held \
+            and not dry_run else None
         if held is not None:
             # Every event that queued the issue is older than what this process already
             # read of it (a Jira comment fires comment_created *and* jira:issue_updated;
             # the second finds the first's read): nothing to read again.
             METRICS.inc("issue_read_skipped")
             log.info("issue_read_skipped", issue_id=issue_id, reported=reported)
-        issue = next(iter(held.values())) if held else self.tracker.fetch(issue_id)
+            issue: TrackerIssue | None = next(iter(held.values()))
+        elif delivered is not None:
+            # The newest event's delivery showed the issue's fields, and no event is newer.
+            METRICS.inc("issue_read_delivered")
+            log.info("issue_read_delivered", issue_id=issue_id, reported=reported)
+            issue = delivered
+        else:
+            issue = self.tracker.fetch(issue_id)
         if issue is None:
             log.info("issue_gone", issue_id=issue_id, links=len(links))
             return
@@ -152,10 +164,34 @@ class Engine:
         held: dict[int, TrackerIssue] = {}
         for link in links:
             issue = self.snapshots.get(link.id, Side.TRACKER, seen.get(link.id, -1))
-            if not isinstance(issue, TrackerIssue) or issue.updated_at.timestamp() < reported:
+            # A delivery's stand-in (comments unproven) may lack a comment another queued
+            # delivery carries: then the deliveries are looked at again, below.
+            if not isinstance(issue, TrackerIssue) or issue.comments_unproven \
+                    or issue.updated_at.timestamp() < reported:
                 return None
             held[link.id] = issue
         return held
+
+    def _delivered_issue(self, issue_id: str, links: list[Link], reported: float) -> TrackerIssue | None:
+        """The issue as the newest webhook delivery showed it (:mod:`syncd.issue_hints`),
+        when that delivery is not older than any event that queued the issue and carries
+        every field a read gives; its comments are those of the last read of the issue
+        this process made plus the ones deliveries carried. None: read the issue."""
+        found = self.hints.delivered(issue_id)
+        if found is None or found.stamp < reported:
+            return None
+        held = [self.snapshots.peek(link.id, Side.TRACKER) for link in links]
+        if not held or not all(isinstance(i, TrackerIssue) for i in held):
+            return None
+        # syncd wrote fields since its last read: the delivery may show the issue from
+        # before that write (Jira writes are unconditional; its stamp is not known), and
+        # would undo it. Read.
+        if any(i.written_since_read for i in held):   # type: ignore[union-attr]
+            return None
+        # Nor may it go back behind what is held (a late delivery, once the newer one was forgotten).
+        if any(i.updated_at.timestamp() > found.stamp for i in held):   # type: ignore[union-attr]
+            return None
+        return self.tracker.from_delivery(found.issue, held[0].comments, found.comments)   # type: ignore[union-attr]
 
     def _fan_out_version(self, version_id: str, dry_run: bool) -> None:
         """A released version changes no issue: queue every linked issue that has

@@ -49,6 +49,7 @@ COUNTERS: dict[str, str] = {
     "comments_mirrored": "Comments and notes copied between desk and Jira.",
     "snapshot_refreshed": "Desk snapshots read again because they were stale.",
     "snapshot_used": "Reconciles served from a fresh desk snapshot.",
+    "issue_read_delivered": "Jira issue reconciles whose read a webhook delivery's issue stood in for.",
     "issue_read_skipped": "Jira issue reconciles that needed no read: every event queueing it was older than the issue as last read.",
     "write_conflicts": "Safe updates refused because the item changed meanwhile (read again).",
     "item_failures": "Reconciles that failed and were scheduled again.",

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Union
 
 from .domain import VERSION_KIND, ItemRef, parse_id
 from .errors import SyncdError
+from .issue_hints import IssueHint
 
 ZENDESK_EVENT = "ticket_changed"   # the "event" in the trigger body template syncd installs
 JIRA_ISSUE_EVENT_PREFIX = "jira:issue_"
@@ -49,6 +50,7 @@ class Relevant:
     # When the payload says its item changed (epoch seconds), for a delivery that says so
     # soundly (Jira issue and comment events); None otherwise. See jira_stamp().
     stamp: float | None = None
+    hint: IssueHint | None = None   # what a Jira delivery showed of its issue (syncd.issue_hints)
 
 
 @dataclass(frozen=True)
@@ -126,8 +128,22 @@ def parse_jira(body: bytes, headers: Headers) -> Parsed:
         issue_id = _issue_id_from_comment(comment)
     else:
         raise MalformedPayload("missing_issue")
+    stamp = jira_stamp(event, issue, comment)
     return Relevant(delivery_id, (ItemRef("jira", issue_id),), _jira_actor(event, doc.get("user"), comment),
-                    jira_stamp(event, issue, comment))
+                    stamp, _jira_hint(event, issue, comment, stamp))
+
+
+def _jira_hint(event: str, issue: Any, comment: Mapping[str, Any] | None, stamp: float | None) -> IssueHint | None:
+    """What the delivery shows of its issue, for the worker (syncd.issue_hints); the
+    issue only from issue events that carry ``fields.updated``."""
+    if stamp is None:
+        return None
+    fields = issue.get("fields") if isinstance(issue, dict) else None
+    issue_stamp = _jira_time(fields.get("updated")) if isinstance(fields, dict) else None
+    shown = issue if event.startswith(JIRA_ISSUE_EVENT_PREFIX) and issue_stamp is not None else None
+    kept = comment if event == "comment_created" or (comment is not None and event.startswith(JIRA_ISSUE_EVENT_PREFIX)) \
+        else None
+    return IssueHint(stamp, shown, kept, issue_stamp if shown is not None else None)
 
 
 def jira_stamp(event: str, issue: Any, comment: Mapping[str, Any] | None) -> float | None:

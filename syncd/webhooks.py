@@ -22,6 +22,7 @@ import structlog
 
 from .domain import ItemRef
 from .failpoints import failpoint
+from .issue_hints import IssueHints
 from .metrics import METRICS
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
 from .schema import inbox
@@ -111,17 +112,20 @@ class _ClientGone(Exception):
 
 def make_app(sink: DeliverySink, config: WebhookConfig,
              extra_routes: Mapping[tuple[str, str], Handler] | None = None,
-             on_stored: OnStored | None = None, flow: WebhookFlow | None = None) -> ASGIApp:
+             on_stored: OnStored | None = None, flow: WebhookFlow | None = None,
+             hints: IssueHints | None = None) -> ASGIApp:
     """The ASGI callable. ``extra_routes`` maps ``(METHOD, path)`` to a handler;
     ``on_stored`` is told the refs of every newly stored delivery (to wake workers);
-    ``flow`` counts accepted and refused deliveries per vendor (see :mod:`syncd.webhook_flow`)."""
-    return _WebhookApp(sink, config, dict(extra_routes or {}), on_stored, flow or WebhookFlow())
+    ``flow`` counts accepted and refused deliveries per vendor (see :mod:`syncd.webhook_flow`);
+    ``hints`` is told what each Jira delivery showed of its issue (:mod:`syncd.issue_hints`)."""
+    return _WebhookApp(sink, config, dict(extra_routes or {}), on_stored, flow or WebhookFlow(), hints)
 
 
 class _WebhookApp:
     def __init__(self, sink: DeliverySink, config: WebhookConfig,
-                 extra_routes: dict[tuple[str, str], Handler], on_stored: OnStored | None, flow: WebhookFlow):
-        self.sink, self.config, self.on_stored, self.flow = sink, config, on_stored, flow
+                 extra_routes: dict[tuple[str, str], Handler], on_stored: OnStored | None, flow: WebhookFlow,
+                 hints: IssueHints | None = None):
+        self.sink, self.config, self.on_stored, self.flow, self.hints = sink, config, on_stored, flow, hints
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/healthz"): _healthz, **extra_routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -208,6 +212,9 @@ class _WebhookApp:
             status = await self._store(vendor, parsed.delivery_id, body, (), len(body))
             await _send(send, 200, {"status": "own_change" if status == "stored" else status})
             return
+        if self.hints is not None and parsed.hint is not None:
+            # Before the mark: a worker that claims the item finds what the delivery showed.
+            self.hints.note(parsed.refs[0].id, parsed.hint)
         status = await self._store(vendor, parsed.delivery_id, body, parsed.refs, len(body), parsed.stamp)
         await _send(send, 200, {"status": status})
 
