@@ -18,6 +18,7 @@ module of its own:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping as TMapping
 
 import structlog
@@ -29,7 +30,7 @@ from .errors import NotFound
 from .escalation import Escalation
 from .field_writes import FieldWriter
 from .intents import IntentWrites
-from .issue_hints import IssueHints
+from .issue_hints import IssueHint, IssueHints
 from .metrics import METRICS
 from .link_reconcile import LinkReconciler
 from .locks import LinkLocks
@@ -192,6 +193,30 @@ class Engine:
         if any(i.updated_at.timestamp() > found.stamp for i in held):   # type: ignore[union-attr]
             return None
         return self.tracker.from_delivery(found.issue, held[0].comments, found.comments)   # type: ignore[union-attr]
+
+    def echo_delivered(self, issue_id: str, hint: IssueHint) -> None:
+        """A delivery of syncd's own change to the issue (its write's echo: not queued).
+        Where it shows every field as this process holds the issue for a link — the read
+        with syncd's writes patched in — nobody changed a field between that read and
+        the write, so the delivery proves the copy as of its own ``updated``: the copy is
+        kept at that stamp (its comments unproven: the poll counts them, see
+        :mod:`syncd.poll_stamps`), the poll then does not read the echo, and later
+        deliveries may stand in again (``written_since_read`` is cleared). Anything
+        else changes nothing: the poll reads the echo as before."""
+        if hint.issue is None or hint.issue_stamp is None:
+            return
+        links = self.store.links_for_issue(issue_id)
+        seen = self.store.revisions([l.id for l in links])
+        for link in links:
+            held = self.snapshots.get(link.id, Side.TRACKER, seen.get(link.id, -1))
+            if not isinstance(held, TrackerIssue) or held.updated_at.timestamp() > hint.issue_stamp:
+                continue
+            shown = self.tracker.from_delivery(hint.issue, held.comments, ())
+            if shown is None or shown.fields != held.fields or shown.released_versions != held.released_versions:
+                log.info("echo_differs", link=link.id, issue_id=issue_id)
+                continue
+            METRICS.inc("echo_proven")
+            self.snapshots.put(link.id, Side.TRACKER, replace(shown, comments_unproven=True), seen[link.id])
 
     def _fan_out_version(self, version_id: str, dry_run: bool) -> None:
         """A released version changes no issue: queue every linked issue that has

@@ -50,6 +50,7 @@ COUNTERS: dict[str, str] = {
     "snapshot_refreshed": "Desk snapshots read again because they were stale.",
     "snapshot_used": "Reconciles served from a fresh desk snapshot.",
     "issue_read_delivered": "Jira issue reconciles whose read a webhook delivery's issue stood in for.",
+    "echo_proven": "Echoes of syncd's Jira writes whose delivery showed the issue as expected (the poll need not read them).",
     "issue_read_skipped": "Jira issue reconciles that needed no read: every event queueing it was older than the issue as last read.",
     "write_conflicts": "Safe updates refused because the item changed meanwhile (read again).",
     "item_failures": "Reconciles that failed and were scheduled again.",

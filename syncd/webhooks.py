@@ -22,7 +22,7 @@ import structlog
 
 from .domain import ItemRef
 from .failpoints import failpoint
-from .issue_hints import IssueHints
+from .issue_hints import IssueHint, IssueHints
 from .metrics import METRICS
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
 from .schema import inbox
@@ -64,6 +64,7 @@ class Response:
 # its own thread); ``/healthz`` is answered on the loop itself, touching nothing.
 Handler = Callable[[], Response] | Callable[[], Awaitable[Response]]
 OnStored = Callable[[tuple[ItemRef, ...]], None]   # runs on the event loop: must not block
+OnEcho = Callable[[str, "IssueHint"], None]         # runs on a thread: may read the database
 
 
 def _utc_now() -> datetime:
@@ -113,19 +114,21 @@ class _ClientGone(Exception):
 def make_app(sink: DeliverySink, config: WebhookConfig,
              extra_routes: Mapping[tuple[str, str], Handler] | None = None,
              on_stored: OnStored | None = None, flow: WebhookFlow | None = None,
-             hints: IssueHints | None = None) -> ASGIApp:
+             hints: IssueHints | None = None, echo: OnEcho | None = None) -> ASGIApp:
     """The ASGI callable. ``extra_routes`` maps ``(METHOD, path)`` to a handler;
     ``on_stored`` is told the refs of every newly stored delivery (to wake workers);
     ``flow`` counts accepted and refused deliveries per vendor (see :mod:`syncd.webhook_flow`);
-    ``hints`` is told what each Jira delivery showed of its issue (:mod:`syncd.issue_hints`)."""
-    return _WebhookApp(sink, config, dict(extra_routes or {}), on_stored, flow or WebhookFlow(), hints)
+    ``hints`` is told what each Jira delivery showed of its issue (:mod:`syncd.issue_hints`);
+    ``echo`` what a Jira delivery of syncd's own change showed (:meth:`syncd.engine.Engine.echo_delivered`)."""
+    return _WebhookApp(sink, config, dict(extra_routes or {}), on_stored, flow or WebhookFlow(), hints, echo)
 
 
 class _WebhookApp:
     def __init__(self, sink: DeliverySink, config: WebhookConfig,
                  extra_routes: dict[tuple[str, str], Handler], on_stored: OnStored | None, flow: WebhookFlow,
-                 hints: IssueHints | None = None):
+                 hints: IssueHints | None = None, echo: OnEcho | None = None):
         self.sink, self.config, self.on_stored, self.flow, self.hints = sink, config, on_stored, flow, hints
+        self.echo = echo
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/healthz"): _healthz, **extra_routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -211,6 +214,8 @@ class _WebhookApp:
                      items=[str(r) for r in parsed.refs])
             status = await self._store(vendor, parsed.delivery_id, body, (), len(body))
             await _send(send, 200, {"status": "own_change" if status == "stored" else status})
+            if self.echo is not None and parsed.hint is not None and status == "stored":
+                await self._echoed(parsed.refs[0].id, parsed.hint)
             return
         if self.hints is not None and parsed.hint is not None:
             # Before the mark: a worker that claims the item finds what the delivery showed.
@@ -249,6 +254,15 @@ class _WebhookApp:
         log.info("webhook_stored", vendor=vendor, delivery_id=delivery_id, items=[str(r) for r in refs])
         self._notify(refs)
         return "stored"
+
+    async def _echoed(self, issue_id: str, hint: IssueHint) -> None:
+        """Answered already: what the echo showed only spares a later read, so a failure
+        here costs that read, nothing else."""
+        assert self.echo is not None
+        try:
+            await asyncio.to_thread(self.echo, issue_id, hint)
+        except Exception as exc:
+            log.error("webhook_echo_failed", error=type(exc).__name__)
 
     def _notify(self, refs: tuple[ItemRef, ...]) -> None:
         if self.on_stored is None:

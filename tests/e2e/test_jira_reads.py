@@ -143,3 +143,47 @@ def test_a_mark_that_says_nothing_of_when_makes_the_issue_read(world: World, dae
         queue.mark_dirty(conn, [issue], "version_released", 0.0, daemon.store.clock())
     quiet(world, daemon)
     assert j.count("getIssue") == reads + 1
+
+
+def test_the_echo_of_a_jira_write_is_not_read_again_when_its_delivery_shows_what_syncd_wrote(
+        world: World, daemon: App, look: Observer) -> None:
+    """syncd's write to the issue comes back as a delivery naming syncd (not queued). It
+    shows the issue's fields right after the write: equal to the read syncd planned from
+    plus what it wrote, so nobody changed a field in between, and the poll that finds
+    the echo queues nothing. An engineer's edit made in between is read by the poll."""
+    z, j = world.zendesk, world.jira
+    ticket, key = escalated(world, daemon, look, "Logins slow")
+    poller(daemon, "jira").poll_once()
+    quiet(world, daemon)
+
+    z.agent_set(ticket, priority="high")
+    assert wait_for(lambda: (look.issue(key) or issue_none()).fields.get("priority") == "High")
+    quiet(world, daemon)
+    reads = j.count("getIssue")
+    assert poller(daemon, "jira").poll_once() == 0
+    quiet(world, daemon)
+    assert j.count("getIssue") == reads
+
+    # An echo showing a field syncd did not hold (an engineer's edit between syncd's read
+    # and its write, whose own delivery was lost) proves nothing: the poll reads the issue.
+    edits = j.count("editIssue")
+
+    def write_priority() -> None:
+        z.agent_set(ticket, priority="urgent")
+        assert wait_for(lambda: j.count("editIssue") > edits)
+
+    echo = held_deliveries(world, write_priority)
+    assert echo, "syncd's write was meant to come back as a delivery"
+    assert wait_for(lambda: (look.issue(key) or issue_none()).fields.get("priority") == "Highest")
+    quiet(world, daemon)
+    for d in echo:
+        doc = json.loads(d.body)
+        doc["issue"]["fields"]["labels"] = ["slow"]
+        world.jira.webhooks.send(d.url, json.dumps(doc).encode(), d.headers)
+    quiet(world, daemon)
+    assert poller(daemon, "jira").poll_once() == 1
+    quiet(world, daemon)
+
+
+def issue_none():  # type: ignore[no-untyped-def]
+    raise AssertionError("the issue is gone")
