@@ -130,19 +130,22 @@ def parse_jira(body: bytes, headers: Headers) -> Parsed:
         raise MalformedPayload("missing_issue")
     stamp = jira_stamp(event, issue, comment)
     return Relevant(delivery_id, (ItemRef("jira", issue_id),), _jira_actor(event, doc.get("user"), comment),
-                    stamp, _jira_hint(event, issue, comment, stamp))
+                    stamp, _jira_hint(event, doc.get("issue_event_type_name"), issue, comment, stamp))
 
 
-def _jira_hint(event: str, issue: Any, comment: Mapping[str, Any] | None, stamp: float | None) -> IssueHint | None:
-    """What the delivery shows of its issue, for the worker (syncd.issue_hints); the
-    issue only from issue events that carry ``fields.updated``."""
+def _jira_hint(event: str, type_name: Any, issue: Any, comment: Mapping[str, Any] | None,
+               stamp: float | None) -> IssueHint | None:
+    """What the delivery shows of its issue, for the worker (syncd.issue_hints): the
+    issue only from issue events that carry ``fields.updated``; the comment only when it
+    was just made (``comment_created``, or ``jira:issue_updated`` of type
+    ``issue_commented``), not an edited or deleted one."""
     if stamp is None:
         return None
     fields = issue.get("fields") if isinstance(issue, dict) else None
     issue_stamp = _jira_time(fields.get("updated")) if isinstance(fields, dict) else None
     shown = issue if event.startswith(JIRA_ISSUE_EVENT_PREFIX) and issue_stamp is not None else None
-    kept = comment if event == "comment_created" or (comment is not None and event.startswith(JIRA_ISSUE_EVENT_PREFIX)) \
-        else None
+    made = event == "comment_created" or (event.startswith(JIRA_ISSUE_EVENT_PREFIX) and type_name == "issue_commented")
+    kept = comment if made else None
     return IssueHint(stamp, shown, kept, issue_stamp if shown is not None else None)
 
 
