@@ -386,8 +386,8 @@ class ReconcileCount:
         engine = app.engine
         original = engine.reconcile
 
-        def counted(ref: ItemRef, dry_run: bool = False):  # type: ignore[no-untyped-def]
-            outcome = original(ref, dry_run)
+        def counted(ref: ItemRef, dry_run: bool = False, reported: float | None = None):  # type: ignore[no-untyped-def]
+            outcome = original(ref, dry_run, reported)
             with self._lock:
                 self.counts["wrote" if outcome.writes else "no-op"] += 1
                 self.counts[f"{ref.system}"] += 1

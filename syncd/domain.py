@@ -177,6 +177,13 @@ class TrackerIssue:
     released_versions: tuple[str, ...]
     comments: tuple[Comment, ...]
     updated_at: datetime
+    # True when a webhook delivery stood in for the read (syncd.issue_hints): the fields are
+    # as of ``updated_at``, the comments those of an older read plus the ones deliveries
+    # carried, so a comment whose deliveries were lost may be missing (the poll counts them).
+    comments_unproven: bool = False
+    # True when syncd wrote fields to the issue after this copy was read (the copy carries
+    # them): a delivery about an older change must then not stand in for a read.
+    written_since_read: bool = False
 
 
 @dataclass(frozen=True)

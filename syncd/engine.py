@@ -18,17 +18,20 @@ module of its own:
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Mapping as TMapping
 
 import structlog
 
 from .aggregates import Aggregates
 from .connectors.base import DeskConnector, TrackerConnector
-from .domain import VERSION_KIND, DeskItem, ItemRef, Link
+from .domain import VERSION_KIND, DeskItem, ItemRef, Link, Side, TrackerIssue
 from .errors import NotFound
 from .escalation import Escalation
 from .field_writes import FieldWriter
 from .intents import IntentWrites
+from .issue_hints import IssueHint, IssueHints
+from .metrics import METRICS
 from .link_reconcile import LinkReconciler
 from .locks import LinkLocks
 from .mapping import Mapping
@@ -50,6 +53,8 @@ class Engine:
         self.store = store
         # What this process last saw of each side of each link (skips re-reading the unchanged side).
         self.snapshots = snapshots if snapshots is not None else SnapshotCache()
+        # What Jira's webhook deliveries showed of each issue (fed by the receiver).
+        self.hints = IssueHints()
         self.desks = desks
         self.tracker = tracker
         self.mappings = mappings
@@ -68,17 +73,21 @@ class Engine:
                                     self.escalation, self.fields)
 
     # -- entry points -----------------------------------------------------
-    def reconcile(self, ref: ItemRef, dry_run: bool = False, outcome: Outcome | None = None) -> Outcome:
+    def reconcile(self, ref: ItemRef, dry_run: bool = False, outcome: Outcome | None = None,
+                  reported: float | None = None) -> Outcome:
         """``outcome``: the caller's, filled in as the writes land, so that a reconcile
         that fails half-way still tells what it wrote (the per-link history records it:
-        :func:`syncd.history.record_failed`)."""
+        :func:`syncd.history.record_failed`).
+        ``reported``: the newest time (epoch seconds) at which the events that queued
+        ``ref`` say it changed, when every one of them said so (the claim's stamp, see
+        :func:`syncd.queue.mark_dirty`); None when any did not, or nothing is known."""
         outcome = Outcome(ref) if outcome is None else outcome
         if ref.is_desk:
             self._reconcile_desk(ref, outcome, dry_run)
         elif ref.kind == VERSION_KIND:
             self._fan_out_version(ref.id, dry_run)
         else:
-            self._reconcile_issue(ref.id, outcome, dry_run)
+            self._reconcile_issue(ref.id, outcome, dry_run, reported)
         return outcome
 
     def link(self, desk_ref: ItemRef, key: str) -> Link:
@@ -111,12 +120,28 @@ class Engine:
             # creating it took a while, and the agent may have edited meanwhile.
             self.links.reconcile(link, outcome, dry_run, desk_item=item, seen=seen.get(link.id, -1))
 
-    def _reconcile_issue(self, issue_id: str, outcome: Outcome, dry_run: bool) -> None:
+    def _reconcile_issue(self, issue_id: str, outcome: Outcome, dry_run: bool, reported: float | None) -> None:
         links = self.store.links_for_issue(issue_id)
         if not links:
             return
         seen = self.store.revisions([l.id for l in links])
-        issue = self.tracker.fetch(issue_id)
+        held = self._held_issue(links, seen, reported) if reported is not None and not dry_run else None
+        delivered = self._delivered_issue(issue_id, links, reported) if reported is not None and not held \
+            and not dry_run else None
+        if held is not None:
+            # Every event that queued the issue is older than what this process already
+            # read of it (a Jira comment fires comment_created *and* jira:issue_updated;
+            # the second finds the first's read): nothing to read again.
+            METRICS.inc("issue_read_skipped")
+            log.info("issue_read_skipped", issue_id=issue_id, reported=reported)
+            issue: TrackerIssue | None = next(iter(held.values()))
+        elif delivered is not None:
+            # The newest event's delivery showed the issue's fields, and no event is newer.
+            METRICS.inc("issue_read_delivered")
+            log.info("issue_read_delivered", issue_id=issue_id, reported=reported)
+            issue = delivered
+        else:
+            issue = self.tracker.fetch(issue_id)
         if issue is None:
             log.info("issue_gone", issue_id=issue_id, links=len(links))
             return
@@ -128,10 +153,74 @@ class Engine:
             self.store.mark_dirty([l.desk for l in links], "issue_key_changed")
         desk_items: list[DeskItem] = []
         for link in links:   # fan-out: every linked desk item in one pass
-            item = self.links.reconcile(link, outcome, dry_run, issue=issue, seen=seen.get(link.id, 0))
+            item = self.links.reconcile(link, outcome, dry_run, issue=held[link.id] if held else issue,
+                                        seen=seen.get(link.id, 0))
             if item is not None:
                 desk_items.append(item)
         self.aggregates.refresh(issue, links, desk_items, outcome, dry_run)
+
+    def _held_issue(self, links: list[Link], seen: TMapping[int, int],
+                    reported: float) -> dict[int, TrackerIssue] | None:
+        """The issue as this process holds it for each link, when for every link that is a
+        read made at the link's current base revision whose ``updated`` is not older than
+        ``reported``: then every change the events reported is in it (Jira stamps
+        milliseconds, and a comment moves the issue's ``updated``), and what syncd wrote
+        since is patched in (:mod:`syncd.snapshots`). None: read the issue."""
+        held: dict[int, TrackerIssue] = {}
+        for link in links:
+            issue = self.snapshots.get(link.id, Side.TRACKER, seen.get(link.id, -1))
+            # A delivery's stand-in (comments unproven) may lack a comment another queued
+            # delivery carries: then the deliveries are looked at again, below.
+            if not isinstance(issue, TrackerIssue) or issue.comments_unproven \
+                    or issue.updated_at.timestamp() < reported:
+                return None
+            held[link.id] = issue
+        return held
+
+    def _delivered_issue(self, issue_id: str, links: list[Link], reported: float) -> TrackerIssue | None:
+        """The issue as the newest webhook delivery showed it (:mod:`syncd.issue_hints`),
+        when that delivery is not older than any event that queued the issue and carries
+        every field a read gives; its comments are those of the last read of the issue
+        this process made plus the ones deliveries carried. None: read the issue."""
+        found = self.hints.delivered(issue_id)
+        if found is None or found.stamp < reported:
+            return None
+        held = [self.snapshots.peek(link.id, Side.TRACKER) for link in links]
+        if not held or not all(isinstance(i, TrackerIssue) for i in held):
+            return None
+        # syncd wrote fields since its last read: the delivery may show the issue from
+        # before that write (Jira writes are unconditional; its stamp is not known), and
+        # would undo it. Read.
+        if any(i.written_since_read for i in held):   # type: ignore[union-attr]
+            return None
+        # Nor may it go back behind what is held (a late delivery, once the newer one was forgotten).
+        if any(i.updated_at.timestamp() > found.stamp for i in held):   # type: ignore[union-attr]
+            return None
+        return self.tracker.from_delivery(found.issue, held[0].comments, found.comments)   # type: ignore[union-attr]
+
+    def echo_delivered(self, issue_id: str, hint: IssueHint) -> None:
+        """A delivery of syncd's own change to the issue (its write's echo: not queued).
+        Where it shows every field as this process holds the issue for a link — the read
+        with syncd's writes patched in — nobody changed a field between that read and
+        the write, so the delivery proves the copy as of its own ``updated``: the copy is
+        kept at that stamp (its comments unproven: the poll counts them, see
+        :mod:`syncd.poll_stamps`), the poll then does not read the echo, and later
+        deliveries may stand in again (``written_since_read`` is cleared). Anything
+        else changes nothing: the poll reads the echo as before."""
+        if hint.issue is None or hint.issue_stamp is None:
+            return
+        links = self.store.links_for_issue(issue_id)
+        seen = self.store.revisions([l.id for l in links])
+        for link in links:
+            held = self.snapshots.get(link.id, Side.TRACKER, seen.get(link.id, -1))
+            if not isinstance(held, TrackerIssue) or held.updated_at.timestamp() > hint.issue_stamp:
+                continue
+            shown = self.tracker.from_delivery(hint.issue, held.comments, ())
+            if shown is None or shown.fields != held.fields or shown.released_versions != held.released_versions:
+                log.info("echo_differs", link=link.id, issue_id=issue_id)
+                continue
+            METRICS.inc("echo_proven")
+            self.snapshots.put(link.id, Side.TRACKER, replace(shown, comments_unproven=True), seen[link.id])
 
     def _fan_out_version(self, version_id: str, dry_run: bool) -> None:
         """A released version changes no issue: queue every linked issue that has

@@ -307,6 +307,9 @@ def _patched(snapshot: DeskItem | TrackerIssue, values: TMapping[str, Value],
         if stamp is None:
             return None
         return replace(snapshot, fields={**snapshot.fields, **values}, updated_at=stamp)
+    if isinstance(snapshot, TrackerIssue):
+        # A Jira delivery older than this write must not stand in for a read (syncd.engine).
+        return replace(snapshot, fields={**snapshot.fields, **values}, written_since_read=True)
     return replace(snapshot, fields={**snapshot.fields, **values})
 
 

@@ -17,6 +17,12 @@ change apart:
   for the difference between the vendor's clock and ours), as the engine requires
   before it plans a write from a remembered item.
 
+A Jira issue reconciled from a webhook delivery instead of a read
+(:mod:`syncd.issue_hints`) has its fields as of its stamp, but its comments are an
+older read's plus those deliveries carried: a comment whose deliveries were all lost
+would be missing. Its stamp counts only while the poll's answer shows the same number
+of comments (the Jira poll asks for them: no extra call).
+
 What syncd *wrote* is not trusted here: a change someone made between syncd's read
 and its write (Jira writes are unconditional), or in the same second after it
 (Zendesk), would end up under syncd's own stamp, and if that change's webhook was
@@ -44,7 +50,8 @@ SETTLED = timedelta(seconds=2)
 class ReconciledStamps:
     def __init__(self, capacity: int = 100_000):
         self.capacity = capacity
-        self._stamps: OrderedDict[ItemRef, datetime] = OrderedDict()
+        # ref → (stamp, comments it must still have: None when the read proved them all)
+        self._stamps: OrderedDict[ItemRef, tuple[datetime, int | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def remember(self, item: DeskItem | TrackerIssue) -> None:
@@ -56,15 +63,20 @@ class ReconciledStamps:
                 # here would still be right, but is of no use any more.
                 self._stamps.pop(item.ref, None)
                 return
-            self._stamps[item.ref] = stamp
+            unproven = isinstance(item, TrackerIssue) and item.comments_unproven
+            self._stamps[item.ref] = (stamp, len(item.comments) if unproven else None)
             self._stamps.move_to_end(item.ref)
             while len(self._stamps) > self.capacity:
                 self._stamps.popitem(last=False)
 
-    def covers(self, ref: ItemRef, updated: datetime) -> bool:
-        """Whether a poll that found ``ref`` at ``updated`` has nothing new to queue."""
+    def covers(self, ref: ItemRef, updated: datetime, comments: int | None = None) -> bool:
+        """Whether a poll that found ``ref`` at ``updated`` (with ``comments`` comments,
+        where the answer says) has nothing new to queue."""
         with self._lock:
-            return self._stamps.get(ref) == updated
+            found = self._stamps.get(ref)
+        if found is None or found[0] != updated:
+            return False
+        return found[1] is None or found[1] == comments
 
     def __len__(self) -> int:
         with self._lock:

@@ -53,13 +53,21 @@ def _held_by(claim: Claim) -> sa.ColumnElement[bool]:
     return sa.and_(d.ref == str(claim.ref), d.fence == claim.fence, d.lease_owner == claim.owner)
 
 
-def mark_dirty(conn: sa.Connection, refs: Iterable[ItemRef], reason: str, delay: float, now: float) -> None:
-    """Insert or coalesce. Sorted so that concurrent markers lock rows in one order (no deadlocks)."""
+def mark_dirty(conn: sa.Connection, refs: Iterable[ItemRef], reason: str, delay: float, now: float,
+               stamp: float | None = None) -> None:
+    """Insert or coalesce. Sorted so that concurrent markers lock rows in one order (no deadlocks).
+
+    ``stamp``: when the vendor says the item changed (a Jira webhook's ``updated``,
+    epoch seconds), or None. The row keeps the newest stamp of all its marks, and NULL
+    for good once any mark came without one: only then does the stamp bound every change
+    the marks stand for (a poll, a released version or syncd's own queueing say nothing
+    of when), and a worker holding a read at least that new may skip reading again."""
     keys = sorted({str(ref) for ref in refs})
     if not keys:
         return
     rows = [
-        {"ref": k, "version": 1, "reason": reason, "due_at": now + delay, "attempts": 0, "dirty_since": now}
+        {"ref": k, "version": 1, "reason": reason, "due_at": now + delay, "attempts": 0, "dirty_since": now,
+         "stamp": stamp}
         for k in keys
     ]
     conn.execute(_upsert(conn.dialect.name, manual=reason == MANUAL and delay == 0), rows)
@@ -78,8 +86,11 @@ def _upsert(dialect: str, manual: bool) -> sa.Insert:
     else:
         # A row under backoff keeps its due time: new events must not hammer a failing vendor.
         changes = {"due_at": sa.case((d.attempts > 0, d.due_at), else_=least(d.due_at, new.due_at))}
+    # NULL sticks (a mark that reported no stamp); otherwise the newer stamp.
+    stamp = sa.case((sa.or_(d.stamp.is_(None), new.stamp.is_(None)), sa.null()),
+                    (d.stamp >= new.stamp, d.stamp), else_=new.stamp)
     return stmt.on_conflict_do_update(
-        index_elements=[d.ref], set_={"version": d.version + 1, "reason": new.reason, **changes}
+        index_elements=[d.ref], set_={"version": d.version + 1, "reason": new.reason, "stamp": stamp, **changes}
     )
 
 
@@ -133,7 +144,8 @@ def _claim_returning(dialect: str) -> sa.Update:
             .values(lease_owner=sa.bindparam("owner_v"), lease_expires=sa.bindparam("expires_v"),
                     fence=_next_fence(sa.bindparam("floor_v", type_=sa.BigInteger)))
             .where(d.ref.in_(due.scalar_subquery()))
-            .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error, d.reason))
+            .returning(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error, d.reason,
+                       d.stamp))
 
 
 @functools.lru_cache(maxsize=None)
@@ -159,14 +171,14 @@ def claim(conn: sa.Connection, owner: str, limit: int, lease_seconds: float, now
             return []
         conn.execute(lease.where(d.ref.in_(keys)))
         taken = conn.execute(sa.select(d.ref, d.version, d.attempts, d.dirty_since, d.due_at, d.fence, d.last_error,
-                                       d.reason)
+                                       d.reason, d.stamp)
                              .where(d.ref.in_(keys)).order_by(d.due_at, d.ref)).all()
     if taken:
         # The counter outlives the row: a token is never handed out twice for one item.
         conn.execute(_fence_upsert(conn.dialect.name),
                      [{"ref": r.ref, "fence": r.fence, "claimed_at": now} for r in taken])
     return [Claim(ItemRef.parse(r.ref), r.version, r.attempts, owner, expires, r.dirty_since, r.fence, r.last_error,
-                  r.reason) for r in taken]
+                  r.reason, r.stamp) for r in taken]
 
 
 def current(conn: sa.Connection, claim: Claim, now: float) -> bool:

@@ -183,7 +183,8 @@ class App:
             max_body_bytes=s.http.max_body_bytes, own_actors=self._own_actors(),
             body_timeout=s.http.body_timeout_seconds, max_headers=s.http.max_headers)
         routes = {("GET", "/readyz"): self._readyz, ("GET", "/metrics"): self._metrics}
-        return make_app(self.store, config, extra_routes=routes, on_stored=self._on_stored, flow=self.webhook_flow)
+        return make_app(self.store, config, extra_routes=routes, on_stored=self._on_stored, flow=self.webhook_flow,
+                        hints=self.engine.hints, echo=self.engine.echo_delivered)
 
     def _own_actors(self) -> dict[str, str]:
         """syncd's own account on each vendor whose webhooks name the actor."""

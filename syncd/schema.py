@@ -73,6 +73,9 @@ dirty = sa.Table(
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("dirty_since", Epoch, nullable=False),
     sa.Column("fence", sa.BigInteger, nullable=True),  # fencing token of the current (or last) claim
+    # The newest vendor stamp (epoch seconds) every mark of the row reported; NULL once one
+    # reported none (migration 0007; syncd.queue.mark_dirty).
+    sa.Column("stamp", Epoch, nullable=True),
     sa.Index("ix_dirty_due_at", "due_at"),
 )
 

@@ -809,15 +809,17 @@ class Store:
     # -- webhook inbox and poll cursors -----------------------------------------------------------
 
     def accept_delivery(
-        self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef], delay: float = 0.0
+        self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef], delay: float = 0.0,
+        stamp: float | None = None,
     ) -> bool:
-        """Store the delivery and mark its items dirty, all or nothing. False = seen before."""
+        """Store the delivery and mark its items dirty, all or nothing. False = seen before.
+        ``stamp``: when the delivery says its item changed (see :func:`syncd.queue.mark_dirty`)."""
         with self._tx() as conn:
             now = self.clock()
             row = {"source": source, "delivery_id": delivery_id, "body": body, "received_at": now}
             if not conn.execute(_inbox_insert(conn.dialect.name), row).rowcount:
                 return False
-            queue.mark_dirty(conn, refs, f"webhook:{source}", delay, now)
+            queue.mark_dirty(conn, refs, f"webhook:{source}", delay, now, stamp)
             return True
 
     @contextmanager

@@ -75,6 +75,7 @@ class Claim:
     fence: int = 0
     last_error: str | None = None      # why its last attempt did not finish (None: it never failed)
     reason: str = ""                   # what marked it dirty last (webhook:jira, poll:zendesk, ...): history's trigger
+    stamp: float | None = None         # newest vendor stamp its marks reported; None: one reported none (queue.mark_dirty)
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,8 @@ class CursorStore(Protocol):
 class DeliverySink(Protocol):
     """The webhook receiver's port."""
 
-    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef]) -> bool:
+    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef],
+                        stamp: float | None = None) -> bool:
         """Store the delivery and mark ``refs`` dirty in one transaction; ``False``
         when ``(source, delivery_id)`` was seen before. May raise ``StoreUnavailable``."""
         ...

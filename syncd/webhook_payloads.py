@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Union
 
 from .domain import VERSION_KIND, ItemRef, parse_id
 from .errors import SyncdError
+from .issue_hints import IssueHint
 
 ZENDESK_EVENT = "ticket_changed"   # the "event" in the trigger body template syncd installs
 JIRA_ISSUE_EVENT_PREFIX = "jira:issue_"
@@ -46,6 +47,10 @@ class Relevant:
     delivery_id: str
     refs: tuple[ItemRef, ...]
     actor: str | None = None
+    # When the payload says its item changed (epoch seconds), for a delivery that says so
+    # soundly (Jira issue and comment events); None otherwise. See jira_stamp().
+    stamp: float | None = None
+    hint: IssueHint | None = None   # what a Jira delivery showed of its issue (syncd.issue_hints)
 
 
 @dataclass(frozen=True)
@@ -123,7 +128,67 @@ def parse_jira(body: bytes, headers: Headers) -> Parsed:
         issue_id = _issue_id_from_comment(comment)
     else:
         raise MalformedPayload("missing_issue")
-    return Relevant(delivery_id, (ItemRef("jira", issue_id),), _jira_actor(event, doc.get("user"), comment))
+    stamp = jira_stamp(event, issue, comment)
+    return Relevant(delivery_id, (ItemRef("jira", issue_id),), _jira_actor(event, doc.get("user"), comment),
+                    stamp, _jira_hint(event, doc.get("issue_event_type_name"), issue, comment, stamp))
+
+
+def _jira_hint(event: str, type_name: Any, issue: Any, comment: Mapping[str, Any] | None,
+               stamp: float | None) -> IssueHint | None:
+    """What the delivery shows of its issue, for the worker (syncd.issue_hints): the
+    issue only from issue events that carry ``fields.updated``; the comment only when it
+    was just made (``comment_created``, or ``jira:issue_updated`` of type
+    ``issue_commented``), not an edited or deleted one."""
+    if stamp is None:
+        return None
+    fields = issue.get("fields") if isinstance(issue, dict) else None
+    issue_stamp = _jira_time(fields.get("updated")) if isinstance(fields, dict) else None
+    shown = issue if event.startswith(JIRA_ISSUE_EVENT_PREFIX) and issue_stamp is not None else None
+    made = event == "comment_created" or (event.startswith(JIRA_ISSUE_EVENT_PREFIX) and type_name == "issue_commented")
+    kept = comment if made else None
+    return IssueHint(stamp, shown, kept, issue_stamp if shown is not None else None)
+
+
+def jira_stamp(event: str, issue: Any, comment: Mapping[str, Any] | None) -> float | None:
+    """When the change the delivery reports was made, in epoch seconds (Jira stamps
+    milliseconds), or None when the payload does not say so soundly.
+
+    * ``jira:issue_created`` / ``jira:issue_updated``: ``issue.fields.updated`` (real
+      deliveries are sent 2–282 ms after it: ../shared/realworld/jira/webhook/
+      jw-issue-updated-*.json, jw-cloud-issue-*.json); with a comment, the later of that
+      and the comment's ``updated`` — a Jira Server ``issue_commented`` delivery carries
+      an issue ``updated`` five minutes *older* than its comment
+      (jw-server-issue-updated-commented.json);
+    * ``comment_created`` / ``comment_updated``: the comment's ``updated`` (Cloud comment
+      deliveries carry a partial issue without ``updated``: jw-cloud-comment-created.json);
+    * deletions: None (a deleted comment's ``updated`` is its last edit, not the deletion).
+    """
+    if event.endswith("_deleted"):
+        return None
+    stamps: list[float] = []
+    fields = issue.get("fields") if isinstance(issue, dict) else None
+    if event.startswith(JIRA_ISSUE_EVENT_PREFIX):
+        found = _jira_time(fields.get("updated") if isinstance(fields, dict) else None)
+        if found is None:
+            return None
+        stamps.append(found)
+    if comment is not None:
+        found = _jira_time(comment.get("updated"))
+        if found is None:
+            return None
+        stamps.append(found)
+    return max(stamps) if stamps else None
+
+
+def _jira_time(text: Any) -> float | None:
+    """``2019-02-16T13:15:16.037-0800`` → epoch seconds; None for anything else."""
+    from datetime import datetime
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    except ValueError:
+        return None
 
 
 _COMMENT_SELF = re.compile(r"/rest/api/[0-9]+/issue/([^/]+)/comment/[^/]+/?\Z")

@@ -22,6 +22,7 @@ import structlog
 
 from .domain import ItemRef
 from .failpoints import failpoint
+from .issue_hints import IssueHint, IssueHints
 from .metrics import METRICS
 from .signatures import DEFAULT_ZENDESK_TOLERANCE, SignatureInvalid, verify_intercom, verify_jira, verify_zendesk
 from .schema import inbox
@@ -63,6 +64,7 @@ class Response:
 # its own thread); ``/healthz`` is answered on the loop itself, touching nothing.
 Handler = Callable[[], Response] | Callable[[], Awaitable[Response]]
 OnStored = Callable[[tuple[ItemRef, ...]], None]   # runs on the event loop: must not block
+OnEcho = Callable[[str, "IssueHint"], None]         # runs on a thread: may read the database
 
 
 def _utc_now() -> datetime:
@@ -111,17 +113,22 @@ class _ClientGone(Exception):
 
 def make_app(sink: DeliverySink, config: WebhookConfig,
              extra_routes: Mapping[tuple[str, str], Handler] | None = None,
-             on_stored: OnStored | None = None, flow: WebhookFlow | None = None) -> ASGIApp:
+             on_stored: OnStored | None = None, flow: WebhookFlow | None = None,
+             hints: IssueHints | None = None, echo: OnEcho | None = None) -> ASGIApp:
     """The ASGI callable. ``extra_routes`` maps ``(METHOD, path)`` to a handler;
     ``on_stored`` is told the refs of every newly stored delivery (to wake workers);
-    ``flow`` counts accepted and refused deliveries per vendor (see :mod:`syncd.webhook_flow`)."""
-    return _WebhookApp(sink, config, dict(extra_routes or {}), on_stored, flow or WebhookFlow())
+    ``flow`` counts accepted and refused deliveries per vendor (see :mod:`syncd.webhook_flow`);
+    ``hints`` is told what each Jira delivery showed of its issue (:mod:`syncd.issue_hints`);
+    ``echo`` what a Jira delivery of syncd's own change showed (:meth:`syncd.engine.Engine.echo_delivered`)."""
+    return _WebhookApp(sink, config, dict(extra_routes or {}), on_stored, flow or WebhookFlow(), hints, echo)
 
 
 class _WebhookApp:
     def __init__(self, sink: DeliverySink, config: WebhookConfig,
-                 extra_routes: dict[tuple[str, str], Handler], on_stored: OnStored | None, flow: WebhookFlow):
-        self.sink, self.config, self.on_stored, self.flow = sink, config, on_stored, flow
+                 extra_routes: dict[tuple[str, str], Handler], on_stored: OnStored | None, flow: WebhookFlow,
+                 hints: IssueHints | None = None, echo: OnEcho | None = None):
+        self.sink, self.config, self.on_stored, self.flow, self.hints = sink, config, on_stored, flow, hints
+        self.echo = echo
         self.routes: dict[tuple[str, str], Handler] = {("GET", "/healthz"): _healthz, **extra_routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -207,8 +214,13 @@ class _WebhookApp:
                      items=[str(r) for r in parsed.refs])
             status = await self._store(vendor, parsed.delivery_id, body, (), len(body))
             await _send(send, 200, {"status": "own_change" if status == "stored" else status})
+            if self.echo is not None and parsed.hint is not None and status == "stored":
+                await self._echoed(parsed.refs[0].id, parsed.hint)
             return
-        status = await self._store(vendor, parsed.delivery_id, body, parsed.refs, len(body))
+        if self.hints is not None and parsed.hint is not None:
+            # Before the mark: a worker that claims the item finds what the delivery showed.
+            self.hints.note(parsed.refs[0].id, parsed.hint)
+        status = await self._store(vendor, parsed.delivery_id, body, parsed.refs, len(body), parsed.stamp)
         await _send(send, 200, {"status": status})
 
     def _verify(self, vendor: str, secret: bytes, body: bytes, headers: Headers) -> None:
@@ -222,11 +234,12 @@ class _WebhookApp:
             verify_intercom(secret, body, headers.get("x-hub-signature"))
 
     async def _store(self, vendor: str, delivery_id: str, body: bytes,
-                     refs: tuple[ItemRef, ...], size: int) -> str:
+                     refs: tuple[ItemRef, ...], size: int, stamp: float | None = None) -> str:
         try:
             # The one blocking call of the request: off the event loop, so other
             # deliveries keep being answered while the database commits.
-            stored = await asyncio.to_thread(self.sink.accept_delivery, vendor, delivery_id, body, refs)
+            stored = await asyncio.to_thread(self.sink.accept_delivery, vendor, delivery_id, body, refs,
+                                             stamp=stamp)
         except StoreUnavailable:
             # Nothing was stored: 503 makes the vendor retry later.
             raise _Refusal(503, "store_unavailable", size) from None
@@ -241,6 +254,15 @@ class _WebhookApp:
         log.info("webhook_stored", vendor=vendor, delivery_id=delivery_id, items=[str(r) for r in refs])
         self._notify(refs)
         return "stored"
+
+    async def _echoed(self, issue_id: str, hint: IssueHint) -> None:
+        """Answered already: what the echo showed only spares a later read, so a failure
+        here costs that read, nothing else."""
+        assert self.echo is not None
+        try:
+            await asyncio.to_thread(self.echo, issue_id, hint)
+        except Exception as exc:
+            log.error("webhook_echo_failed", error=type(exc).__name__)
 
     def _notify(self, refs: tuple[ItemRef, ...]) -> None:
         if self.on_stored is None:

@@ -212,7 +212,7 @@ class WorkerPool:
         try:
             try:
                 with wait_limit(self.settings.lease_seconds * self.settings.max_wait_fraction):
-                    self.engine.reconcile(claim.ref, outcome=outcome)
+                    self.engine.reconcile(claim.ref, outcome=outcome, reported=claim.stamp)
             except Exception as e:
                 # Writes that landed before the failure are done for good: the next attempt
                 # finds them done and does not write (or record) them again.

@@ -35,6 +35,9 @@ class PollPage:
     # Each item's ``updated`` as the poll saw it, where the vendor said: the poller
     # leaves out an item still at the stamp of syncd's last reconcile of it.
     stamps: Mapping[ItemRef, datetime] = field(default_factory=dict)
+    # Each item's number of comments, where the answer says (Jira): a reconcile whose
+    # comments were not all read (syncd.issue_hints) is trusted only while it matches.
+    comment_counts: Mapping[ItemRef, int] = field(default_factory=dict)
 
 
 def polled_stamps(kind: str, items: Iterable[Mapping[str, Any]],
@@ -107,6 +110,11 @@ class TrackerConnector(Protocol):
 
     def resolve_key(self, key: str) -> TrackerIssue | None:
         """By key (an old key of a moved issue resolves too); ``None`` when unknown."""
+
+    def from_delivery(self, raw: Mapping[str, Any], known: tuple[Comment, ...],
+                      delivered: Sequence[Mapping[str, Any]]) -> TrackerIssue | None:
+        """The issue as a webhook delivery's ``issue`` showed it, with ``known`` comments
+        (an older read's) and ``delivered`` ones; None when it cannot stand in for a read."""
 
     def create_issue(self, spec: IssueSpec, origin: str) -> TrackerIssue:
         """Create, carrying ``origin`` (e.g. ``zendesk:123``) in an issue entity

@@ -273,6 +273,38 @@ class JiraConnector:
         comments = embedded if embedded is not None else self._comments(raw["id"])
         return self._issue(raw, _with_files(comments, (raw.get("fields") or {}).get("attachment") or []))
 
+    def from_delivery(self, raw: Mapping[str, Any], known: tuple[Comment, ...],
+                      delivered: Sequence[Mapping[str, Any]]) -> TrackerIssue | None:
+        """The issue as a webhook delivery showed it (``issue`` of a ``jira:issue_*``
+        delivery: REST v2 shapes, as :meth:`fetch` reads them), or None when it lacks
+        anything a read gives (a field the mapping needs, ``updated``, the attachments):
+        then it cannot stand in for the read.
+
+        Real Cloud deliveries carry no comments (../shared/realworld/jira/webhook/
+        jw-issue-updated-*.json), a Jira Server one may carry the whole page
+        (jw-server-issue-updated-commented.json). Without it the comments are ``known``
+        (an older read's) plus ``delivered`` (those deliveries carried), and the issue
+        says so (``comments_unproven``)."""
+        fields = raw.get("fields")
+        if not isinstance(fields, dict) or any(name not in fields for name in
+                                               READ_FIELDS + self.extra_fields + ("attachment",)):
+            return None
+        if not ISSUE_ID.fullmatch(str(raw.get("id", ""))) or not isinstance(raw.get("key"), str):
+            return None
+        try:
+            embedded = self._embedded_comments(raw)
+            if embedded is None:
+                by_id = {c.id: c for c in known}
+                for c in delivered:
+                    by_id.setdefault(str(c["id"]), self._comment(c))
+                comments = tuple(sorted(by_id.values(), key=lambda c: (c.created_at, c.id)))
+            else:
+                comments = embedded
+            issue = self._issue(raw, _with_files(comments, fields.get("attachment") or []))
+        except (KeyError, ValueError, TypeError):
+            return None
+        return replace(issue, comments_unproven=embedded is None)
+
     def resolve_key(self, key: str) -> TrackerIssue | None:
         """The issue with this key (``ENG-42``); a key is checked before it goes into
         a URL path (``../`` or ``?`` would address another resource)."""
@@ -516,8 +548,11 @@ class JiraConnector:
         seen: dict[str, str] = state.get("seen", {})
         fresh: list[ItemRef] = []
         stamps: dict[ItemRef, datetime] = {}
+        counts: dict[ItemRef, int] = {}
         newest = state["t"]
-        for raw in itertools.chain.from_iterable(self._search(jql, ["updated"], page_size)):
+        # "comment" rides along (its page's total): an issue reconciled from a webhook
+        # delivery, whose comments were not all read, is trusted only while it matches.
+        for raw in itertools.chain.from_iterable(self._search(jql, ["updated", "comment"], page_size)):
             updated = raw["fields"]["updated"]
             found, refused = vendor_refs("jira", [raw.get("id")])
             if refused:
@@ -528,11 +563,14 @@ class JiraConnector:
                 fresh.append(ref)
                 seen[ref.id] = updated
                 stamps[ref] = parse_jira_time(updated)
+                page = raw["fields"].get("comment")
+                if isinstance(page, dict) and isinstance(page.get("total"), int):
+                    counts[ref] = page["total"]
             newest = max(newest, parse_jira_time(updated).timestamp())
         newest = max(newest, now.timestamp() - overlap)
         horizon = newest - overlap - 60    # older than any later window's (minute-truncated) start
         seen = {k: v for k, v in seen.items() if parse_jira_time(v).timestamp() >= horizon}
-        return PollPage(tuple(fresh), json.dumps({"t": newest, "seen": seen}), stamps=stamps)
+        return PollPage(tuple(fresh), json.dumps({"t": newest, "seen": seen}), stamps=stamps, comment_counts=counts)
 
 
 __all__ = ["JiraConnector", "JiraAccess"]

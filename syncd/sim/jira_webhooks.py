@@ -16,6 +16,11 @@ from syncd.sim.jira_search import jql_matches, parse_jql
 from syncd.sim.jira_state import Change, JiraState
 
 
+# The issue fields a Jira Cloud comment_created/updated/deleted delivery carries
+# (../shared/realworld/jira/webhook/jw-cloud-comment-created.json, -updated, -deleted).
+COMMENT_EVENT_FIELDS = ("summary", "issuetype", "project", "assignee", "priority", "status")
+
+
 def _user_date(iso_date: str) -> str:
     """``2020-09-09`` → ``09/Sep/20``, Jira's user-facing date (recorded in
     ../shared/realworld/jira/webhook/jw-version-released.json)."""
@@ -44,8 +49,12 @@ def event_body(sim: JiraState, event: str, rec: IssueRec, actor: str, change: Ch
         # updateAuthor say who (recorded: ../shared/realworld/jira/webhook/
         # jw-cloud-comment-created.json, jw-cloud-comment-updated.json).
         body["user"] = user_json(sim, actor, "2")
+    # Issue events carry the issue's fields, without its comments (recorded Cloud
+    # deliveries: jw-issue-updated-*.json, jw-cloud-issue-*.json); comment events only a
+    # few fields and no ``updated`` (jw-cloud-comment-created.json: COMMENT_EVENT_FIELDS).
+    shown = COMMENT_EVENT_FIELDS if event.startswith("comment_") else [f for f in ISSUE_FIELDS if f != "comment"]
     body["issue"] = {"id": str(rec.id), "self": sim.url("2", f"issue/{rec.id}"), "key": rec.key,
-                     "fields": {f: field_value(sim, rec, f, "2") for f in ISSUE_FIELDS if f != "comment"}}
+                     "fields": {f: field_value(sim, rec, f, "2") for f in shown}}
     if change is not None and change.items:
         history = str(rec.changelog[-1].id) if rec.changelog and event != "jira:issue_created" \
             else str(sim.next_id())

@@ -112,6 +112,14 @@ class WebhookSender:
                 rng.shuffle(self._queue)
             self._cv.notify_all()
 
+    def take_held(self) -> list[Delivery]:
+        """Remove and return every delivery not attempted yet (while ``paused``: a test
+        then sends them on one at a time, in the order it wants)."""
+        with self._cv:
+            held = [d for d in self._queue if d.attempt == 0]
+            self._queue = [d for d in self._queue if d.attempt != 0]
+            return held
+
     def pending(self) -> int:
         with self._cv:
             return len(self._queue) + self._inflight

@@ -134,7 +134,7 @@ class _StuckEngine:
     def __init__(self) -> None:
         self.release = threading.Event()
 
-    def reconcile(self, ref: ItemRef, dry_run: bool = False, outcome: object = None):
+    def reconcile(self, ref: ItemRef, dry_run: bool = False, outcome: object = None, reported: float | None = None):
         self.release.wait(60)
         return outcome
 

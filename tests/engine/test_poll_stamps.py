@@ -70,3 +70,15 @@ def test_polled_stamps_keep_the_newest_and_skip_what_does_not_parse():
         return at
 
     assert polled_stamps("zendesk", items, stamp_of) == {TICKET: later}
+
+
+def test_a_delivery_stand_in_counts_only_while_the_poll_shows_as_many_comments():
+    """A Jira delivery stood in for the read: its comments are an older read's, so one made
+    in between whose deliveries were lost is missing. The poll's comment count tells."""
+    stamps = ReconciledStamps()
+    stamps.remember(replace(issue(), comments_unproven=True))
+    assert stamps.covers(ISSUE, T0, comments=0)
+    assert not stamps.covers(ISSUE, T0, comments=1)
+    assert not stamps.covers(ISSUE, T0)            # an answer that did not say
+    stamps.remember(issue())                       # a read proves them all
+    assert stamps.covers(ISSUE, T0)

@@ -24,9 +24,10 @@ class SwappableStore:
     def __init__(self) -> None:
         self.target: Store | None = None
 
-    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef]) -> bool:
+    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef],
+                        stamp: float | None = None) -> bool:
         assert self.target is not None
-        return self.target.accept_delivery(source, delivery_id, body, refs)
+        return self.target.accept_delivery(source, delivery_id, body, refs, stamp=stamp)
 
 
 class Receiver:

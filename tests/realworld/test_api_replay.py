@@ -12,6 +12,7 @@ that operation.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -495,3 +496,56 @@ def test_a_contact_id_that_is_not_an_id_goes_into_no_url(replay):
     item = conn.fetch(ItemRef("intercom:conversation", "503"))
     assert item is not None and item.requester is None
     assert not [s for s in replay.seen if ".." in s.path or s.path == "/admins"]
+
+
+# -- Jira deliveries standing in for a read (issue 16) -------------------------------
+
+JIRA_DELIVERIES = {e["id"]: e for e in entries(vendor="jira", channel="webhook")}
+
+
+def _delivered(replay, name: str):  # type: ignore[no-untyped-def]
+    """What syncd makes of a recorded Jira delivery: its stamp, and the issue it would
+    stand in with (comments known from an older read: none here)."""
+    from syncd.webhook_payloads import Relevant, parse_jira
+    parsed = parse_jira(json.dumps(doc_of(JIRA_DELIVERIES[name])).encode(), {})
+    assert isinstance(parsed, Relevant)
+    hint = parsed.hint
+    shown = None if hint is None or hint.issue is None else jira(replay).from_delivery(
+        hint.issue, (), (hint.comment,) if hint.comment else ())
+    return parsed.stamp, shown
+
+
+@pytest.mark.parametrize("name, status, priority", [
+    ("jw-issue-updated-priority", "To Do", "High"),
+    ("jw-issue-updated-resolved", "Done", "High"),
+    ("jw-cloud-issue-updated-custom", None, None),
+])
+def test_a_recorded_cloud_issue_delivery_stands_in_with_the_fields_a_read_gives(replay, name, status, priority):
+    stamp, shown = _delivered(replay, name)
+    fields = doc_of(JIRA_DELIVERIES[name])["issue"]["fields"]
+    assert shown is not None and stamp == shown.updated_at.timestamp()
+    assert shown.updated_at == datetime.strptime(fields["updated"], "%Y-%m-%dT%H:%M:%S.%f%z")
+    if status is not None:
+        assert (shown.fields["status"], shown.fields["priority"]) == (status, priority)
+    # Cloud deliveries carry no comments: what stands in says its comments are unproven.
+    assert shown.comments_unproven
+
+
+def test_a_recorded_server_delivery_with_its_comment_page_proves_its_comments(replay):
+    stamp, shown = _delivered(replay, "jw-server-issue-updated-commented")
+    body = doc_of(JIRA_DELIVERIES["jw-server-issue-updated-commented"])
+    assert shown is not None and not shown.comments_unproven and len(shown.comments) == 10
+    # The delivery's issue `updated` is five minutes older than its comment: the stamp is the comment's.
+    assert stamp == datetime.strptime(body["comment"]["updated"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    assert stamp > shown.updated_at.timestamp()
+
+
+@pytest.mark.parametrize("name", ["jw-cloud-comment-created", "jw-issue-updated-assigned-empty-changelog",
+                                  "jw-cloud-comment-deleted", "jw-issue-deleted"])
+def test_a_recorded_partial_delivery_does_not_stand_in(replay, name):
+    """A Cloud comment event's issue has six fields and no ``updated``; a 2024 assignment
+    delivery seven; deletions say nothing of when: the worker reads."""
+    stamp, shown = _delivered(replay, name)
+    assert shown is None
+    if name.endswith("deleted"):
+        assert stamp is None

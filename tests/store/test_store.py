@@ -22,6 +22,9 @@ from syncd.store import Fenced, LinkNotFound, StaleBase, Store, StoreError, Stor
 Z1, Z2, Z3 = ItemRef("zendesk", "1"), ItemRef("zendesk", "2"), ItemRef("zendesk", "3")
 IC = ItemRef("intercom:conversation", "9")
 
+# The newest migration: a new one must move this (and be run by upgrade).
+HEAD = "0007"
+
 
 def no_backoff(_attempts: int) -> float:
     return 0.0
@@ -35,7 +38,7 @@ def test_upgrade_on_empty_db_matches_schema_module(db_url: str) -> None:
     try:
         assert store.current_revision() is None
         store.upgrade()
-        assert store.current_revision() == "0006"
+        assert store.current_revision() == HEAD
     finally:
         store.close()
     engine = sa.create_engine(db_url)
@@ -50,7 +53,7 @@ def test_upgrade_is_idempotent_and_keeps_data(store: Store) -> None:
     link = store.add_link(Z1, "10001", "ABC-1")
     store.upgrade()
     store.upgrade()
-    assert store.current_revision() == "0006"
+    assert store.current_revision() == HEAD
     assert store.get_link(link.id) == link
 
 
@@ -66,10 +69,10 @@ def test_two_processes_upgrading_at_once_both_succeed(db_url: str) -> None:
     for racer in racers:
         out, err = racer.communicate(timeout=60)
         assert racer.returncode == 0, err.decode()
-        assert out.decode().strip().splitlines()[-1] == "0006"
+        assert out.decode().strip().splitlines()[-1] == HEAD
     store = Store.open(db_url)
     try:
-        assert store.current_revision() == "0006"
+        assert store.current_revision() == HEAD
     finally:
         store.close()
 
@@ -91,7 +94,7 @@ def test_upgrades_in_threads_of_one_process_do_not_collide(db_url: str) -> None:
         t.join(30)
     try:
         assert errors == []
-        assert [s.current_revision() for s in stores] == ["0006", "0006"]
+        assert [s.current_revision() for s in stores] == [HEAD, HEAD]
     finally:
         for s in stores:
             s.close()
@@ -545,3 +548,18 @@ def test_postgres_sessions_ask_the_server_for_keepalives_too(db_url: str) -> Non
         engine.dispose()
     assert shown == {"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3",
                      "tcp_user_timeout": "20000", "statement_timeout": "30s"}, shown
+
+
+def test_a_claim_carries_the_newest_stamp_only_when_every_mark_had_one(store: Store) -> None:
+    """The engine skips reading an issue it read at least as recently as the claim's stamp:
+    that is sound only if the stamp bounds *every* change the marks stand for, so one mark
+    without a stamp (a poll, a released version, syncd's own queueing) clears it for good."""
+    j1, j2 = ItemRef("jira", "10001"), ItemRef("jira", "10002")
+    store.accept_delivery("jira", "d-1", b"{}", [j1], stamp=100.5)
+    store.accept_delivery("jira", "d-2", b"{}", [j1], stamp=90.25)     # older, arrived later
+    store.accept_delivery("jira", "d-3", b"{}", [j2], stamp=100.5)
+    store.mark_dirty([j2], "version_released")
+    store.accept_delivery("jira", "d-4", b"{}", [j2], stamp=200.0)
+    claims = {c.ref: c for c in store.claim("w", 10, 30)}
+    assert claims[j1].stamp == 100.5
+    assert claims[j2].stamp is None

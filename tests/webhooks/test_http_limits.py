@@ -33,7 +33,8 @@ class ListSink:
     def __init__(self) -> None:
         self.stored: list[tuple[str, str, bytes]] = []
 
-    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef]) -> bool:
+    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef],
+                        stamp: float | None = None) -> bool:
         self.stored.append((source, delivery_id, body))
         return True
 

@@ -48,7 +48,8 @@ class SqliteSink:
         self.unavailable = False
         self.gate: threading.Event | None = None   # when set, accept_delivery waits for it
 
-    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef]) -> bool:
+    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef],
+                        stamp: float | None = None) -> bool:
         if self.gate is not None:
             self.gate.wait(5)
         with self.lock:
@@ -97,7 +98,8 @@ class CurrentSink:
         self.target = SqliteSink()
         self.woken: list[tuple[ItemRef, ...]] = []
 
-    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef]) -> bool:
+    def accept_delivery(self, source: str, delivery_id: str, body: bytes, refs: Sequence[ItemRef],
+                        stamp: float | None = None) -> bool:
         return self.target.accept_delivery(source, delivery_id, body, refs)
 
     def wake(self, refs: tuple[ItemRef, ...]) -> None:
