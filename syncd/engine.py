@@ -24,7 +24,7 @@ import structlog
 
 from .aggregates import Aggregates
 from .connectors.base import DeskConnector, TrackerConnector
-from .domain import VERSION_KIND, DeskItem, ItemRef, Link
+from .domain import VERSION_KIND, DeskItem, ItemRef, Link, TrackerIssue
 from .errors import NotFound
 from .escalation import Escalation
 from .field_writes import FieldWriter
@@ -124,11 +124,16 @@ class Engine:
             # Each desk item shows the key: refresh it there too.
             self.store.mark_dirty([l.desk for l in links], "issue_key_changed")
         desk_items: list[DeskItem] = []
-        for link in links:   # fan-out: every linked desk item in one pass
-            item = self.links.reconcile(link, outcome, dry_run, issue=issue, seen=seen.get(link.id, 0))
-            if item is not None:
-                desk_items.append(item)
-        self.aggregates.refresh(issue, links, desk_items, outcome, dry_run)
+        current: TrackerIssue | None = issue
+        for i, link in enumerate(links):   # fan-out: every linked desk item in one pass
+            # Each link is planned from the issue as the links before it left it: a value one
+            # wrote (say the desk status fan-out reopened) is not written again by the next.
+            done = self.links.reconcile(link, outcome, dry_run, issue=current, seen=seen.get(link.id, 0),
+                                        covered=frozenset(l.id for l in links[i + 1:]))
+            if done.item is not None:
+                desk_items.append(done.item)
+            current = done.issue
+        self.aggregates.refresh(current or issue, links, desk_items, outcome, dry_run)
 
     def _fan_out_version(self, version_id: str, dry_run: bool) -> None:
         """A released version changes no issue: queue every linked issue that has

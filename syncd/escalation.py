@@ -21,7 +21,7 @@ from .connectors.base import DeskConnector, TrackerConnector
 from .domain import DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import NotFound, RateLimited
 from .failpoints import failpoint
-from .fencing import current_claim
+from .fencing import current_claim, still_held
 from .field_writes import FieldWriter
 from .intents import IntentWrites, age, recovered
 from .locks import LinkLocks
@@ -129,7 +129,13 @@ class Escalation:
         outcome.writes.append(Write(issue.key, "create", f"created for {origin}: {spec.summary}"))
         METRICS.inc("issues_created")
         log.info("issue_created", desk=origin, issue=issue.key, issue_id=issue.ref.id)
-        return self._repair_duplicate_issues(origin, issue)
+        # A second issue for this origin can only come from a create that raced ours: one
+        # whose claim was taken while it was frozen (then ours is no longer held), or the
+        # earlier attempt of an intent we took over. On the happy path (our own fresh
+        # intent, our claim still held) nobody else may create it: no search (issue 16).
+        if intent is not None or not still_held():
+            return self._repair_duplicate_issues(origin, issue)
+        return issue
 
     def _repair_duplicate_issues(self, origin: str, made: TrackerIssue) -> TrackerIssue:
         """After a create: every issue carrying the origin's label. More than one means a

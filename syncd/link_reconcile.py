@@ -16,7 +16,7 @@ from typing import Mapping as TMapping, Sequence
 import structlog
 
 from .history import attributed
-from .connectors.base import DeskConnector, TrackerConnector
+from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
 from .domain import BaseEntry, Comment, DeskItem, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import Conflict
 from .escalation import Escalation, create_key
@@ -48,6 +48,17 @@ class _Sides:
 
 
 @dataclass(frozen=True)
+class Reconciled:
+    """What one link's reconcile leaves: the desk item as read (None when it is gone) and
+    the issue as it now stands with this reconcile's writes (None when not known without a
+    read: not read at all, or its status moved). The next link of the same issue is planned
+    from that issue, so a value one link wrote is not written again by the next (fan-out)."""
+
+    item: DeskItem | None
+    issue: TrackerIssue | None = None
+
+
+@dataclass(frozen=True)
 class _Planned:
     item: DeskItem
     issue: TrackerIssue
@@ -69,20 +80,22 @@ class LinkReconciler:
         self.fields = fields
 
     def reconcile(self, link: Link, outcome: Outcome, dry_run: bool, desk_item: DeskItem | None = None,
-                  issue: TrackerIssue | None = None, seen: int = 0) -> DeskItem | None:
+                  issue: TrackerIssue | None = None, seen: int = 0,
+                  covered: frozenset[int] = frozenset()) -> Reconciled:
         """``seen``: the link's base revision before ``desk_item``/``issue`` were read.
         Given one side (the one that changed), the other may come from the snapshot
-        cache (see :mod:`syncd.snapshots` for when that is safe). Returns the desk item
-        as read (None when it is gone). Every write made meanwhile is the link's, with why
-        (its history: syncd.history)."""
+        cache (see :mod:`syncd.snapshots` for when that is safe). ``covered``: the other
+        links of the issue this pass reconciles next, from the issue this one returns
+        (a value written to the issue need not queue them again). Every write made
+        meanwhile is the link's, with why (its history: syncd.history)."""
         writes, plans = len(outcome.writes), len(outcome.plans)
         try:
-            return self._sync(link, outcome, dry_run, desk_item, issue, seen)
+            return self._sync(link, outcome, dry_run, desk_item, issue, seen, covered)
         finally:
             outcome.writes[writes:] = attributed(outcome.writes[writes:], link, outcome.plans[plans:])
 
     def _sync(self, link: Link, outcome: Outcome, dry_run: bool, desk_item: DeskItem | None,
-              issue: TrackerIssue | None, seen: int) -> DeskItem | None:
+              issue: TrackerIssue | None, seen: int, covered: frozenset[int]) -> Reconciled:
         with self.locks.hold(link.id):
             # Base and intents in one read; read again only after something changed them.
             state = self.store.link_state(link.id, (create_key(link.desk),))
@@ -91,13 +104,12 @@ class LinkReconciler:
             sides = self._starting_sides(link, state.revision, seen, desk_item, issue, dry_run)
             planned = self._read_and_plan(link, sides, state, outcome, dry_run)
             if not isinstance(planned, _Planned):
-                return planned
+                return Reconciled(planned)
             self._report(link, planned.plan, outcome)
             if dry_run:
                 describe(planned.plan, link, outcome)
-            else:
-                self._carry_out(link, planned, state, outcome)
-            return planned.item
+                return Reconciled(planned.item, planned.issue)
+            return Reconciled(planned.item, self._carry_out(link, planned, state, outcome, covered))
 
     # -- the steps ---------------------------------------------------------
     def _starting_sides(self, link: Link, revision: int, seen: int, desk_item: DeskItem | None,
@@ -161,15 +173,20 @@ class LinkReconciler:
             elif d.kind == "unmapped":
                 log.info("field_unmapped", link=link.id, field=d.field, detail=d.detail)
 
-    def _carry_out(self, link: Link, planned: _Planned, state: LinkState, outcome: Outcome) -> None:
+    def _carry_out(self, link: Link, planned: _Planned, state: LinkState, outcome: Outcome,
+                   covered: frozenset[int]) -> TrackerIssue | None:
         """Make the writes, store the new base under the revision it was planned from, and
-        remember what each side now holds. ``state`` is the link as first read."""
+        remember what each side now holds. ``state`` is the link as first read. Returns the
+        issue as it now stands (see :class:`Reconciled`)."""
         base, revision = state.base, state.revision
         try:
-            new_base, posted = self._apply(link, planned, base, outcome)
+            new_base, posted, written = self._apply(link, planned, base, outcome, covered)
         except Conflict:
             self._write_conflict(link, base, revision, outcome)
-            return
+            return planned.issue     # desk fields go first: nothing was written to the issue
+        issue = _patched(planned.issue, written, None, False)
+        for comment in posted[Side.TRACKER]:
+            issue = with_comment(issue, comment) if issue is not None else None
         if new_base != base:
             try:
                 revision = self.store.put_base(link.id, new_base, revision)
@@ -179,8 +196,9 @@ class LinkReconciler:
                 log.info("base_moved", link=link.id)
                 self._unfinished(link, outcome, "base_moved")
                 self._forget(link)
-                return
+                return issue   # type: ignore[return-value]
         self._remember(link, planned, posted, revision)
+        return issue   # type: ignore[return-value]
 
     def _write_conflict(self, link: Link, base: TMapping[str, BaseEntry], revision: int, outcome: Outcome) -> None:
         """The desk refused a safe update: someone edited the item since it was read. Nothing
@@ -201,20 +219,30 @@ class LinkReconciler:
         self._unfinished(link, outcome, "write_conflict")
 
     # -- writes ------------------------------------------------------------
-    def _apply(self, link: Link, planned: _Planned, base: TMapping[str, BaseEntry],
-               outcome: Outcome) -> tuple[dict[str, BaseEntry], dict[Side, list[Comment]]]:
-        """Make the plan's writes; returns the base to store and the comments posted, by side."""
+    def _apply(self, link: Link, planned: _Planned, base: TMapping[str, BaseEntry], outcome: Outcome,
+               covered: frozenset[int]) -> tuple[dict[str, BaseEntry], dict[Side, list[Comment]], dict[str, Value]]:
+        """Make the plan's writes; returns the base to store, the comments posted, by side,
+        and the values written to the issue.
+        One write per desk item: its fields and its internal notes go in one request
+        (:meth:`_write_desk`), first, so a refused safe update leaves nothing else written."""
         p, item, issue = planned.plan, planned.item, planned.issue
         new_base = dict(p.new_base)
         posted: dict[Side, list[Comment]] = {Side.DESK: [], Side.TRACKER: []}
+        written: dict[str, Value] = {}
         for side, ref, key in ((Side.DESK, item.ref, None), (Side.TRACKER, issue.ref, issue.key)):
             writes = {w.locator: w.value for w in p.field_writes if w.side is side}
+            if side is Side.DESK:
+                failed, notes = self._write_desk(link, item, writes, p, outcome)
+                posted[Side.DESK].extend(notes)
+            elif writes:
+                failed = self.fields.write(side, ref, key, writes, outcome)
             if not writes:
                 continue
-            failed = self.fields.write(side, ref, key, writes, outcome,
-                                       expect=item.updated_at if side is Side.DESK else None)
             if len(failed) < len(writes):
-                self._queue_siblings(link, side, ref)
+                self._queue_siblings(link, side, ref, covered)
+            if side is Side.TRACKER:
+                refused = {f.locator for f in failed}
+                written = {k: v for k, v in writes.items() if k not in refused}
             for failure in failed:
                 for w in p.field_writes:
                     if w.side is side and w.locator == failure.locator:
@@ -226,15 +254,43 @@ class LinkReconciler:
         for cw in p.comment_writes:
             posted[cw.side].extend(self.intents.post_comment(link, cw, outcome))
         for note in p.notes:
-            posted[Side.DESK].extend(self.intents.post_note(link, note, outcome))
-        return new_base, posted
+            if note.public:
+                posted[Side.DESK].extend(self.intents.post_note(link, note, outcome))
+        return new_base, posted, written
 
-    def _queue_siblings(self, link: Link, side: Side, ref: ItemRef) -> None:
+    def _write_desk(self, link: Link, item: DeskItem, writes: dict[str, Value], p: Plan,
+                    outcome: Outcome) -> tuple[Sequence[FieldFailure], tuple[Comment, ...]]:
+        """The desk item's field writes and internal notes as one request: the notes joined
+        into one comment behind their intents (:meth:`IntentWrites.post_notes`), the fields
+        (set-values, idempotent) riding along. Fields alone when every note is recorded
+        already (another attempt owns or made it). Returns the refused fields and the note."""
+        notes = [n for n in p.notes if not n.public]
+        failed: list[FieldFailure] = []
+        carried = False
+
+        def write(body: str, public: bool) -> str:
+            nonlocal carried
+            if not writes:
+                return self.desks[link.desk.system].add_comment(link.desk, body, public)
+            carried = True
+            done = self.fields.write_with_comment(item.ref, writes, body, public, outcome, expect=item.updated_at)
+            failed.extend(done.failures)
+            return done.comment_id
+
+        posted = self.intents.post_notes(link, notes, outcome, write) if notes else ()
+        if writes and not carried:
+            failed.extend(self.fields.write(Side.DESK, item.ref, None, writes, outcome, expect=item.updated_at))
+        return failed, posted
+
+    def _queue_siblings(self, link: Link, side: Side, ref: ItemRef, covered: frozenset[int]) -> None:
         """A value written to an issue (or desk item) shared by other links must
         reach them too. The echo webhook of syncd's own write is not queued (see
-        syncd.webhooks), so the engine queues the written item itself."""
+        syncd.webhooks), so the engine queues the written item itself, unless this
+        pass reconciles every other link of the issue next, from the issue as written."""
         others = (self.store.links_for_issue(link.issue_id) if side is Side.TRACKER
                   else self.store.links_for_desk(link.desk))
+        if side is Side.TRACKER:
+            others = [other for other in others if other.id not in covered]
         if any(other.id != link.id for other in others):
             self.store.mark_dirty([ref], "shared_item_written")
 

@@ -119,6 +119,32 @@ def test_fault_comment_post_stalled_past_the_timeout_lands_once(make_world, star
         __import__("syncd.domain", fromlist=["ItemRef"]).ItemRef("zendesk", str(ticket)))[0].id) if i.state == "pending"]
 
 
+def test_fault_ticket_update_with_field_and_note_stalled_past_the_timeout_lands_once(make_world, start_daemon,
+                                                                                     look_at, logs):
+    """A Jira transition is one UpdateTicket carrying the status field and the note (issue 16).
+    Zendesk carries it out after the client gave up: the note's intent stays pending, the
+    call is not repeated, and recovery finds the note by its body (the field part, a
+    set-value, is found already there by the next plan). One note, no second write."""
+    world = make_world()
+    daemon = start_daemon(world, vendor_timeout=1.0)
+    look = look_at(world)
+    ticket, key = escalate(world, look)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=25)
+    updates = world.zendesk.count("UpdateTicket")
+    world.zendesk.inject(Fault("timeout", operation="UpdateTicket", stall=2.0, count=1))
+    world.jira.engineer_transition(key, "In Progress")
+    note = "Jira jira_status changed: To Do → In Progress"
+    assert wait_for(lambda: [e for e in logs.named("intent_recovered") if e.get("how") == "found"], timeout=40)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=25)
+    world.jira.webhooks.flush()
+    world.zendesk.webhooks.flush()
+    assert wait_for(lambda: daemon.store.queue_depth() == 0, timeout=10)
+    assert notes_with(world, ticket, note) == 1
+    assert look.ticket(ticket).fields.get(f"custom:{world.field_id(9002)}") == "In Progress"
+    assert world.zendesk.count("UpdateTicket") - updates == 1, "the stalled ticket update was made again"
+    assert not logs.named("intent_replayed")
+
+
 def test_fault_comment_post_answered_429_then_stalled_past_the_timeout_lands_once(make_world, start_daemon, look_at,
                                                                                  logs):
     """Found by the crash loop with chaos: the call waits out a 429 inside itself, its
