@@ -11,7 +11,7 @@ for one origin) is repaired right after the create.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Mapping as TMapping, Sequence
 
@@ -34,6 +34,16 @@ from .unsent import watching_send
 
 log = structlog.get_logger("syncd.engine")   # one logger for all of the engine's parts
 KEY_RE = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
+
+
+@dataclass(frozen=True)
+class Escalated:
+    """A desk item's new link, its issue as created, and the escalation note still to post:
+    it goes out with the link's first desk write (one ticket update, issue 16)."""
+
+    link: Link
+    issue: TrackerIssue
+    note: NoteWrite
 
 
 def create_key(desk: ItemRef | str) -> str:
@@ -63,7 +73,7 @@ class Escalation:
             return True
         return bool(rules.project_field and item.fields.get(rules.project_field))
 
-    def escalate(self, item: DeskItem, mapping: Mapping, outcome: Outcome) -> Link:
+    def escalate(self, item: DeskItem, mapping: Mapping, outcome: Outcome) -> Escalated:
         """Create the item's issue, once. The create is owned by one claim: the intent records
         the claim that may make it, and nobody else does (a stale worker whose claim was taken
         stops at the claim check right before the request). What slips through anyway (a
@@ -84,8 +94,8 @@ class Escalation:
         # take an intent recorded here, still in flight (e.g. waiting out a 429),
         # for a crashed one and write it a second time.
         with self.locks.hold(link.id):
-            self._finish(item, link, issue, mapping, outcome)
-        return link
+            note = self._finish(item, link, issue, mapping, outcome, post=False)
+        return Escalated(link, issue, note)
 
     def _earlier_create(self, key: str, origin: str, intent: Intent | None) -> TrackerIssue | None:
         """The issue an earlier attempt created, if any. A pending create not found yet is
@@ -179,9 +189,11 @@ class Escalation:
 
     # -- finish and resume -------------------------------------------------
     def _finish(self, item: DeskItem, link: Link, issue: TrackerIssue, mapping: Mapping,
-                outcome: Outcome) -> None:
-        """After the link: the description counted as mirrored, then the escalation note.
-        Idempotent; the caller holds the link's lock."""
+                outcome: Outcome, post: bool = True) -> NoteWrite:
+        """After the link: the description counted as mirrored, then the escalation note
+        (posted here only with ``post``; else the caller carries it into the link's first
+        desk write, and :meth:`resume` posts it should that never happen). Idempotent;
+        the caller holds the link's lock."""
         if item.comments:
             # The first comment became the issue's description: record it as
             # mirrored so it does not arrive a second time as a comment.
@@ -194,8 +206,11 @@ class Escalation:
                                             claim=current_claim())
             if begun.intent.state != "done":
                 self.store.finish_intent(done, "description")
-        note = mapping.escalation.note.format(issue_key=issue.key, issue_url=issue.url)
-        self.intents.post_note(link, NoteWrite(f"note:escalated:{link.id}", note), outcome)
+        note = NoteWrite(escalation_note_key(link), mapping.escalation.note.format(issue_key=issue.key,
+                                                                                 issue_url=issue.url))
+        if post:
+            self.intents.post_note(link, note, outcome)
+        return note
 
     def resume(self, link: Link, item: DeskItem, issue: TrackerIssue, outcome: Outcome, state: LinkState) -> bool:
         """Once the link is stored the item is never escalated again, but the rest of the
@@ -203,7 +218,7 @@ class Escalation:
         link's lock). Finish it before planning, or the plan would mirror the first
         comment, already the issue's description. Caller holds the link's lock.
         True when it did something (the link's intents changed)."""
-        if state.intent(f"note:escalated:{link.id}") is not None:
+        if state.intent(escalation_note_key(link)) is not None:
             return False
         if not _created_for(link, state):
             return False
@@ -258,17 +273,16 @@ class Escalation:
         self.store.mark_dirty([issue.ref], "link_added")
         return link
 
-    def housekeeping(self, item: DeskItem, links: Sequence[Link], mapping: Mapping, outcome: Outcome) -> DeskItem:
-        """Keep the key field and the linked tag true, in one write; returns the item as it now is."""
+    @staticmethod
+    def housekeeping(item: DeskItem, links: Sequence[Link], mapping: Mapping) -> tuple[DeskItem, dict[str, Value]]:
+        """What keeps the key field and the linked tag true: the values to write (they go
+        out with the first link's desk write, one ticket update) and the item as it will
+        then be (its ``updated_at`` still the one read: a safe update is planned from it)."""
         rules = mapping.escalation
         values = _housekeeping_values(item, links, rules)
         if not values:
-            return item
-        failed = {f.locator for f in self.fields.write(Side.DESK, item.ref, None, values, outcome)}
-        written = {k: v for k, v in values.items() if k not in failed}
-        # The write moved updated_at: a safe update planned from the old one would be refused.
-        updated = None if failed else self.fields.stamp_after_write(item.ref)
-        return _with_written(item, written, rules, updated)
+            return item, {}
+        return _with_written(item, values, rules, None), values
 
 
 def _housekeeping_values(item: DeskItem, links: Sequence[Link], rules: EscalationRules) -> dict[str, Value]:
@@ -295,6 +309,10 @@ def _with_written(item: DeskItem, written: TMapping[str, Value], rules: Escalati
         tags = tuple(sorted({*tags, rules.linked_tag}))
         fields["tags"] = tags
     return replace(item, fields=fields, tags=tags, updated_at=updated or item.updated_at)
+
+
+def escalation_note_key(link: Link) -> str:
+    return f"note:escalated:{link.id}"
 
 
 def _created_for(link: Link, state: LinkState) -> bool:

@@ -9,7 +9,7 @@ writes and store the new base under the revision it was planned from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field as dataclass_field, replace
 from datetime import datetime, timedelta
 from typing import Mapping as TMapping, Sequence
 
@@ -26,7 +26,7 @@ from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
 from .outcome import Outcome, describe
-from .reconcile import STATUS_LOCATOR, Plan, plan
+from .reconcile import STATUS_LOCATOR, NoteWrite, Plan, plan
 from .snapshots import SnapshotCache, with_comment
 from .store_ports import EngineStore, LinkState, StaleBase
 
@@ -45,6 +45,24 @@ class _Sides:
     desk: DeskItem | None
     issue: TrackerIssue | None
     cached: Side | None
+
+
+@dataclass(frozen=True)
+class Carried:
+    """Desk writes an earlier step of the same pass hands to this link's reconcile, to go
+    out in its one desk write: the escalation note, the item's key field and linked tag
+    (the item given already shows them). Written on their own when the reconcile cannot
+    carry them (a side gone, a dry run)."""
+
+    notes: tuple[NoteWrite, ...] = ()
+    fields: TMapping[str, Value] = dataclass_field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.notes or self.fields)
+
+
+NOTHING = Carried()
 
 
 @dataclass(frozen=True)
@@ -81,35 +99,38 @@ class LinkReconciler:
 
     def reconcile(self, link: Link, outcome: Outcome, dry_run: bool, desk_item: DeskItem | None = None,
                   issue: TrackerIssue | None = None, seen: int = 0,
-                  covered: frozenset[int] = frozenset()) -> Reconciled:
+                  covered: frozenset[int] = frozenset(), carried: Carried = NOTHING) -> Reconciled:
         """``seen``: the link's base revision before ``desk_item``/``issue`` were read.
         Given one side (the one that changed), the other may come from the snapshot
         cache (see :mod:`syncd.snapshots` for when that is safe). ``covered``: the other
         links of the issue this pass reconciles next, from the issue this one returns
-        (a value written to the issue need not queue them again). Every write made
+        (a value written to the issue need not queue them again). ``carried``: desk writes
+        of the pass to make with this reconcile's desk write. Every write made
         meanwhile is the link's, with why (its history: syncd.history)."""
         writes, plans = len(outcome.writes), len(outcome.plans)
         try:
-            return self._sync(link, outcome, dry_run, desk_item, issue, seen, covered)
+            return self._sync(link, outcome, dry_run, desk_item, issue, seen, covered, carried)
         finally:
             outcome.writes[writes:] = attributed(outcome.writes[writes:], link, outcome.plans[plans:])
 
     def _sync(self, link: Link, outcome: Outcome, dry_run: bool, desk_item: DeskItem | None,
-              issue: TrackerIssue | None, seen: int, covered: frozenset[int]) -> Reconciled:
+              issue: TrackerIssue | None, seen: int, covered: frozenset[int], carried: Carried) -> Reconciled:
         with self.locks.hold(link.id):
             # Base and intents in one read; read again only after something changed them.
             state = self.store.link_state(link.id, (create_key(link.desk),))
             if not dry_run:
                 self.intents.recover(link, outcome, state)
             sides = self._starting_sides(link, state.revision, seen, desk_item, issue, dry_run)
-            planned = self._read_and_plan(link, sides, state, outcome, dry_run)
+            planned = self._read_and_plan(link, sides, state, outcome, dry_run, carried)
             if not isinstance(planned, _Planned):
+                if planned is not None and not dry_run:
+                    self._write_carried(link, planned, carried, outcome)
                 return Reconciled(planned)
             self._report(link, planned.plan, outcome)
             if dry_run:
                 describe(planned.plan, link, outcome)
                 return Reconciled(planned.item, planned.issue)
-            return Reconciled(planned.item, self._carry_out(link, planned, state, outcome, covered))
+            return Reconciled(planned.item, self._carry_out(link, planned, state, outcome, covered, carried))
 
     # -- the steps ---------------------------------------------------------
     def _starting_sides(self, link: Link, revision: int, seen: int, desk_item: DeskItem | None,
@@ -128,7 +149,7 @@ class LinkReconciler:
         return _Sides(desk_item, remembered, other)   # type: ignore[arg-type]
 
     def _read_and_plan(self, link: Link, sides: _Sides, state: LinkState, outcome: Outcome,
-                       dry_run: bool) -> _Planned | DeskItem | None:
+                       dry_run: bool, carried: Carried = NOTHING) -> _Planned | DeskItem | None:
         """Read the sides not held and plan. A plan made with a remembered side that writes a
         field it may not write unread is made again from a fresh read of that side. When a
         side is gone: the desk item as read (None when the desk item itself is gone)."""
@@ -143,7 +164,8 @@ class LinkReconciler:
             if issue is None:
                 log.info("issue_gone", link=link.id, issue_id=link.issue_id)
                 return item
-            if not dry_run and self.escalation.resume(link, item, issue, outcome, state):
+            # An escalation note carried here is this pass's own: nothing to resume.
+            if not dry_run and not carried.notes and self.escalation.resume(link, item, issue, outcome, state):
                 state = self.store.link_state(link.id, (create_key(link.desk),))
             p = plan(mapping, self.escalation.history_scope(link, state), item, issue, state.base,
                      mirror_state(state))
@@ -174,13 +196,13 @@ class LinkReconciler:
                 log.info("field_unmapped", link=link.id, field=d.field, detail=d.detail)
 
     def _carry_out(self, link: Link, planned: _Planned, state: LinkState, outcome: Outcome,
-                   covered: frozenset[int]) -> TrackerIssue | None:
+                   covered: frozenset[int], carried: Carried) -> TrackerIssue | None:
         """Make the writes, store the new base under the revision it was planned from, and
         remember what each side now holds. ``state`` is the link as first read. Returns the
         issue as it now stands (see :class:`Reconciled`)."""
         base, revision = state.base, state.revision
         try:
-            new_base, posted, written = self._apply(link, planned, base, outcome, covered)
+            new_base, posted, written = self._apply(link, planned, base, outcome, covered, carried)
         except Conflict:
             self._write_conflict(link, base, revision, outcome)
             return planned.issue     # desk fields go first: nothing was written to the issue
@@ -197,7 +219,7 @@ class LinkReconciler:
                 self._unfinished(link, outcome, "base_moved")
                 self._forget(link)
                 return issue   # type: ignore[return-value]
-        self._remember(link, planned, posted, revision)
+        self._remember(link, planned, posted, revision, bool(carried.fields))
         return issue   # type: ignore[return-value]
 
     def _write_conflict(self, link: Link, base: TMapping[str, BaseEntry], revision: int, outcome: Outcome) -> None:
@@ -220,7 +242,8 @@ class LinkReconciler:
 
     # -- writes ------------------------------------------------------------
     def _apply(self, link: Link, planned: _Planned, base: TMapping[str, BaseEntry], outcome: Outcome,
-               covered: frozenset[int]) -> tuple[dict[str, BaseEntry], dict[Side, list[Comment]], dict[str, Value]]:
+               covered: frozenset[int], carried: Carried = NOTHING
+               ) -> tuple[dict[str, BaseEntry], dict[Side, list[Comment]], dict[str, Value]]:
         """Make the plan's writes; returns the base to store, the comments posted, by side,
         and the values written to the issue.
         One write per desk item: its fields and its internal notes go in one request
@@ -232,7 +255,7 @@ class LinkReconciler:
         for side, ref, key in ((Side.DESK, item.ref, None), (Side.TRACKER, issue.ref, issue.key)):
             writes = {w.locator: w.value for w in p.field_writes if w.side is side}
             if side is Side.DESK:
-                failed, notes = self._write_desk(link, item, writes, p, outcome)
+                failed, notes = self._write_desk(link, item, writes, p, outcome, carried)
                 posted[Side.DESK].extend(notes)
             elif writes:
                 failed = self.fields.write(side, ref, key, writes, outcome)
@@ -258,13 +281,14 @@ class LinkReconciler:
                 posted[Side.DESK].extend(self.intents.post_note(link, note, outcome))
         return new_base, posted, written
 
-    def _write_desk(self, link: Link, item: DeskItem, writes: dict[str, Value], p: Plan,
-                    outcome: Outcome) -> tuple[Sequence[FieldFailure], tuple[Comment, ...]]:
+    def _write_desk(self, link: Link, item: DeskItem, planned: dict[str, Value], p: Plan, outcome: Outcome,
+                    carried: Carried = NOTHING) -> tuple[Sequence[FieldFailure], tuple[Comment, ...]]:
         """The desk item's field writes and internal notes as one request: the notes joined
         into one comment behind their intents (:meth:`IntentWrites.post_notes`), the fields
         (set-values, idempotent) riding along. Fields alone when every note is recorded
         already (another attempt owns or made it). Returns the refused fields and the note."""
-        notes = [n for n in p.notes if not n.public]
+        writes = {**carried.fields, **planned}
+        notes = [*carried.notes, *(n for n in p.notes if not n.public)]
         failed: list[FieldFailure] = []
         carried = False
 
@@ -281,6 +305,13 @@ class LinkReconciler:
         if writes and not carried:
             failed.extend(self.fields.write(Side.DESK, item.ref, None, writes, outcome, expect=item.updated_at))
         return failed, posted
+
+    def _write_carried(self, link: Link, item: DeskItem, carried: Carried, outcome: Outcome) -> None:
+        """Carried desk writes when no plan is carried out (the issue is gone): on their own."""
+        if carried.fields:
+            self.fields.write(Side.DESK, item.ref, None, dict(carried.fields), outcome)
+        if carried.notes:
+            self.intents.post_notes(link, carried.notes, outcome)
 
     def _queue_siblings(self, link: Link, side: Side, ref: ItemRef, covered: frozenset[int]) -> None:
         """A value written to an issue (or desk item) shared by other links must
@@ -326,7 +357,7 @@ class LinkReconciler:
         return all(w.side is Side.DESK for w in p.field_writes)
 
     def _remember(self, link: Link, planned: _Planned, posted: TMapping[Side, Sequence[Comment]],
-                  revision: int) -> None:
+                  revision: int, carried_fields: bool = False) -> None:
         """Keep what each side now holds, as of the link's new revision: the fields
         written set on it, the comments posted added. A desk item written to without
         knowing its new ``updated_at`` and a Jira issue whose status was moved (a
@@ -335,8 +366,9 @@ class LinkReconciler:
         for side, snapshot in ((Side.DESK, planned.item), (Side.TRACKER, planned.issue)):
             values = {locator: value for (s, locator), value in writes.items() if s is side}
             desk = side is Side.DESK
+            # Carried fields are in the item as given already; they moved its updated_at.
             patched = _patched(snapshot, values, self.fields.stamp_after_write(link.desk) if desk else None,
-                               desk and self.fields.conditional(link.desk))
+                               desk and self.fields.conditional(link.desk), touched=desk and carried_fields)
             if patched is None:
                 self.snapshots.drop(link.id, side)
                 continue
@@ -350,12 +382,12 @@ class LinkReconciler:
 
 
 def _patched(snapshot: DeskItem | TrackerIssue, values: TMapping[str, Value],
-             stamp: datetime | None, conditional: bool) -> DeskItem | TrackerIssue | None:
+             stamp: datetime | None, conditional: bool, touched: bool = False) -> DeskItem | TrackerIssue | None:
     """``snapshot`` with ``values`` written to it, or None when the result is not known
     well enough to plan from: a conditional desk's item with no new ``updated_at`` (a
     safe update planned from it would be refused), a moved status (a transition or a
     state change may set other fields), an additive locator."""
-    if not values:
+    if not values and not touched:
         return snapshot
     if any(locator.endswith(("+", "-")) or locator == STATUS_LOCATOR for locator in values):
         return None

@@ -113,3 +113,26 @@ def test_fanout_writes_each_ticket_once_and_the_issue_field_once(world, daemon, 
         assert sum(n.startswith(f"Jira {key} is Done") for n in mine) == 1
         assert sum("changed: In Progress → Done" in n for n in mine) == 1
 
+
+
+def test_an_escalation_writes_the_ticket_once_and_searches_for_nothing(world, daemon, look):
+    """The key field, the linked tag, the escalation note and the first sync's desk fields
+    (the issue's status and priority shown on the ticket) in one UpdateTicket; the created
+    issue is not searched for again by its label on the happy path (issue 16)."""
+    z, j = world.zendesk, world.jira
+    updates = Bodies(z, "UpdateTicket")
+    ticket, key = escalated(world, look, "Refunds stuck")
+    assert wait_for(lambda: any(n.startswith(f"Escalated to Jira: {key}") for n in notes(look, ticket)))
+    quiet(world, daemon)
+
+    assert len(updates.seen) == 1, f"{len(updates.seen)} ticket updates for one escalation: {updates.seen}"
+    sent = updates.seen[0]["ticket"]
+    assert sent["comment"]["body"].startswith(f"Escalated to Jira: {key}") and sent["comment"]["public"] is False
+    assert {"id": world.field_id(9001), "value": key} in sent["custom_fields"]
+    assert {"id": world.field_id(9002), "value": "To Do"} in sent["custom_fields"]
+    assert "jira_linked" in sent["additional_tags"]
+    assert "jira_linked" in look.ticket(ticket).tags
+    assert field(look, world, ticket, 9002) == "To Do"
+    assert sum(n.startswith("Escalated to Jira") for n in notes(look, ticket)) == 1
+    assert j.count("searchAndReconsileIssuesUsingJqlPost") + j.count("searchAndReconsileIssuesUsingJql") == 0
+    assert j.count("createIssue") == 1
