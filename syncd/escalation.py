@@ -28,7 +28,8 @@ from .locks import LinkLocks
 from .mapping import EscalationRules, Mapping
 from .metrics import METRICS
 from .outcome import EscalationPending, Outcome, Write
-from .reconcile import NoteWrite
+from .aggregates import aggregate_values
+from .reconcile import STATUS_LOCATOR, MirrorState, NoteWrite, plan
 from .store_ports import EngineStore, Intent, LinkState
 from .unsent import watching_send
 
@@ -185,7 +186,7 @@ class Escalation:
             fields["labels"] = tuple(sorted(rules.labels))
         return IssueSpec(project=_project_for(item, mapping), issue_type=rules.issue_type,
                          summary=rules.summary.format(title=item.title, ref=str(item.ref))[:250],
-                         description=description, fields=fields)
+                         description=description, fields=fields, extra=_created_with(item, mapping, fields))
 
     # -- finish and resume -------------------------------------------------
     def _finish(self, item: DeskItem, link: Link, issue: TrackerIssue, mapping: Mapping,
@@ -309,6 +310,21 @@ def _with_written(item: DeskItem, written: TMapping[str, Value], rules: Escalati
         tags = tuple(sorted({*tags, rules.linked_tag}))
         fields["tags"] = tags
     return replace(item, fields=fields, tags=tags, updated_at=updated or item.updated_at)
+
+
+def _created_with(item: DeskItem, mapping: Mapping, fields: TMapping[str, Value]) -> dict[str, Value]:
+    """What the issue would be written right after its creation, set in the create instead
+    (issue 16: an escalation's editIssue calls): the link's first sync (the plan, made
+    against the issue as the create sets it up) and the aggregates of its one desk item.
+    Not the status (a transition) nor additive locators."""
+    provisional = TrackerIssue(ref=ItemRef("jira", "1"), key="", url="", summary="", fields=dict(fields),
+                               released_versions=(), comments=(), updated_at=item.updated_at)
+    link = Link(0, item.ref, "1", "", datetime.now(timezone.utc))   # not stored: only planned with
+    first = plan(mapping, link, item, provisional, {}, MirrorState())
+    values = {w.locator: w.value for w in first.field_writes if w.side is Side.TRACKER
+              and w.locator != STATUS_LOCATOR and not w.locator.endswith(("+", "-"))}
+    values.update({k: v for k, v in aggregate_values(mapping, [item]).items() if v is not None})
+    return {k: v for k, v in values.items() if k not in fields}
 
 
 def escalation_note_key(link: Link) -> str:

@@ -115,12 +115,13 @@ def test_fanout_writes_each_ticket_once_and_the_issue_field_once(world, daemon, 
 
 
 
-def test_an_escalation_writes_the_ticket_once_and_searches_for_nothing(world, daemon, look):
+def test_an_escalation_writes_the_ticket_once_and_the_issue_once(world, daemon, look):
     """The key field, the linked tag, the escalation note and the first sync's desk fields
-    (the issue's status and priority shown on the ticket) in one UpdateTicket; the created
-    issue is not searched for again by its label on the happy path (issue 16)."""
+    (the issue's status and priority shown on the ticket) in one UpdateTicket; the issue
+    created with the first sync's and the aggregates' values (no editIssue after), and not
+    searched for again by its label on the happy path (issue 16)."""
     z, j = world.zendesk, world.jira
-    updates = Bodies(z, "UpdateTicket")
+    updates, creates = Bodies(z, "UpdateTicket"), Bodies(j, "createIssue")
     ticket, key = escalated(world, look, "Refunds stuck")
     assert wait_for(lambda: any(n.startswith(f"Escalated to Jira: {key}") for n in notes(look, ticket)))
     quiet(world, daemon)
@@ -136,3 +137,23 @@ def test_an_escalation_writes_the_ticket_once_and_searches_for_nothing(world, da
     assert sum(n.startswith("Escalated to Jira") for n in notes(look, ticket)) == 1
     assert j.count("searchAndReconsileIssuesUsingJqlPost") + j.count("searchAndReconsileIssuesUsingJql") == 0
     assert j.count("createIssue") == 1
+    # The create carries what the first sync and the aggregates would write right after it.
+    (created,) = creates.seen
+    assert created["fields"]["customfield_10055"] == "new"            # the ticket's status
+    assert created["fields"]["customfield_10051"] in (1, 1.0, "1")    # linked tickets
+    assert j.count("editIssue") == 0, "the new issue was edited right after its creation"
+    assert issue(look, key).fields.get("customfield_10055") == "new"
+
+
+def test_a_create_refused_with_the_values_carried_in_it_is_made_without_them(world, daemon, look):
+    """Jira refuses a create naming a field not on its create screen (400, nothing made):
+    the issue is created without the carried values, which the first sync then writes."""
+    from syncd.sim.core import Fault
+    j = world.jira
+    j.inject(Fault("status", operation="createIssue", status=400, count=1))
+    ticket, key = escalated(world, look, "Coupons ignored")
+    assert wait_for(lambda: issue(look, key).fields.get("customfield_10055") == "new")
+    quiet(world, daemon)
+    assert [r.status for r in j.records() if r.operation == "createIssue"] == [400, 201]
+    assert j.count("editIssue") >= 1
+    assert sum(n.startswith(f"Escalated to Jira: {key}") for n in notes(look, ticket)) == 1

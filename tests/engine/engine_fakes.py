@@ -183,7 +183,7 @@ class FakeTracker:
         before_write(self.system, "createIssue")
         self.search_visible = self.search_visible or self.search_catches_up_on_create
         self.created.append(spec)
-        issue = self.put(f"{spec.project}-{len(self.issues) + 1}", dict(spec.fields), origin)
+        issue = self.put(f"{spec.project}-{len(self.issues) + 1}", {**spec.extra, **spec.fields}, origin)
         self.issues[issue.ref.id] = replace(issue, summary=spec.summary)
         return self.issues[issue.ref.id]
 
