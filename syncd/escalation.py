@@ -89,7 +89,11 @@ class Escalation:
         elif intent is not None and intent.state != "done":
             recovered(key, origin, "found", issue.key)
         self.store.finish_intent(key, issue.ref.id)
-        link = self.add_link(item.ref, issue)
+        # A fresh issue created with its one ticket's aggregates needs no pass of its own
+        # for them (issue 16: a getIssue per escalation); one found again after a crash does.
+        settled = intent is None and all(issue.fields.get(k) == v
+                                         for k, v in aggregate_values(mapping, [item]).items())
+        link = self.add_link(item.ref, issue, refresh_issue=not settled)
         failpoint("after_link_added")
         # Under the link's lock: a worker reconciling the new issue meanwhile would
         # take an intent recorded here, still in flight (e.g. waiting out a 429),
@@ -264,14 +268,17 @@ class Escalation:
             outcome.writes.append(Write(str(item.ref), "link", issue.key))
         return added
 
-    def add_link(self, desk_ref: ItemRef, issue: TrackerIssue) -> Link:
+    def add_link(self, desk_ref: ItemRef, issue: TrackerIssue, refresh_issue: bool = True) -> Link:
+        """Store the link and show the desk item in the issue; ``refresh_issue``: queue the
+        issue, whose aggregates change with its links (not needed when they already hold)."""
         link = self.store.add_link(desk_ref, issue.ref.id, issue.key)
         self.store.audit("link_added", link.id, desk=str(desk_ref), issue=issue.key)
         desk = self.desks[desk_ref.system]
         self.tracker.upsert_remote_link(issue.ref.id, f"syncd:{desk_ref}", desk.agent_url(desk_ref),
                                         f"{desk_ref.system.capitalize()} {desk_ref.kind.split(':')[-1]} {desk_ref.id}")
         # The issue's aggregates (linked count, organizations, SLA) change with its links.
-        self.store.mark_dirty([issue.ref], "link_added")
+        if refresh_issue:
+            self.store.mark_dirty([issue.ref], "link_added")
         return link
 
     @staticmethod
