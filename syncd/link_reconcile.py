@@ -51,15 +51,11 @@ class _Sides:
 class Carried:
     """Desk writes an earlier step of the same pass hands to this link's reconcile, to go
     out in its one desk write: the escalation note, the item's key field and linked tag
-    (the item given already shows them). Written on their own when the reconcile cannot
-    carry them (a side gone, a dry run)."""
+    (the item given already shows them). Written on their own when no plan is carried
+    out (the issue gone)."""
 
     notes: tuple[NoteWrite, ...] = ()
     fields: TMapping[str, Value] = dataclass_field(default_factory=dict)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.notes or self.fields)
 
 
 NOTHING = Carried()
