@@ -32,7 +32,7 @@ from .field_writes import FieldWriter
 from .intents import IntentWrites
 from .issue_hints import IssueHint, IssueHints
 from .metrics import METRICS
-from .link_reconcile import LinkReconciler
+from .link_reconcile import NOTHING, Carried, LinkReconciler
 from .locks import LinkLocks
 from .mapping import Mapping
 from .outcome import EscalationPending, IntentSettling, Outcome, Write
@@ -110,15 +110,24 @@ class Engine:
             return
         mapping = self.mappings[ref.system]
         links = self.store.links_for_desk(ref)
+        carried, created = NOTHING, None
         if not dry_run:
             links = links + self.escalation.links_from_key_field(item, links, mapping, outcome)
             if not links and self.escalation.wanted(item, mapping):
-                links = [self.escalation.escalate(item, mapping, outcome)]
-            item = self.escalation.housekeeping(item, links, mapping, outcome)
-        for link in links:
-            # A link made in this pass (escalation, typed key) re-reads the item:
-            # creating it took a while, and the agent may have edited meanwhile.
-            self.links.reconcile(link, outcome, dry_run, desk_item=item, seen=seen.get(link.id, -1))
+                created = self.escalation.escalate(item, mapping, outcome)
+                links = [created.link]
+                seen = self.store.revisions([created.link.id])
+            # The key field and linked tag, and the escalation note, go out with the first
+            # link's desk write: one ticket update (issue 16).
+            item, fields = self.escalation.housekeeping(item, links, mapping)
+            carried = Carried((created.note,) if created else (), fields)
+        for i, link in enumerate(links):
+            # A link typed in this pass re-reads the item. An escalated one is planned from the
+            # item as read and the issue as created: the desk write is a safe update, refused
+            # if the agent edited meanwhile (then read again), and nothing else wrote the issue.
+            made = created is not None and link.id == created.link.id
+            self.links.reconcile(link, outcome, dry_run, desk_item=item, issue=created.issue if made else None,
+                                 seen=seen.get(link.id, -1), carried=carried if i == 0 else NOTHING)
 
     def _reconcile_issue(self, issue_id: str, outcome: Outcome, dry_run: bool, reported: float | None) -> None:
         links = self.store.links_for_issue(issue_id)
@@ -152,12 +161,18 @@ class Engine:
             # Each desk item shows the key: refresh it there too.
             self.store.mark_dirty([l.desk for l in links], "issue_key_changed")
         desk_items: list[DeskItem] = []
-        for link in links:   # fan-out: every linked desk item in one pass
-            item = self.links.reconcile(link, outcome, dry_run, issue=held[link.id] if held else issue,
-                                        seen=seen.get(link.id, 0))
-            if item is not None:
-                desk_items.append(item)
-        self.aggregates.refresh(issue, links, desk_items, outcome, dry_run)
+        current: TrackerIssue | None = issue
+        for i, link in enumerate(links):   # fan-out: every linked desk item in one pass
+            # Each link is planned from the issue as the links before it left it: a value one
+            # wrote (say the desk status fan-out reopened) is not written again by the next.
+            # The first is planned from what this process holds of it, when that stood in.
+            first = held[link.id] if held else issue
+            done = self.links.reconcile(link, outcome, dry_run, issue=first if i == 0 else current,
+                                        seen=seen.get(link.id, 0), covered=frozenset(l.id for l in links[i + 1:]))
+            if done.item is not None:
+                desk_items.append(done.item)
+            current = done.issue
+        self.aggregates.refresh(current or issue, links, desk_items, outcome, dry_run)
 
     def _held_issue(self, links: list[Link], seen: TMapping[int, int],
                     reported: float) -> dict[int, TrackerIssue] | None:

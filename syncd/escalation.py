@@ -11,7 +11,7 @@ for one origin) is repaired right after the create.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Mapping as TMapping, Sequence
 
@@ -21,19 +21,30 @@ from .connectors.base import DeskConnector, TrackerConnector
 from .domain import DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import NotFound, RateLimited
 from .failpoints import failpoint
-from .fencing import current_claim
+from .fencing import current_claim, still_held
 from .field_writes import FieldWriter
 from .intents import IntentWrites, age, recovered
 from .locks import LinkLocks
 from .mapping import EscalationRules, Mapping
 from .metrics import METRICS
 from .outcome import EscalationPending, Outcome, Write
-from .reconcile import NoteWrite
+from .aggregates import aggregate_values
+from .reconcile import STATUS_LOCATOR, MirrorState, NoteWrite, plan
 from .store_ports import EngineStore, Intent, LinkState
 from .unsent import watching_send
 
 log = structlog.get_logger("syncd.engine")   # one logger for all of the engine's parts
 KEY_RE = re.compile(r"\b([A-Z][A-Z0-9_]+-\d+)\b")
+
+
+@dataclass(frozen=True)
+class Escalated:
+    """A desk item's new link, its issue as created, and the escalation note still to post:
+    it goes out with the link's first desk write (one ticket update, issue 16)."""
+
+    link: Link
+    issue: TrackerIssue
+    note: NoteWrite
 
 
 def create_key(desk: ItemRef | str) -> str:
@@ -63,7 +74,7 @@ class Escalation:
             return True
         return bool(rules.project_field and item.fields.get(rules.project_field))
 
-    def escalate(self, item: DeskItem, mapping: Mapping, outcome: Outcome) -> Link:
+    def escalate(self, item: DeskItem, mapping: Mapping, outcome: Outcome) -> Escalated:
         """Create the item's issue, once. The create is owned by one claim: the intent records
         the claim that may make it, and nobody else does (a stale worker whose claim was taken
         stops at the claim check right before the request). What slips through anyway (a
@@ -78,14 +89,18 @@ class Escalation:
         elif intent is not None and intent.state != "done":
             recovered(key, origin, "found", issue.key)
         self.store.finish_intent(key, issue.ref.id)
-        link = self.add_link(item.ref, issue)
+        # A fresh issue created with its one ticket's aggregates needs no pass of its own
+        # for them (issue 16: a getIssue per escalation); one found again after a crash does.
+        settled = intent is None and all(issue.fields.get(k) == v
+                                         for k, v in aggregate_values(mapping, [item]).items())
+        link = self.add_link(item.ref, issue, refresh_issue=not settled)
         failpoint("after_link_added")
         # Under the link's lock: a worker reconciling the new issue meanwhile would
         # take an intent recorded here, still in flight (e.g. waiting out a 429),
         # for a crashed one and write it a second time.
         with self.locks.hold(link.id):
-            self._finish(item, link, issue, mapping, outcome)
-        return link
+            note = self._finish(item, link, issue, mapping, outcome, post=False)
+        return Escalated(link, issue, note)
 
     def _earlier_create(self, key: str, origin: str, intent: Intent | None) -> TrackerIssue | None:
         """The issue an earlier attempt created, if any. A pending create not found yet is
@@ -129,7 +144,13 @@ class Escalation:
         outcome.writes.append(Write(issue.key, "create", f"created for {origin}: {spec.summary}"))
         METRICS.inc("issues_created")
         log.info("issue_created", desk=origin, issue=issue.key, issue_id=issue.ref.id)
-        return self._repair_duplicate_issues(origin, issue)
+        # A second issue for this origin can only come from a create that raced ours: one
+        # whose claim was taken while it was frozen (then ours is no longer held), or the
+        # earlier attempt of an intent we took over. On the happy path (our own fresh
+        # intent, our claim still held) nobody else may create it: no search (issue 16).
+        if intent is not None or not still_held():
+            return self._repair_duplicate_issues(origin, issue)
+        return issue
 
     def _repair_duplicate_issues(self, origin: str, made: TrackerIssue) -> TrackerIssue:
         """After a create: every issue carrying the origin's label. More than one means a
@@ -169,13 +190,15 @@ class Escalation:
             fields["labels"] = tuple(sorted(rules.labels))
         return IssueSpec(project=_project_for(item, mapping), issue_type=rules.issue_type,
                          summary=rules.summary.format(title=item.title, ref=str(item.ref))[:250],
-                         description=description, fields=fields)
+                         description=description, fields=fields, extra=_created_with(item, mapping, fields))
 
     # -- finish and resume -------------------------------------------------
     def _finish(self, item: DeskItem, link: Link, issue: TrackerIssue, mapping: Mapping,
-                outcome: Outcome) -> None:
-        """After the link: the description counted as mirrored, then the escalation note.
-        Idempotent; the caller holds the link's lock."""
+                outcome: Outcome, post: bool = True) -> NoteWrite:
+        """After the link: the description counted as mirrored, then the escalation note
+        (posted here only with ``post``; else the caller carries it into the link's first
+        desk write, and :meth:`resume` posts it should that never happen). Idempotent;
+        the caller holds the link's lock."""
         if item.comments:
             # The first comment became the issue's description: record it as
             # mirrored so it does not arrive a second time as a comment.
@@ -188,8 +211,11 @@ class Escalation:
                                             claim=current_claim())
             if begun.intent.state != "done":
                 self.store.finish_intent(done, "description")
-        note = mapping.escalation.note.format(issue_key=issue.key, issue_url=issue.url)
-        self.intents.post_note(link, NoteWrite(f"note:escalated:{link.id}", note), outcome)
+        note = NoteWrite(escalation_note_key(link), mapping.escalation.note.format(issue_key=issue.key,
+                                                                                 issue_url=issue.url))
+        if post:
+            self.intents.post_note(link, note, outcome)
+        return note
 
     def resume(self, link: Link, item: DeskItem, issue: TrackerIssue, outcome: Outcome, state: LinkState) -> bool:
         """Once the link is stored the item is never escalated again, but the rest of the
@@ -197,7 +223,7 @@ class Escalation:
         link's lock). Finish it before planning, or the plan would mirror the first
         comment, already the issue's description. Caller holds the link's lock.
         True when it did something (the link's intents changed)."""
-        if state.intent(f"note:escalated:{link.id}") is not None:
+        if state.intent(escalation_note_key(link)) is not None:
             return False
         if not _created_for(link, state):
             return False
@@ -242,27 +268,29 @@ class Escalation:
             outcome.writes.append(Write(str(item.ref), "link", issue.key))
         return added
 
-    def add_link(self, desk_ref: ItemRef, issue: TrackerIssue) -> Link:
+    def add_link(self, desk_ref: ItemRef, issue: TrackerIssue, refresh_issue: bool = True) -> Link:
+        """Store the link and show the desk item in the issue; ``refresh_issue``: queue the
+        issue, whose aggregates change with its links (not needed when they already hold)."""
         link = self.store.add_link(desk_ref, issue.ref.id, issue.key)
         self.store.audit("link_added", link.id, desk=str(desk_ref), issue=issue.key)
         desk = self.desks[desk_ref.system]
         self.tracker.upsert_remote_link(issue.ref.id, f"syncd:{desk_ref}", desk.agent_url(desk_ref),
                                         f"{desk_ref.system.capitalize()} {desk_ref.kind.split(':')[-1]} {desk_ref.id}")
         # The issue's aggregates (linked count, organizations, SLA) change with its links.
-        self.store.mark_dirty([issue.ref], "link_added")
+        if refresh_issue:
+            self.store.mark_dirty([issue.ref], "link_added")
         return link
 
-    def housekeeping(self, item: DeskItem, links: Sequence[Link], mapping: Mapping, outcome: Outcome) -> DeskItem:
-        """Keep the key field and the linked tag true, in one write; returns the item as it now is."""
+    @staticmethod
+    def housekeeping(item: DeskItem, links: Sequence[Link], mapping: Mapping) -> tuple[DeskItem, dict[str, Value]]:
+        """What keeps the key field and the linked tag true: the values to write (they go
+        out with the first link's desk write, one ticket update) and the item as it will
+        then be (its ``updated_at`` still the one read: a safe update is planned from it)."""
         rules = mapping.escalation
         values = _housekeeping_values(item, links, rules)
         if not values:
-            return item
-        failed = {f.locator for f in self.fields.write(Side.DESK, item.ref, None, values, outcome)}
-        written = {k: v for k, v in values.items() if k not in failed}
-        # The write moved updated_at: a safe update planned from the old one would be refused.
-        updated = None if failed else self.fields.stamp_after_write(item.ref)
-        return _with_written(item, written, rules, updated)
+            return item, {}
+        return _with_written(item, values, rules, None), values
 
 
 def _housekeeping_values(item: DeskItem, links: Sequence[Link], rules: EscalationRules) -> dict[str, Value]:
@@ -289,6 +317,25 @@ def _with_written(item: DeskItem, written: TMapping[str, Value], rules: Escalati
         tags = tuple(sorted({*tags, rules.linked_tag}))
         fields["tags"] = tags
     return replace(item, fields=fields, tags=tags, updated_at=updated or item.updated_at)
+
+
+def _created_with(item: DeskItem, mapping: Mapping, fields: TMapping[str, Value]) -> dict[str, Value]:
+    """What the issue would be written right after its creation, set in the create instead
+    (issue 16: an escalation's editIssue calls): the link's first sync (the plan, made
+    against the issue as the create sets it up) and the aggregates of its one desk item.
+    Not the status (a transition) nor additive locators."""
+    provisional = TrackerIssue(ref=ItemRef("jira", "1"), key="", url="", summary="", fields=dict(fields),
+                               released_versions=(), comments=(), updated_at=item.updated_at)
+    link = Link(0, item.ref, "1", "", datetime.now(timezone.utc))   # not stored: only planned with
+    first = plan(mapping, link, item, provisional, {}, MirrorState())
+    values = {w.locator: w.value for w in first.field_writes if w.side is Side.TRACKER
+              and w.locator != STATUS_LOCATOR and not w.locator.endswith(("+", "-"))}
+    values.update({k: v for k, v in aggregate_values(mapping, [item]).items() if v is not None})
+    return {k: v for k, v in values.items() if k not in fields}
+
+
+def escalation_note_key(link: Link) -> str:
+    return f"note:escalated:{link.id}"
 
 
 def _created_for(link: Link, state: LinkState) -> bool:

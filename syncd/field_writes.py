@@ -11,7 +11,7 @@ from typing import Mapping as TMapping, Sequence
 
 import structlog
 
-from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
+from .connectors.base import DeskConnector, DeskWrite, FieldFailure, TrackerConnector
 from .domain import ItemRef, Side, Value
 from .failpoints import failpoint
 from .metrics import METRICS
@@ -46,6 +46,23 @@ class FieldWriter:
         else:
             failures = self.tracker.update_fields(ref.id, values)
         failpoint("after_field_write")
+        self._record(ref, key, values, failures, outcome)
+        return failures
+
+    def write_with_comment(self, ref: ItemRef, values: dict[str, Value], body: str, public: bool,
+                           outcome: Outcome, expect: datetime | None = None) -> DeskWrite:
+        """Desk fields and one comment in one request (one write per item per reconcile);
+        the caller holds the comment's intent. ``expect`` as in :meth:`write`."""
+        desk = self.desks[ref.system]
+        written = desk.update_with_comment(ref, values, body, public,
+                                           expect=expect if self.conditional(ref) else None)
+        failpoint("after_field_write")
+        self._record(ref, None, values, written.failures, outcome)
+        return written
+
+    @staticmethod
+    def _record(ref: ItemRef, key: str | None, values: TMapping[str, Value], failures: Sequence[FieldFailure],
+                outcome: Outcome) -> None:
         failed = {f.locator for f in failures}
         for f in failures:
             log.warning("field_write_failed", target=str(ref), locator=f.locator, reason=f.reason)
@@ -54,4 +71,3 @@ class FieldWriter:
             if locator not in failed:
                 outcome.writes.append(Write(key or str(ref), f"field:{locator}", show(value)))
         METRICS.inc("field_writes", len(values) - len(failed))
-        return failures

@@ -73,13 +73,19 @@ class IntentWrites:
         """Make the write of pending intent ``key``. Refused, or stopped before its request
         left: nothing to look for later, so the intent is dropped and the next try writes at
         once. Ambiguous (no answer in time): the intent stays for recovery to look first."""
+        return self._write_all((key,), write)
+
+    def _write_all(self, keys: Sequence[str], write: Callable[[], str]) -> str:
+        """:meth:`write` for one request that carries the writes of several pending intents:
+        refused or never sent, every one of them is dropped; ambiguous, every one stays."""
         with watching_send() as send:
             try:
                 return write()
             except Exception as e:
                 refused = isinstance(e, VendorError) and not isinstance(e, Ambiguous)
                 if refused or not send.left:
-                    self.drop_unsent(key, current_claim())
+                    for key in keys:
+                        self.drop_unsent(key, current_claim())
                 raise
 
     def drop_unsent(self, key: str, claim: Claim | None) -> None:
@@ -113,15 +119,42 @@ class IntentWrites:
         return (own_comment(target, body, cw.public),)
 
     def post_note(self, link: Link, note: NoteWrite, outcome: Outcome) -> tuple[Comment, ...]:
-        payload = {"side": Side.DESK.value, "body": note.body, "public": note.public}
-        if not self.own(note.key, "note", link.id, payload):
+        return self.post_notes(link, (note,), outcome)
+
+    def post_notes(self, link: Link, notes: Sequence[NoteWrite], outcome: Outcome,
+                   write: Callable[[str, bool], str] | None = None) -> tuple[Comment, ...]:
+        """Notes of one visibility as ONE desk comment, their bodies joined in plan order
+        (Zendesk takes one comment per ticket update: a transition's status note and its
+        fan-out note are one write, not two). Each note keeps its own intent, all carrying
+        the joined body, so recovery after a crash or an ambiguous answer finds the one
+        comment by any of them and writes none twice. ``write(body, public)`` makes the
+        request and returns the comment's id: by default a plain comment; the caller may
+        pass one that writes fields in the same request. Returns the comment as posted
+        (none when the notes were already recorded: another attempt owns or made them)."""
+        fresh = [n for n in notes if self.store.get_intent(n.key) is None]
+        if not fresh:
             return ()
-        target = self._write_comment(link, note.key, Side.DESK, note.body, note.public, ())
+        public = fresh[0].public
+        if any(n.public != public for n in fresh):
+            raise ValueError("notes posted as one comment must share their visibility")
+        body = joined(fresh)
+        payload = {"side": Side.DESK.value, "body": body, "public": public}
+        owned = [n.key for n in fresh if self.own(n.key, "note", link.id, payload)]
+        if len(owned) < len(fresh):
+            # Another worker recorded one of them meanwhile: it writes what it owns, and
+            # what we recorded goes back (its joined body names a note we do not own).
+            for key in owned:
+                self.drop_unsent(key, current_claim())
+            raise IntentSettling(link.desk.system, "note", f"{fresh[0].key} recorded by another worker; waiting")
+        desk = self.desks[link.desk.system]
+        target = self._write_all(owned, lambda: (write or (lambda b, p: desk.add_comment(link.desk, b, p)))(
+            body, public))
         failpoint("after_note_post")
-        self.store.finish_intent(note.key, target)
-        outcome.writes.append(Write(str(link.desk), "note", excerpt(note.body), source=note.key, mirrored=target))
-        log.info("note_posted", link=link.id, key=note.key, public=note.public)
-        return (own_comment(target, note.body, note.public),)
+        for note in fresh:
+            self.store.finish_intent(note.key, target)
+            outcome.writes.append(Write(str(link.desk), "note", excerpt(note.body), source=note.key, mirrored=target))
+            log.info("note_posted", link=link.id, key=note.key, public=note.public, joined=len(fresh))
+        return (own_comment(target, body, public),)
 
     def post_note_unlinked(self, item: DeskItem, body: str, key: str, outcome: Outcome) -> None:
         """A note on a desk item that has no link (yet): e.g. a typed key that names no issue."""
@@ -229,6 +262,11 @@ class IntentWrites:
             lines.append(f"Attachment {a.name}, {a.size:,} bytes: {a.url}{why}")
         body = cw.body + ("\n\n" + "\n".join(lines) if lines else "")
         return body, tuple(files)
+
+
+def joined(notes: Sequence[NoteWrite]) -> str:
+    """The body of one desk comment carrying several notes: each its own paragraph."""
+    return "\n\n".join(n.body for n in notes)
 
 
 def recovered(key: str, where: str, how: str, target: str | None = None) -> None:

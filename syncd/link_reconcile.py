@@ -9,14 +9,14 @@ writes and store the new base under the revision it was planned from.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field as dataclass_field, replace
 from datetime import datetime, timedelta
 from typing import Mapping as TMapping, Sequence
 
 import structlog
 
 from .history import attributed
-from .connectors.base import DeskConnector, TrackerConnector
+from .connectors.base import DeskConnector, FieldFailure, TrackerConnector
 from .domain import BaseEntry, Comment, DeskItem, ItemRef, Link, Side, TrackerIssue, Value
 from .errors import Conflict
 from .escalation import Escalation, create_key
@@ -26,7 +26,7 @@ from .locks import LinkLocks
 from .mapping import Mapping
 from .metrics import METRICS
 from .outcome import Outcome, describe
-from .reconcile import STATUS_LOCATOR, Plan, plan
+from .reconcile import STATUS_LOCATOR, NoteWrite, Plan, plan
 from .snapshots import SnapshotCache, with_comment
 from .store_ports import EngineStore, LinkState, StaleBase
 
@@ -45,6 +45,31 @@ class _Sides:
     desk: DeskItem | None
     issue: TrackerIssue | None
     cached: Side | None
+
+
+@dataclass(frozen=True)
+class Carried:
+    """Desk writes an earlier step of the same pass hands to this link's reconcile, to go
+    out in its one desk write: the escalation note, the item's key field and linked tag
+    (the item given already shows them). Written on their own when no plan is carried
+    out (the issue gone)."""
+
+    notes: tuple[NoteWrite, ...] = ()
+    fields: TMapping[str, Value] = dataclass_field(default_factory=dict)
+
+
+NOTHING = Carried()
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What one link's reconcile leaves: the desk item as read (None when it is gone) and
+    the issue as it now stands with this reconcile's writes (None when not known without a
+    read: not read at all, or its status moved). The next link of the same issue is planned
+    from that issue, so a value one link wrote is not written again by the next (fan-out)."""
+
+    item: DeskItem | None
+    issue: TrackerIssue | None = None
 
 
 @dataclass(frozen=True)
@@ -69,35 +94,39 @@ class LinkReconciler:
         self.fields = fields
 
     def reconcile(self, link: Link, outcome: Outcome, dry_run: bool, desk_item: DeskItem | None = None,
-                  issue: TrackerIssue | None = None, seen: int = 0) -> DeskItem | None:
+                  issue: TrackerIssue | None = None, seen: int = 0,
+                  covered: frozenset[int] = frozenset(), carried: Carried = NOTHING) -> Reconciled:
         """``seen``: the link's base revision before ``desk_item``/``issue`` were read.
         Given one side (the one that changed), the other may come from the snapshot
-        cache (see :mod:`syncd.snapshots` for when that is safe). Returns the desk item
-        as read (None when it is gone). Every write made meanwhile is the link's, with why
-        (its history: syncd.history)."""
+        cache (see :mod:`syncd.snapshots` for when that is safe). ``covered``: the other
+        links of the issue this pass reconciles next, from the issue this one returns
+        (a value written to the issue need not queue them again). ``carried``: desk writes
+        of the pass to make with this reconcile's desk write. Every write made
+        meanwhile is the link's, with why (its history: syncd.history)."""
         writes, plans = len(outcome.writes), len(outcome.plans)
         try:
-            return self._sync(link, outcome, dry_run, desk_item, issue, seen)
+            return self._sync(link, outcome, dry_run, desk_item, issue, seen, covered, carried)
         finally:
             outcome.writes[writes:] = attributed(outcome.writes[writes:], link, outcome.plans[plans:])
 
     def _sync(self, link: Link, outcome: Outcome, dry_run: bool, desk_item: DeskItem | None,
-              issue: TrackerIssue | None, seen: int) -> DeskItem | None:
+              issue: TrackerIssue | None, seen: int, covered: frozenset[int], carried: Carried) -> Reconciled:
         with self.locks.hold(link.id):
             # Base and intents in one read; read again only after something changed them.
             state = self.store.link_state(link.id, (create_key(link.desk),))
             if not dry_run:
                 self.intents.recover(link, outcome, state)
             sides = self._starting_sides(link, state.revision, seen, desk_item, issue, dry_run)
-            planned = self._read_and_plan(link, sides, state, outcome, dry_run)
+            planned = self._read_and_plan(link, sides, state, outcome, dry_run, carried)
             if not isinstance(planned, _Planned):
-                return planned
+                if planned is not None and not dry_run:
+                    self._write_carried(link, planned, carried, outcome)
+                return Reconciled(planned)
             self._report(link, planned.plan, outcome)
             if dry_run:
                 describe(planned.plan, link, outcome)
-            else:
-                self._carry_out(link, planned, state, outcome)
-            return planned.item
+                return Reconciled(planned.item, planned.issue)
+            return Reconciled(planned.item, self._carry_out(link, planned, state, outcome, covered, carried))
 
     # -- the steps ---------------------------------------------------------
     def _starting_sides(self, link: Link, revision: int, seen: int, desk_item: DeskItem | None,
@@ -116,7 +145,7 @@ class LinkReconciler:
         return _Sides(desk_item, remembered, other)   # type: ignore[arg-type]
 
     def _read_and_plan(self, link: Link, sides: _Sides, state: LinkState, outcome: Outcome,
-                       dry_run: bool) -> _Planned | DeskItem | None:
+                       dry_run: bool, carried: Carried = NOTHING) -> _Planned | DeskItem | None:
         """Read the sides not held and plan. A plan made with a remembered side that writes a
         field it may not write unread is made again from a fresh read of that side. When a
         side is gone: the desk item as read (None when the desk item itself is gone)."""
@@ -131,7 +160,8 @@ class LinkReconciler:
             if issue is None:
                 log.info("issue_gone", link=link.id, issue_id=link.issue_id)
                 return item
-            if not dry_run and self.escalation.resume(link, item, issue, outcome, state):
+            # An escalation note carried here is this pass's own: nothing to resume.
+            if not dry_run and not carried.notes and self.escalation.resume(link, item, issue, outcome, state):
                 state = self.store.link_state(link.id, (create_key(link.desk),))
             p = plan(mapping, self.escalation.history_scope(link, state), item, issue, state.base,
                      mirror_state(state))
@@ -161,15 +191,20 @@ class LinkReconciler:
             elif d.kind == "unmapped":
                 log.info("field_unmapped", link=link.id, field=d.field, detail=d.detail)
 
-    def _carry_out(self, link: Link, planned: _Planned, state: LinkState, outcome: Outcome) -> None:
+    def _carry_out(self, link: Link, planned: _Planned, state: LinkState, outcome: Outcome,
+                   covered: frozenset[int], carried: Carried) -> TrackerIssue | None:
         """Make the writes, store the new base under the revision it was planned from, and
-        remember what each side now holds. ``state`` is the link as first read."""
+        remember what each side now holds. ``state`` is the link as first read. Returns the
+        issue as it now stands (see :class:`Reconciled`)."""
         base, revision = state.base, state.revision
         try:
-            new_base, posted = self._apply(link, planned, base, outcome)
+            new_base, posted, written = self._apply(link, planned, base, outcome, covered, carried)
         except Conflict:
             self._write_conflict(link, base, revision, outcome)
-            return
+            return planned.issue     # desk fields go first: nothing was written to the issue
+        issue = _patched(planned.issue, written, None, False)
+        for comment in posted[Side.TRACKER]:
+            issue = with_comment(issue, comment) if issue is not None else None
         if new_base != base:
             try:
                 revision = self.store.put_base(link.id, new_base, revision)
@@ -179,8 +214,9 @@ class LinkReconciler:
                 log.info("base_moved", link=link.id)
                 self._unfinished(link, outcome, "base_moved")
                 self._forget(link)
-                return
-        self._remember(link, planned, posted, revision)
+                return issue   # type: ignore[return-value]
+        self._remember(link, planned, posted, revision, bool(carried.fields))
+        return issue   # type: ignore[return-value]
 
     def _write_conflict(self, link: Link, base: TMapping[str, BaseEntry], revision: int, outcome: Outcome) -> None:
         """The desk refused a safe update: someone edited the item since it was read. Nothing
@@ -201,20 +237,31 @@ class LinkReconciler:
         self._unfinished(link, outcome, "write_conflict")
 
     # -- writes ------------------------------------------------------------
-    def _apply(self, link: Link, planned: _Planned, base: TMapping[str, BaseEntry],
-               outcome: Outcome) -> tuple[dict[str, BaseEntry], dict[Side, list[Comment]]]:
-        """Make the plan's writes; returns the base to store and the comments posted, by side."""
+    def _apply(self, link: Link, planned: _Planned, base: TMapping[str, BaseEntry], outcome: Outcome,
+               covered: frozenset[int], carried: Carried = NOTHING
+               ) -> tuple[dict[str, BaseEntry], dict[Side, list[Comment]], dict[str, Value]]:
+        """Make the plan's writes; returns the base to store, the comments posted, by side,
+        and the values written to the issue.
+        One write per desk item: its fields and its internal notes go in one request
+        (:meth:`_write_desk`), first, so a refused safe update leaves nothing else written."""
         p, item, issue = planned.plan, planned.item, planned.issue
         new_base = dict(p.new_base)
         posted: dict[Side, list[Comment]] = {Side.DESK: [], Side.TRACKER: []}
+        written: dict[str, Value] = {}
         for side, ref, key in ((Side.DESK, item.ref, None), (Side.TRACKER, issue.ref, issue.key)):
             writes = {w.locator: w.value for w in p.field_writes if w.side is side}
+            if side is Side.DESK:
+                failed, notes = self._write_desk(link, item, writes, p, outcome, carried)
+                posted[Side.DESK].extend(notes)
+            elif writes:
+                failed = self.fields.write(side, ref, key, writes, outcome)
             if not writes:
                 continue
-            failed = self.fields.write(side, ref, key, writes, outcome,
-                                       expect=item.updated_at if side is Side.DESK else None)
             if len(failed) < len(writes):
-                self._queue_siblings(link, side, ref)
+                self._queue_siblings(link, side, ref, covered)
+            if side is Side.TRACKER:
+                refused = {f.locator for f in failed}
+                written = {k: v for k, v in writes.items() if k not in refused}
             for failure in failed:
                 for w in p.field_writes:
                     if w.side is side and w.locator == failure.locator:
@@ -226,15 +273,51 @@ class LinkReconciler:
         for cw in p.comment_writes:
             posted[cw.side].extend(self.intents.post_comment(link, cw, outcome))
         for note in p.notes:
-            posted[Side.DESK].extend(self.intents.post_note(link, note, outcome))
-        return new_base, posted
+            if note.public:
+                posted[Side.DESK].extend(self.intents.post_note(link, note, outcome))
+        return new_base, posted, written
 
-    def _queue_siblings(self, link: Link, side: Side, ref: ItemRef) -> None:
+    def _write_desk(self, link: Link, item: DeskItem, planned: dict[str, Value], p: Plan, outcome: Outcome,
+                    carried: Carried = NOTHING) -> tuple[Sequence[FieldFailure], tuple[Comment, ...]]:
+        """The desk item's field writes and internal notes as one request: the notes joined
+        into one comment behind their intents (:meth:`IntentWrites.post_notes`), the fields
+        (set-values, idempotent) riding along. Fields alone when every note is recorded
+        already (another attempt owns or made it). Returns the refused fields and the note."""
+        writes = {**carried.fields, **planned}
+        notes = [*carried.notes, *(n for n in p.notes if not n.public)]
+        failed: list[FieldFailure] = []
+        carried = False
+
+        def write(body: str, public: bool) -> str:
+            nonlocal carried
+            if not writes:
+                return self.desks[link.desk.system].add_comment(link.desk, body, public)
+            carried = True
+            done = self.fields.write_with_comment(item.ref, writes, body, public, outcome, expect=item.updated_at)
+            failed.extend(done.failures)
+            return done.comment_id
+
+        posted = self.intents.post_notes(link, notes, outcome, write) if notes else ()
+        if writes and not carried:
+            failed.extend(self.fields.write(Side.DESK, item.ref, None, writes, outcome, expect=item.updated_at))
+        return failed, posted
+
+    def _write_carried(self, link: Link, item: DeskItem, carried: Carried, outcome: Outcome) -> None:
+        """Carried desk writes when no plan is carried out (the issue is gone): on their own."""
+        if carried.fields:
+            self.fields.write(Side.DESK, item.ref, None, dict(carried.fields), outcome)
+        if carried.notes:
+            self.intents.post_notes(link, carried.notes, outcome)
+
+    def _queue_siblings(self, link: Link, side: Side, ref: ItemRef, covered: frozenset[int]) -> None:
         """A value written to an issue (or desk item) shared by other links must
         reach them too. The echo webhook of syncd's own write is not queued (see
-        syncd.webhooks), so the engine queues the written item itself."""
+        syncd.webhooks), so the engine queues the written item itself, unless this
+        pass reconciles every other link of the issue next, from the issue as written."""
         others = (self.store.links_for_issue(link.issue_id) if side is Side.TRACKER
                   else self.store.links_for_desk(link.desk))
+        if side is Side.TRACKER:
+            others = [other for other in others if other.id not in covered]
         if any(other.id != link.id for other in others):
             self.store.mark_dirty([ref], "shared_item_written")
 
@@ -270,7 +353,7 @@ class LinkReconciler:
         return all(w.side is Side.DESK for w in p.field_writes)
 
     def _remember(self, link: Link, planned: _Planned, posted: TMapping[Side, Sequence[Comment]],
-                  revision: int) -> None:
+                  revision: int, carried_fields: bool = False) -> None:
         """Keep what each side now holds, as of the link's new revision: the fields
         written set on it, the comments posted added. A desk item written to without
         knowing its new ``updated_at`` and a Jira issue whose status was moved (a
@@ -279,8 +362,9 @@ class LinkReconciler:
         for side, snapshot in ((Side.DESK, planned.item), (Side.TRACKER, planned.issue)):
             values = {locator: value for (s, locator), value in writes.items() if s is side}
             desk = side is Side.DESK
+            # Carried fields are in the item as given already; they moved its updated_at.
             patched = _patched(snapshot, values, self.fields.stamp_after_write(link.desk) if desk else None,
-                               desk and self.fields.conditional(link.desk))
+                               desk and self.fields.conditional(link.desk), touched=desk and carried_fields)
             if patched is None:
                 self.snapshots.drop(link.id, side)
                 continue
@@ -294,12 +378,12 @@ class LinkReconciler:
 
 
 def _patched(snapshot: DeskItem | TrackerIssue, values: TMapping[str, Value],
-             stamp: datetime | None, conditional: bool) -> DeskItem | TrackerIssue | None:
+             stamp: datetime | None, conditional: bool, touched: bool = False) -> DeskItem | TrackerIssue | None:
     """``snapshot`` with ``values`` written to it, or None when the result is not known
     well enough to plan from: a conditional desk's item with no new ``updated_at`` (a
     safe update planned from it would be refused), a moved status (a transition or a
     state change may set other fields), an additive locator."""
-    if not values:
+    if not values and not touched:
         return snapshot
     if any(locator.endswith(("+", "-")) or locator == STATUS_LOCATOR for locator in values):
         return None

@@ -25,6 +25,15 @@ class FieldFailure:
 
 
 @dataclass(frozen=True)
+class DeskWrite:
+    """What one write of fields and a comment together did: the comment's id and the
+    fields the vendor refused (the others were written)."""
+
+    comment_id: str
+    failures: tuple[FieldFailure, ...] = ()
+
+
+@dataclass(frozen=True)
 class PollPage:
     """Items changed since a cursor. ``cursor`` is opaque and is stored only after
     the items are marked dirty (same transaction). ``more`` says call again now."""
@@ -89,6 +98,13 @@ class DeskConnector(Protocol):
     def add_comment(self, ref: ItemRef, body: str, public: bool,
                     attachments: Sequence[Attachment] = ()) -> str:
         """Post a note (``public=False``) or a reply the customer sees; returns its id."""
+
+    def update_with_comment(self, ref: ItemRef, values: Mapping[str, Value], body: str, public: bool,
+                            expect: datetime | None = None) -> DeskWrite:
+        """Write fields and post one comment, in one request where the vendor takes both
+        (Zendesk: ``comment`` and fields in one ticket update). Not idempotent (the comment):
+        made under the comment's intent. ``expect`` as in :meth:`update_fields`; a
+        :class:`~syncd.errors.Conflict` means nothing was written, neither fields nor comment."""
 
     def find_comment(self, ref: ItemRef, body: str, since: datetime) -> str | None:
         """Recovery after a crash: the id of a comment syncd wrote with exactly this

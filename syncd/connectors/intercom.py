@@ -79,7 +79,7 @@ from ..errors import Ambiguous, NotFound, Refused, Transient, VendorError
 from ..fencing import before_write
 from ..retry import RetryPolicy
 from ..secrets import Secret, as_secret
-from .base import FieldFailure, PollPage, polled_stamps
+from .base import DeskWrite, FieldFailure, PollPage, polled_stamps
 from .calls import Caller, error_for_status
 
 log = structlog.get_logger("syncd.intercom")
@@ -702,6 +702,14 @@ class IntercomConnector:
         part_id = self.call(operation, post)
         log.info("intercom_comment_added", item=str(ref), part=part_id, public=public, attempts=attempts)
         return part_id
+
+    def update_with_comment(self, ref: ItemRef, values: Mapping[str, Value], body: str, public: bool,
+                            expect: datetime | None = None) -> DeskWrite:
+        """Intercom 2.14 cannot fold them: attributes, tags and state are written by their
+        own endpoints and a note or reply is a conversation part of its own
+        (``replyConversation``/``replyTicket``), so this is the field writes, then the comment."""
+        failures = tuple(self.update_fields(ref, values))
+        return DeskWrite(self.add_comment(ref, body, public), failures)
 
     def _post_reply(self, ref: ItemRef, kind: str, body: str, urls: list[str] | None) -> str:
         # attachment_urls only when there are some: the API does not take null there.

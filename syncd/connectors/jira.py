@@ -359,8 +359,19 @@ class JiraConnector:
         }
         fields.update(self._field_payload(spec.fields))
         fields["labels"] = sorted(set(fields.get("labels") or []) | {origin_label(origin)})
-        created = self._rest("createIssue", "POST", "issue", body={
-            "fields": fields, "properties": [{"key": PROPERTY, "value": {"origin": origin}}]}, idempotent=False)
+        properties = [{"key": PROPERTY, "value": {"origin": origin}}]
+        try:
+            created = self._rest("createIssue", "POST", "issue", body={
+                "fields": {**self._field_payload(spec.extra), **fields}, "properties": properties}, idempotent=False)
+        except Refused as e:
+            if not spec.extra:
+                raise
+            # Refused outright (400: nothing was created), e.g. a field not on the create
+            # screen: create without the optional values; the first sync writes them one
+            # by one, where a refused one fails alone.
+            log.warning("create_extra_fields_refused", origin=origin, fields=sorted(spec.extra), reason=str(e))
+            created = self._rest("createIssue", "POST", "issue", body={"fields": fields, "properties": properties},
+                                 idempotent=False)
         issue = self.fetch(str(created["id"]))
         assert issue is not None, "issue vanished right after its creation"
         return issue

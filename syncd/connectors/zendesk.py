@@ -32,9 +32,9 @@ from ..secrets import Secret, as_secret
 from ..bounded import BoundedDict
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
-from ..errors import NotFound, Refused, VendorError
+from ..errors import Ambiguous, NotFound, Refused, VendorError
 from ..retry import RetryPolicy
-from .base import FieldFailure, PollPage, polled_stamps
+from .base import DeskWrite, FieldFailure, PollPage, polled_stamps
 from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
 
 log = structlog.get_logger("syncd.zendesk")
@@ -376,6 +376,46 @@ class ZendeskConnector:
         """One PUT. With ``expect`` (the ``updated_at`` the values were planned from)
         it is a *safe update*: Zendesk refuses it with 409 (:class:`Conflict`) when
         someone changed the ticket since, instead of overwriting their edit."""
+        ticket = self._ticket_with(ref, values, expect)
+        if isinstance(ticket, FieldFailure):
+            return [ticket]
+        try:
+            audit = self.call("updateTicket", lambda: self.client.tickets.update(ticket), target=f"ticket:{ref.id}")
+        except VendorError as e:
+            self._stamps.pop(ref.id, None)
+            if e.retryable:
+                raise
+            return [FieldFailure(k, v, str(e)) for k, v in values.items()]
+        self._learn_stamp(ref, audit)
+        return _missing_fields(values, ticket.custom_fields or [], audit)
+
+    def update_with_comment(self, ref: ItemRef, values: Mapping[str, Value], body: str, public: bool,
+                            expect: datetime | None = None) -> DeskWrite:
+        """Fields and a comment in one ``PUT /api/v2/tickets/{id}`` (Zendesk's update takes
+        ``comment`` beside the fields; a safe update refused with 409 writes neither). A
+        request Zendesk refuses outright (a field value it rejects: 422) wrote nothing, so
+        the comment is then posted alone and every field reported refused."""
+        ticket = self._ticket_with(ref, values, expect)
+        if isinstance(ticket, FieldFailure):
+            return DeskWrite(self.add_comment(ref, body, public), (ticket,))
+        ticket.comment = ZComment(body=body, public=public, author_id=self.user_id)
+        try:
+            audit = self.call("updateTicket", lambda: self.client.tickets.update(ticket),
+                              idempotent=False, target=f"ticket:{ref.id}")
+        except VendorError as e:
+            self._stamps.pop(ref.id, None)
+            if e.retryable or isinstance(e, Ambiguous):
+                raise
+            failures = tuple(FieldFailure(k, v, str(e)) for k, v in values.items())
+            return DeskWrite(self.add_comment(ref, body, public), failures)
+        self._learn_stamp(ref, audit)
+        return DeskWrite(self._comment_id(ref, body, audit),
+                         tuple(_missing_fields(values, ticket.custom_fields or [], audit)))
+
+    def _ticket_with(self, ref: ItemRef, values: Mapping[str, Value],
+                     expect: datetime | None) -> Ticket | FieldFailure:
+        """The update of ``values`` (a safe update with ``expect``), or the first locator
+        that cannot be written (nothing is then sent)."""
         ticket = Ticket(id=int(ref.id))
         if expect is not None:
             ticket.safe_update = True
@@ -395,27 +435,24 @@ class ZendeskConnector:
             elif locator == CUSTOM_STATUS:
                 found = self._status_for(value)
                 if isinstance(found, str):
-                    return [FieldFailure(locator, value, found)]
+                    return FieldFailure(locator, value, found)
                 # Zendesk sets the status to the custom status's category itself.
                 ticket.custom_status_id = found
             else:
-                return [FieldFailure(locator, value, f"unknown Zendesk locator {locator!r}")]
+                return FieldFailure(locator, value, f"unknown Zendesk locator {locator!r}")
         if custom:
             ticket.custom_fields = custom
-        try:
-            audit = self.call("updateTicket", lambda: self.client.tickets.update(ticket), target=f"ticket:{ref.id}")
-        except VendorError as e:
-            self._stamps.pop(ref.id, None)
-            if e.retryable:
-                raise
-            return [FieldFailure(k, v, str(e)) for k, v in values.items()]
+        return ticket
+
+    def _learn_stamp(self, ref: ItemRef, audit: Any) -> None:
+        """The ticket's ``updated_at`` after syncd's write, from the answer (a later safe
+        update is planned from it)."""
         stamp = zendesk_time(getattr(getattr(audit, "ticket", None), "updated_at", None) or "") \
             if audit is not None else None
         if stamp is None:
             self._stamps.pop(ref.id, None)
         else:
             self._stamps[ref.id] = stamp
-        return _missing_fields(values, custom, audit)
 
     # -- custom ticket statuses (/api/v2/custom_statuses) ---------------------
     def _load_statuses(self) -> None:
@@ -477,6 +514,10 @@ class ZendeskConnector:
             comment.uploads = tokens
         audit = self.call("updateTicket", lambda: self.client.tickets.update(Ticket(id=int(ref.id), comment=comment)),
                           idempotent=False, target=f"ticket:{ref.id}")
+        return self._comment_id(ref, body, audit)
+
+    def _comment_id(self, ref: ItemRef, body: str, audit: Any) -> str:
+        """The id of the comment an update just posted: from the answer's audit, else looked up."""
         for event in (audit.audit.events if audit is not None and audit.audit is not None else []):
             event = event if isinstance(event, dict) else event.to_dict()
             if event.get("type") == "Comment":

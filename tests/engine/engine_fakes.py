@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping, Sequence
 
-from syncd.connectors.base import FieldFailure, PollPage
+from syncd.connectors.base import DeskWrite, FieldFailure, PollPage
 from syncd.domain import Attachment, Comment, DeskItem, IssueSpec, ItemRef, TrackerIssue, Value
 from syncd.errors import Conflict, VendorError
 from syncd.fencing import before_write
@@ -56,6 +56,7 @@ class FakeDesk:
     fetches: Counter = field(default_factory=Counter)             # ref -> reads
     posted: list[tuple[ItemRef, str, bool]] = field(default_factory=list)
     field_writes: list[tuple[ItemRef, dict[str, Value]]] = field(default_factory=list)
+    combined: list[tuple[ItemRef, dict[str, Value], str]] = field(default_factory=list)   # fields + comment in one
     fail_next_comment: VendorError | None = None                  # raised (once) instead of posting
     _stamps: dict[ItemRef, datetime] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
@@ -110,6 +111,17 @@ class FakeDesk:
         self.items[ref] = replace(item, comments=item.comments + (made,), updated_at=now())
         return cid
 
+    def update_with_comment(self, ref: ItemRef, values: Mapping[str, Value], body: str, public: bool,
+                            expect: datetime | None = None) -> DeskWrite:
+        """As Zendesk: one request; a refused safe update writes neither fields nor comment."""
+        item = self.items[ref]
+        if self.conditional_writes and expect is not None and expect != item.updated_at:
+            raise Conflict(self.system, "updateTicket", "the item changed since it was read", status=409)
+        self.combined.append((ref, dict(values), body))
+        cid = self.add_comment(ref, body, public)
+        self.update_fields(ref, values)
+        return DeskWrite(cid)
+
     def find_comment(self, ref: ItemRef, body: str, since: datetime) -> str | None:
         item = self.items.get(ref)
         for c in item.comments if item else ():
@@ -134,6 +146,8 @@ class FakeTracker:
     origins: dict[str, str] = field(default_factory=dict)          # issue id -> origin it was created for
     markers: dict[str, str] = field(default_factory=dict)          # comment id -> source marker
     search_visible: bool = True                                    # False: creates not found by search yet
+    search_catches_up_on_create: bool = False                      # True: a create makes search visible again
+    searches: int = 0                                              # label searches (find_created, created_for)
     fetches: Counter = field(default_factory=Counter)
     created: list[IssueSpec] = field(default_factory=list)
     posted: list[tuple[str, str, str]] = field(default_factory=list)   # (issue id, body, source)
@@ -170,8 +184,9 @@ class FakeTracker:
 
     def create_issue(self, spec: IssueSpec, origin: str) -> TrackerIssue:
         before_write(self.system, "createIssue")
+        self.search_visible = self.search_visible or self.search_catches_up_on_create
         self.created.append(spec)
-        issue = self.put(f"{spec.project}-{len(self.issues) + 1}", dict(spec.fields), origin)
+        issue = self.put(f"{spec.project}-{len(self.issues) + 1}", {**spec.extra, **spec.fields}, origin)
         self.issues[issue.ref.id] = replace(issue, summary=spec.summary)
         return self.issues[issue.ref.id]
 
@@ -180,6 +195,7 @@ class FakeTracker:
         return self.issues[found[0]] if found else None
 
     def created_for(self, origin: str, limit: int = 20) -> list[str]:
+        self.searches += 1
         if not self.search_visible:
             return []
         return sorted((i for i, o in self.origins.items() if o == origin and i in self.issues), key=int)[:limit]

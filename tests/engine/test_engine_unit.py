@@ -228,15 +228,31 @@ def test_a_pending_create_not_found_is_waited_for_within_the_settle_window_then_
 
 
 def test_a_second_issue_for_one_origin_is_deleted_and_the_oldest_kept() -> None:
+    """A writer frozen past the claim check made its issue, which search did not show when
+    its pending create was taken over after the settle window: the taker's create is the
+    second one, found right after it and deleted; the oldest is kept."""
     s = build()
     escalating(s)
-    older = s.tracker.put("SUP-1", origin=str(DESK))   # made by a writer frozen past the claim check
+    s.store.begin_intent(f"create:{DESK}", "create", None, {"origin": str(DESK), "project": "SUP"})
+    older = s.tracker.put("SUP-1", origin=str(DESK))
+    s.tracker.search_visible, s.tracker.search_catches_up_on_create = False, True
+    s.store.backdate_intent(f"create:{DESK}", CREATE_SETTLE + 1)
     s.engine.reconcile(DESK)
     assert len(s.tracker.created) == 1
     (made,) = [i for i in s.tracker.deleted]
     assert made != older.ref.id and made not in s.tracker.issues
     assert [l.issue_id for l in s.store.links_for_desk(DESK)] == [older.ref.id]
     assert [a.event for a in s.store.audits if a.event == "duplicate_repaired"] == ["duplicate_repaired"]
+
+
+def test_an_escalation_on_the_happy_path_searches_for_no_duplicate() -> None:
+    """Our own fresh intent, our claim held: nobody else may have created the issue, so the
+    label search after the create (crash recovery, duplicate repair) is not made (issue 16)."""
+    s = build()
+    escalating(s)
+    s.engine.reconcile(DESK)
+    assert len(s.tracker.created) == 1 and len(s.store.links_for_desk(DESK)) == 1
+    assert s.tracker.searches == 0
 
 
 def test_an_escalation_left_half_done_is_resumed_once() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from syncd.domain import ItemRef
 from syncd.sim.core import Fault
 
 from .conftest import SQLITE_ONLY, comments_with, escalate, get, notes_with, wait_for
@@ -82,12 +83,15 @@ def test_fault_stall_past_the_client_timeout_is_retried_and_written_once(make_wo
     # change on that side triggers the reconcile: the other side may come from the
     # snapshot, and syncd's own comment coming back from Jira is an echo that reads
     # nothing (this test used to rely on that echo's getIssue, and failed ~1 in 4 once
-    # echoes were recognised).
+    # echoes were recognised). A Jira delivery may stand in for the issue's read (issue
+    # 16), so the issue is also queued by a mark that says nothing of when it changed,
+    # which always reads.
     world.zendesk.inject(Fault("timeout", operation="ShowTicket", stall=1.2, count=1))
     world.jira.inject(Fault("timeout", operation="getIssue", stall=1.2, count=1))
     world.zendesk.customer_reply(ticket, "Any news on this?")
     assert wait_for(lambda: comments_with(world, key, "Any news on this?") == 1, timeout=25)
     world.jira.engineer_comment(key, "Looking into it.")
+    daemon.store.mark_dirty([ItemRef("jira", str(world.jira.issue(key).id))], "test")
     assert wait_for(lambda: notes_with(world, ticket, "Looking into it.") == 1, timeout=25)
     assert wait_for(lambda: daemon.store.queue_depth() == 0)
     assert comments_with(world, key, "Any news on this?") == 1
@@ -117,6 +121,32 @@ def test_fault_comment_post_stalled_past_the_timeout_lands_once(make_world, star
     assert world.jira.count("addComment") == 1      # the stalled POST was never repeated
     assert not [i for i in daemon.store.intents_for_link(daemon.store.links_for_desk(
         __import__("syncd.domain", fromlist=["ItemRef"]).ItemRef("zendesk", str(ticket)))[0].id) if i.state == "pending"]
+
+
+def test_fault_ticket_update_with_field_and_note_stalled_past_the_timeout_lands_once(make_world, start_daemon,
+                                                                                     look_at, logs):
+    """A Jira transition is one UpdateTicket carrying the status field and the note (issue 16).
+    Zendesk carries it out after the client gave up: the note's intent stays pending, the
+    call is not repeated, and recovery finds the note by its body (the field part, a
+    set-value, is found already there by the next plan). One note, no second write."""
+    world = make_world()
+    daemon = start_daemon(world, vendor_timeout=1.0)
+    look = look_at(world)
+    ticket, key = escalate(world, look)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=25)
+    updates = world.zendesk.count("UpdateTicket")
+    world.zendesk.inject(Fault("timeout", operation="UpdateTicket", stall=2.0, count=1))
+    world.jira.engineer_transition(key, "In Progress")
+    note = "Jira jira_status changed: To Do → In Progress"
+    assert wait_for(lambda: [e for e in logs.named("intent_recovered") if e.get("how") == "found"], timeout=40)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=25)
+    world.jira.webhooks.flush()
+    world.zendesk.webhooks.flush()
+    assert wait_for(lambda: daemon.store.queue_depth() == 0, timeout=10)
+    assert notes_with(world, ticket, note) == 1
+    assert look.ticket(ticket).fields.get(f"custom:{world.field_id(9002)}") == "In Progress"
+    assert world.zendesk.count("UpdateTicket") - updates == 1, "the stalled ticket update was made again"
+    assert not logs.named("intent_replayed")
 
 
 def test_fault_comment_post_answered_429_then_stalled_past_the_timeout_lands_once(make_world, start_daemon, look_at,
