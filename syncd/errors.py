@@ -73,6 +73,16 @@ class Ambiguous(Transient):
     this; the intent is left pending and recovery looks before writing again."""
 
 
+class Landed(Transient):
+    """The write was carried out (``result``: what it made, e.g. the issue's id), but a
+    call that belongs to it failed after (the read of what was made). Never a refusal
+    of the write: the intent is finished with ``result``, and the item retried."""
+
+    def __init__(self, vendor: str, operation: str, message: str, result: str):
+        super().__init__(vendor, operation, message)
+        self.result = result
+
+
 class Unauthorized(VendorError):
     """401/403: credentials wrong or missing permission. Not retried."""
 

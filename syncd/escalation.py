@@ -19,7 +19,7 @@ import structlog
 
 from .connectors.base import DeskConnector, TrackerConnector
 from .domain import DeskItem, IssueSpec, ItemRef, Link, Side, TrackerIssue, Value
-from .errors import NotFound, RateLimited
+from .errors import Landed, NotFound, RateLimited
 from .failpoints import failpoint
 from .fencing import current_claim, still_held
 from .field_writes import FieldWriter
@@ -132,6 +132,13 @@ class Escalation:
         with watching_send() as send:
             try:
                 issue = self.tracker.create_issue(spec, origin)
+            except Landed as e:
+                # Created, not read: the intent records the issue; the retry links it.
+                self.store.finish_intent(key, e.result)
+                outcome.writes.append(Write(e.result, "create", f"created for {origin}: {spec.summary}"))
+                METRICS.inc("issues_created")
+                log.info("issue_created", desk=origin, issue_id=e.result, unread=str(e))
+                raise
             except Exception as e:
                 # Nothing was created when the request never left (a failed claim check, a
                 # Throttled wait, the database gone at the check) or a 429 refused it: drop

@@ -722,7 +722,8 @@ class IntercomConnector:
         # The answer is the whole conversation: ours is the newest part by us with this body.
         found = self._find_in(conv, ref, body, EPOCH, kind)
         if found is None:
-            raise VendorError("intercom", "replyConversation", "reply posted but not found in the conversation")
+            # Posted: not a refusal (that would drop its intent and post it again).
+            raise Ambiguous("intercom", "replyConversation", "reply posted but not found in the conversation")
         return found
 
     def find_comment(self, ref: ItemRef, body: str, since: datetime) -> str | None:

@@ -32,7 +32,7 @@ from jira import JIRA
 from ..secrets import Secret, as_secret
 from ..budget import Budget
 from ..domain import Attachment, Comment, IssueSpec, ItemRef, TrackerIssue, Value, vendor_refs
-from ..errors import Refused, VendorError
+from ..errors import Landed, Refused, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
 from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
@@ -372,8 +372,16 @@ class JiraConnector:
             log.warning("create_extra_fields_refused", origin=origin, fields=sorted(spec.extra), reason=str(e))
             created = self._rest("createIssue", "POST", "issue", body={"fields": fields, "properties": properties},
                                  idempotent=False)
-        issue = self.fetch(str(created["id"]))
-        assert issue is not None, "issue vanished right after its creation"
+        # The issue exists from here on: a failed read of it (a 429, a reset) must not pass
+        # for a refused create, or the create would be made again (crash loop, seed 11).
+        try:
+            issue = self.fetch(str(created["id"]))
+        except VendorError as e:
+            raise Landed("jira", "createIssue", f"issue {created['id']} created; reading it failed: {e}",
+                         result=str(created["id"])) from e
+        if issue is None:
+            raise Landed("jira", "createIssue", f"issue {created['id']} created; not found right after",
+                         result=str(created["id"]))
         return issue
 
     def find_created(self, origin: str) -> TrackerIssue | None:

@@ -522,9 +522,14 @@ class ZendeskConnector:
             event = event if isinstance(event, dict) else event.to_dict()
             if event.get("type") == "Comment":
                 return str(event["id"])
-        found = self.find_comment(ref, body, datetime.fromtimestamp(time.time() - 300, timezone.utc))
+        # The comment is posted: failing to name it is not a refusal (that would drop its
+        # intent and post it again); recovery finds it by its body.
+        try:
+            found = self.find_comment(ref, body, datetime.fromtimestamp(time.time() - 300, timezone.utc))
+        except VendorError as e:
+            raise Ambiguous("zendesk", "updateTicket", f"comment posted; finding its id failed: {e}") from e
         if found is None:
-            raise VendorError("zendesk", "updateTicket", "comment posted but not found in the ticket audit")
+            raise Ambiguous("zendesk", "updateTicket", "comment posted but not found in the ticket audit")
         return found
 
     def _upload(self, attachment: Attachment) -> str:

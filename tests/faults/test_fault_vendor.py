@@ -234,3 +234,21 @@ def test_fault_poller_errors_show_in_readyz_and_clear(make_world, start_daemon):
     # The poller backs off (1 s, doubling) and clears its error on the next good poll.
     assert wait_for(lambda: get(daemon, "/readyz").status == 200, timeout=15)
     assert daemon.pollers[0].last_success is not None
+
+
+def test_fault_issue_read_refused_right_after_its_create_makes_one_issue(make_world, start_daemon, look_at):
+    """The read of a just-created issue answered 429: the create had landed, but the 429
+    passed for a refused create, its intent was dropped and the retry created a second
+    issue (a chaos crash loop, seed 11, found 2 issues for one ticket). Now the intent
+    keeps the created issue and the retry links it."""
+    world = make_world()
+    daemon = start_daemon(world)
+    look = look_at(world)
+    # Longer than a reconcile may wait (a fifth of the 30 s lease): the item is given back.
+    world.jira.inject(Fault("429", operation="getIssue", retry_after=8.0, count=1))
+    ticket, key = escalate(world, look)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0, timeout=30)
+    with world.jira.lock:
+        made = [i for i in world.jira.issues.values() if f"syncd-zendesk-{ticket}" in i.labels]
+    assert world.jira.count("createIssue") == 1, "the create was made again"
+    assert [i.key for i in made] == [key]
