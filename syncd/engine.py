@@ -33,7 +33,7 @@ from .intents import IntentWrites
 from .issue_hints import IssueHint, IssueHints
 from .metrics import METRICS
 from .link_reconcile import NOTHING, Carried, LinkReconciler
-from .locks import LinkLocks
+from .locks import LinkBusy, LinkLocks
 from .mapping import Mapping
 from .outcome import EscalationPending, IntentSettling, Outcome, Write
 from .snapshots import SnapshotCache
@@ -224,18 +224,28 @@ class Engine:
         else changes nothing: the poll reads the echo as before."""
         if hint.issue is None or hint.issue_stamp is None:
             return
-        links = self.store.links_for_issue(issue_id)
-        seen = self.store.revisions([l.id for l in links])
-        for link in links:
-            held = self.snapshots.get(link.id, Side.TRACKER, seen.get(link.id, -1))
-            if not isinstance(held, TrackerIssue) or held.updated_at.timestamp() > hint.issue_stamp:
-                continue
-            shown = self.tracker.from_delivery(hint.issue, held.comments, ())
-            if shown is None or shown.fields != held.fields or shown.released_versions != held.released_versions:
-                log.info("echo_differs", link=link.id, issue_id=issue_id)
-                continue
-            METRICS.inc("echo_proven")
-            self.snapshots.put(link.id, Side.TRACKER, replace(shown, comments_unproven=True), seen[link.id])
+        for link in self.store.links_for_issue(issue_id):
+            # The echo can arrive while the reconcile that wrote is still finishing: under
+            # the link's lock its copy (the read with the writes patched in) is complete.
+            try:
+                with self.locks.hold(link.id):
+                    self._prove_echo(link, issue_id, hint)
+            except LinkBusy:
+                log.info("echo_unchecked", link=link.id, issue_id=issue_id)   # the poll reads it
+
+    def _prove_echo(self, link: Link, issue_id: str, hint: IssueHint) -> None:
+        """See :meth:`echo_delivered`; the caller holds the link's lock."""
+        assert hint.issue is not None and hint.issue_stamp is not None
+        revision = self.store.revisions([link.id]).get(link.id, -1)
+        held = self.snapshots.get(link.id, Side.TRACKER, revision)
+        if not isinstance(held, TrackerIssue) or held.updated_at.timestamp() > hint.issue_stamp:
+            return
+        shown = self.tracker.from_delivery(hint.issue, held.comments, ())
+        if shown is None or shown.fields != held.fields or shown.released_versions != held.released_versions:
+            log.info("echo_differs", link=link.id, issue_id=issue_id)
+            return
+        METRICS.inc("echo_proven")
+        self.snapshots.put(link.id, Side.TRACKER, replace(shown, comments_unproven=True), revision)
 
     def _fan_out_version(self, version_id: str, dry_run: bool) -> None:
         """A released version changes no issue: queue every linked issue that has

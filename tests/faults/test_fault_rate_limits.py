@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
+from syncd.domain import ItemRef
 from syncd.sim.core import Fault, Recorded, SimServer
 from syncd.sandbox import World
 
@@ -66,6 +67,9 @@ def test_fault_account_429_storm_gates_every_call_until_retry_after(make_world, 
         for ticket, key in pairs:
             world.zendesk.customer_reply(ticket, f"Customer {round_} on {ticket}.")
             world.jira.engineer_comment(key, f"Engineer {round_} on {key}.")
+            # A Jira delivery may stand in for the issue's read (issue 16): a mark that
+            # says nothing of when the issue changed makes the daemon call Jira in the storm.
+            daemon.store.mark_dirty([ItemRef("jira", str(world.jira.issue(key).id))], "test")
         time.sleep(2.0)
     for sim in (world.zendesk, world.jira):
         sim.clear_faults()
