@@ -4,9 +4,15 @@ One ``syncd run`` on SQLite against the in-process simulators; a generator makes
 ``--rate`` changes a second (customer replies, engineer comments, field and status
 edits on both sides, round-robin over ``--links`` escalated pairs) for ``--minutes``.
 Every ``--sample-every`` seconds it samples the database size (file + -wal + -shm),
-the row counts of every table, the daemon's RSS and the dirty queue, and appends a
-row to the table printed (and written to ``--out``). At the end it reports changes
-that never landed (lost) and mirrored comments found twice (doubled).
+the row counts of every table, the daemon's RSS, where that RSS lives (bench/smaps.py:
+glibc's main heap, the other threads' malloc arenas, thread stacks, other anonymous
+memory, file-backed), its thread count and the dirty queue, and appends a row to the
+table printed (and written to ``--out``). At the end it reports changes that never
+landed (lost), mirrored comments found twice (doubled) and, from minute ``--warmup``
+on, the least-squares slope of RSS and of each memory category in MiB/h.
+
+``--remedy off`` runs the daemon with syncd/memory.py's remedy off
+(``SYNCD_MEMORY_REMEDY=off``, ``MALLOC_ARENA_MAX`` unset) to compare with ``on``.
 
 Retention runs as configured in ``[retention]``; the defaults keep delivery ids 48 h,
 which a one-hour soak cannot reach, so the soak compresses the windows (``--ids-hours``,
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -31,12 +38,14 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from propagation import Change, Pair, ZendeskDesk, say  # noqa: E402
+from smaps import breakdown, slope_per_hour  # noqa: E402
 from throughput import cpu_seconds, replicas_for  # noqa: E402
 
 import sqlalchemy as sa  # noqa: E402
 
 from syncd.sandbox import build_world  # noqa: E402
 
+SERIES = ("RSS", "heap", "arenas", "stacks", "anon", "file", "DB")
 TABLES = ("links", "link_base", "intents", "dirty", "dead_letters", "inbox", "audit")
 
 
@@ -77,10 +86,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ids-hours", type=float, default=0.25, help="[retention] inbox_ids_hours")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here (markdown)")
     ap.add_argument("--keep", action="store_true", help="keep the working directory")
+    ap.add_argument("--remedy", choices=("on", "off"), default="on",
+                    help="syncd/memory.py's remedy (arena cap, malloc_trim, SQLite cache bound) in the daemon")
+    ap.add_argument("--warmup", type=float, default=15.0, help="slopes are fitted from this minute on")
     args = ap.parse_args(argv)
     from syncd.logs import configure_logging
     configure_logging("error", "console")   # the simulators log every request at debug
 
+    # The daemon inherits this environment (Replica.start): the switch, and no arena cap from outside.
+    os.environ["SYNCD_MEMORY_REMEDY"] = args.remedy
+    os.environ.pop("MALLOC_ARENA_MAX", None)
     directory = Path(tempfile.mkdtemp(prefix="syncd-soak-"))
     world = build_world(directory, workers=4, zendesk_poll=30, jira_poll=30, intercom_poll=3600, log_level="warning")
     world.zendesk.configure({"ticket_update_limit": None})   # 30/ticket/10 min would throttle a busy pair
@@ -113,11 +128,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         emit(f"soak: one `syncd run` on SQLite, {args.links} links, {args.rate:g} changes/s for "
              f"{args.minutes:g} min; retention every {args.every:g} s, bodies {args.body_seconds:g} s, "
-             f"ids {args.ids_hours:g} h")
+             f"ids {args.ids_hours:g} h; memory remedy {args.remedy}")
         emit("")
-        emit("| min | changes | landed | DB MiB | RSS MiB | CPU s | " + " | ".join(TABLES)
-             + " | inbox bodies | queue |")
-        emit("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TABLES) + "---:|---:|")
+        emit("| min | changes | landed | DB MiB | RSS MiB | heap | arenas (n) | stacks | anon | file | threads "
+             "| CPU s | " + " | ".join(TABLES) + " | inbox bodies | queue |")
+        emit("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TABLES) + "---:|---:|")
+        series: dict[str, list[tuple[float, float]]] = {k: [] for k in SERIES}
 
         flights: list[tuple[Pair, Change, float]] = []
         made = landed = 0
@@ -129,8 +145,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             now = time.monotonic()
             if now >= next_sample:
                 c = counts(engine)
-                emit(f"| {(now - started) / 60:.0f} | {made} | {landed} | {db_mib(db_path):.1f} | {rss_mib(pid):.1f} "
-                     f"| {cpu_seconds(pid):.0f} | " + " | ".join(str(c[t]) for t in TABLES)
+                minute, rss, b, db = (now - started) / 60, rss_mib(pid), breakdown(pid), db_mib(db_path)
+                for key, value in (("RSS", rss), ("heap", b.heap), ("arenas", b.arenas), ("stacks", b.stacks),
+                                   ("anon", b.anon), ("file", b.file), ("DB", db)):
+                    series[key].append((minute, value))
+                emit(f"| {minute:.0f} | {made} | {landed} | {db:.1f} | {rss:.1f} | {b.heap:.1f} "
+                     f"| {b.arenas:.1f} ({b.arena_count}) | {b.stacks:.1f} | {b.anon:.1f} | {b.file:.1f} "
+                     f"| {b.threads} | {cpu_seconds(pid):.0f} | " + " | ".join(str(c[t]) for t in TABLES)
                      + f" | {inbox_bodies(engine)} | {c['dirty']} |")
                 next_sample += args.sample_every
             if now >= end:
@@ -166,6 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit(f"soak done: {made} changes, {landed} landed, {lost} lost (or overwritten by a later change "
              f"of the same field before landing), {doubled} mirrored comments found twice; "
              f"RSS {rss_mib(pid):.1f} MiB, DB {db_mib(db_path):.1f} MiB")
+        emit(f"slopes from minute {args.warmup:g} (least squares, MiB/h): " + ", ".join(
+            f"{k} {slope_per_hour([p for p in v if p[0] >= args.warmup]):+.1f}" for k, v in series.items()))
         return 1 if doubled else 0
     finally:
         if engine is not None:
