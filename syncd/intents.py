@@ -102,8 +102,9 @@ class IntentWrites:
             return ()
         target = self._write_comment(link, key, cw.side, body, cw.public, files)
         failpoint("after_comment_post")
-        if cw.side is Side.TRACKER and not still_held():
-            target = self._repair_duplicate_comments(link, key, target)
+        if not still_held():
+            target = (self._repair_duplicate_comments(link, key, target) if cw.side is Side.TRACKER
+                      else self._repair_duplicate_desk_comments(link, key, body, target))
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(link.issue_key if cw.side is Side.TRACKER else str(link.desk),
                                     "comment", excerpt(cw.body), source=cw.source_id, mirrored=target))
@@ -118,6 +119,8 @@ class IntentWrites:
             return ()
         target = self._write_comment(link, note.key, Side.DESK, note.body, note.public, ())
         failpoint("after_note_post")
+        if not still_held():
+            target = self._repair_duplicate_desk_comments(link, note.key, note.body, target)
         self.store.finish_intent(note.key, target)
         outcome.writes.append(Write(str(link.desk), "note", excerpt(note.body), source=note.key, mirrored=target))
         log.info("note_posted", link=link.id, key=note.key, public=note.public)
@@ -207,6 +210,31 @@ class IntentWrites:
                         kept=keep, deleted=deleted)
             self.store.audit("duplicate_repaired", link.id, what="comment", issue=link.issue_key, key=key,
                              removed=comment_id, kept=keep)
+        return keep
+
+    def _repair_duplicate_desk_comments(self, link: Link, key: str, body: str, made: str) -> str:
+        """As :meth:`_repair_duplicate_comments`, on the desk: a desk comment carries no marker,
+        so the copies are syncd's comments with the intent's exact body since it was recorded,
+        less any comment another intent of the link is known to have written (two Jira comments
+        can say the same). The oldest is kept; the desk cannot delete the others, so each is
+        retracted as far as it allows (Zendesk: made private, its text redacted; Intercom:
+        nothing, the copy is only reported). Returns the kept one."""
+        intent = self.store.get_intent(key)
+        since = desk_search_since(intent) if intent is not None else datetime.fromtimestamp(
+            time.time() - self.settle_seconds - DESK_SEARCH_MARGIN, timezone.utc)
+        desk = self.desks[link.desk.system]
+        theirs = {i.result for i in self.store.link_state(link.id).intents if i.key != key and i.result}
+        found = [c for c in desk.find_comments(link.desk, body, since) if c not in theirs]
+        if len(found) < 2:
+            return made
+        keep = found[0]
+        for comment_id in found[1:]:
+            retracted = desk.retract_comment(link.desk, comment_id)
+            METRICS.inc("duplicates_repaired" if retracted else "duplicates_found")
+            log.warning("duplicate_repaired" if retracted else "duplicate_found", what="desk_comment",
+                        where=str(link.desk), key=key, removed=comment_id, kept=keep, retracted=retracted)
+            self.store.audit("duplicate_repaired" if retracted else "duplicate_found", link.id, what="desk_comment",
+                             desk=str(link.desk), key=key, removed=comment_id, kept=keep)
         return keep
 
     def _attachments(self, link: Link, cw: CommentWrite) -> tuple[str, tuple[Attachment, ...]]:
