@@ -229,7 +229,11 @@ class IntentWrites:
             return made
         keep = found[0]
         for comment_id in found[1:]:
-            retracted = desk.retract_comment(link.desk, comment_id)
+            try:
+                retracted = desk.retract_comment(link.desk, comment_id)
+            except VendorError as e:   # the write itself stands: finish its intent, report the copy
+                log.warning("duplicate_retract_failed", where=str(link.desk), removed=comment_id, error=str(e))
+                retracted = False
             METRICS.inc("duplicates_repaired" if retracted else "duplicates_found")
             log.warning("duplicate_repaired" if retracted else "duplicate_found", what="desk_comment",
                         where=str(link.desk), key=key, removed=comment_id, kept=keep, retracted=retracted)
