@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -89,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--remedy", choices=("on", "off"), default="on",
                     help="syncd/memory.py's remedy (arena cap, malloc_trim, SQLite cache bound) in the daemon")
     ap.add_argument("--warmup", type=float, default=15.0, help="slopes are fitted from this minute on")
+    ap.add_argument("--heap-snapshots", action="store_true",
+                    help="diagnosis: tracemalloc in the daemon (bench/heapdump), snapshots at --warmup and at the "
+                         "end, the Python code whose memory grew in between printed (its RSS is not comparable)")
     args = ap.parse_args(argv)
     from syncd.logs import configure_logging
     configure_logging("error", "console")   # the simulators log every request at debug
@@ -97,6 +101,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["SYNCD_MEMORY_REMEDY"] = args.remedy
     os.environ.pop("MALLOC_ARENA_MAX", None)
     directory = Path(tempfile.mkdtemp(prefix="syncd-soak-"))
+    heap_dir = directory / "heap"
+    if args.heap_snapshots:
+        heap_dir.mkdir()
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parent / "heapdump"), *filter(None, [os.environ.get("PYTHONPATH")])])
+        os.environ["SYNCD_HEAP_DUMP_DIR"] = str(heap_dir)
     world = build_world(directory, workers=4, zendesk_poll=30, jira_poll=30, intercom_poll=3600, log_level="warning")
     world.zendesk.configure({"ticket_update_limit": None})   # 30/ticket/10 min would throttle a busy pair
     world.config_path.write_text(world.config_path.read_text()
@@ -136,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         series: dict[str, list[tuple[float, float]]] = {k: [] for k in SERIES}
 
         flights: list[tuple[Pair, Change, float]] = []
+        snapped = False
         made = landed = 0
         kinds = desk.kinds
         started = time.monotonic()
@@ -154,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"| {b.threads} | {cpu_seconds(pid):.0f} | " + " | ".join(str(c[t]) for t in TABLES)
                      + f" | {inbox_bodies(engine)} | {c['dirty']} |")
                 next_sample += args.sample_every
+                if args.heap_snapshots and not snapped and minute >= args.warmup:
+                    snapped = snapshot(pid, heap_dir, 1)
             if now >= end:
                 break
             if now >= next_change:
@@ -175,6 +188,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flights = still
             time.sleep(0.01)
 
+        if snapped:
+            snapshot(pid, heap_dir, 2)
+            for line in heap_growth(heap_dir):
+                emit(line)
         # Let the last changes land, then count what never did and what landed twice.
         give_up = time.monotonic() + 180
         while flights and time.monotonic() < give_up:
@@ -197,6 +214,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         world.stop()
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def snapshot(pid: int, heap_dir: Path, n: int) -> bool:
+    """Ask the daemon for tracemalloc snapshot ``n`` (bench/heapdump) and wait until it is written."""
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 120
+    while not (heap_dir / f"heap-{n}.snap").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the daemon wrote no heap snapshot {n} in 120 s")
+        time.sleep(0.5)
+    return True
+
+
+def heap_growth(heap_dir: Path, top: int = 15) -> list[str]:
+    """Where the Python heap grew between the two snapshots, by file and by line."""
+    import tracemalloc
+    first, last = (tracemalloc.Snapshot.load(str(heap_dir / f"heap-{n}.snap")) for n in (1, 2))
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>")]
+    first, last = first.filter_traces(ignore), last.filter_traces(ignore)
+    total = sum(s.size for s in last.statistics("filename")) - sum(s.size for s in first.statistics("filename"))
+    lines = ["", f"Python heap (tracemalloc), warm-up to end: {total / 2**20:+.2f} MiB; grew most, by file:", "",
+             "| file | KiB now | KiB grown | blocks grown |", "|---|---:|---:|---:|"]
+    for stat in last.compare_to(first, "filename")[:top]:
+        lines.append(f"| {_short_path(stat.traceback[0].filename)} | {stat.size / 1024:.0f} "
+                     f"| {stat.size_diff / 1024:+.0f} | {stat.count_diff:+d} |")
+    lines += ["", "by line:", "", "| line | KiB now | KiB grown | blocks grown |", "|---|---:|---:|---:|"]
+    for stat in last.compare_to(first, "lineno")[:top]:
+        frame = stat.traceback[0]
+        lines.append(f"| {_short_path(frame.filename)}:{frame.lineno} | {stat.size / 1024:.0f} "
+                     f"| {stat.size_diff / 1024:+.0f} | {stat.count_diff:+d} |")
+    return lines
+
+
+def _short_path(path: str) -> str:
+    for marker in ("site-packages/", "/syncd/", "/lib/python3"):
+        if marker in path:
+            return ("syncd/" if marker == "/syncd/" else "") + path.split(marker, 1)[1]
+    return path
 
 
 def _doubled_comments(world) -> int:  # type: ignore[no-untyped-def]
