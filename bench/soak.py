@@ -131,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(0.2)
         assert replica.proc is not None
         pid = replica.proc.pid
+        if args.heap_snapshots:
+            os.kill(pid, signal.SIGUSR2)   # tracemalloc starts now (bench/heapdump)
         desk = ZendeskDesk(world)
         say(f"soak: escalating {args.links} tickets …")
         pairs = desk.create_pairs(None, args.links)  # type: ignore[arg-type]

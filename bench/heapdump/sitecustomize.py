@@ -1,8 +1,9 @@
 """Bench only (bench/soak.py ``--heap-snapshots``): put on a daemon's PYTHONPATH, this
-starts tracemalloc at interpreter start and writes a snapshot to
-``$SYNCD_HEAP_DUMP_DIR/heap-<n>.snap`` on each SIGUSR2, so a soak can tell which
-Python code holds the memory that grew between two moments. Never shipped: syncd
-itself neither imports nor needs it."""
+makes SIGUSR2 start tracemalloc (the first time) and then write a snapshot to
+``$SYNCD_HEAP_DUMP_DIR/heap-<n>.snap`` (each later time), so a soak can tell which
+Python code holds the memory that grew between two moments. Tracing starts only once
+the daemon is up: traced imports made its start miss the soak's 60 s under load.
+Never shipped: syncd itself neither imports nor needs it."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import tracemalloc
 
 _DIR = os.environ.get("SYNCD_HEAP_DUMP_DIR")
 if _DIR:
-    tracemalloc.start(int(os.environ.get("SYNCD_HEAP_FRAMES", "1")))
     _count = itertools.count(1)
 
-    def _dump(*_: object) -> None:
+    def _on_signal(*_: object) -> None:
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(int(os.environ.get("SYNCD_HEAP_FRAMES", "1")))
+            return
         path = os.path.join(_DIR, f"heap-{next(_count)}.snap")
         tracemalloc.take_snapshot().dump(path + ".part")
         os.replace(path + ".part", path)   # the soak reads it only once whole
 
-    signal.signal(signal.SIGUSR2, _dump)
+    signal.signal(signal.SIGUSR2, _on_signal)
