@@ -1,8 +1,9 @@
 """Bench only (bench/soak.py ``--heap-snapshots``): put on a daemon's PYTHONPATH, this
 makes SIGUSR2 start tracemalloc (the first time) and then write a snapshot to
 ``$SYNCD_HEAP_DUMP_DIR/heap-<n>.snap`` (each later time), so a soak can tell which
-Python code holds the memory that grew between two moments. Tracing starts only once
-the daemon is up: traced imports made its start miss the soak's 60 s under load.
+Python code holds the memory that grew between two moments. Tracing starts only when
+the soak says (after its set-up): traced from the start, the daemon missed the soak's
+set-up deadlines on a loaded machine.
 Never shipped: syncd itself neither imports nor needs it."""
 
 from __future__ import annotations
