@@ -187,6 +187,8 @@ def run(config: str | None) -> None:
     # is its user's only: the inbox holds customer messages (issue 12, finding 5).
     os.umask(0o077)
     settings = _settings(config, strict=True, quiet=False)
+    from .memory import limit_arenas
+    limit_arenas()   # before any thread of the daemon starts: an arena once made stays (syncd/memory.py)
     try:
         App.build(settings).run_forever()
     except StoreUnavailable as e:

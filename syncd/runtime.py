@@ -32,6 +32,7 @@ from .metrics import METRICS
 from .poll_stamps import ReconciledStamps
 from .pollers import Poller, PollSource
 from .readiness import ReadinessProbe
+from . import memory
 from .retention import Housekeeper
 from .retry import RetryPolicy
 from .snapshots import SnapshotCache
@@ -336,6 +337,8 @@ class App:
                 keeper.run()
             except Exception as e:   # the database may be down: try again next round
                 log.warning("housekeeping_failed", error=f"{type(e).__name__}: {e}")
+            # Retention just freed rows and bodies: hand the arenas' free pages back (syncd/memory.py).
+            memory.trim()
 
     def stop(self) -> None:
         """Clean stop: no new deliveries, pollers stop, workers finish what they hold."""
