@@ -35,7 +35,7 @@ def test_upgrade_on_empty_db_matches_schema_module(db_url: str) -> None:
     try:
         assert store.current_revision() is None
         store.upgrade()
-        assert store.current_revision() == "0005"
+        assert store.current_revision() == "0006"
     finally:
         store.close()
     engine = sa.create_engine(db_url)
@@ -50,7 +50,7 @@ def test_upgrade_is_idempotent_and_keeps_data(store: Store) -> None:
     link = store.add_link(Z1, "10001", "ABC-1")
     store.upgrade()
     store.upgrade()
-    assert store.current_revision() == "0005"
+    assert store.current_revision() == "0006"
     assert store.get_link(link.id) == link
 
 
@@ -66,10 +66,10 @@ def test_two_processes_upgrading_at_once_both_succeed(db_url: str) -> None:
     for racer in racers:
         out, err = racer.communicate(timeout=60)
         assert racer.returncode == 0, err.decode()
-        assert out.decode().strip().splitlines()[-1] == "0005"
+        assert out.decode().strip().splitlines()[-1] == "0006"
     store = Store.open(db_url)
     try:
-        assert store.current_revision() == "0005"
+        assert store.current_revision() == "0006"
     finally:
         store.close()
 
@@ -91,7 +91,7 @@ def test_upgrades_in_threads_of_one_process_do_not_collide(db_url: str) -> None:
         t.join(30)
     try:
         assert errors == []
-        assert [s.current_revision() for s in stores] == ["0005", "0005"]
+        assert [s.current_revision() for s in stores] == ["0006", "0006"]
     finally:
         for s in stores:
             s.close()

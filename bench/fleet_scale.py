@@ -1,0 +1,262 @@
+"""Every link at once (issue 15, "Numbers"): ``syncd links import`` of 10,000 links from
+Zendesk's Jira integration, and ``syncd reconcile --all --dry-run`` over 10,000 links,
+each against the minimum time the account budgets allow for the calls it made.
+
+    .venv/bin/python bench/fleet_scale.py import                  # 10,000 integration links
+    .venv/bin/python bench/fleet_scale.py audit                   # 10,000 links, 100 drifts of each kind
+    .venv/bin/python bench/fleet_scale.py audit --links 300 --drifts 10 --rpm 1200    # a quick look
+
+Both simulators answer every call after ``--latency`` (50 ms), and the Zendesk
+simulator enforces ``--rpm`` as the account's limit (a sliding minute), which is
+also syncd's Zendesk budget; Jira's budget is ``--jira-rpm``. The command runs as
+its own process (``python -m syncd ...``, as an admin runs it), so its wall time
+includes starting up and its peak RSS is its own (``getrusage`` of the child).
+
+The minimum is the time the budgets allow for the calls the command made: per
+vendor, calls answered / (budget per second); the larger binds. It is printed
+with the floor of the reads the command needs at least (import: the integration
+pages, and per link the issue and the ticket with its comments; audit: per link
+the issue, the ticket and its comments).
+
+The audit seeds ``--drifts`` links of each kind of drift among links otherwise in
+sync: a field changed on the ticket (to Jira), a customer reply not mirrored (a
+comment missing on Jira), an engineer's comment not mirrored (missing on the
+desk), an issue moved to another project (the stored key is stale). It fails
+unless the report names exactly those links with exactly that drift.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from backlog import set_budget  # noqa: E402
+from propagation import say  # noqa: E402
+
+from syncd.domain import ItemRef  # noqa: E402
+from syncd.sandbox import World, build_world  # noqa: E402
+from syncd.store import Store  # noqa: E402
+
+GOAL_RATIO = 1.1
+GOAL_RSS_MB = 200.0
+SPAWNED = 0.0   # wall-clock time the command was started
+DRIFT_KINDS = ("field", "comment_to_jira", "comment_to_desk", "key")
+EXPECTED = {   # what the report says of a link seeded with each kind: {(kind, side, what)}
+    "field": {("field", "jira", "field:customfield_10050")},
+    "comment_to_jira": {("comment", "jira", "comment")},
+    "comment_to_desk": {("comment", "desk", "comment")},
+    "key": {("key", "syncd", "key")},
+}
+
+
+@dataclass(frozen=True)
+class Pair:
+    ticket: int
+    issue_id: str
+    key: str
+
+
+def seed_pairs(world: World, n: int) -> list[Pair]:
+    """Tickets and issues that agree on every mapped field (what a reconcile of a new
+    link would write is nothing): key field, linked tag, priority, the desk status
+    shown on the issue, the issue's aggregates (one ticket, one organization)."""
+    z, j = world.zendesk, world.jira
+    key_field, status_field = world.field_id(9001), world.field_id(9002)
+    out = []
+    for i in range(n):
+        key = j.engineer_create("SUP", f"Fleet issue {i}", customfield_10055="new", customfield_10051=1,
+                                customfield_10054=1)
+        with j.lock:
+            issue_id = next(rec.id for rec in reversed(list(j.issues.values())) if rec.key == key)
+        ticket = z.create_ticket(f"Fleet ticket {i}", "It broke.", tags=["jira_linked"], priority="normal",
+                                 custom_fields={key_field: key, status_field: "To Do"})
+        out.append(Pair(ticket, str(issue_id), key))
+        if (i + 1) % 2000 == 0:
+            say(f"  seeded {i + 1} pairs")
+    return out
+
+
+def seed_drift(world: World, pairs: Sequence[Pair], per_kind: int) -> dict[str, str]:
+    """``per_kind`` links of each kind, spread over the links; desk ref -> kind."""
+    z, j = world.zendesk, world.jira
+    step = max(1, len(pairs) // (per_kind * len(DRIFT_KINDS)))
+    chosen = pairs[::step][: per_kind * len(DRIFT_KINDS)]
+    seeded: dict[str, str] = {}
+    for n, p in enumerate(chosen):
+        kind = DRIFT_KINDS[n % len(DRIFT_KINDS)]
+        if kind == "field":
+            z.agent_set(p.ticket, custom_fields={world.field_id(9006): f"Every EU customer ({n})"})
+        elif kind == "comment_to_jira":
+            z.customer_reply(p.ticket, f"Any news? ({n})")
+        elif kind == "comment_to_desk":
+            j.engineer_comment(p.key, f"Root cause found ({n})")
+        else:
+            j.move_issue(p.key, "ENG")
+        seeded[f"zendesk:{p.ticket}"] = kind
+    return seeded
+
+
+def run_command(world: World, args: Sequence[str], timeout: float) -> tuple[subprocess.CompletedProcess, float, float]:
+    """``python -m syncd <args>`` in its own process: the answer, the wall time, the peak RSS (MB)."""
+    started = time.monotonic()
+    global SPAWNED
+    SPAWNED = time.time()
+    done = subprocess.run([sys.executable, "-m", "syncd", *args, "--config", str(world.config_path)],
+                          env={**os.environ, **world.env}, capture_output=True, text=True, timeout=timeout)
+    took = time.monotonic() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return done, took, peak_kb / 1024.0
+
+
+def answered(world: World) -> tuple[int, int, int, int]:
+    """Zendesk and Jira calls answered (not 429), and the 429s of each."""
+    out = []
+    for sim in (world.zendesk, world.jira):
+        records = [r for r in sim.records() if not r.operation.startswith("_sim")]
+        limited = sum(1 for r in records if r.status == 429)
+        out += [len(records) - limited, limited]
+    return out[0], out[2], out[1], out[3]
+
+
+def timeline(world: World) -> str:
+    """When the command's first and last vendor calls were answered, from its start."""
+    stamps = sorted(r.at for sim in (world.zendesk, world.jira) for r in sim.records()
+                    if not r.operation.startswith("_sim"))
+    if not stamps:
+        return "no vendor calls"
+    return (f"first vendor call answered {stamps[0] - SPAWNED:.1f} s after the start, last at "
+            f"{stamps[-1] - SPAWNED:.1f} s")
+
+
+def drift_by_link(report: dict[str, Any]) -> dict[str, set[tuple[str, str, str]]]:
+    found: dict[str, set[tuple[str, str, str]]] = {}
+    for issue in report["drifted"]:
+        for l in issue["links"]:
+            if l["drift"]:
+                found.setdefault(l["desk"], set()).update((d["kind"], d["side"], d["what"]) for d in l["drift"])
+        for d in issue["issue_drift"]:
+            found.setdefault(f"issue {issue['issue_key']}", set()).add((d["kind"], d["side"], d["what"]))
+    return found
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["import", "audit"])
+    ap.add_argument("--links", type=int, default=10_000)
+    ap.add_argument("--drifts", type=int, default=100, help="audit: links seeded with each kind of drift")
+    ap.add_argument("--rpm", type=int, default=4800, help="Zendesk budget and simulated account limit")
+    ap.add_argument("--jira-rpm", type=int, default=None, help="Jira budget (default: --rpm)")
+    ap.add_argument("--latency", type=float, default=0.05, help="seconds each simulated call takes")
+    ap.add_argument("--threads", type=int, default=16, help="the command's --threads")
+    ap.add_argument("--timeout", type=float, default=1800.0)
+    ap.add_argument("--database-url", default=None)
+    args = ap.parse_args(argv)
+    jira_rpm = args.jira_rpm or args.rpm
+
+    from syncd.logs import configure_logging
+    configure_logging("error", "console")
+    directory = Path(tempfile.mkdtemp(prefix=f"syncd-bench-{args.what}-"))
+    url = args.database_url or f"sqlite:///{directory / 'syncd.db'}"
+    world = build_world(directory, database_url=url, zendesk_poll=3600, jira_poll=3600, intercom_poll=3600,
+                        log_level="error")
+    try:
+        set_budget(world, "zendesk", args.rpm)
+        set_budget(world, "jira", jira_rpm)
+        for sim in (world.zendesk, world.jira):
+            sim.knobs.webhooks.drop = 1.0     # no daemon listens: nothing is delivered
+        store = Store.open(url)
+        store.upgrade()
+        say(f"seeding {args.links} pairs …")
+        started = time.monotonic()
+        pairs = seed_pairs(world, args.links)
+        seeded: dict[str, str] = {}
+        if args.what == "import":
+            for p in pairs:
+                world.zendesk.integration_link(p.ticket, p.issue_id, p.key)
+            command = ["links", "import", "--from", "zendesk-integration", "--json", "--threads", str(args.threads)]
+            floor_zd, floor_jira = len(pairs) // 100 + 1 + 2 * len(pairs), len(pairs)
+        else:
+            time.sleep(2.5)   # the tickets' first comments are older than the links: history, not drift
+            for p in pairs:
+                store.add_link(ItemRef("zendesk", str(p.ticket)), p.issue_id, p.key)
+            seeded = seed_drift(world, pairs, args.drifts)
+            command = ["reconcile", "--all", "--dry-run", "--json", "--threads", str(args.threads)]
+            floor_zd, floor_jira = 2 * len(pairs), len(pairs)
+        store.close()
+        say(f"  seeded in {time.monotonic() - started:.0f} s")
+        for sim in (world.zendesk, world.jira):
+            sim.knobs.latency = (args.latency, args.latency)
+            sim.clear_records()
+        world.zendesk.knobs.rate_limit = args.rpm
+        world.zendesk._window.clear()
+        load_before = os.getloadavg()
+        say(f"running `syncd {' '.join(command)}` from {time.strftime('%H:%M:%S')}, load {load_before[0]:.2f}")
+        done, wall, rss = run_command(world, command, args.timeout)
+        load_after = os.getloadavg()
+        zd, jira, zd_429, jira_429 = answered(world)
+        calls_when = timeline(world)
+    finally:
+        world.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+    ok = True
+    if args.what == "import":
+        report = json.loads(done.stdout) if done.returncode == 0 else None
+        totals = (report or {}).get("totals") or {}
+        say(f"\nimport of {args.links} Zendesk integration links: exit {done.returncode}, totals {totals}")
+        ok = done.returncode == 0 and totals.get("imported") == args.links
+        if not ok:
+            say(done.stderr[-2000:])
+    else:
+        report = json.loads(done.stdout) if done.returncode in (0, 3) else None
+        say(f"\nreconcile --all --dry-run over {args.links} links: exit {done.returncode}")
+        if report is None:
+            say(done.stderr[-2000:])
+            ok = False
+        else:
+            found = drift_by_link(report)
+            expected = {desk: EXPECTED[kind] for desk, kind in seeded.items()}
+            missed = {d: k for d, k in expected.items() if found.get(d) != k}
+            extra = {d: k for d, k in found.items() if d not in expected}
+            say(f"  seeded drifts: {len(seeded)} links ({args.drifts} of each: {', '.join(DRIFT_KINDS)}); "
+                f"reported: {len(found)} links; errors: {len(report['errors'])}")
+            say(f"  every seeded drift reported, nothing else: {'YES' if not missed and not extra else 'NO'}")
+            for d, k in list(missed.items())[:10]:
+                say(f"    wrong or missing: {d}: expected {expected[d]}, reported {found.get(d)}")
+            for d, k in list(extra.items())[:10]:
+                say(f"    not seeded: {d}: {k}")
+            ok = done.returncode == 3 and not missed and not extra and not report["errors"]
+
+    zd_rate, jira_rate = args.rpm / 60.0, jira_rpm / 60.0
+    minimum = max(zd / zd_rate, jira / jira_rate)
+    floor = max(floor_zd / zd_rate, floor_jira / jira_rate)
+    ratio, floor_ratio = wall / minimum, wall / floor
+    say(f"  wall time:        {wall:.1f} s (load average {load_before[0]:.2f} before, {load_after[0]:.2f} / "
+        f"{load_after[1]:.2f} / {load_after[2]:.2f} after)")
+    say(f"  {calls_when}")
+    say(f"  Zendesk calls:    {zd} answered ({zd / args.links:.3f} per link; reads needed {floor_zd}), 429: {zd_429}"
+        f"  — budget {args.rpm}/min")
+    say(f"  Jira calls:       {jira} answered ({jira / args.links:.3f} per link; reads needed {floor_jira}), "
+        f"429: {jira_429}  — budget {jira_rpm}/min")
+    say(f"  minimum for the calls made:  {minimum:.1f} s  → wall / minimum = {ratio:.3f} "
+        f"(goal <= {GOAL_RATIO}: {'MET' if ratio <= GOAL_RATIO else 'NOT MET'})")
+    say(f"  minimum for the reads needed: {floor:.1f} s  → wall / minimum = {floor_ratio:.3f}")
+    say(f"  peak RSS of the command: {rss:.0f} MB (goal <= {GOAL_RSS_MB:.0f}: "
+        f"{'MET' if rss <= GOAL_RSS_MB else 'NOT MET'})")
+    ok = ok and zd_429 == 0 and jira_429 == 0
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
