@@ -69,7 +69,11 @@ def import_command(settings_of: Callable[[str | None], Any], store_of: Callable[
         # The account budgets shared with the running daemon: the import never makes it hit 429.
         budgets = build_budgets(settings, store, "import")
         try:
-            desks, tracker = Clients.of(settings, budgets=budgets).connectors()
+            clients = Clients.of(settings, budgets=budgets)
+            # Only the desks the source can name (Intercom's SDK alone takes seconds to load).
+            tracker = clients.jira()
+            desks = clients.desks() if source == "jira-remote-links" or settings.zendesk is None else \
+                {"zendesk": clients.zendesk()}
             importer = adoption.Importer(store, tracker, desks, dry_run=dry_run, source=source, threads=threads)
             pages = _pages(source, settings, desks, tracker, page_size, scope)
             report = adoption.run(importer, pages, restart=restart, max_pages=max_pages,

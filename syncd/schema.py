@@ -216,6 +216,7 @@ budget_claims = sa.Table(
     sa.Column("holder", sa.String(200), nullable=False),    # instance and role, e.g. host:123/import
     sa.Column("at", Epoch, nullable=False),                 # when the block was claimed
     sa.Column("calls", sa.Integer, nullable=False),         # lowered to the calls made when the block ends
+    sa.Column("last_at", Epoch, nullable=True),             # the block's last call (None: still in use)
     sa.Index("ix_budget_claims_account_at", "account", "at"),
 )
 

@@ -291,6 +291,17 @@ class ZendeskConnector:
             tags=tuple(sorted(raw.get("tags") or [])), due_at=zendesk_time(raw.get("due_at")),
         )
 
+    def existing(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Which of these tickets exist: ``show_many``, up to 100 ids a call (a ticket that
+        does not exist is left out of the answer). For checking many links at once
+        (``links import``) at one call per hundred instead of two per ticket."""
+        found: set[str] = set()
+        ids = [i for i in dict.fromkeys(ticket_ids) if i.isdigit()]   # ids go into the query: digits only
+        for lo in range(0, len(ids), 100):
+            answer = self._get("TicketsShowMany", "tickets/show_many.json", {"ids": ",".join(ids[lo:lo + 100])})
+            found |= {str(t["id"]) for t in answer.get("tickets") or [] if isinstance(t, dict) and "id" in t}
+        return found
+
     def agent_url(self, ref: ItemRef) -> str:
         return f"{self.access.url.rstrip('/')}/agent/tickets/{ref.id}"
 

@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("holder", sa.String(200), nullable=False),
         sa.Column("at", sa.Double, nullable=False),
         sa.Column("calls", sa.Integer, nullable=False),
+        sa.Column("last_at", sa.Double, nullable=True),
     )
     op.create_index("ix_budget_claims_account_at", "budget_claims", ["account", "at"])
     op.create_table(
