@@ -61,17 +61,22 @@ from syncd.store import Store  # noqa: E402
 GOAL_RATIO = 1.1
 GOAL_RSS_MB = 200.0
 SPAWNED = 0.0   # wall-clock time the command was started
+CPU: dict[str, float] = {}
 
 
 def run_command(world: World, args: Sequence[str], timeout: float) -> tuple[subprocess.CompletedProcess, float, float]:
-    """``python -m syncd <args>`` in its own process: the answer, the wall time, the peak RSS (MB)."""
+    """``python -m syncd <args>`` in its own process: the answer, the wall time, the peak RSS (MB).
+    CPU seconds of the command and of this process (the simulators) go to ``CPU``."""
     started = time.monotonic()
+    own_cpu = time.process_time()
     global SPAWNED
     SPAWNED = time.time()
     done = subprocess.run([sys.executable, "-m", "syncd", *args, "--config", str(world.config_path)],
                           env={**os.environ, **world.env}, capture_output=True, text=True, timeout=timeout)
     took = time.monotonic() - started
-    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    child = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU.update(command=child.ru_utime + child.ru_stime, simulators=time.process_time() - own_cpu)
+    peak_kb = child.ru_maxrss
     return done, took, peak_kb / 1024.0
 
 
@@ -196,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     say(f"  minimum for the calls made:  {minimum:.1f} s  → wall / minimum = {ratio:.3f} "
         f"(goal <= {GOAL_RATIO}: {'MET' if ratio <= GOAL_RATIO else 'NOT MET'})")
     say(f"  minimum for the reads needed: {floor:.1f} s  → wall / minimum = {floor_ratio:.3f}")
+    say(f"  CPU: the command {CPU['command']:.0f} s ({1000 * CPU['command'] / args.links:.1f} ms per link), "
+        f"the simulators {CPU['simulators']:.0f} s; {(CPU['command'] + CPU['simulators']) / wall:.2f} cores busy "
+        f"on average of the 2 (load average above)")
     say(f"  peak RSS of the command: {rss:.0f} MB (goal <= {GOAL_RSS_MB:.0f}: "
         f"{'MET' if rss <= GOAL_RSS_MB else 'NOT MET'})")
     ok = ok and zd_429 == 0 and jira_429 == 0
