@@ -51,9 +51,13 @@ def run(engine: Any, links: Sequence[Link], scope: str, *, restart: bool = False
     done = len(order) - len(todo)
     pool = cf.ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="audit")
     try:
+        # Every issue is handed to the pool at once, so no thread idles while a chunk's
+        # slowest issue finishes; the answers come back in order, and each full chunk
+        # of them is stored as one step of progress.
+        answers = pool.map(lambda i: drift.audit_issue(engine, i, groups[i]), todo)
         for lo in range(0, len(todo), chunk):
             ids = todo[lo:lo + chunk]
-            audits = list(pool.map(lambda i: drift.audit_issue(engine, i, groups[i]), ids))
+            audits = [next(answers) for _ in ids]
             for a in audits:
                 done += 1
                 on_issue(a, done, len(order))

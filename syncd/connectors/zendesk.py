@@ -34,7 +34,7 @@ from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import NotFound, Refused, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage, polled_stamps
-from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
+from .calls import Caller, keep_connections, raise_on_429, skip_environment_lookups, translate_requests_error
 
 log = structlog.get_logger("syncd.zendesk")
 
@@ -117,6 +117,7 @@ class ZendeskConnector:
         session = requests.Session()
         session.hooks["response"].append(raise_on_429)
         skip_environment_lookups(session, access.url)
+        keep_connections(session)
         host = urlsplit(access.url).netloc
         sub, _, domain = host.partition(".")
         self.client = Zenpy(subdomain=sub, domain=domain, email=access.email, token=access.token.reveal(),
