@@ -7,8 +7,8 @@ vendor answers 429 (Zendesk's limit is a sliding minute per account). So every
 holder takes its calls from a ledger in the database it already shares with
 the others: ``budget_claims`` rows of (account, holder, time, calls). A holder
 claims a *block* of a few calls at a time, in one transaction that sums the
-calls claimed in the last ``span`` seconds and grants only what keeps that sum
-within the account's ``requests_per_minute``. When a block ends (used up, or
+calls that may still be in the vendor's window (see below) and grants only what
+keeps that sum within the account's ``requests_per_minute``. When a block ends (used up, or
 older than ``block_seconds``), its row is lowered to the calls actually made,
 so an idle holder does not keep budget it never used.
 
