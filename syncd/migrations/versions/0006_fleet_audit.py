@@ -1,5 +1,7 @@
-"""The account budget shared by every holder (syncd/shared_budget.py) and resumable
-drift audits (syncd/audit_progress.py).
+"""The account budget shared by every holder, and resumable drift audits.
+
+Tables ``budget_claims`` (syncd/shared_budget.py), ``audit_runs`` and ``audit_findings``
+(syncd/audit_progress.py).
 
 Revision ID: 0006
 Revises: 0005
