@@ -96,7 +96,7 @@ def _app(config: str | None) -> Any:
     settings = _settings(config)
     _check_schema(settings)
     try:
-        return App.build(settings, migrate=False)
+        return App.build(settings, migrate=False, role="command")
     except SyncdError as e:   # building the connectors calls the vendors (who am I)
         raise _fail(e, settings)
 

@@ -130,7 +130,8 @@ class App:
         self.readiness_probe = ReadinessProbe(self.readiness)
 
     @classmethod
-    def build(cls, settings: Settings, migrate: bool = True, vendor_timeout: float | None = None) -> "App":
+    def build(cls, settings: Settings, migrate: bool = True, vendor_timeout: float | None = None,
+              role: str = "daemon") -> "App":
         """``vendor_timeout``: overrides ``[syncd] vendor_timeout_seconds`` (tests)."""
         if vendor_timeout is None:
             vendor_timeout = settings.core.vendor_timeout_seconds
@@ -140,7 +141,7 @@ class App:
                            statement_timeout=c.database_statement_timeout_seconds)
         if migrate:
             store.upgrade()
-        budgets = build_budgets(settings)
+        budgets = build_budgets(settings, store, role)
         desks, tracker = Clients.of(settings, vendor_timeout, budgets).connectors()
         owner = settings.core.instance
         settle = intent_settle_seconds(vendor_timeout)

@@ -37,7 +37,7 @@ from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
 from ..errors import Ambiguous, NotFound, Refused, Unauthorized, VendorError
 from ..retry import RetryPolicy
 from .base import DeskWrite, FieldFailure, PollPage, polled_stamps
-from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
+from .calls import Caller, keep_connections, raise_on_429, skip_environment_lookups, translate_requests_error
 
 log = structlog.get_logger("syncd.zendesk")
 
@@ -135,6 +135,7 @@ class ZendeskConnector:
         session = requests.Session()
         session.hooks["response"].append(raise_on_429)
         skip_environment_lookups(session, access.url)
+        keep_connections(session)
         self.session = session              # zenpy adds the credentials to it (see ``client``)
         self._zenpy = threading.local()
         me = self.call("showCurrentUser", lambda: self.client.users.me())
@@ -318,6 +319,17 @@ class ZendeskConnector:
             fields=fields, comments=comments, updated_at=zendesk_time(raw["updated_at"]) or datetime.now(timezone.utc),
             tags=tuple(sorted(raw.get("tags") or [])), due_at=zendesk_time(raw.get("due_at")),
         )
+
+    def existing(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Which of these tickets exist: ``show_many``, up to 100 ids a call (a ticket that
+        does not exist is left out of the answer). For checking many links at once
+        (``links import``) at one call per hundred instead of two per ticket."""
+        found: set[str] = set()
+        ids = [i for i in dict.fromkeys(ticket_ids) if i.isdigit()]   # ids go into the query: digits only
+        for lo in range(0, len(ids), 100):
+            answer = self._get("TicketsShowMany", "tickets/show_many.json", {"ids": ",".join(ids[lo:lo + 100])})
+            found |= {str(t["id"]) for t in answer.get("tickets") or [] if isinstance(t, dict) and "id" in t}
+        return found
 
     def agent_url(self, ref: ItemRef) -> str:
         return f"{self.access.url.rstrip('/')}/agent/tickets/{ref.id}"
