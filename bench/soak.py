@@ -4,9 +4,15 @@ One ``syncd run`` on SQLite against the in-process simulators; a generator makes
 ``--rate`` changes a second (customer replies, engineer comments, field and status
 edits on both sides, round-robin over ``--links`` escalated pairs) for ``--minutes``.
 Every ``--sample-every`` seconds it samples the database size (file + -wal + -shm),
-the row counts of every table, the daemon's RSS and the dirty queue, and appends a
-row to the table printed (and written to ``--out``). At the end it reports changes
-that never landed (lost) and mirrored comments found twice (doubled).
+the row counts of every table, the daemon's RSS, where that RSS lives (bench/smaps.py:
+glibc's main heap, the other threads' malloc arenas, thread stacks, other anonymous
+memory, file-backed), its thread count and the dirty queue, and appends a row to the
+table printed (and written to ``--out``). At the end it reports changes that never
+landed (lost), mirrored comments found twice (doubled) and, from minute ``--warmup``
+on, the least-squares slope of RSS and of each memory category in MiB/h.
+
+``--remedy off`` runs the daemon with syncd/memory.py's remedy off
+(``SYNCD_MEMORY_REMEDY=off``, ``MALLOC_ARENA_MAX`` unset) to compare with ``on``.
 
 Retention runs as configured in ``[retention]``; the defaults keep delivery ids 48 h,
 which a one-hour soak cannot reach, so the soak compresses the windows (``--ids-hours``,
@@ -22,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -31,12 +39,14 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from propagation import Change, Pair, ZendeskDesk, say  # noqa: E402
+from smaps import breakdown, slope_per_hour  # noqa: E402
 from throughput import cpu_seconds, replicas_for  # noqa: E402
 
 import sqlalchemy as sa  # noqa: E402
 
 from syncd.sandbox import build_world  # noqa: E402
 
+SERIES = ("RSS", "heap", "arenas", "stacks", "anon", "file", "DB")
 TABLES = ("links", "link_base", "intents", "dirty", "dead_letters", "inbox", "audit")
 
 
@@ -77,11 +87,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--ids-hours", type=float, default=0.25, help="[retention] inbox_ids_hours")
     ap.add_argument("--out", type=Path, default=None, help="also write the table here (markdown)")
     ap.add_argument("--keep", action="store_true", help="keep the working directory")
+    ap.add_argument("--remedy", choices=("on", "off"), default="on",
+                    help="syncd/memory.py's remedy (arena cap, malloc_trim, SQLite cache bound) in the daemon")
+    ap.add_argument("--warmup", type=float, default=15.0, help="slopes are fitted from this minute on")
+    ap.add_argument("--heap-snapshots", action="store_true",
+                    help="diagnosis: tracemalloc in the daemon (bench/heapdump), snapshots at --warmup and at the "
+                         "end, the Python code whose memory grew in between printed (its RSS is not comparable)")
     args = ap.parse_args(argv)
     from syncd.logs import configure_logging
     configure_logging("error", "console")   # the simulators log every request at debug
 
+    # The daemon inherits this environment (Replica.start): the switch, and no arena cap from outside.
+    os.environ["SYNCD_MEMORY_REMEDY"] = args.remedy
+    os.environ.pop("MALLOC_ARENA_MAX", None)
     directory = Path(tempfile.mkdtemp(prefix="syncd-soak-"))
+    heap_dir = directory / "heap"
+    if args.heap_snapshots:
+        heap_dir.mkdir()
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            [str(Path(__file__).resolve().parent / "heapdump"), *filter(None, [os.environ.get("PYTHONPATH")])])
+        os.environ["SYNCD_HEAP_DUMP_DIR"] = str(heap_dir)
     world = build_world(directory, workers=4, zendesk_poll=30, jira_poll=30, intercom_poll=3600, log_level="warning")
     world.zendesk.configure({"ticket_update_limit": None})   # 30/ticket/10 min would throttle a busy pair
     world.config_path.write_text(world.config_path.read_text()
@@ -109,17 +134,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         desk = ZendeskDesk(world)
         say(f"soak: escalating {args.links} tickets …")
         pairs = desk.create_pairs(None, args.links)  # type: ignore[arg-type]
+        if args.heap_snapshots:
+            # tracemalloc starts now (bench/heapdump): traced, the escalations missed their time under load.
+            os.kill(pid, signal.SIGUSR2)
         engine = sa.create_engine(f"sqlite:///{db_path}", connect_args={"timeout": 5})
 
         emit(f"soak: one `syncd run` on SQLite, {args.links} links, {args.rate:g} changes/s for "
              f"{args.minutes:g} min; retention every {args.every:g} s, bodies {args.body_seconds:g} s, "
-             f"ids {args.ids_hours:g} h")
+             f"ids {args.ids_hours:g} h; memory remedy {args.remedy}")
         emit("")
-        emit("| min | changes | landed | DB MiB | RSS MiB | CPU s | " + " | ".join(TABLES)
-             + " | inbox bodies | queue |")
-        emit("|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TABLES) + "---:|---:|")
+        emit("| min | changes | landed | DB MiB | RSS MiB | heap | arenas (n) | stacks | anon | file | threads "
+             "| CPU s | " + " | ".join(TABLES) + " | inbox bodies | queue |")
+        emit("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TABLES) + "---:|---:|")
+        series: dict[str, list[tuple[float, float]]] = {k: [] for k in SERIES}
 
         flights: list[tuple[Pair, Change, float]] = []
+        snapped = False
         made = landed = 0
         kinds = desk.kinds
         started = time.monotonic()
@@ -129,10 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             now = time.monotonic()
             if now >= next_sample:
                 c = counts(engine)
-                emit(f"| {(now - started) / 60:.0f} | {made} | {landed} | {db_mib(db_path):.1f} | {rss_mib(pid):.1f} "
-                     f"| {cpu_seconds(pid):.0f} | " + " | ".join(str(c[t]) for t in TABLES)
+                minute, rss, b, db = (now - started) / 60, rss_mib(pid), breakdown(pid), db_mib(db_path)
+                for key, value in (("RSS", rss), ("heap", b.heap), ("arenas", b.arenas), ("stacks", b.stacks),
+                                   ("anon", b.anon), ("file", b.file), ("DB", db)):
+                    series[key].append((minute, value))
+                emit(f"| {minute:.0f} | {made} | {landed} | {db:.1f} | {rss:.1f} | {b.heap:.1f} "
+                     f"| {b.arenas:.1f} ({b.arena_count}) | {b.stacks:.1f} | {b.anon:.1f} | {b.file:.1f} "
+                     f"| {b.threads} | {cpu_seconds(pid):.0f} | " + " | ".join(str(c[t]) for t in TABLES)
                      + f" | {inbox_bodies(engine)} | {c['dirty']} |")
                 next_sample += args.sample_every
+                if args.heap_snapshots and not snapped and minute >= args.warmup:
+                    snapped = snapshot(pid, heap_dir, 1)
             if now >= end:
                 break
             if now >= next_change:
@@ -154,6 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flights = still
             time.sleep(0.01)
 
+        if snapped:
+            snapshot(pid, heap_dir, 2)
+            for line in heap_growth(heap_dir):
+                emit(line)
         # Let the last changes land, then count what never did and what landed twice.
         give_up = time.monotonic() + 180
         while flights and time.monotonic() < give_up:
@@ -166,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit(f"soak done: {made} changes, {landed} landed, {lost} lost (or overwritten by a later change "
              f"of the same field before landing), {doubled} mirrored comments found twice; "
              f"RSS {rss_mib(pid):.1f} MiB, DB {db_mib(db_path):.1f} MiB")
+        emit(f"slopes from minute {args.warmup:g} (least squares, MiB/h): " + ", ".join(
+            f"{k} {slope_per_hour([p for p in v if p[0] >= args.warmup]):+.1f}" for k, v in series.items()))
         return 1 if doubled else 0
     finally:
         if engine is not None:
@@ -174,6 +217,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         world.stop()
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+def snapshot(pid: int, heap_dir: Path, n: int) -> bool:
+    """Ask the daemon for tracemalloc snapshot ``n`` (bench/heapdump) and wait until it is written."""
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + 120
+    while not (heap_dir / f"heap-{n}.snap").exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the daemon wrote no heap snapshot {n} in 120 s")
+        time.sleep(0.5)
+    return True
+
+
+def heap_growth(heap_dir: Path, top: int = 15) -> list[str]:
+    """Where the Python heap grew between the two snapshots, by file and by line."""
+    import tracemalloc
+    first, last = (tracemalloc.Snapshot.load(str(heap_dir / f"heap-{n}.snap")) for n in (1, 2))
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap>")]
+    first, last = first.filter_traces(ignore), last.filter_traces(ignore)
+    total = sum(s.size for s in last.statistics("filename")) - sum(s.size for s in first.statistics("filename"))
+    lines = ["", f"Python heap (tracemalloc), warm-up to end: {total / 2**20:+.2f} MiB; grew most, by file:", "",
+             "| file | KiB now | KiB grown | blocks grown |", "|---|---:|---:|---:|"]
+    for stat in last.compare_to(first, "filename")[:top]:
+        lines.append(f"| {_short_path(stat.traceback[0].filename)} | {stat.size / 1024:.0f} "
+                     f"| {stat.size_diff / 1024:+.0f} | {stat.count_diff:+d} |")
+    lines += ["", "by line:", "", "| line | KiB now | KiB grown | blocks grown |", "|---|---:|---:|---:|"]
+    for stat in last.compare_to(first, "lineno")[:top]:
+        frame = stat.traceback[0]
+        lines.append(f"| {_short_path(frame.filename)}:{frame.lineno} | {stat.size / 1024:.0f} "
+                     f"| {stat.size_diff / 1024:+.0f} | {stat.count_diff:+d} |")
+    return lines
+
+
+def _short_path(path: str) -> str:
+    for marker in ("site-packages/", "/syncd/", "/lib/python3"):
+        if marker in path:
+            return ("syncd/" if marker == "/syncd/" else "") + path.split(marker, 1)[1]
+    return path
 
 
 def _doubled_comments(world) -> int:  # type: ignore[no-untyped-def]

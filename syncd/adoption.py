@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -33,6 +34,7 @@ import structlog
 
 from . import import_progress
 from .connectors.base import DeskConnector, TrackerConnector
+from .connectors.zendesk import ZendeskConnector
 from .domain import ItemRef, TrackerIssue
 from .errors import Refused
 from .import_progress import Progress
@@ -114,7 +116,22 @@ class Importer:
     desks: Mapping[str, DeskConnector]
     dry_run: bool = False
     source: str = ""
+    # Candidates checked at once: each check is a few vendor round trips one after the
+    # other, so one at a time the network's latency, not the account budget (which
+    # still paces every read), would decide how long an import of thousands takes.
+    threads: int = 1
     _issues: dict[str, TrackerIssue | None] = field(default_factory=dict)
+    _desk_items: dict[ItemRef, bool] = field(default_factory=dict)   # exists? (read for a whole page)
+
+    def verify_all(self, candidates: Sequence[Candidate],
+                   desk_items: Mapping[ItemRef, bool] | None = None) -> list[Verdict]:
+        """``desk_items``: which of the page's desk items exist, when already read
+        (:meth:`look_up_desk_items`); else read here."""
+        self._desk_items = dict(self.look_up_desk_items(candidates) if desk_items is None else desk_items)
+        if self.threads <= 1 or len(candidates) <= 1:
+            return [self.verify(c) for c in candidates]
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="import") as pool:
+            return list(pool.map(self.verify, candidates))
 
     def verify(self, c: Candidate) -> Verdict:
         if c.problem is not None:
@@ -129,11 +146,25 @@ class Importer:
             return Verdict(c, WRONG, problem)
         if any(l.issue_id == issue.ref.id for l in linked):
             return Verdict(c, SKIPPED, "already linked", issue.ref.id, issue.key)
-        if not c.desk_seen and self.desks[c.desk.system].fetch(c.desk) is None:
+        if not c.desk_seen and not self._desk_item_exists(c.desk):
             return Verdict(c, WRONG, f"{c.desk} does not exist", issue.ref.id, issue.key)
         if not self.dry_run:
             self._store(c, issue)
         return Verdict(c, IMPORTED, "would import" if self.dry_run else "imported", issue.ref.id, issue.key)
+
+    def look_up_desk_items(self, candidates: Sequence[Candidate]) -> dict[ItemRef, bool]:
+        """Which Zendesk tickets of a page exist, read at once (``show_many``: one call per
+        hundred, not two per ticket: the ticket and its comments, which the import never uses)."""
+        zendesk = self.desks.get("zendesk")
+        refs = [c.desk for c in candidates if c.desk.system == "zendesk" and not c.desk_seen]
+        if not refs or not isinstance(zendesk, ZendeskConnector):
+            return {}
+        found = zendesk.existing([r.id for r in refs])
+        return {r: r.id in found for r in refs}
+
+    def _desk_item_exists(self, ref: ItemRef) -> bool:
+        known = self._desk_items.get(ref)
+        return known if known is not None else self.desks[ref.system].fetch(ref) is not None
 
     def _issue(self, c: Candidate) -> tuple[TrackerIssue | None, str]:
         """The issue the candidate names, or None and why it names none (or the wrong one)."""
@@ -269,6 +300,29 @@ def _remote_candidates(issue_id: str, key: str, remote: Sequence[Mapping[str, An
 
 # -- a run -----------------------------------------------------------------------------------
 
+def _read_ahead(importer: Importer, pages: Iterator[Page],
+                max_pages: int | None) -> Iterator[tuple[Page, dict[ItemRef, bool]]]:
+    """Each page with its desk items, the next one read (on a thread of its own) while
+    the caller checks this one. The checks are paced by the budget; were the next
+    page and its tickets read only after a page's last check, the budget would go
+    unused meanwhile (its burst holds a few calls, not a page's reads: the import of
+    10,000 links took 1.18 times its budget's minimum, most of it in those gaps).
+    No page is asked for after the last one, or after ``max_pages``."""
+    def next_page() -> tuple[Page, dict[ItemRef, bool]] | None:
+        page = next(pages, None)
+        return None if page is None else (page, importer.look_up_desk_items(page.candidates))
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-pages") as reader:
+        coming = reader.submit(next_page)
+        read = 0
+        while (item := coming.result()) is not None:
+            read += 1
+            if not item[0].last and (max_pages is None or read < max_pages):
+                coming = reader.submit(next_page)
+            else:
+                coming = reader.submit(lambda: None)
+            yield item
+
 PageSource = Callable[[str | None], Iterator[Page]]
 
 
@@ -284,8 +338,8 @@ def run(importer: Importer, pages: PageSource, *, restart: bool = False, max_pag
         import_progress.fresh(source, time.time())
     verdicts: list[Verdict] = []
     complete, read = True, 0
-    for page in pages(progress.cursor):
-        found = [importer.verify(c) for c in page.candidates]
+    for page, desk_items in _read_ahead(importer, pages(progress.cursor), max_pages):
+        found = importer.verify_all(page.candidates, desk_items)
         for v in found:
             on_verdict(v)
         verdicts += found

@@ -75,12 +75,14 @@ def import_command(settings_of: Callable[[str | None], Any], store_of: Callable[
     @click.option("--page-size", type=click.IntRange(1, 100), default=100, show_default=True)
     @click.option("--jql", "scope", default=None,
                   help="jira-remote-links only: look at the issues this JQL selects (e.g. 'project = SUP').")
+    @click.option("--threads", type=click.IntRange(1, 32), default=8, show_default=True,
+                  help="Candidates checked at once (the account budget still paces every read).")
     @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
     @click.option("--config", "config", default=None, help="Config file (as for every command).")
     def links_import(source: str, external_id: str | None, dry_run: bool, restart: bool, max_pages: int | None,
-                     page_size: int, scope: str | None, as_json: bool, config: str | None) -> None:
+                     page_size: int, scope: str | None, threads: int, as_json: bool, config: str | None) -> None:
         from . import adoption, import_sources
-        from .wiring import Clients
+        from .wiring import Clients, build_budgets
         progress_name = source
         if (source == "zendesk-integration-v2") != (external_id is not None):
             raise click.UsageError("--external-id goes with --from zendesk-integration-v2, and it needs one")
@@ -92,9 +94,17 @@ def import_command(settings_of: Callable[[str | None], Any], store_of: Callable[
             progress_name = import_sources.v2_progress_name(external_id)
         settings = settings_of(config)
         store = store_of(config, settings)
+        # The account budgets shared with the running daemon: the import never makes it hit 429.
+        budgets = build_budgets(settings, store, "import")
         try:
-            desks, tracker = Clients.of(settings).connectors()
-            importer = adoption.Importer(store, tracker, desks, dry_run=dry_run, source=progress_name)
+            clients = Clients.of(settings, budgets=budgets)
+            # Only the desks the source can name (Intercom's SDK alone takes seconds to load).
+            tracker = clients.jira()
+            zendesk_only = source in ("zendesk-integration", "zendesk-integration-v2", "key-field")
+            desks = {"zendesk": clients.zendesk()} if zendesk_only and settings.zendesk is not None \
+                else clients.desks()
+            importer = adoption.Importer(store, tracker, desks, dry_run=dry_run, source=progress_name,
+                                         threads=threads)
             pages = _pages(source, settings, desks, tracker, page_size, scope, external_id)
             report = adoption.run(importer, pages, restart=restart, max_pages=max_pages,
                                   on_verdict=(lambda v: None) if as_json else (lambda v: click.echo(_line(v))))
@@ -106,6 +116,8 @@ def import_command(settings_of: Callable[[str | None], Any], store_of: Callable[
             click.echo("interrupted: the pages done are stored; run the same command again to carry on", err=True)
             sys.exit(130)
         finally:
+            for budget in budgets.values():
+                budget.close()
             store.close()
         _print(report, as_json)
         if report.of("wrong"):

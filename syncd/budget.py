@@ -207,6 +207,9 @@ class Budget:
             self._probing = True
             self._changed.notify_all()
 
+    def close(self) -> None:
+        """Nothing to give back (a :class:`~syncd.shared_budget.SharedBudget` gives back its unused calls)."""
+
     def hold(self, target: str, seconds: float) -> None:
         """A 429 for one ticket / issue: calls for ``target`` wait ``seconds``, others do not."""
         with self._lock:

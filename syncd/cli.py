@@ -96,7 +96,7 @@ def _app(config: str | None) -> Any:
     settings = _settings(config)
     _check_schema(settings)
     try:
-        return App.build(settings, migrate=False)
+        return App.build(settings, migrate=False, role="command")
     except SyncdError as e:   # building the connectors calls the vendors (who am I)
         raise _fail(e, settings)
 
@@ -187,6 +187,8 @@ def run(config: str | None) -> None:
     # is its user's only: the inbox holds customer messages (issue 12, finding 5).
     os.umask(0o077)
     settings = _settings(config, strict=True, quiet=False)
+    from .memory import limit_arenas
+    limit_arenas()   # before any thread of the daemon starts: an arena once made stays (syncd/memory.py)
     try:
         App.build(settings).run_forever()
     except StoreUnavailable as e:

@@ -37,7 +37,7 @@ class Drift:
     a field whose value there differs."""
 
     kind: str
-    side: str
+    side: str        # desk | jira | syncd (the key syncd stores for the link)
     what: str        # field:<locator>, comment, note, ...
     detail: str      # the value it would write, or an excerpt of the comment/note
 
@@ -81,7 +81,7 @@ class IssueAudit:
 def kind_of(what: str) -> str:
     if what.startswith("field:"):
         return "field"
-    return what if what in ("comment", "note") else "other"
+    return what if what in ("comment", "note", "key") else "other"
 
 
 def select_links(store: Store, scope: str, value: str | None = None) -> list[Link]:
@@ -123,10 +123,11 @@ def audit_issue(engine: Any, issue_id: str, links: Sequence[Link]) -> IssueAudit
     per_link: dict[int, list[Drift]] = {l.id: [] for l in links}
     shared: list[Drift] = []
     for w in outcome.writes:
-        side = "desk" if w.target in desks else "jira"
+        # A stale key is in syncd's own store, on every link of the issue.
+        side = "syncd" if w.what == "key" else "desk" if w.target in desks else "jira"
         d = Drift(kind_of(w.what), side, w.what, w.detail)
-        owners = [l for l in links if str(l.desk) == w.target] if side == "desk" else \
-            (list(links) if len(every_link) == 1 else [])
+        owners = [l for l in links if str(l.desk) == w.target] if side == "desk" else list(links) \
+            if side == "syncd" or len(every_link) == 1 else []
         if side == "jira" and not owners:
             shared.append(d)
         for l in owners:

@@ -154,6 +154,9 @@ class Engine:
         if issue is None:
             log.info("issue_gone", issue_id=issue_id, links=len(links))
             return
+        if issue.key != links[0].issue_key and dry_run:
+            # The stored key is stale (the issue moved project): the next reconcile stores the new one.
+            outcome.writes.append(Write(issue.key, "key", f"{links[0].issue_key} → {issue.key}"))
         if issue.key != links[0].issue_key and not dry_run:
             self.store.update_issue_key(issue_id, issue.key)
             log.info("issue_key_changed", issue_id=issue_id, old=links[0].issue_key, new=issue.key)

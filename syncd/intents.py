@@ -108,8 +108,9 @@ class IntentWrites:
             return ()
         target = self._write_comment(link, key, cw.side, body, cw.public, files)
         failpoint("after_comment_post")
-        if cw.side is Side.TRACKER and not still_held():
-            target = self._repair_duplicate_comments(link, key, target)
+        if not still_held():
+            target = (self._repair_duplicate_comments(link, key, target) if cw.side is Side.TRACKER
+                      else self._repair_duplicate_desk_comments(link, (key,), body, target))
         self.store.finish_intent(key, target)
         outcome.writes.append(Write(link.issue_key if cw.side is Side.TRACKER else str(link.desk),
                                     "comment", excerpt(cw.body), source=cw.source_id, mirrored=target))
@@ -150,6 +151,10 @@ class IntentWrites:
         target = self._write_all(owned, lambda: (write or (lambda b, p: desk.add_comment(link.desk, b, p)))(
             body, public))
         failpoint("after_note_post")
+        if not still_held():
+            # The claim was taken while the comment was on its way: the taker may have
+            # written the same joined comment (all of these notes' intents name it).
+            target = self._repair_duplicate_desk_comments(link, [n.key for n in fresh], body, target)
         for note in fresh:
             self.store.finish_intent(note.key, target)
             outcome.writes.append(Write(str(link.desk), "note", excerpt(note.body), source=note.key, mirrored=target))
@@ -240,6 +245,37 @@ class IntentWrites:
                         kept=keep, deleted=deleted)
             self.store.audit("duplicate_repaired", link.id, what="comment", issue=link.issue_key, key=key,
                              removed=comment_id, kept=keep)
+        return keep
+
+    def _repair_duplicate_desk_comments(self, link: Link, keys: Sequence[str], body: str, made: str) -> str:
+        """As :meth:`_repair_duplicate_comments`, on the desk: a desk comment carries no marker,
+        so the copies are syncd's comments with the intent's exact body since it was recorded,
+        less any comment another intent of the link is known to have written (two Jira comments
+        can say the same). The oldest is kept; the desk cannot delete the others, so each is
+        retracted as far as it allows (Zendesk: made private, its text redacted; Intercom:
+        nothing, the copy is only reported). ``keys``: the intents this one comment
+        carries (several notes joined in one write). Returns the kept one."""
+        key = keys[0]
+        intent = self.store.get_intent(key)
+        since = desk_search_since(intent) if intent is not None else datetime.fromtimestamp(
+            time.time() - self.settle_seconds - DESK_SEARCH_MARGIN, timezone.utc)
+        desk = self.desks[link.desk.system]
+        theirs = {i.result for i in self.store.link_state(link.id).intents if i.key not in keys and i.result}
+        found = [c for c in desk.find_comments(link.desk, body, since) if c not in theirs]
+        if len(found) < 2:
+            return made
+        keep = found[0]
+        for comment_id in found[1:]:
+            try:
+                retracted = desk.retract_comment(link.desk, comment_id)
+            except VendorError as e:   # the write itself stands: finish its intent, report the copy
+                log.warning("duplicate_retract_failed", where=str(link.desk), removed=comment_id, error=str(e))
+                retracted = False
+            METRICS.inc("duplicates_repaired" if retracted else "duplicates_found")
+            log.warning("duplicate_repaired" if retracted else "duplicate_found", what="desk_comment",
+                        where=str(link.desk), key=key, removed=comment_id, kept=keep, retracted=retracted)
+            self.store.audit("duplicate_repaired" if retracted else "duplicate_found", link.id, what="desk_comment",
+                             desk=str(link.desk), key=key, removed=comment_id, kept=keep)
         return keep
 
     def _attachments(self, link: Link, cw: CommentWrite) -> tuple[str, tuple[Attachment, ...]]:

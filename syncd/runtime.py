@@ -32,6 +32,7 @@ from .metrics import METRICS
 from .poll_stamps import ReconciledStamps
 from .pollers import Poller, PollSource
 from .readiness import ReadinessProbe
+from . import memory
 from .retention import Housekeeper
 from .retry import RetryPolicy
 from .snapshots import SnapshotCache
@@ -129,7 +130,8 @@ class App:
         self.readiness_probe = ReadinessProbe(self.readiness)
 
     @classmethod
-    def build(cls, settings: Settings, migrate: bool = True, vendor_timeout: float | None = None) -> "App":
+    def build(cls, settings: Settings, migrate: bool = True, vendor_timeout: float | None = None,
+              role: str = "daemon") -> "App":
         """``vendor_timeout``: overrides ``[syncd] vendor_timeout_seconds`` (tests)."""
         if vendor_timeout is None:
             vendor_timeout = settings.core.vendor_timeout_seconds
@@ -139,7 +141,7 @@ class App:
                            statement_timeout=c.database_statement_timeout_seconds)
         if migrate:
             store.upgrade()
-        budgets = build_budgets(settings)
+        budgets = build_budgets(settings, store, role)
         desks, tracker = Clients.of(settings, vendor_timeout, budgets).connectors()
         owner = settings.core.instance
         settle = intent_settle_seconds(vendor_timeout)
@@ -336,6 +338,8 @@ class App:
                 keeper.run()
             except Exception as e:   # the database may be down: try again next round
                 log.warning("housekeeping_failed", error=f"{type(e).__name__}: {e}")
+            # Retention just freed rows and bodies: hand the arenas' free pages back (syncd/memory.py).
+            memory.trim()
 
     def stop(self) -> None:
         """Clean stop: no new deliveries, pollers stop, workers finish what they hold."""

@@ -214,3 +214,39 @@ def greatest(a: sa.ColumnElement, b: sa.ColumnElement) -> sa.ColumnElement:
 def least(a: sa.ColumnElement, b: sa.ColumnElement) -> sa.ColumnElement:
     """min(a, b) in SQL that both backends read (SQLite has no LEAST, Postgres no 2-arg MIN)."""
     return sa.case((a <= b, a), else_=b)
+
+budget_claims = sa.Table(
+    # Calls each budget holder (a daemon replica, a CLI command) took from an account's
+    # shared budget, in blocks (syncd.shared_budget, migration 0008): the sum over the
+    # last window is what the account has used, whoever used it.
+    "budget_claims",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("account", sa.String(32), nullable=False),    # zendesk | jira | intercom
+    sa.Column("holder", sa.String(200), nullable=False),    # instance and role, e.g. host:123/import
+    sa.Column("at", Epoch, nullable=False),                 # when the block was claimed
+    sa.Column("calls", sa.Integer, nullable=False),         # lowered to the calls made when the block ends
+    sa.Column("last_at", Epoch, nullable=True),             # the block's last call (None: still in use)
+    sa.Index("ix_budget_claims_account_at", "account", "at"),
+)
+
+audit_runs = sa.Table(
+    # Where each `syncd reconcile --dry-run` pass stopped (syncd.audit_progress, migration 0008).
+    "audit_runs",
+    metadata,
+    sa.Column("scope", sa.String(200), primary_key=True),   # all | desk:zendesk | issue:SUP-1, plus since:<date>
+    sa.Column("cursor", sa.BigInteger, nullable=True),      # the last issue id audited (ascending); None: none yet
+    sa.Column("done", sa.Boolean, nullable=False),
+    sa.Column("checked", sa.Integer, nullable=False),       # issues audited in this pass
+    sa.Column("started_at", Epoch, nullable=False),
+    sa.Column("updated_at", Epoch, nullable=False),
+)
+
+audit_findings = sa.Table(
+    # The drifted or unreadable issues a pass found so far (JSON of drift.IssueAudit.doc()).
+    "audit_findings",
+    metadata,
+    sa.Column("scope", sa.String(200), primary_key=True),
+    sa.Column("issue_id", sa.BigInteger, primary_key=True),
+    sa.Column("doc", sa.Text, nullable=False),
+)

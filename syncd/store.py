@@ -38,6 +38,7 @@ from . import queue
 from .domain import BaseEntry, ItemRef, Link, Value
 from .errors import ConfigError, SyncdError
 from .locks import SHARED_WAIT, LinkBusy
+from .memory import sqlite_cache_pragma
 from .metrics import METRICS
 from .queue import DeadLetter
 from .schema import audit as audit_t
@@ -265,7 +266,8 @@ def _sqlite_engine(url: sa.URL, busy_timeout: float) -> sa.Engine:
         dbapi_conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
         _ensure_wal(dbapi_conn, busy_timeout)
         _make_private(url.database)
-        for pragma in ("foreign_keys=ON", "synchronous=NORMAL"):
+        cache = sqlite_cache_pragma()   # each pooled connection's page cache, bounded (syncd/memory.py)
+        for pragma in ("foreign_keys=ON", "synchronous=NORMAL", *([cache] if cache else [])):
             dbapi_conn.execute(f"PRAGMA {pragma}")
 
     @event.listens_for(engine, "begin")

@@ -27,20 +27,30 @@ if TYPE_CHECKING:
     from .connectors.intercom import IntercomConnector
     from .connectors.jira import JiraConnector
     from .connectors.zendesk import ZendeskConnector
+    from .store import Store
 
 
-def build_budgets(settings: Settings) -> dict[str, Budget]:
-    """One token bucket per vendor account, shared by every thread of the process.
+def build_budgets(settings: Settings, store: "Store | None" = None, role: str = "daemon") -> dict[str, Budget]:
+    """One budget per vendor account, shared by every thread of the process.
 
-    The vendor limits the account, not the process: ``replicas`` processes
-    share it, so each takes an equal share."""
-    share = settings.core.replicas
-    budgets = {"jira": Budget(settings.jira.requests_per_minute / share)}
+    The vendor limits the account, not the process. With the ``store``, each
+    account's budget is shared through the database with every other holder (the
+    other replicas, a command running beside the daemon) by use
+    (:mod:`syncd.shared_budget`); ``role`` names this holder there (``daemon``,
+    ``import``...). Without a store (``doctor``, ``webhooks install``: a few calls
+    and no database needed), ``replicas`` processes share the account, so each
+    takes an equal share."""
+    rpms = {"jira": settings.jira.requests_per_minute}
     if settings.zendesk is not None:
-        budgets["zendesk"] = Budget(settings.zendesk.requests_per_minute / share)
+        rpms["zendesk"] = settings.zendesk.requests_per_minute
     if settings.intercom is not None:
-        budgets["intercom"] = Budget(settings.intercom.requests_per_minute / share)
-    return budgets
+        rpms["intercom"] = settings.intercom.requests_per_minute
+    if store is not None:
+        from .shared_budget import shared_budget
+        holder = f"{settings.core.instance}/{role}"
+        return {account: shared_budget(store, account, rpm, holder, settings.core.replicas)
+                for account, rpm in rpms.items()}
+    return {account: Budget(rpm / settings.core.replicas) for account, rpm in rpms.items()}
 
 
 def mappings(settings: Settings) -> dict[str, Mapping]:

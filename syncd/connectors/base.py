@@ -110,6 +110,14 @@ class DeskConnector(Protocol):
         """Recovery after a crash: the id of a comment syncd wrote with exactly this
         body at or after ``since``, else ``None``."""
 
+    def find_comments(self, ref: ItemRef, body: str, since: datetime) -> list[str]:
+        """Ids of every comment syncd wrote with exactly this body at or after ``since``,
+        oldest first: more than one means a post slipped past the claim check."""
+
+    def retract_comment(self, ref: ItemRef, comment_id: str) -> bool:
+        """Hide a comment syncd posted twice, as far as the desk allows (no desk here lets
+        syncd delete one); False when nothing could be done."""
+
     def download(self, attachment: Attachment) -> bytes:
         """The bytes of an attachment of one of this desk's comments (authenticated)."""
 

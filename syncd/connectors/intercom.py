@@ -733,6 +733,21 @@ class IntercomConnector:
             return None
         return self._find_in(raw, ref, body, since, None)
 
+    def find_comments(self, ref: ItemRef, body: str, since: datetime) -> list[str]:
+        try:
+            raw = self._get_raw(ref)
+        except NotFound:
+            return []
+        parts = ticket_parts(raw) if ref.kind == TICKET else conversation_parts(raw)
+        return [str(p["id"]) for p in _matching_parts(parts, self.admin_id, body, since, None)]
+
+    def retract_comment(self, ref: ItemRef, comment_id: str) -> bool:
+        """Nothing: Intercom deletes no reply or note through its API, and cannot make a reply
+        private. 2.14 can redact a conversation part (``POST /conversations/redact``, its body
+        blanked) but names no ticket part, and the simulator lacks it; the double is reported
+        (``duplicate_found``) for an admin to hide by hand (docs/operations.md)."""
+        return False
+
     def _find_in(self, raw: JSON, ref: ItemRef, body: str, since: datetime, kind: str | None) -> str | None:
         """Newest part by our admin with this body at or after ``since`` (second resolution)."""
         parts = ticket_parts(raw) if ref.kind == TICKET else conversation_parts(raw)

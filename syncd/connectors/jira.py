@@ -35,7 +35,7 @@ from ..domain import Attachment, Comment, IssueSpec, ItemRef, TrackerIssue, Valu
 from ..errors import Landed, Refused, VendorError
 from ..retry import RetryPolicy
 from .base import FieldFailure, PollPage
-from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
+from .calls import Caller, keep_connections, raise_on_429, skip_environment_lookups, translate_requests_error
 
 PROPERTY = "syncd"
 READ_FIELDS = ("summary", "status", "resolution", "fixVersions", "labels", "priority",
@@ -149,6 +149,7 @@ class JiraConnector:
             max_retries=0, timeout=access.timeout, get_server_info=True))
         self.client._session.hooks["response"].append(raise_on_429)
         skip_environment_lookups(self.client._session, access.url)
+        keep_connections(self.client._session)
         me = self.call("getCurrentUser", self.client.myself)
         self.account_id: str = me.get("accountId") or me.get("name", "")
         self.time_zone = ZoneInfo(me.get("timeZone") or "UTC")

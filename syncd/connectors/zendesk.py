@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, Iterable, Iterator, Mapping, Sequence
+from html import escape as html_escape
+from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 import requests
@@ -32,10 +34,10 @@ from ..secrets import Secret, as_secret
 from ..bounded import BoundedDict
 from ..budget import Budget
 from ..domain import Attachment, Comment, DeskItem, ItemRef, Value, vendor_refs
-from ..errors import Ambiguous, NotFound, Refused, VendorError
+from ..errors import Ambiguous, NotFound, Refused, Unauthorized, VendorError
 from ..retry import RetryPolicy
 from .base import DeskWrite, FieldFailure, PollPage, polled_stamps
-from .calls import Caller, raise_on_429, skip_environment_lookups, translate_requests_error
+from .calls import Caller, keep_connections, raise_on_429, skip_environment_lookups, translate_requests_error
 
 log = structlog.get_logger("syncd.zendesk")
 
@@ -133,6 +135,7 @@ class ZendeskConnector:
         session = requests.Session()
         session.hooks["response"].append(raise_on_429)
         skip_environment_lookups(session, access.url)
+        keep_connections(session)
         self.session = session              # zenpy adds the credentials to it (see ``client``)
         self._zenpy = threading.local()
         me = self.call("showCurrentUser", lambda: self.client.users.me())
@@ -316,6 +319,17 @@ class ZendeskConnector:
             fields=fields, comments=comments, updated_at=zendesk_time(raw["updated_at"]) or datetime.now(timezone.utc),
             tags=tuple(sorted(raw.get("tags") or [])), due_at=zendesk_time(raw.get("due_at")),
         )
+
+    def existing(self, ticket_ids: Sequence[str]) -> set[str]:
+        """Which of these tickets exist: ``show_many``, up to 100 ids a call (a ticket that
+        does not exist is left out of the answer). For checking many links at once
+        (``links import``) at one call per hundred instead of two per ticket."""
+        found: set[str] = set()
+        ids = [i for i in dict.fromkeys(ticket_ids) if i.isdigit()]   # ids go into the query: digits only
+        for lo in range(0, len(ids), 100):
+            answer = self._get("TicketsShowMany", "tickets/show_many.json", {"ids": ",".join(ids[lo:lo + 100])})
+            found |= {str(t["id"]) for t in answer.get("tickets") or [] if isinstance(t, dict) and "id" in t}
+        return found
 
     def agent_url(self, ref: ItemRef) -> str:
         return f"{self.access.url.rstrip('/')}/agent/tickets/{ref.id}"
@@ -546,10 +560,36 @@ class ZendeskConnector:
         return self.call("downloadAttachment", go)
 
     def find_comment(self, ref: ItemRef, body: str, since: datetime) -> str | None:
-        for c in self._comments(ref.id):
-            if c.by_integration and c.created_at >= since.replace(microsecond=0) and c.body.strip() == body.strip():
-                return c.id
-        return None
+        found = self.find_comments(ref, body, since)
+        return found[0] if found else None
+
+    def find_comments(self, ref: ItemRef, body: str, since: datetime) -> list[str]:
+        """Ids of syncd's comments with exactly this body at or after ``since``, oldest first."""
+        return [c.id for c in self._comments(ref.id)
+                if c.by_integration and c.created_at >= since.replace(microsecond=0) and c.body.strip() == body.strip()]
+
+    def retract_comment(self, ref: ItemRef, comment_id: str) -> bool:
+        """Hide a comment syncd posted twice; Zendesk cannot delete a comment. It is made
+        private (``MakeTicketCommentPrivate``: out of the customer's view in the help centre;
+        an email already sent stays sent), then its whole text is redacted
+        (``RedactTicketCommentInAgentWorkspace``: every character becomes ▇, permanently).
+        Both PUTs are idempotent. False when the account refuses the redaction (it needs the
+        Agent Workspace, and agents allowed to delete tickets or a role allowed to redact):
+        the comment is then private but keeps its text."""
+        cid = _comment_id(comment_id)
+        self._request("makeTicketCommentPrivate", "PUT", f"tickets/{int(ref.id)}/comments/{cid}/make_private.json")
+        html = next((c.get("html_body") or "" for page in self._pages(
+            "listTicketComments", f"tickets/{int(ref.id)}/comments.json", {"page[size]": 100})
+            for c in page.get("comments", []) if str(c.get("id")) == str(cid)), None)
+        if html is None:
+            return False   # gone meanwhile (the ticket was deleted): nothing left to hide
+        try:
+            self._request("redactTicketCommentInAgentWorkspace", "PUT", f"comment_redactions/{cid}.json",
+                          {"ticket_id": int(ref.id), "html_body": redact_all(html)})
+        except (Refused, Unauthorized) as e:   # 403 without the permission, 422/400 otherwise
+            log.warning("zendesk_redaction_refused", ticket=ref.id, comment=cid, error=str(e))
+            return False
+        return True
 
     # -- polling ----------------------------------------------------------
     def poll(self, cursor: str | None) -> PollPage:
@@ -621,3 +661,51 @@ def _missing_fields(values: Mapping[str, Value], custom: list[dict[str, Any]], a
                         f"Zendesk has no ticket field {c['id']} (fix the id in the mapping; `syncd doctor` "
                         "checks every mapped field)")
             for c in custom if int(c["id"]) not in present]
+
+
+def _comment_id(text: str) -> int:
+    """A Zendesk comment id (digits) before it becomes part of a URL."""
+    if not text.isdigit():
+        raise ValueError(f"not a Zendesk comment id: {text!r}")
+    return int(text)
+
+
+class _Redactor(HTMLParser):
+    """Re-emits a comment's ``html_body`` with every text run inside ``<redact>`` and every
+    link or image marked ``redact``: Zendesk's way to say "redact all of it"
+    (RedactTicketCommentInAgentWorkspace in vendor-specs/zendesk-support.yaml)."""
+
+    MARKED = {"a", "img"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.out: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.out.append(self._tag(tag, attrs, ">"))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.out.append(self._tag(tag, attrs, " />"))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.out.append(f"</{tag}>")
+
+    def handle_data(self, data: str) -> None:
+        self.out.append(f"<redact>{data}</redact>" if data.strip() else data)
+
+    def handle_entityref(self, name: str) -> None:
+        self.out.append(f"<redact>&{name};</redact>")
+
+    def handle_charref(self, name: str) -> None:
+        self.out.append(f"<redact>&#{name};</redact>")
+
+    def _tag(self, tag: str, attrs: list[tuple[str, str | None]], close: str) -> str:
+        shown = "".join(f" {k}" if v is None else f' {k}="{html_escape(v)}"' for k, v in attrs)
+        return f"<{tag}{shown}{' redact' if tag in self.MARKED else ''}{close}"
+
+
+def redact_all(html: str) -> str:
+    parser = _Redactor()
+    parser.feed(html)
+    parser.close()
+    return "".join(parser.out)

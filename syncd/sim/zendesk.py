@@ -8,7 +8,8 @@ every path also answers with zenpy's ``.json`` suffix):
   ``UpdateTicket`` (comment, status, tags / additional_tags / remove_tags,
   custom_fields, safe_update + updated_stamp: 409 ``UpdateConflict`` when stale);
 * comments and files: ``ListTicketComments`` (cursor ``page[size]``/``page[after]``
-  or offset ``page``/``per_page``), ``UploadFiles``, ``DeleteUpload``,
+  or offset ``page``/``per_page``), ``MakeTicketCommentPrivate``,
+  ``RedactTicketCommentInAgentWorkspace`` (:mod:`~syncd.sim.zendesk_redactions`), ``UploadFiles``, ``DeleteUpload``,
   ``ShowAttachment``, and ``DownloadAttachmentContent`` (the ``content_url``; not
   an API operation, so the name is ours);
 * ``ShowCurrentUser``, ``ListUsers``, ``CreateUser``, ``ShowUser``;
@@ -103,6 +104,7 @@ from syncd.sim import (
     zendesk_http,
     zendesk_jira_links,
     zendesk_jira_links_v2,
+    zendesk_redactions,
     zendesk_statuses,
     zendesk_tickets,
     zendesk_users,
@@ -232,6 +234,10 @@ class ZendeskSim(SimServer):
         r("GET", "/api/v2/tickets{.json}", "ListTickets", zendesk_tickets.list_tickets)
         r("GET", "/api/v2/tickets/show_many{.json}", "TicketsShowMany", zendesk_tickets.show_many)
         r("GET", "/api/v2/tickets/{ticket_id}/comments{.json}", "ListTicketComments", zendesk_tickets.list_comments)
+        r("PUT", "/api/v2/tickets/{ticket_id}/comments/{ticket_comment_id}/make_private{.json}",
+          "MakeTicketCommentPrivate", zendesk_redactions.make_private)
+        r("PUT", "/api/v2/comment_redactions/{ticket_comment_id}{.json}", "RedactTicketCommentInAgentWorkspace",
+          zendesk_redactions.redact)
         r("GET", "/api/v2/tickets/{ticket_id}{.json}", "ShowTicket", zendesk_tickets.show_ticket)
         r("PUT", "/api/v2/tickets/{ticket_id}{.json}", "UpdateTicket", zendesk_tickets.update_ticket_http)
         r("POST", "/api/v2/uploads{.json}", "UploadFiles", zendesk_attachments.upload)

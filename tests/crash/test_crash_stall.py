@@ -188,3 +188,64 @@ def test_crash_frozen_replica_comment_double_is_repaired(make_rig, db_url):
     assert verdict.ok, f"{verdict}\n{frozen.tail()}\n{other.tail()}"
     for d in (frozen, other):
         assert d.terminate() == 0, d.tail()
+
+
+def test_crash_frozen_replica_desk_note_double_is_redacted(make_rig, db_url):
+    """The same freeze on the desk side (issue 10, session 7): the frozen replica holds the
+    link's lock right before its ``updateTicket`` that mirrors an engineer's comment to the
+    ticket. The other replica takes over and posts it; the frozen one's request then goes
+    out too. Zendesk deletes no comment, so the later copy is made private and its text
+    redacted (the older kept); on the old code both stayed on the ticket, public."""
+    import sqlalchemy as sa
+
+    from syncd.store import LINK_LOCK_CLASSID_SQL
+
+    rig, books = make_rig(db_url), Books()
+    world = rig.world
+    world.config_path.write_text(world.config_path.read_text().replace(
+        "[syncd]\n", f"[syncd]\nvendor_timeout_seconds = {VENDOR_TIMEOUT}\n", 1))
+    frozen, other = replica_daemons(world, 2)
+    frozen.start()
+    ticket = world.zendesk.create_ticket("Checkout fails", "Checkout fails: paying by card shows an error.")
+    world.zendesk.agent_set(ticket, add_tags=["jira_escalate"])
+    books.escalated.add(ticket)
+    assert wait_for(lambda: rig.store.links_for_desk(ItemRef("zendesk", str(ticket))), timeout=30)
+    settle(world, rig.store)
+    assert frozen.terminate() == 0
+    # updateTicket is a non-idempotent write only when it carries a comment (field writes are safe updates).
+    frozen.start("before_vendor_write:updateTicket=1@stop")
+
+    issue = issues_for_origin(world, f"zendesk:{ticket}")[0]
+    world.jira.engineer_comment(str(issue), "Engineer (frozen-desk-note).")
+    books.to_zendesk.append((ticket, "frozen-desk-note"))
+    assert frozen.wait_stopped() == "before_vendor_write:updateTicket"
+    admin = sa.create_engine(db_url)
+    try:
+        with admin.begin() as conn:   # the frozen replica's session holding the link lock goes away
+            cut = conn.scalar(sa.text(
+                "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                f"WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = {LINK_LOCK_CLASSID_SQL} "
+                "AND a.application_name = :app"), {"app": frozen.app_name})
+    finally:
+        admin.dispose()
+    assert cut == 1
+
+    other.start()
+    assert wait_for(lambda: mentions(ticket_bodies(world, ticket), "frozen-desk-note") == 1, timeout=90), other.tail()
+    frozen.resume()
+    assert wait_for(lambda: '"duplicate_repaired"' in frozen.logs[-1].read_text(errors="replace"), timeout=30), \
+        frozen.tail()
+    settle(world, rig.store, timeout=60)
+    with world.zendesk.lock:
+        mine = [dict(c) for c in world.zendesk.tickets[ticket].comments
+                if "frozen-desk-note" in c["plain_body"] or set(c["plain_body"]) <= set("▇ \n")]
+    kept, *copies = mine   # in the order posted
+    assert "frozen-desk-note" in kept["plain_body"], mine
+    assert [(c["public"], set(c["plain_body"]) <= set("▇ \n")) for c in copies] == [(False, True)], mine
+    repaired = [json.loads(line) for line in frozen.logs[-1].read_text(errors="replace").splitlines()
+                if '"duplicate_repaired"' in line]
+    assert [(r["what"], r["kept"]) for r in repaired] == [("desk_comment", str(kept["id"]))], repaired
+    verdict = check(world, rig.store, books)
+    assert verdict.ok, f"{verdict}\n{frozen.tail()}\n{other.tail()}"
+    for d in (frozen, other):
+        assert d.terminate() == 0, d.tail()

@@ -58,6 +58,7 @@ class FakeDesk:
     field_writes: list[tuple[ItemRef, dict[str, Value]]] = field(default_factory=list)
     combined: list[tuple[ItemRef, dict[str, Value], str]] = field(default_factory=list)   # fields + comment in one
     fail_next_comment: VendorError | None = None                  # raised (once) instead of posting
+    retracted: list[str] = field(default_factory=list)            # comment ids retract_comment hid
     _stamps: dict[ItemRef, datetime] = field(default_factory=dict)
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
@@ -123,11 +124,21 @@ class FakeDesk:
         return DeskWrite(cid)
 
     def find_comment(self, ref: ItemRef, body: str, since: datetime) -> str | None:
+        found = self.find_comments(ref, body, since)
+        return found[0] if found else None
+
+    def find_comments(self, ref: ItemRef, body: str, since: datetime) -> list[str]:
         item = self.items.get(ref)
-        for c in item.comments if item else ():
-            if c.by_integration and c.body == body and c.created_at >= since:
-                return c.id
-        return None
+        return [c.id for c in (item.comments if item else ())
+                if c.by_integration and c.body == body and c.created_at >= since]
+
+    def retract_comment(self, ref: ItemRef, comment_id: str) -> bool:
+        """As Zendesk: private, text gone (the comment stays)."""
+        item = self.items[ref]
+        self.retracted.append(comment_id)
+        self.items[ref] = replace(item, comments=tuple(
+            replace(c, public=False, body="▇") if c.id == comment_id else c for c in item.comments))
+        return True
 
     def download(self, attachment: Attachment) -> bytes:
         return b""
