@@ -375,14 +375,17 @@ class JiraConnector:
                                  idempotent=False)
         # The issue exists from here on: a failed read of it (a 429, a reset) must not pass
         # for a refused create, or the create would be made again (crash loop, seed 11).
+        # An answer whose id is not an id is no proof of anything: refused as such (the
+        # intent stays pending; recovery finds the issue by its origin label).
+        made = str(created.get("id"))
+        if not ISSUE_ID.fullmatch(made):
+            raise Refused("jira", "createIssue", f"{made[:40]!r} is neither a Jira issue id nor a key")
         try:
-            issue = self.fetch(str(created["id"]))
+            issue = self.fetch(made)
         except VendorError as e:
-            raise Landed("jira", "createIssue", f"issue {created['id']} created; reading it failed: {e}",
-                         result=str(created["id"])) from e
+            raise Landed("jira", "createIssue", f"issue {made} created; reading it failed: {e}", result=made) from e
         if issue is None:
-            raise Landed("jira", "createIssue", f"issue {created['id']} created; not found right after",
-                         result=str(created["id"]))
+            raise Landed("jira", "createIssue", f"issue {made} created; not found right after", result=made)
         return issue
 
     def find_created(self, origin: str) -> TrackerIssue | None:

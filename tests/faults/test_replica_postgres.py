@@ -95,8 +95,15 @@ def test_replica_killed_with_claims_is_taken_over_within_the_lease(make_world, s
         dead.close()
 
     survivors = [start_daemon(world, instance="r2"), start_daemon(world, instance="r3", serve_http=False)]
-    time.sleep(lease / 2)
-    assert _owners(survivors[0].store, refs) == {"r0/worker-0"}, "a live replica took a claim before its lease ended"
+    # Before the lease ends nobody may take the claims. Starting two daemons can itself take
+    # most of the lease on a busy machine: look while at least a second of it is left.
+    # (The full suite at load ~20 once looked after the lease had run out.)
+    left = died_at + lease - 1.0 - time.monotonic()
+    if left > 0:
+        time.sleep(min(left, lease / 2))
+        owners = _owners(survivors[0].store, refs)
+        if time.monotonic() < died_at + lease:
+            assert owners == {"r0/worker-0"}, "a live replica took a claim before its lease ended"
     assert wait_for(lambda: not _owners(survivors[0].store, refs), timeout=lease + 5)
     took = time.monotonic() - died_at
     assert took <= lease + 4, f"took {took:.1f}s with a {lease}s lease"
