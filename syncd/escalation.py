@@ -136,8 +136,11 @@ class Escalation:
                 # Nothing was created when the request never left (a failed claim check, a
                 # Throttled wait, the database gone at the check) or a 429 refused it: drop
                 # the intent so the next try creates at once instead of waiting out a settle
-                # window measured from this intent.
-                if isinstance(e, RateLimited) or not send.left:
+                # window measured from this intent. A 429 (or Throttled wait) on the read of
+                # the issue just created is no refusal: the issue exists, the intent stays and
+                # the next try finds it (crash loop seed 7101: a second issue per ticket).
+                refused = isinstance(e, RateLimited) and e.operation == "createIssue"
+                if refused or not send.left:
                     self.intents.drop_unsent(key, current_claim())
                 raise
         failpoint("after_issue_create")

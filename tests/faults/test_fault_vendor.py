@@ -234,3 +234,25 @@ def test_fault_poller_errors_show_in_readyz_and_clear(make_world, start_daemon):
     # The poller backs off (1 s, doubling) and clears its error on the next good poll.
     assert wait_for(lambda: get(daemon, "/readyz").status == 200, timeout=15)
     assert daemon.pollers[0].last_success is not None
+
+
+def test_fault_issue_read_answered_429_right_after_the_create_makes_one_issue(make_world, start_daemon, logs):
+    """``createIssue`` is carried out and answered, then the read of the new issue is
+    answered 429. The create must not count as refused: its intent used to be dropped
+    like a create refused with 429, and the next try created a second issue (crash loop
+    seed 7101 on 4b9c6b8: three tickets with two issues each, the link on the second;
+    the label search that used to repair it after every create is gone from the happy path)."""
+    world = make_world()
+    daemon = start_daemon(world)
+    world.jira.inject(Fault("429", operation="getIssue", retry_after=12, count=1))   # past the in-call wait
+    ticket = world.zendesk.create_ticket("Invoices are blank", "The PDF invoice has no lines.")
+    world.zendesk.agent_set(ticket, add_tags=["jira_escalate"])
+    assert wait_for(lambda: daemon.store.links_for_desk(_zendesk(ticket)), timeout=40)
+    assert wait_for(lambda: daemon.store.queue_depth() == 0 and daemon.workers.busy == 0, timeout=25)
+    time.sleep(0.5)
+    reads = [r.status for r in world.jira.records() if r.operation == "getIssue"]
+    assert reads[:1] == [429], reads   # the fault met the read after the create
+    with world.jira.lock:
+        issues = [i.key for i in world.jira.issues.values() if f"syncd-zendesk-{ticket}" in i.labels]
+    assert len(issues) == 1, issues
+    assert not logs.named("item_dead_lettered")
