@@ -386,8 +386,9 @@ class ReconcileCount:
         engine = app.engine
         original = engine.reconcile
 
-        def counted(ref: ItemRef, dry_run: bool = False, reported: float | None = None):  # type: ignore[no-untyped-def]
-            outcome = original(ref, dry_run, reported)
+        # Every argument passed on as given: the engine's signature grows (outcome, reported).
+        def counted(ref: ItemRef, *args, **kwargs):  # type: ignore[no-untyped-def]
+            outcome = original(ref, *args, **kwargs)
             with self._lock:
                 self.counts["wrote" if outcome.writes else "no-op"] += 1
                 self.counts[f"{ref.system}"] += 1

@@ -143,8 +143,12 @@ class Escalation:
                 # Nothing was created when the request never left (a failed claim check, a
                 # Throttled wait, the database gone at the check) or a 429 refused it: drop
                 # the intent so the next try creates at once instead of waiting out a settle
-                # window measured from this intent.
-                if isinstance(e, RateLimited) or not send.left:
+                # window measured from this intent. Only createIssue's own 429: an error of a
+                # call made after it is no refusal (the connector says Landed for the read of
+                # the issue just made, above; crash loops seed 11 and 7101: a second issue
+                # per ticket).
+                refused = isinstance(e, RateLimited) and e.operation == "createIssue"
+                if refused or not send.left:
                     self.intents.drop_unsent(key, current_claim())
                 raise
         failpoint("after_issue_create")

@@ -36,6 +36,7 @@ POINTS = (
     "mid_poll_page",           # poll page fetched, cursor not yet advanced
     "during_migration",        # a migration step ran, its transaction not committed
     "before_vendor_write",     # claim proven current, non-idempotent request not yet sent (tag: operation)
+    "http_starting",           # the HTTP server's thread started, not yet serving
 )
 ACTIONS = ("kill", "stop")
 

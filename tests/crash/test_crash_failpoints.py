@@ -3,6 +3,8 @@ nothing was lost or doubled (issue 5, point 1)."""
 
 from __future__ import annotations
 
+import time
+
 from harness import (
     Books,
     check,
@@ -220,3 +222,21 @@ def test_crash_sigterm_stops_cleanly(make_rig, sqlite_url):
 
 def pending_count(rig) -> int:
     return len(pending_intents(rig.store))
+
+
+def test_crash_frozen_while_starting_still_serves(make_rig, sqlite_url):
+    """A process frozen (SIGSTOP: a paused VM) between starting its HTTP server's thread
+    and that server serving, for longer than the start's 10 s allowance: resumed, it
+    serves and stops cleanly. Before, the allowance was a clock deadline that ran on
+    through the freeze: the daemon gave up at once, "the HTTP server ... did not start",
+    exit 1 (crash loop seed 7101, round 7, a stall in its first Jira poll page)."""
+    rig, books = make_rig(sqlite_url), Books()
+    rig.daemon.start("http_starting=1@stop", wait_ready=False)
+    assert rig.daemon.wait_stopped() == "http_starting"
+    time.sleep(11.0)   # past the 10 s allowance, in wall-clock time
+    rig.daemon.resume()
+    rig.daemon.wait_ready()
+    escalate(rig, books)
+    settle(rig.world, rig.store)
+    assert check(rig.world, rig.store, books).ok
+    assert rig.daemon.terminate() == 0, rig.daemon.tail()
