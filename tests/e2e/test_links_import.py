@@ -11,42 +11,13 @@ import json
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from syncd.cli import main
 from syncd.domain import ItemRef
 from syncd.sandbox import World
 from syncd.store import Store
 from syncd.testing import Observer, wait_for
 
-WRONG_EXIT = 3
-
-
-def syncd(world: World, *args: str) -> Result:
-    return CliRunner(env=world.env).invoke(main, [*args, "--config", str(world.config_path)])
-
-
-def imported(world: World, *args: str, exit_code: int = 0) -> dict[str, Any]:
-    result = syncd(world, "links", "import", "--json", *args)
-    assert result.exit_code == exit_code, result.output
-    return json.loads(result.stdout)
-
-
-@pytest.fixture
-def store(world: World) -> Store:
-    upgraded = syncd(world, "db", "upgrade")
-    assert upgraded.exit_code == 0, upgraded.output
-    s = Store.open(world.settings().core.database_url)
-    yield s
-    s.close()
-
-
-def _issue_id(world: World, key: str) -> str:
-    return str(world.jira.issue(key).id)
-
-
-def _by_desk(report: dict[str, Any], outcome: str) -> dict[str, dict[str, Any]]:
-    return {r["desk"]: r for r in report[outcome]}
+from .import_cli import WRONG_EXIT, by_desk as _by_desk, imported, issue_id as _issue_id, store, syncd  # noqa: F401
 
 
 def test_integration_links_are_checked_and_wrong_ones_reported(world: World, store: Store) -> None:

@@ -8,47 +8,16 @@ issue id or key)."""
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from syncd.cli import main
 from syncd.domain import ItemRef
 from syncd.sandbox import World
 from syncd.store import Store
 from syncd.testing import Teammate
 
-WRONG_EXIT = 3
-
-
-def syncd(world: World, *args: str) -> Result:
-    return CliRunner(env=world.env).invoke(main, [*args, "--config", str(world.config_path)])
-
-
-def imported(world: World, *args: str, exit_code: int = 0) -> dict[str, Any]:
-    result = syncd(world, "links", "import", "--json", *args)
-    assert result.exit_code == exit_code, result.output
-    return json.loads(result.stdout)
-
-
-@pytest.fixture
-def store(world: World) -> Store:
-    upgraded = syncd(world, "db", "upgrade")
-    assert upgraded.exit_code == 0, upgraded.output
-    s = Store.open(world.settings().core.database_url)
-    yield s
-    s.close()
-
-
-def _issue_id(world: World, key: str) -> str:
-    return str(world.jira.issue(key).id)
-
-
-def _by_desk(report: dict[str, Any], outcome: str) -> dict[str, dict[str, Any]]:
-    return {r["desk"]: r for r in report[outcome]}
+from .import_cli import WRONG_EXIT, by_desk as _by_desk, imported, issue_id as _issue_id, store, syncd  # noqa: F401
 
 
 def test_v2_integration_links_are_verified_and_resumable(world: World, store: Store) -> None:
