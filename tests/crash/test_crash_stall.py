@@ -142,37 +142,13 @@ def test_crash_frozen_replica_comment_double_is_repaired(make_rig, db_url):
     waits out the pending intent's settle window and posts the comment. When the frozen
     one resumes its request goes out: the second copy is found by the intent's marker
     and deleted (the older is kept). One comment in the end."""
-    import sqlalchemy as sa
-
-    from syncd.store import LINK_LOCK_CLASSID_SQL
-
-    rig, books = make_rig(db_url), Books()
-    world = rig.world
-    world.config_path.write_text(world.config_path.read_text().replace(
-        "[syncd]\n", f"[syncd]\nvendor_timeout_seconds = {VENDOR_TIMEOUT}\n", 1))
-    frozen, other = replica_daemons(world, 2)
-    frozen.start()
-    ticket = world.zendesk.create_ticket("Checkout fails", "Checkout fails: paying by card shows an error.")
-    world.zendesk.agent_set(ticket, add_tags=["jira_escalate"])
-    books.escalated.add(ticket)
-    assert wait_for(lambda: rig.store.links_for_desk(ItemRef("zendesk", str(ticket))), timeout=30)
-    settle(world, rig.store)
-    assert frozen.terminate() == 0
+    rig, books, world, ticket, (frozen, other) = _escalated_with_two_replicas(make_rig, db_url)
     frozen.start("before_vendor_write:addComment=1@stop")
 
     world.zendesk.customer_reply(ticket, "Customer (frozen-comment).")
     books.to_jira.append((ticket, "frozen-comment"))
     assert frozen.wait_stopped() == "before_vendor_write:addComment"
-    admin = sa.create_engine(db_url)
-    try:
-        with admin.begin() as conn:   # the frozen replica's session holding the link lock goes away
-            cut = conn.scalar(sa.text(
-                "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                f"WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = {LINK_LOCK_CLASSID_SQL} "
-                "AND a.application_name = :app"), {"app": frozen.app_name})
-    finally:
-        admin.dispose()
-    assert cut == 1
+    _cut_link_lock_session(db_url, frozen)
 
     other.start()
     issue = issues_for_origin(world, f"zendesk:{ticket}")[0]
@@ -196,22 +172,7 @@ def test_crash_frozen_replica_desk_note_double_is_redacted(make_rig, db_url):
     ticket. The other replica takes over and posts it; the frozen one's request then goes
     out too. Zendesk deletes no comment, so the later copy is made private and its text
     redacted (the older kept); on the old code both stayed on the ticket, public."""
-    import sqlalchemy as sa
-
-    from syncd.store import LINK_LOCK_CLASSID_SQL
-
-    rig, books = make_rig(db_url), Books()
-    world = rig.world
-    world.config_path.write_text(world.config_path.read_text().replace(
-        "[syncd]\n", f"[syncd]\nvendor_timeout_seconds = {VENDOR_TIMEOUT}\n", 1))
-    frozen, other = replica_daemons(world, 2)
-    frozen.start()
-    ticket = world.zendesk.create_ticket("Checkout fails", "Checkout fails: paying by card shows an error.")
-    world.zendesk.agent_set(ticket, add_tags=["jira_escalate"])
-    books.escalated.add(ticket)
-    assert wait_for(lambda: rig.store.links_for_desk(ItemRef("zendesk", str(ticket))), timeout=30)
-    settle(world, rig.store)
-    assert frozen.terminate() == 0
+    rig, books, world, ticket, (frozen, other) = _escalated_with_two_replicas(make_rig, db_url)
     # updateTicket is a non-idempotent write only when it carries a comment (field writes are safe updates).
     frozen.start("before_vendor_write:updateTicket=1@stop")
 
@@ -219,16 +180,7 @@ def test_crash_frozen_replica_desk_note_double_is_redacted(make_rig, db_url):
     world.jira.engineer_comment(str(issue), "Engineer (frozen-desk-note).")
     books.to_zendesk.append((ticket, "frozen-desk-note"))
     assert frozen.wait_stopped() == "before_vendor_write:updateTicket"
-    admin = sa.create_engine(db_url)
-    try:
-        with admin.begin() as conn:   # the frozen replica's session holding the link lock goes away
-            cut = conn.scalar(sa.text(
-                "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                f"WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = {LINK_LOCK_CLASSID_SQL} "
-                "AND a.application_name = :app"), {"app": frozen.app_name})
-    finally:
-        admin.dispose()
-    assert cut == 1
+    _cut_link_lock_session(db_url, frozen)
 
     other.start()
     assert wait_for(lambda: mentions(ticket_bodies(world, ticket), "frozen-desk-note") == 1, timeout=90), other.tail()
@@ -249,3 +201,40 @@ def test_crash_frozen_replica_desk_note_double_is_redacted(make_rig, db_url):
     assert verdict.ok, f"{verdict}\n{frozen.tail()}\n{other.tail()}"
     for d in (frozen, other):
         assert d.terminate() == 0, d.tail()
+
+
+def _escalated_with_two_replicas(make_rig, db_url):  # type: ignore[no-untyped-def]
+    """A ticket escalated by the first of two replica daemons (stopped again: each test
+    restarts it at its stop point); the books, the world and both daemons."""
+    rig, books = make_rig(db_url), Books()
+    world = rig.world
+    world.config_path.write_text(world.config_path.read_text().replace(
+        "[syncd]\n", f"[syncd]\nvendor_timeout_seconds = {VENDOR_TIMEOUT}\n", 1))
+    frozen, other = replica_daemons(world, 2)
+    frozen.start()
+    ticket = world.zendesk.create_ticket("Checkout fails", "Checkout fails: paying by card shows an error.")
+    world.zendesk.agent_set(ticket, add_tags=["jira_escalate"])
+    books.escalated.add(ticket)
+    assert wait_for(lambda: rig.store.links_for_desk(ItemRef("zendesk", str(ticket))), timeout=30)
+    settle(world, rig.store)
+    assert frozen.terminate() == 0
+    return rig, books, world, ticket, (frozen, other)
+
+
+def _cut_link_lock_session(db_url: str, frozen) -> None:  # type: ignore[no-untyped-def]
+    """End the frozen replica's database session that holds the link's advisory lock (as a
+    server-side idle or keepalive timeout does), so the lock is free for the other one."""
+    import sqlalchemy as sa
+
+    from syncd.store import LINK_LOCK_CLASSID_SQL
+
+    admin = sa.create_engine(db_url)
+    try:
+        with admin.begin() as conn:
+            cut = conn.scalar(sa.text(
+                "SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                f"WHERE l.locktype = 'advisory' AND l.objsubid = 2 AND l.classid::bigint = {LINK_LOCK_CLASSID_SQL} "
+                "AND a.application_name = :app"), {"app": frozen.app_name})
+    finally:
+        admin.dispose()
+    assert cut == 1
