@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import secrets
 import socket
@@ -50,9 +51,31 @@ JIRA_PROJECT_OPTIONS = [{"name": "Support", "value": "jira_project_sup"},
 
 
 def free_port() -> int:
+    """A free port on 127.0.0.1 *outside* the kernel's ephemeral range. A port the OS picks
+    (bind to 0) comes from that range, so once the daemon holding it is killed, any
+    outgoing connection of any process may be given it as its local port, and the restart
+    fails with "Address already in use" (seen in the crash loop on a busy machine, and a
+    daemon's health probe answered by a simulator that got its port)."""
+    low, high = _ephemeral_range()
+    candidates = [p for p in range(10000, 30000) if not low <= p <= high]
+    for port in random.sample(candidates, 50) if candidates else ():
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999   # Linux's default
 
 
 @dataclass
