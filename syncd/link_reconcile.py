@@ -362,9 +362,11 @@ class LinkReconciler:
         for side, snapshot in ((Side.DESK, planned.item), (Side.TRACKER, planned.issue)):
             values = {locator: value for (s, locator), value in writes.items() if s is side}
             desk = side is Side.DESK
-            # Carried fields are in the item as given already; they moved its updated_at.
+            # Carried fields are in the item as given already; they, like a comment posted,
+            # moved its updated_at.
+            touched = desk and (carried_fields or bool(posted.get(Side.DESK)))
             patched = _patched(snapshot, values, self.fields.stamp_after_write(link.desk) if desk else None,
-                               desk and self.fields.conditional(link.desk), touched=desk and carried_fields)
+                               desk and self.fields.conditional(link.desk), touched=touched)
             if patched is None:
                 self.snapshots.drop(link.id, side)
                 continue

@@ -49,6 +49,7 @@ COUNTERS: dict[str, str] = {
     "comments_mirrored": "Comments and notes copied between desk and Jira.",
     "snapshot_refreshed": "Desk snapshots read again because they were stale.",
     "snapshot_used": "Reconciles served from a fresh desk snapshot.",
+    "snapshot_settled_by_poll": "Desk snapshots a poll's view proved unchanged (no read needed to plan from them).",
     "issue_read_delivered": "Jira issue reconciles whose read a webhook delivery's issue stood in for.",
     "echo_proven": "Echoes of syncd's Jira writes whose delivery showed the issue as expected (the poll need not read them).",
     "issue_read_skipped": "Jira issue reconciles that needed no read: every event queueing it was older than the issue as last read.",

@@ -21,7 +21,7 @@ from typing import Callable
 import structlog
 
 from .connectors.base import PollPage
-from .domain import ItemRef
+from .domain import DeskItem, ItemRef
 from .failpoints import failpoint
 from .metrics import METRICS
 from .store_ports import CursorStore
@@ -38,7 +38,7 @@ class PollSource:
 
 class Poller:
     def __init__(self, store: CursorStore, source: PollSource, owner: str, on_items: Callable[[], None] | None = None,
-                 lease_ttl: float | None = None, accounted: Callable[[ItemRef, datetime, int | None], bool] | None = None):
+                 lease_ttl: float | None = None, accounted: Callable[[ItemRef, datetime, int | None, DeskItem | None], bool] | None = None):
         self.store, self.source, self.owner, self.on_items = store, source, owner, on_items
         self.accounted = accounted
         # How long a silent leader keeps the source: a replica takes over after this.
@@ -104,7 +104,7 @@ class Poller:
         accounted = self.accounted
         items = tuple(ref for ref in page.items
                       if (stamp := page.stamps.get(ref)) is None
-                      or not accounted(ref, stamp, page.comment_counts.get(ref)))
+                      or not accounted(ref, stamp, page.comment_counts.get(ref), page.views.get(ref)))
         if len(items) < len(page.items):
             log.debug("poll_skipped_reconciled", source=self.source.name, items=len(page.items) - len(items))
         return items

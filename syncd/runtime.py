@@ -30,7 +30,7 @@ from .http_server import server_config
 from .locks import LinkLocks
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import METRICS
-from .poll_stamps import ReconciledStamps
+from .poll_stamps import ReconciledStamps, same_as_view
 from .pollers import Poller, PollSource
 from .readiness import ReadinessProbe
 from . import memory
@@ -148,9 +148,13 @@ class App:
         settle = intent_settle_seconds(vendor_timeout)
         # What a reconcile last saw of each item: a poll that finds it unchanged since queues nothing.
         reconciled = ReconciledStamps()
+        snapshots = SnapshotCache(on_put=reconciled.remember)
+        # A poll view that proves a desk item unchanged settles the engine's copy of it.
+        reconciled.on_settled = lambda view: METRICS.inc(
+            "snapshot_settled_by_poll", snapshots.settle(view, same_as_view(view)))
         engine = Engine(store, desks, tracker, mappings(settings),
                         locks=LinkLocks(store.link_lock), intent_settle_seconds=settle,
-                        snapshots=SnapshotCache(on_put=reconciled.remember),
+                        snapshots=snapshots,
                         # The same reasoning for a create, but never under Jira search's own lag.
                         create_settle_seconds=max(10.0, settle))
         c = settings.core

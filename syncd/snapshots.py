@@ -38,7 +38,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Callable, Generic, TypeVar
 
-from .domain import Comment, DeskItem, Side, TrackerIssue
+from .domain import Comment, DeskItem, ItemRef, Side, TrackerIssue
 
 S = TypeVar("S", DeskItem, TrackerIssue)
 
@@ -60,17 +60,25 @@ class SnapshotCache:
         self.on_put = on_put
         self._entries: OrderedDict[tuple[int, Side], Snapshot] = OrderedDict()
         self._comments = 0     # comments held by all entries
+        self._by_ref: dict[ItemRef, set[tuple[int, Side]]] = {}   # desk entries by the item's ref
         self._lock = threading.Lock()
 
     def _set(self, key: tuple[int, Side], entry: Snapshot) -> None:
         self._pop(key)
         self._entries[key] = entry
         self._comments += len(entry.item.comments)
+        if key[1] is Side.DESK:
+            self._by_ref.setdefault(entry.item.ref, set()).add(key)
 
     def _pop(self, key: tuple[int, Side]) -> None:
         old = self._entries.pop(key, None)
         if old is not None:
             self._comments -= len(old.item.comments)
+            keys = self._by_ref.get(old.item.ref)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._by_ref[old.item.ref]
 
     def _evict(self) -> None:
         while self._entries and (len(self._entries) > self.capacity or self._comments > self.max_comments):
@@ -122,6 +130,23 @@ class SnapshotCache:
                 self._comments += len(new.item.comments) - len(entry.item.comments)
                 self._entries[(link_id, side)] = new   # keeps its place in the LRU order
                 self._evict()
+
+    def settle(self, seen: DeskItem, same: Callable[[DeskItem], bool]) -> int:
+        """A desk item's entries shown unchanged by a later look (``seen``, e.g. a poll's
+        view of it, with ``same`` telling an entry it shows as it is) take that look's
+        ``observed_at``: they are then as good as a read made at that time (settled, see
+        :mod:`syncd.link_reconcile`). Returns how many entries were settled."""
+        settled = 0
+        with self._lock:
+            for key in tuple(self._by_ref.get(seen.ref, ())):
+                entry = self._entries[key]
+                item = entry.item
+                if (isinstance(item, DeskItem) and item.updated_at == seen.updated_at and same(item)
+                        and seen.observed_at is not None
+                        and (item.observed_at is None or item.observed_at < seen.observed_at)):
+                    self._entries[key] = Snapshot(replace(item, observed_at=seen.observed_at), entry.revision)
+                    settled += 1
+        return settled
 
     def drop(self, link_id: int, side: Side) -> None:
         with self._lock:

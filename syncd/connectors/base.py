@@ -47,6 +47,10 @@ class PollPage:
     # Each item's number of comments, where the answer says (Jira): a reconcile whose
     # comments were not all read (syncd.issue_hints) is trusted only while it matches.
     comment_counts: Mapping[ItemRef, int] = field(default_factory=dict)
+    # Each item as the answer shows it, where it shows all a read would but the comments
+    # (Zendesk's export: fields, status, tags, and the comment count above), read at the
+    # view's ``observed_at``: the echo of syncd's own write is then proven, not re-read.
+    views: Mapping[ItemRef, DeskItem] = field(default_factory=dict)
 
 
 def polled_stamps(kind: str, items: Iterable[Mapping[str, Any]],

@@ -42,6 +42,7 @@ from .calls import Caller, keep_connections, raise_on_429, skip_environment_look
 log = structlog.get_logger("syncd.zendesk")
 
 NATIVE = ("status", "priority", "type", "subject")
+UNKNOWN = object()   # a name not known without a call
 CUSTOM_STATUS = "custom_status"   # locator: a custom ticket status, by agent label or id
 
 
@@ -308,14 +309,18 @@ class ZendeskConnector:
         return replace(self._item(ref, raw, comments), observed_at=sent)
 
     def _item(self, ref: ItemRef, raw: Mapping[str, Any], comments: tuple[Comment, ...]) -> DeskItem:
+        return self._item_named(ref, raw, comments, self._name(raw.get("requester_id")),
+                                self._name(raw.get("organization_id"), "organizations"))
+
+    def _item_named(self, ref: ItemRef, raw: Mapping[str, Any], comments: tuple[Comment, ...],
+                    requester: str | None, organization: str | None) -> DeskItem:
         fields = ticket_fields(raw)
         if self.custom_statuses_used:
             fields["custom_status"] = self._status_label(raw.get("custom_status_id"))
         return DeskItem(
             ref=ref, title=raw.get("subject") or "", url=self.agent_url(ref), status=raw.get("status") or "new",
             description=raw.get("description") or "",
-            requester=self._name(raw.get("requester_id")),
-            organization=self._name(raw.get("organization_id"), "organizations"),
+            requester=requester, organization=organization,
             fields=fields, comments=comments, updated_at=zendesk_time(raw["updated_at"]) or datetime.now(timezone.utc),
             tags=tuple(sorted(raw.get("tags") or [])), due_at=zendesk_time(raw.get("due_at")),
         )
@@ -361,6 +366,12 @@ class ZendeskConnector:
             for found in answer.get(kind) or []:
                 if isinstance(found, dict) and isinstance(found.get("id"), int):
                     self._names[(kind, found["id"])] = found.get("name") or str(found["id"])
+
+    def _known_name(self, ident: object, kind: str = "users") -> str | None | object:
+        """What :meth:`_name` would give without asking Zendesk, or :data:`UNKNOWN`."""
+        if ident is None:
+            return None
+        return self._names.get((kind, ident), UNKNOWN) if isinstance(ident, int) else UNKNOWN
 
     def _name(self, ident: int | None, kind: str = "users") -> str | None:
         """The name of a user (or organization): side-loaded, remembered, or asked for once.
@@ -506,7 +517,7 @@ class ZendeskConnector:
         return found if isinstance(found, str) else None
 
     def written_stamp(self, ref: ItemRef) -> datetime | None:
-        """The ticket's ``updated_at`` right after syncd's last field write to it, if known."""
+        """The ticket's ``updated_at`` right after syncd's last write to it (fields or a comment), if known."""
         return self._stamps.get(ref.id)
 
     def _custom_value(self, field_id: int, value: Value) -> Any:
@@ -528,6 +539,7 @@ class ZendeskConnector:
             comment.uploads = tokens
         audit = self.call("updateTicket", lambda: self.client.tickets.update(Ticket(id=int(ref.id), comment=comment)),
                           idempotent=False, target=f"ticket:{ref.id}")
+        self._learn_stamp(ref, audit)   # a comment moves the ticket's updated_at too
         return self._comment_id(ref, body, audit)
 
     def _comment_id(self, ref: ItemRef, body: str, audit: Any) -> str:
@@ -607,6 +619,8 @@ class ZendeskConnector:
         state = json.loads(cursor)
         params = {"cursor": state["cursor"]} if "cursor" in state else {"start_time": state["start_time"]}
         params["per_page"] = 1000
+        params["include"] = "comment_count"   # what lets an answer's ticket stand in for a read
+        sent = datetime.now(timezone.utc)
         page = self._get("incrementalTicketExport", "incremental/tickets/cursor.json", params)
         tickets = [t for t in page.get("tickets", []) if isinstance(t, dict)]
         refs, refused = vendor_refs("zendesk", [t.get("id") for t in tickets])
@@ -614,8 +628,40 @@ class ZendeskConnector:
             log.warning("vendor_id_refused", vendor="zendesk", operation="incrementalTicketExport", ids=refused)
         after = page.get("after_cursor")
         new_state = {"cursor": after} if after else state
+        views = self._views(refs, tickets, sent)
         return PollPage(refs, json.dumps(new_state), more=not page.get("end_of_stream", True),
-                        stamps=polled_stamps("zendesk", tickets, lambda t: zendesk_time(str(t.get("updated_at") or ""))))
+                        stamps=polled_stamps("zendesk", tickets, lambda t: zendesk_time(str(t.get("updated_at") or ""))),
+                        comment_counts={ref: count for ref, (_, count) in views.items()},
+                        views={ref: item for ref, (item, _) in views.items()})
+
+    def _views(self, refs: Sequence[ItemRef], tickets: Sequence[Mapping[str, Any]],
+               sent: datetime) -> dict[ItemRef, tuple[DeskItem, int]]:
+        """The export's tickets as a read would show them, with their comment counts, for
+        the poller to compare with what syncd last wrote (:mod:`syncd.poll_stamps`): only
+        where the answer says all a read would but the comments themselves — the comment
+        count once it is known to count internal notes too, the requester's and
+        organization's names already known (a view never costs a call). The views carry no
+        comments. ``observed_at`` is when the export was asked for: the ticket was at least
+        as new as this then."""
+        if self._counts.verdict is not True:
+            return {}
+        wanted = {ref.id: ref for ref in refs}
+        views: dict[ItemRef, tuple[DeskItem, int]] = {}
+        for raw in tickets:
+            ref = wanted.get(str(raw.get("id")))
+            count = raw.get("comment_count")
+            if ref is None or ref in views or not isinstance(count, int) or not 0 <= count < CommentCount.LIMIT:
+                continue
+            names = [self._known_name(raw.get("requester_id")),
+                     self._known_name(raw.get("organization_id"), "organizations")]
+            if UNKNOWN in names or not isinstance(raw.get("updated_at"), str):
+                continue
+            try:
+                item = self._item_named(ref, raw, (), names[0], names[1])  # type: ignore[arg-type]
+            except (ValueError, TypeError, KeyError):
+                continue
+            views[ref] = (replace(item, observed_at=sent), count)
+        return views
 
 
 class CommentCount:

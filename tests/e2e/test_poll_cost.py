@@ -130,3 +130,71 @@ def test_jira_window_moves_on_while_nothing_changes(world: World, daemon: App) -
     # The look-back window no longer reaches back to those issues: one empty answer.
     calls, cursor = searches(cursor)
     assert calls == 1
+
+
+def test_a_zendesk_poll_proves_the_echo_of_a_ticket_write_and_the_next_jira_change_reads_no_ticket(
+        world: World, daemon: App, look: Observer) -> None:
+    """syncd's note on the ticket stamps it with a whole second that syncd cannot prove
+    is over. The Zendesk poll's export shows the ticket whole, with its comment count,
+    read well after that second: showing what syncd wrote and no comment more, it proves
+    nothing changed since. The echo is not queued, and the next Jira change is written
+    to the ticket from that proven copy (a safe update), without reading it."""
+    z, j = world.zendesk, world.jira
+    ticket = z.create_ticket("Reports are blank", "Since the upgrade.", tags=["jira_escalate"])
+    key = wait_for(lambda: ticket_key(look, world, ticket))
+    assert isinstance(key, str)
+    quiet(world, daemon)
+    zpoll = poller(daemon, "zendesk")
+    zpoll.poll_once()       # the escalation's own writes, read once
+    quiet(world, daemon)
+
+    j.engineer_comment(key, "Looking into it now.")
+    assert wait_for(lambda: look.ticket_has(ticket, "Looking into it now.", public=False))
+    quiet(world, daemon)
+    time.sleep(2.1)         # the view must be read after the write's second is over
+    shows, updates = z.count("ShowTicket"), z.count("UpdateTicket")
+    assert zpoll.poll_once() == 0, "the echo of syncd's own note was queued"
+    quiet(world, daemon)
+    assert z.count("ShowTicket") == shows
+
+    def jira_status_shown() -> bool:   # from the simulator's state: a look over HTTP would count
+        with z.lock:
+            return z.tickets[ticket].custom.get(world.field_id(9002)) == "In Progress"
+
+    j.engineer_transition(key, "In Progress")
+    assert wait_for(jira_status_shown)
+    quiet(world, daemon)
+    assert z.count("UpdateTicket") == updates + 1
+    assert z.count("ShowTicket") == shows, "the ticket was read although the poll had proven syncd's copy"
+
+
+def test_a_change_in_the_same_second_as_syncd_s_write_is_still_polled(
+        world: World, daemon: App, look: Observer) -> None:
+    """The poll's view proves nothing when it shows more than syncd wrote: an agent's
+    edit in the same second as syncd's note keeps the ticket's stamp, and with its
+    webhook lost only the view's fields tell. The ticket is queued and read."""
+    z, j = world.zendesk, world.jira
+    ticket = z.create_ticket("Exports fail", "Every night.", tags=["jira_escalate"])
+    key = wait_for(lambda: ticket_key(look, world, ticket))
+    assert isinstance(key, str)
+    quiet(world, daemon)
+    zpoll = poller(daemon, "zendesk")
+    zpoll.poll_once()
+    quiet(world, daemon)
+
+    j.engineer_comment(key, "Reproduced.")
+    assert wait_for(lambda: look.ticket_has(ticket, "Reproduced.", public=False))
+    quiet(world, daemon)
+    with z.lock:
+        written = z.tickets[ticket].updated       # the stamp of syncd's note
+    z.knobs.webhooks.drop = 1.0
+    z.agent_set(ticket, priority="urgent")
+    with z.lock:                                  # made in the same second: the stamp stays
+        z.tickets[ticket].updated = written
+    time.sleep(2.1)
+    assert zpoll.poll_once() == 1
+    assert wait_for(lambda: (look.issue(key) or issue_none()).fields.get("priority") == "Highest")
+
+
+def issue_none():  # type: ignore[no-untyped-def]
+    raise AssertionError("the issue is gone")
