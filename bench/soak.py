@@ -89,6 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the working directory")
     ap.add_argument("--remedy", choices=("on", "off"), default="on",
                     help="syncd/memory.py's remedy (arena cap, malloc_trim, SQLite cache bound) in the daemon")
+    ap.add_argument("--snapshot-comments", type=int, default=None,
+                    help="[syncd] snapshot_max_comments (default: the daemon's, 100,000)")
     ap.add_argument("--warmup", type=float, default=15.0, help="slopes are fitted from this minute on")
     ap.add_argument("--heap-snapshots", action="store_true",
                     help="diagnosis: tracemalloc in the daemon (bench/heapdump), snapshots at --warmup and at the "
@@ -109,8 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["SYNCD_HEAP_DUMP_DIR"] = str(heap_dir)
     world = build_world(directory, workers=4, zendesk_poll=30, jira_poll=30, intercom_poll=3600, log_level="warning")
     world.zendesk.configure({"ticket_update_limit": None})   # 30/ticket/10 min would throttle a busy pair
-    world.config_path.write_text(world.config_path.read_text()
-                                 + retention_section(args.every, args.body_seconds, args.ids_hours))
+    config = world.config_path.read_text()
+    if args.snapshot_comments is not None:
+        config = config.replace("[syncd]\n", f"[syncd]\nsnapshot_max_comments = {args.snapshot_comments}\n", 1)
+    world.config_path.write_text(config + retention_section(args.every, args.body_seconds, args.ids_hours))
     replica = replicas_for(world, 1, None)[0]
     db_path = directory / "syncd.db"
     lines: list[str] = []
@@ -141,7 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         emit(f"soak: one `syncd run` on SQLite, {args.links} links, {args.rate:g} changes/s for "
              f"{args.minutes:g} min; retention every {args.every:g} s, bodies {args.body_seconds:g} s, "
-             f"ids {args.ids_hours:g} h; memory remedy {args.remedy}")
+             f"ids {args.ids_hours:g} h; memory remedy {args.remedy}; snapshot comments "
+             f"{'default' if args.snapshot_comments is None else args.snapshot_comments}")
         emit("")
         emit("| min | changes | landed | DB MiB | RSS MiB | heap | arenas (n) | stacks | anon | file | threads "
              "| CPU s | " + " | ".join(TABLES) + " | inbox bodies | queue |")

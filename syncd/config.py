@@ -45,6 +45,9 @@ class CoreSettings:
     database_connect_timeout_seconds: float = 5.0
     database_statement_timeout_seconds: float = 30.0
     database_busy_timeout_seconds: float = 10.0
+    # Comments the engine's memory of linked items may hold across all links (syncd/snapshots.py):
+    # a bound on that memory (about 1 KiB a comment with its body); fewer means more reads.
+    snapshot_max_comments: int = 100_000
 
 @dataclass(frozen=True)
 class HttpSettings:
@@ -233,6 +236,8 @@ class _Loader:
                                                           d.database_statement_timeout_seconds, between(1, 600)),
             database_busy_timeout_seconds=self.r.get(t, p, "database_busy_timeout_seconds", "float",
                                                      d.database_busy_timeout_seconds, between(0.1, 120)),
+            snapshot_max_comments=self.r.get(t, p, "snapshot_max_comments", "int", d.snapshot_max_comments,
+                                             between(0, 10_000_000)),
         )
         base, top = values["backoff_base_seconds"], values["backoff_max_seconds"]
         if base is not None and top is not None and top < base:

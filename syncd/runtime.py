@@ -148,7 +148,7 @@ class App:
         settle = intent_settle_seconds(vendor_timeout)
         # What a reconcile last saw of each item: a poll that finds it unchanged since queues nothing.
         reconciled = ReconciledStamps()
-        snapshots = SnapshotCache(on_put=reconciled.remember)
+        snapshots = SnapshotCache(max_comments=settings.core.snapshot_max_comments, on_put=reconciled.remember)
         # A poll view that proves a desk item unchanged settles the engine's copy of it.
         reconciled.on_settled = lambda view: METRICS.inc(
             "snapshot_settled_by_poll", snapshots.settle(view, same_as_view(view)))
