@@ -10,6 +10,7 @@ until every poller has polled once more (what the polls find of the rounds'
 own writes is their cost too). Calls per round, per vendor and operation.
 
     .venv/bin/python bench/fanout.py                  # ~1.5 min, 20 tickets, 3 rounds
+    .venv/bin/python bench/fanout.py --spaced         # ~4 min: every poller looks between moves
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tickets", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--latency", type=float, default=0.05, help="simulated seconds per vendor request")
+    ap.add_argument("--spaced", action="store_true",
+                    help="a poll of every source between moves (as when moves are minutes apart); "
+                         "default: back to back")
     ap.add_argument("--database-url", default=None, help="default: SQLite in a temporary directory")
     args = ap.parse_args(argv)
 
@@ -112,6 +116,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SystemExit(f"round {n + 1}: not every ticket showed {target!r} within 60 s")
             settle(app, quiet=1.0)
             say(f"  round {n + 1}: {target} shown on all {args.tickets} tickets")
+            if args.spaced and n + 1 < args.rounds:
+                # An issue's moves are minutes to days apart: every poller looks in between.
+                if not wait_for_polls(app, timeout=2 * max(p.source.interval for p in app.pollers) + 10):
+                    say("fan-out: WARNING: not every poller polled between the moves")
+                settle(app, quiet=1.0)
         marks.append(("polls after the last move", time.time()))
         longest = max(p.source.interval for p in app.pollers)
         say(f"fan-out: waiting for a poll of every source (up to {2 * longest + 10:.0f}s) …")
@@ -126,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         shutil.rmtree(directory, ignore_errors=True)
     every = calls.reads + calls.writes
     say("")
-    say(f"fan-out: one issue linked to {args.tickets} tickets, {args.rounds} status moves, "
+    say(f"fan-out: one issue linked to {args.tickets} tickets, {args.rounds} status moves "
+        f"({'a poll between moves' if args.spaced else 'back to back'}), "
         f"{args.latency * 1000:.0f} ms latency, polls included")
     ok = True
     for vendor, goal in (("zendesk", GOAL_ZENDESK), ("jira", GOAL_JIRA)):

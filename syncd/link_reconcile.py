@@ -383,20 +383,44 @@ def _patched(snapshot: DeskItem | TrackerIssue, values: TMapping[str, Value],
              stamp: datetime | None, conditional: bool, touched: bool = False) -> DeskItem | TrackerIssue | None:
     """``snapshot`` with ``values`` written to it, or None when the result is not known
     well enough to plan from: a conditional desk's item with no new ``updated_at`` (a
-    safe update planned from it would be refused), a moved status (a transition or a
-    state change may set other fields), an additive locator."""
+    safe update planned from it would be refused), a moved Jira status (a transition may
+    set other fields), an additive locator or a status on a desk without safe updates.
+    On a conditional desk (Zendesk) tags and status are modelled: the copy is unsettled
+    after the write in any case, so nothing plans a field write from it before a read
+    or a poll view that shows it exactly (syncd.poll_stamps) proves it."""
     if not values and not touched:
         return snapshot
-    if any(locator.endswith(("+", "-")) or locator == STATUS_LOCATOR for locator in values):
-        return None
-    if conditional:
+    if isinstance(snapshot, DeskItem) and conditional:
         if stamp is None:
             return None
-        return replace(snapshot, fields={**snapshot.fields, **values}, updated_at=stamp)
+        return replace(_desk_written(snapshot, values), updated_at=stamp)
+    if any(locator.endswith(("+", "-")) or locator == STATUS_LOCATOR for locator in values):
+        return None
     if isinstance(snapshot, TrackerIssue):
         # A Jira delivery older than this write must not stand in for a read (syncd.engine).
         return replace(snapshot, fields={**snapshot.fields, **values}, written_since_read=True)
     return replace(snapshot, fields={**snapshot.fields, **values})
+
+
+def _desk_written(item: DeskItem, values: TMapping[str, Value]) -> DeskItem:
+    """``item`` as a read would show it after ``values`` were written: the tag locators
+    (``tags``, ``tags+``, ``tags-``) on its tags, the status on its status too."""
+    fields = dict(item.fields)
+    tags = set(item.tags)
+    for locator, value in values.items():
+        if locator == "tags+":
+            tags |= set(value or ())       # type: ignore[arg-type]
+        elif locator == "tags-":
+            tags -= set(value or ())       # type: ignore[arg-type]
+        elif locator == "tags":
+            tags = set(value or ())        # type: ignore[arg-type]
+        else:
+            fields[locator] = value
+    if any(locator.startswith("tags") for locator in values):
+        fields["tags"] = tuple(sorted(tags)) or None
+    status = values.get("status")
+    return replace(item, fields=fields, tags=tuple(sorted(tags)),
+                   status=str(status) if isinstance(status, str) else item.status)
 
 
 def _other_side(desk_item: DeskItem | None, issue: TrackerIssue | None) -> Side | None:

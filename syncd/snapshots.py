@@ -21,8 +21,10 @@ fresh and carries it across. Comments and notes are append-only and recorded as
 intents, so a stale view of the other side cannot double or drop them.
 
 Entries are patched with the fields syncd wrote (and the comments it posted);
-a write the snapshot cannot model (a Jira transition, ``tags+``, a Zendesk
-write whose new ``updated_at`` is unknown) drops the entry instead.
+a write the snapshot cannot model (a Jira transition, ``tags+`` or a status on a
+desk without safe updates, a Zendesk write whose new ``updated_at`` is unknown)
+drops the entry instead. A patched Zendesk entry is unsettled: it is planned from
+for a field write only once a read or a poll view has proven it (syncd.poll_stamps).
 
 Per process, bounded (least recently used entries go first) both in entries and in
 the comments they hold -- a snapshot carries its item's whole comment list, so a

@@ -80,12 +80,26 @@ def test_patched_sets_written_fields_and_the_desks_new_stamp():
     assert i is not None and i.fields["priority"] == "High" and i.updated_at == T0
 
 
+def test_patched_models_tags_and_status_on_a_desk_with_safe_updates():
+    """The copy stays unsettled (its read is older than T1): a poll view or a read must
+    show it exactly before a field write is planned from it (syncd.poll_stamps)."""
+    base = replace(desk(), tags=("b", "x"), fields={"tags": ("b", "x"), "status": "solved"}, status="solved")
+    d = _patched(base, {"tags+": ("a",), "tags-": ("x",), "status": "open"}, T1, conditional=True)
+    assert isinstance(d, DeskItem)
+    assert d.tags == ("a", "b") and d.fields["tags"] == ("a", "b")
+    assert d.status == "open" and d.fields["status"] == "open" and d.updated_at == T1
+    assert d.observed_at == base.observed_at
+    gone = _patched(base, {"tags": ()}, T1, conditional=True)
+    assert isinstance(gone, DeskItem) and gone.tags == () and gone.fields["tags"] is None
+
+
 def test_patched_gives_up_where_the_result_is_not_known():
     # A conditional desk without its new updated_at: a safe update from it would be refused.
     assert _patched(desk(priority="low"), {"priority": "high"}, None, conditional=True) is None
     # A status change (a Jira transition may set resolution too) and additive locators.
     assert _patched(issue(status="To Do"), {"status": "Done"}, None, conditional=False) is None
-    assert _patched(desk(), {"tags+": ("a",)}, T1, conditional=True) is None
+    assert _patched(desk(), {"tags+": ("a",)}, None, conditional=False) is None
+    assert _patched(desk(), {"status": "open"}, None, conditional=False) is None
     # Nothing written: the snapshot as it is.
     assert _patched(desk(), {}, None, conditional=True) == desk()
 
