@@ -23,7 +23,7 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from propagation import (ZendeskDesk, catch_up, default_poll_intervals, say, settle,  # noqa: E402
-                         vendor_calls, wait_for_polls)
+                         vendor_calls, wait_for_polls, warm_up)
 
 from syncd.runtime import App  # noqa: E402
 from syncd.sandbox import build_world  # noqa: E402
@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--tickets", type=int, default=20)
     ap.add_argument("--latency", type=float, default=0.05, help="simulated seconds per vendor request")
     ap.add_argument("--database-url", default=None, help="default: SQLite in a temporary directory")
+    ap.add_argument("--cold", action="store_true",
+                    help="count a fresh install's first escalations (no warm-up: see propagation.warm_up)")
     args = ap.parse_args(argv)
 
     from syncd.logs import configure_logging
@@ -55,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.start()
     sims = [world.zendesk, world.jira, world.intercom]
     try:
+        if not args.cold:
+            warm_up(app, world)
         catch_up(app)
         for sim in sims:
             sim.clear_records()
@@ -77,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = args.tickets
     say("")
     say(f"escalation: {n} tickets, {args.latency * 1000:.0f} ms latency, polls every "
-        f"{zendesk_poll:.0f}/{jira_poll:.0f}s (Zendesk/Jira), their cost included")
+        f"{zendesk_poll:.0f}/{jira_poll:.0f}s (Zendesk/Jira), their cost included, "
+        f"{'a fresh install (--cold)' if args.cold else 'after a warm-up'}")
     ok = True
     for vendor in ("zendesk", "jira"):
         per, detail = per_vendor(every, vendor, n)

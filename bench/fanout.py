@@ -26,7 +26,7 @@ from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from escalation import per_vendor  # noqa: E402
-from propagation import (catch_up, default_poll_intervals, say, settle, vendor_calls,  # noqa: E402
+from propagation import (catch_up, default_poll_intervals, say, settle, vendor_calls, warm_up,  # noqa: E402
                          wait_for_polls, wait_until)
 
 from syncd.domain import ItemRef  # noqa: E402
@@ -74,6 +74,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="a poll of every source between moves (as when moves are minutes apart); "
                          "default: back to back")
     ap.add_argument("--database-url", default=None, help="default: SQLite in a temporary directory")
+    ap.add_argument("--cold", action="store_true",
+                    help="a fresh install (no warm-up: see propagation.warm_up)")
     args = ap.parse_args(argv)
 
     from syncd.logs import configure_logging
@@ -89,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     app.start()
     sims = [z, j, world.intercom]
     try:
+        if not args.cold:
+            warm_up(app, world)
         say(f"fan-out: linking {args.tickets} tickets to one issue …")
         key = j.engineer_create("SUP", "Payments fail for every EU customer")
         tickets = [z.create_ticket(f"Payment failed ({i})", "Card declined.") for i in range(args.tickets)]
@@ -137,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     say("")
     say(f"fan-out: one issue linked to {args.tickets} tickets, {args.rounds} status moves "
         f"({'a poll between moves' if args.spaced else 'back to back'}), "
-        f"{args.latency * 1000:.0f} ms latency, polls included")
+        f"{args.latency * 1000:.0f} ms latency, polls included, "
+        f"{'a fresh install (--cold)' if args.cold else 'after a warm-up'}")
     ok = True
     for vendor, goal in (("zendesk", GOAL_ZENDESK), ("jira", GOAL_JIRA)):
         per, detail = per_vendor(every, vendor, args.rounds)

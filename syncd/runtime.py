@@ -17,7 +17,7 @@ import uvicorn
 
 import sqlalchemy.exc as sa_exc
 
-from . import sdnotify
+from . import learned, sdnotify
 from .budget import Budget
 from .config import Settings
 from .connectors.base import DeskConnector, TrackerConnector
@@ -98,6 +98,15 @@ def intent_settle_seconds(vendor_timeout: float) -> float:
     return RetryPolicy().total_budget + 2 * vendor_timeout
 
 
+def _keep_learned_facts(store: Store, desks: dict[str, DeskConnector]) -> None:
+    """What a desk connector learns of its account (so far: what Zendesk's comment count
+    counts) is kept in the store, so a restarted daemon trusts poll views at once."""
+    zendesk = desks.get("zendesk")
+    counts = getattr(zendesk, "comment_count", None)
+    if zendesk is not None and counts is not None:
+        learned.keep(store, counts, learned.fact_key("zendesk", "comment_count", zendesk.access.url))  # type: ignore[attr-defined]
+
+
 def _poll_sources(settings: Settings, desks: dict[str, DeskConnector], tracker: TrackerConnector) -> list[PollSource]:
     sources = [PollSource("jira", tracker.poll, settings.jira.poll_interval_seconds)]
     if "zendesk" in desks and settings.zendesk is not None:
@@ -144,6 +153,7 @@ class App:
             store.upgrade()
         budgets = build_budgets(settings, store, role)
         desks, tracker = Clients.of(settings, vendor_timeout, budgets).connectors()
+        _keep_learned_facts(store, desks)
         owner = settings.core.instance
         settle = intent_settle_seconds(vendor_timeout)
         # What a reconcile last saw of each item: a poll that finds it unchanged since queues nothing.

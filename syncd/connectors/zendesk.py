@@ -19,7 +19,7 @@ import threading
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from html import escape as html_escape
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
@@ -143,7 +143,7 @@ class ZendeskConnector:
         self.user_id: int = me.id
         self._names: BoundedDict[tuple[str, int], str] = BoundedDict(REMEMBERED)
         self._field_types: dict[int, str] = {}
-        self._counts = CommentCount()
+        self.comment_count = CommentCount()
         # updated_at of each ticket after syncd's last field write to it (for the next safe update).
         self._stamps: BoundedDict[str, datetime] = BoundedDict(REMEMBERED)
         self.custom_statuses_used = custom_status_values is not None
@@ -302,10 +302,10 @@ class ZendeskConnector:
         raw = answer["ticket"]
         self._learn_names(answer)
         count = raw.get("comment_count")
-        if known is not None and self._counts.trusts(count, len(known)):
+        if known is not None and self.comment_count.trusts(count, len(known)):
             return replace(self._item(ref, raw, tuple(known)), observed_at=sent)
         comments = self._comments(ref.id)
-        self._counts.learn(count, comments)
+        self.comment_count.learn(count, comments)
         return replace(self._item(ref, raw, comments), observed_at=sent)
 
     def _item(self, ref: ItemRef, raw: Mapping[str, Any], comments: tuple[Comment, ...]) -> DeskItem:
@@ -643,7 +643,7 @@ class ZendeskConnector:
         organization's names already known (a view never costs a call). The views carry no
         comments. ``observed_at`` is when the export was asked for: the ticket was at least
         as new as this then."""
-        if self._counts.verdict is not True:
+        if self.comment_count.verdict is not True:
             return {}
         wanted = {ref.id: ref for ref in refs}
         views: dict[ItemRef, tuple[DeskItem, int]] = {}
@@ -672,9 +672,18 @@ class CommentCount:
     (equal numbers could then hide a new comment)."""
 
     LIMIT = 10_000   # Zendesk counts approximately past 100,000; stay far below
+    SAID = {"all": True, "public": False}   # how a verdict is written down (see :mod:`syncd.learned`)
 
     def __init__(self) -> None:
         self.verdict: bool | None = None
+        # Told of every new verdict, so that it outlives the process: learning it takes a
+        # listing of a ticket with an internal note, and until then no poll view is trusted.
+        self.on_change: Callable[[str], None] | None = None
+
+    def recall(self, said: str | None) -> None:
+        """Take a verdict written down by an earlier process (unknown words are ignored)."""
+        if said in self.SAID:
+            self.verdict = self.SAID[said]
 
     def trusts(self, count: object, known: int) -> bool:
         return self.verdict is True and isinstance(count, int) and count == known < self.LIMIT
@@ -686,9 +695,16 @@ class CommentCount:
         if public == len(comments):
             return      # no internal note: both meanings give the same number
         if count == len(comments):
-            self.verdict = True
+            self._decide(True)
         elif count == public:
-            self.verdict = False
+            self._decide(False)
+
+    def _decide(self, verdict: bool) -> None:
+        if verdict is self.verdict:
+            return
+        self.verdict = verdict
+        if self.on_change is not None:
+            self.on_change("all" if verdict else "public")
 
 
 def _unique(refs: Iterable[ItemRef]) -> tuple[ItemRef, ...]:

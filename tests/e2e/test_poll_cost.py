@@ -198,3 +198,24 @@ def test_a_change_in_the_same_second_as_syncd_s_write_is_still_polled(
 
 def issue_none():  # type: ignore[no-untyped-def]
     raise AssertionError("the issue is gone")
+
+
+def test_a_restarted_daemon_starts_from_what_the_last_one_learned_of_the_comment_count(
+        world: World, daemon: App, look: Observer) -> None:
+    """Whether Zendesk's comment count counts internal notes is learned from a listing
+    (no document says); until then no poll view stands in for a read. The next process
+    on the same store starts from the verdict instead of learning it again."""
+    z = world.zendesk
+    ticket = z.create_ticket("Login loops", "On Safari.", tags=["jira_escalate"])
+    assert wait_for(lambda: ticket_key(look, world, ticket))
+    quiet(world, daemon)
+    poller(daemon, "zendesk").poll_once()   # the escalation note is read back: learned there
+    quiet(world, daemon)
+    assert getattr(daemon.engine.desks["zendesk"], "comment_count").verdict is True
+    daemon.stop()
+
+    again = App.build(world.settings())
+    try:
+        assert getattr(again.engine.desks["zendesk"], "comment_count").verdict is True
+    finally:
+        again.store.close()
