@@ -23,7 +23,7 @@ from .escalation import Escalation, create_key
 from .field_writes import FieldWriter
 from .intents import IntentWrites, mirror_state
 from .locks import LinkLocks
-from .mapping import Mapping
+from .mapping import Direction, Mapping
 from .metrics import METRICS
 from .outcome import Outcome, describe
 from .reconcile import STATUS_LOCATOR, NoteWrite, Plan, plan
@@ -165,7 +165,7 @@ class LinkReconciler:
                 state = self.store.link_state(link.id, (create_key(link.desk),))
             p = plan(mapping, self.escalation.history_scope(link, state), item, issue, state.base,
                      mirror_state(state))
-            if cached is None or not p.field_writes or self._may_write_unread(p, cached, item):
+            if cached is None or not p.field_writes or self._may_write_unread(p, cached, item, mapping):
                 break
             # A field write needs the target's current value (conflict rules):
             # read the remembered side and plan again.
@@ -339,18 +339,27 @@ class LinkReconciler:
                 return seen.comments
         return None
 
-    def _may_write_unread(self, p: Plan, cached: Side, item: DeskItem) -> bool:
+    def _may_write_unread(self, p: Plan, cached: Side, item: DeskItem, mapping: Mapping) -> bool:
         """Whether the plan made with a remembered side may be carried out as it is: only
         when every field write goes to that side, the vendor refuses a write planned from
-        an outdated copy (Zendesk's safe update) and the copy is *settled*: read at least
-        :data:`SETTLED` after its ``updated_at``. Zendesk stamps whole seconds, so an edit
-        made in the same second as the copy's stamp would look like no change to it.
-        Anything else reads the side first."""
+        an outdated copy (Zendesk's safe update) and either the copy is *settled* (read at
+        least :data:`SETTLED` after its ``updated_at``) or every write is to a field only
+        Jira feeds. Zendesk stamps whole seconds, so an edit made in the same second as the
+        copy's stamp would look like no change to it: a write of a field the desk also
+        feeds (priority, the status) could overwrite that edit, so it reads the side
+        first. A field Jira alone feeds is Jira's value whatever an agent set (the next
+        sync writes it back anyway); and an edit the write does not touch stays where it
+        is — the write names its fields only, and the copy stays unsettled, so the edit's
+        own delivery, or the poll's view, still brings it in. This is a Jira transition's
+        echo-free path right after syncd's own write (issue 16: a fan-out's moves back to
+        back). Anything else reads the side first."""
         if cached is not Side.DESK or not self.fields.conditional(item.ref):
             return False
-        if item.observed_at is None or item.observed_at - item.updated_at < SETTLED:
+        if not all(w.side is Side.DESK for w in p.field_writes):
             return False
-        return all(w.side is Side.DESK for w in p.field_writes)
+        if item.observed_at is not None and item.observed_at - item.updated_at >= SETTLED:
+            return True
+        return all(_fed_by_tracker_only(mapping, w.locator) for w in p.field_writes)
 
     def _remember(self, link: Link, planned: _Planned, posted: TMapping[Side, Sequence[Comment]],
                   revision: int, carried_fields: bool = False) -> None:
@@ -377,6 +386,13 @@ class LinkReconciler:
     def _forget(self, link: Link) -> None:
         for side in Side:
             self.snapshots.drop(link.id, side)
+
+
+def _fed_by_tracker_only(mapping: Mapping, locator: str) -> bool:
+    """Whether every rule that writes the desk ``locator`` carries Jira's value one way
+    (``direction = "tracker_to_desk"``): no desk value of it is ever read back."""
+    rules = [r for r in mapping.fields if r.desk == locator]
+    return bool(rules) and all(r.direction is Direction.TRACKER_TO_DESK for r in rules)
 
 
 def _patched(snapshot: DeskItem | TrackerIssue, values: TMapping[str, Value],

@@ -219,3 +219,65 @@ def test_a_restarted_daemon_starts_from_what_the_last_one_learned_of_the_comment
         assert getattr(again.engine.desks["zendesk"], "comment_count").verdict is True
     finally:
         again.store.close()
+
+
+def jira_status_on(world: World, ticket: int) -> object:
+    """From the simulator's state: a look over HTTP would count as a call."""
+    with world.zendesk.lock:
+        return world.zendesk.tickets[ticket].custom.get(world.field_id(9002))
+
+
+def test_a_transition_right_after_syncd_s_own_ticket_write_is_written_without_reading_the_ticket(
+        world: World, daemon: App, look: Observer) -> None:
+    """Back-to-back moves of an issue (a fan-out's, say): syncd's copy of the ticket is
+    unsettled right after its own write, but a move writes only fields Jira alone feeds
+    (the Jira status, with its note), which no agent edit can conflict with: the safe
+    update goes out from the copy."""
+    z, j = world.zendesk, world.jira
+    ticket = z.create_ticket("Sync stalls", "Since noon.", tags=["jira_escalate"])
+    key = wait_for(lambda: ticket_key(look, world, ticket))
+    assert isinstance(key, str)
+    quiet(world, daemon)
+    j.engineer_transition(key, "In Progress")
+    assert wait_for(lambda: jira_status_on(world, ticket) == "In Progress")
+    quiet(world, daemon)
+    shows, updates = z.count("ShowTicket"), z.count("UpdateTicket")
+
+    j.engineer_transition(key, "To Do")
+    assert wait_for(lambda: jira_status_on(world, ticket) == "To Do")
+    quiet(world, daemon)
+    assert z.count("UpdateTicket") == updates + 1
+    assert z.count("ShowTicket") == shows, "the ticket was read before a write of Jira-fed fields only"
+
+
+def test_an_agent_edit_in_the_second_of_syncd_s_write_survives_an_unread_write_and_reaches_jira(
+        world: World, daemon: App, look: Observer) -> None:
+    """The unread write must lose nothing: an agent's priority edit in the same second as
+    syncd's previous write (its stamp unchanged, its webhook lost) is not overwritten by
+    the move written from the copy, and the poll's view, which shows it, brings it to Jira."""
+    z, j = world.zendesk, world.jira
+    ticket = z.create_ticket("Reports empty", "All of them.", tags=["jira_escalate"])
+    key = wait_for(lambda: ticket_key(look, world, ticket))
+    assert isinstance(key, str)
+    quiet(world, daemon)
+    zpoll = poller(daemon, "zendesk")
+    zpoll.poll_once()
+    quiet(world, daemon)
+    j.engineer_transition(key, "In Progress")
+    assert wait_for(lambda: jira_status_on(world, ticket) == "In Progress")
+    quiet(world, daemon)
+    with z.lock:
+        written = z.tickets[ticket].updated
+    z.knobs.webhooks.drop = 1.0
+    z.agent_set(ticket, priority="urgent")
+    with z.lock:                                  # made in the same second: the stamp stays
+        z.tickets[ticket].updated = written
+
+    j.engineer_transition(key, "To Do")
+    assert wait_for(lambda: jira_status_on(world, ticket) == "To Do")
+    quiet(world, daemon)
+    with z.lock:
+        assert z.tickets[ticket].priority == "urgent", "the move overwrote the agent's edit"
+    time.sleep(2.1)
+    assert zpoll.poll_once() == 1, "the poll's view did not show the agent's edit"
+    assert wait_for(lambda: (look.issue(key) or issue_none()).fields.get("priority") == "Highest")
