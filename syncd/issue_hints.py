@@ -48,27 +48,58 @@ class Delivered:
     comments: tuple[Mapping[str, Any], ...]
 
 
+MAX_BYTES = 8 * 2**20   # delivery bodies kept, all issues together (Python holds a few times that)
+
+
 class IssueHints:
-    def __init__(self, capacity: int = 10_000):
+    """Bounded in issues and in the bytes of the deliveries it keeps: a count alone let
+    a Cloud issue payload (5–10 KB of fields, seen in real deliveries, more with Server's
+    comments) times 10,000 issues take hundreds of MB; the soak saw these hints fill as
+    the largest growth of an hour. The least recently delivered issue goes first: its
+    next reconcile reads it (one ``getIssue``)."""
+
+    def __init__(self, capacity: int = 10_000, max_bytes: int = MAX_BYTES):
         self.capacity = capacity
-        self._issues: OrderedDict[str, tuple[float, Mapping[str, Any]]] = OrderedDict()
-        self._comments: OrderedDict[str, tuple[Mapping[str, Any], ...]] = OrderedDict()
+        self.max_bytes = max_bytes
+        self._issues: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self._comments: dict[str, tuple[Mapping[str, Any], ...]] = {}
+        # Per issue, least recently delivered first: its payload's bytes and each kept comment's.
+        self._weights: OrderedDict[str, tuple[int, tuple[int, ...]]] = OrderedDict()
+        self._bytes = 0
         self._lock = threading.Lock()
 
-    def note(self, issue_id: str, hint: IssueHint) -> None:
+    @property
+    def bytes_held(self) -> int:
         with self._lock:
-            if hint.issue is not None and hint.issue_stamp is not None:
+            return self._bytes
+
+    def note(self, issue_id: str, hint: IssueHint, size: int = 0) -> None:
+        """Keep what ``hint`` showed of the issue; ``size``: the delivery's length in bytes,
+        what this keeps of it is counted as that much."""
+        shows_issue = hint.issue is not None and hint.issue_stamp is not None
+        if not shows_issue and hint.comment is None:
+            return
+        with self._lock:
+            issue_size, comment_sizes = self._weights.pop(issue_id, (0, ()))
+            self._bytes -= issue_size + sum(comment_sizes)
+            if shows_issue:
                 old = self._issues.get(issue_id)
-                if old is None or old[0] <= hint.issue_stamp:
-                    self._issues[issue_id] = (hint.issue_stamp, hint.issue)
-                self._issues.move_to_end(issue_id)
+                if old is None or old[0] <= hint.issue_stamp:   # type: ignore[operator]
+                    self._issues[issue_id] = (hint.issue_stamp, hint.issue)   # type: ignore[assignment]
+                    issue_size = size
             if hint.comment is not None:
-                kept = tuple(c for c in self._comments.get(issue_id, ()) if c.get("id") != hint.comment.get("id"))
-                self._comments[issue_id] = (kept + (hint.comment,))[-MAX_COMMENTS:]
-                self._comments.move_to_end(issue_id)
-            for entries in (self._issues, self._comments):
-                while len(entries) > self.capacity:
-                    entries.popitem(last=False)
+                kept = [(c, n) for c, n in zip(self._comments.get(issue_id, ()), comment_sizes)
+                        if c.get("id") != hint.comment.get("id")]
+                kept = (kept + [(hint.comment, size)])[-MAX_COMMENTS:]
+                self._comments[issue_id] = tuple(c for c, _ in kept)
+                comment_sizes = tuple(n for _, n in kept)
+            self._weights[issue_id] = (issue_size, comment_sizes)
+            self._bytes += issue_size + sum(comment_sizes)
+            while self._weights and (len(self._weights) > self.capacity or self._bytes > self.max_bytes):
+                gone, (a, b) = self._weights.popitem(last=False)
+                self._bytes -= a + sum(b)
+                self._issues.pop(gone, None)
+                self._comments.pop(gone, None)
 
     def delivered(self, issue_id: str) -> Delivered | None:
         """What deliveries said of the issue; None when none carried its fields."""

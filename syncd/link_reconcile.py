@@ -23,7 +23,7 @@ from .escalation import Escalation, create_key
 from .field_writes import FieldWriter
 from .intents import IntentWrites, mirror_state
 from .locks import LinkLocks
-from .mapping import Direction, Mapping
+from .mapping import ConflictRule, Direction, Mapping
 from .metrics import METRICS
 from .outcome import Outcome, describe
 from .reconcile import STATUS_LOCATOR, NoteWrite, Plan, plan
@@ -340,26 +340,38 @@ class LinkReconciler:
         return None
 
     def _may_write_unread(self, p: Plan, cached: Side, item: DeskItem, mapping: Mapping) -> bool:
-        """Whether the plan made with a remembered side may be carried out as it is: only
-        when every field write goes to that side, the vendor refuses a write planned from
-        an outdated copy (Zendesk's safe update) and either the copy is *settled* (read at
-        least :data:`SETTLED` after its ``updated_at``) or every write is to a field only
-        Jira feeds. Zendesk stamps whole seconds, so an edit made in the same second as the
-        copy's stamp would look like no change to it: a write of a field the desk also
-        feeds (priority, the status) could overwrite that edit, so it reads the side
-        first. A field Jira alone feeds is Jira's value whatever an agent set (the next
-        sync writes it back anyway); and an edit the write does not touch stays where it
-        is — the write names its fields only, and the copy stays unsettled, so the edit's
-        own delivery, or the poll's view, still brings it in. This is a Jira transition's
-        echo-free path right after syncd's own write (issue 16: a fan-out's moves back to
-        back). Anything else reads the side first."""
+        """Whether the plan made with a remembered side may be carried out as it is,
+        without reading that side first. A write planned from an outdated copy could
+        overwrite an edit made since; what prevents it depends on the side.
+
+        Jira has no conditional write: a remembered issue may stand only when every write
+        goes to it and none is one whose value a Jira edit could change — a field only the
+        desk feeds, or one whose conflicts the desk wins (an engineer's edit there is
+        overwritten by any plan, read or not; edits to other fields are untouched: the
+        write names its fields). A status move never: the workflow decides it.
+
+        Zendesk refuses a write planned from an outdated copy (safe update), so every
+        write may go to it, or be fan-out's own (the status it reopens to, as Jira shows
+        it), when either the copy is *settled* (read at least :data:`SETTLED` after its
+        ``updated_at``) or no write's value is decided by the desk: a field Jira alone
+        feeds, one whose conflicts Jira wins, or fan-out's. Zendesk stamps whole seconds,
+        so an edit in the same second as the copy's stamp looks like no change to it: a
+        write of a field the desk decides (priority with ``newest``, say) could overwrite
+        it, so that plan reads first. An edit the write does not touch stays where it is
+        and, the copy staying unsettled, its own delivery or the poll's view brings it in.
+        (An agent who solved the ticket in that second is not reopened by fan-out: the
+        copy showed it open already.) These are the read-free paths of a change whose other
+        side syncd wrote a moment ago (issue 16: moves back to back, a desk status)."""
+        if cached is Side.TRACKER:
+            return all(w.side is Side.TRACKER and w.locator != STATUS_LOCATOR
+                       and _other_side_decides(mapping, w.locator, Side.TRACKER) for w in p.field_writes)
         if cached is not Side.DESK or not self.fields.conditional(item.ref):
             return False
-        if not all(w.side is Side.DESK for w in p.field_writes):
+        if not all(w.side is Side.DESK or w.fanout for w in p.field_writes):
             return False
         if item.observed_at is not None and item.observed_at - item.updated_at >= SETTLED:
             return True
-        return all(_fed_by_tracker_only(mapping, w.locator) for w in p.field_writes)
+        return all(w.fanout or _other_side_decides(mapping, w.locator, Side.DESK) for w in p.field_writes)
 
     def _remember(self, link: Link, planned: _Planned, posted: TMapping[Side, Sequence[Comment]],
                   revision: int, carried_fields: bool = False) -> None:
@@ -388,11 +400,14 @@ class LinkReconciler:
             self.snapshots.drop(link.id, side)
 
 
-def _fed_by_tracker_only(mapping: Mapping, locator: str) -> bool:
-    """Whether every rule that writes the desk ``locator`` carries Jira's value one way
-    (``direction = "tracker_to_desk"``): no desk value of it is ever read back."""
-    rules = [r for r in mapping.fields if r.desk == locator]
-    return bool(rules) and all(r.direction is Direction.TRACKER_TO_DESK for r in rules)
+def _other_side_decides(mapping: Mapping, locator: str, target: Side) -> bool:
+    """Whether no value ``target`` holds at ``locator`` can change what a plan writes
+    there: every rule writing it carries the other side's value one way, or lets the
+    other side win its conflicts."""
+    rules = [r for r in mapping.fields if (r.desk if target is Side.DESK else r.tracker) == locator]
+    one_way = Direction.TRACKER_TO_DESK if target is Side.DESK else Direction.DESK_TO_TRACKER
+    wins = ConflictRule.TRACKER_WINS if target is Side.DESK else ConflictRule.DESK_WINS
+    return bool(rules) and all(r.direction is one_way or r.conflict is wins for r in rules)
 
 
 def _patched(snapshot: DeskItem | TrackerIssue, values: TMapping[str, Value],

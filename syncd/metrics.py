@@ -199,6 +199,8 @@ GAUGE_HELP: dict[str, str] = {
     "oldest_dirty_age_seconds": "How long the oldest dirty item has waited (0: none waits).",
     "dead_letters": "Items in dead letters now.",
     "workers_busy": "Worker threads reconciling right now.",
+    "snapshot_comments": "Comments held by the engine's copies of linked items (bound: [syncd] snapshot_max_comments).",
+    "issue_hints_bytes": "Bytes of Jira deliveries kept to stand in for issue reads (bound: 8 MiB).",
     "budget_requests_per_minute": "This process's share of the vendor account's request budget.",
     "budget_used_requests": "Requests taken from the vendor budget since start.",
     "budget_wait_seconds": "Seconds spent waiting for the vendor budget since start.",

@@ -80,6 +80,9 @@ class FieldWrite:
     # The value it replaces on ``side`` (the link's history shows old → new); not part of
     # the write's identity: the same write planned from two reads is the same write.
     old: Value = dataclass_field(default=None, compare=False)
+    # Set by fan-out: the value is the fan-out's own (the status it reopens to, and that
+    # status as Jira shows it), whatever the desk held, so no read of the desk decides it.
+    fanout: bool = dataclass_field(default=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -523,7 +526,8 @@ def _set_desk_status(mapping: Mapping, desk: DeskItem, tracker: TrackerIssue, st
         # Named after the status rule when there is one, so an engine that keeps
         # a rule's old base when its write is refused keeps this one too.
         owner = rule.name if rule is not None else "fanout"
-        writes[(Side.DESK, locator)] = FieldWrite(Side.DESK, locator, status, owner, old=desk.fields.get(locator))
+        writes[(Side.DESK, locator)] = FieldWrite(Side.DESK, locator, status, owner, old=desk.fields.get(locator),
+                                                  fanout=True)
     if rule is None:
         return
     shown = new_base[rule.name].tracker if rule.name in new_base else tracker.fields.get(rule.tracker)
@@ -534,7 +538,7 @@ def _set_desk_status(mapping: Mapping, desk: DeskItem, tracker: TrackerIssue, st
             value = shown
         if not _same(value, shown):
             writes[(Side.TRACKER, rule.tracker)] = FieldWrite(Side.TRACKER, rule.tracker, value, rule.name,
-                                                              old=tracker.fields.get(rule.tracker))
+                                                              old=tracker.fields.get(rule.tracker), fanout=True)
         shown = value
     new_base[rule.name] = BaseEntry(status, shown)
 

@@ -183,6 +183,9 @@ class App:
         METRICS.gauge("oldest_dirty_age_seconds", lambda: self.store.oldest_dirty_age() or 0.0)   # 0: nothing waits
         METRICS.gauge("dead_letters", self.store.count_dead_letters)
         METRICS.gauge("workers_busy", lambda: self.workers.busy)
+        # The two memories that fill with traffic up to their bounds (a soak watches them level off).
+        METRICS.gauge("snapshot_comments", lambda: self.engine.snapshots.comments_held)
+        METRICS.gauge("issue_hints_bytes", lambda: self.engine.hints.bytes_held)
         METRICS.labelled_gauge("budget_requests_per_minute", "vendor",
                                lambda: {v: b.per_minute for v, b in self.budgets.items()})
         # They only grow: counters (syncd_budget_*_total), so rate() works on them.

@@ -219,7 +219,7 @@ class _WebhookApp:
             return
         if self.hints is not None and parsed.hint is not None:
             # Before the mark: a worker that claims the item finds what the delivery showed.
-            self.hints.note(parsed.refs[0].id, parsed.hint)
+            self.hints.note(parsed.refs[0].id, parsed.hint, len(body))
         status = await self._store(vendor, parsed.delivery_id, body, parsed.refs, len(body), parsed.stamp)
         await _send(send, 200, {"status": status})
 

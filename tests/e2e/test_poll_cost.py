@@ -281,3 +281,29 @@ def test_an_agent_edit_in_the_second_of_syncd_s_write_survives_an_unread_write_a
     time.sleep(2.1)
     assert zpoll.poll_once() == 1, "the poll's view did not show the agent's edit"
     assert wait_for(lambda: (look.issue(key) or issue_none()).fields.get("priority") == "Highest")
+
+
+def test_a_fan_out_right_after_syncd_s_own_ticket_write_reopens_the_ticket_without_reading_it(
+        world: World, daemon: App, look: Observer) -> None:
+    """Done right after another move: fan-out's status (the ticket reopened) and that status
+    as Jira shows it are fan-out's own values, whatever the ticket held, so the copy that
+    is unsettled after syncd's last write is enough to write them from."""
+    z, j = world.zendesk, world.jira
+    ticket = z.create_ticket("Refunds fail", "Every card.", tags=["jira_escalate"])
+    key = wait_for(lambda: ticket_key(look, world, ticket))
+    assert isinstance(key, str)
+    quiet(world, daemon)
+    z.agent_set(ticket, status="pending")
+    quiet(world, daemon)
+    j.engineer_transition(key, "In Progress")
+    assert wait_for(lambda: jira_status_on(world, ticket) == "In Progress")
+    quiet(world, daemon)
+    shows = z.count("ShowTicket")
+
+    j.engineer_transition(key, "Done")
+    assert wait_for(lambda: jira_status_on(world, ticket) == "Done")
+    quiet(world, daemon)
+    assert z.count("ShowTicket") == shows, "the ticket was read before fan-out's own writes"
+    with z.lock:
+        assert z.tickets[ticket].status == "open", "fan-out did not reopen the ticket"
+    assert look.ticket_has(ticket, f"Jira {key} is Done", public=False)

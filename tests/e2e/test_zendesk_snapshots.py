@@ -111,3 +111,33 @@ def test_an_agent_edit_in_the_same_second_as_syncds_last_read_is_not_overwritten
     quiet(world, daemon)
     assert look.ticket(ticket).fields.get(f"custom:{impact}") == "Every customer"
     assert issue(look, key).fields.get(JIRA_IMPACT) == "Every customer"
+
+
+def test_a_desk_status_reaches_jira_without_reading_the_issue_again(world, daemon, look):
+    """The ticket's status is shown on the issue by a rule only the desk feeds: whatever an
+    engineer set in that Jira field, the plan writes the ticket's status, so the remembered
+    issue is enough to plan it from (Jira has no conditional write, but nothing here
+    depends on the issue's current value)."""
+    z, j = world.zendesk, world.jira
+    ticket, key = escalated(world, look, daemon, "Search returns nothing")
+    reads, edits = j.count("getIssue"), j.count("editIssue")
+
+    z.agent_set(ticket, status="pending")
+    assert wait_for(lambda: j.count("editIssue") == edits + 1)
+    quiet(world, daemon)
+    assert j.count("getIssue") == reads, "the daemon read the issue before writing a field only the desk feeds"
+    assert issue(look, key).fields.get("customfield_10055") == "pending"
+
+
+def test_a_desk_field_the_desk_does_not_decide_alone_still_reads_the_issue(world, daemon, look):
+    """Priority is synced both ways, newest wins: an engineer's edit since syncd's copy of
+    the issue could be newer than the agent's, so the issue is read before writing it."""
+    z, j = world.zendesk, world.jira
+    ticket, key = escalated(world, look, daemon, "Dashboards slow")
+    reads, edits = j.count("getIssue"), j.count("editIssue")
+
+    z.agent_set(ticket, priority="urgent")
+    assert wait_for(lambda: j.count("editIssue") == edits + 1)   # the simulator's records: no call
+    quiet(world, daemon)
+    assert j.count("getIssue") > reads, "a field whose conflicts the newest side wins was written unread"
+    assert issue(look, key).fields.get("priority") == "Highest"
