@@ -342,36 +342,33 @@ class LinkReconciler:
     def _may_write_unread(self, p: Plan, cached: Side, item: DeskItem, mapping: Mapping) -> bool:
         """Whether the plan made with a remembered side may be carried out as it is,
         without reading that side first. A write planned from an outdated copy could
-        overwrite an edit made since; what prevents it depends on the side.
+        overwrite an edit made since, unless no value that side holds could change it: a
+        field only the other side feeds, one whose conflicts the other side wins (an edit
+        there is overwritten by any plan, read or not), or a fan-out's own values (the
+        status it reopens to, and that status as Jira shows it). Edits to other fields are
+        untouched: a write names its fields only. Every write must go to the remembered
+        side (or be fan-out's): a value carried to the other side must come from a read.
 
-        Jira has no conditional write: a remembered issue may stand only when every write
-        goes to it and none is one whose value a Jira edit could change — a field only the
-        desk feeds, or one whose conflicts the desk wins (an engineer's edit there is
-        overwritten by any plan, read or not; edits to other fields are untouched: the
-        write names its fields). A status move never: the workflow decides it.
-
-        Zendesk refuses a write planned from an outdated copy (safe update), so every
-        write may go to it, or be fan-out's own (the status it reopens to, as Jira shows
-        it), when either the copy is *settled* (read at least :data:`SETTLED` after its
-        ``updated_at``) or no write's value is decided by the desk: a field Jira alone
-        feeds, one whose conflicts Jira wins, or fan-out's. Zendesk stamps whole seconds,
-        so an edit in the same second as the copy's stamp looks like no change to it: a
-        write of a field the desk decides (priority with ``newest``, say) could overwrite
-        it, so that plan reads first. An edit the write does not touch stays where it is
-        and, the copy staying unsettled, its own delivery or the poll's view brings it in.
-        (An agent who solved the ticket in that second is not reopened by fan-out: the
-        copy showed it open already.) These are the read-free paths of a change whose other
-        side syncd wrote a moment ago (issue 16: moves back to back, a desk status)."""
+        Jira has no conditional write, and a status move is decided by its workflow: only
+        such writes may go to a remembered issue. Intercom has none either: the same.
+        Zendesk refuses a write planned from an outdated copy (safe update), so any write
+        may go to a remembered ticket once the copy is *settled* (read at least
+        :data:`SETTLED` after its ``updated_at``: Zendesk stamps whole seconds, and an edit
+        made in the stamp's second looks like no change to the copy). An edit the write
+        does not touch, made in that blind second, stays where it is, and its own delivery
+        or the poll's view brings it in (the copy stays unsettled). (An agent who solved
+        the ticket in that second is not reopened by fan-out: the copy showed it open
+        already.) These are the read-free paths of a change whose other side syncd wrote a
+        moment ago (issue 16: moves back to back, a desk status shown on the issue)."""
         if cached is Side.TRACKER:
             return all(w.side is Side.TRACKER and w.locator != STATUS_LOCATOR
                        and _other_side_decides(mapping, w.locator, Side.TRACKER) for w in p.field_writes)
-        if cached is not Side.DESK or not self.fields.conditional(item.ref):
+        if cached is not Side.DESK or not all(w.side is Side.DESK or w.fanout for w in p.field_writes):
             return False
-        if not all(w.side is Side.DESK or w.fanout for w in p.field_writes):
-            return False
-        if item.observed_at is not None and item.observed_at - item.updated_at >= SETTLED:
+        if all(w.fanout or _other_side_decides(mapping, w.locator, Side.DESK) for w in p.field_writes):
             return True
-        return all(w.fanout or _other_side_decides(mapping, w.locator, Side.DESK) for w in p.field_writes)
+        settled = item.observed_at is not None and item.observed_at - item.updated_at >= SETTLED
+        return settled and self.fields.conditional(item.ref)
 
     def _remember(self, link: Link, planned: _Planned, posted: TMapping[Side, Sequence[Comment]],
                   revision: int, carried_fields: bool = False) -> None:

@@ -4,7 +4,9 @@ reopened and told, the ticket resolved; a closed conversation → a Jira label."
 
 from __future__ import annotations
 
-from syncd.testing import Observer, Teammate, wait_for
+import time
+
+from syncd.testing import Observer, Teammate, quiet, wait_for
 from syncd.domain import ItemRef
 from syncd.runtime import App
 from syncd.sandbox import World
@@ -52,3 +54,33 @@ class _No:
 
 
 _NO = _No()
+
+
+def test_a_jira_move_is_written_to_a_remembered_conversation_without_reading_it_first(
+        world: World, daemon: App, look: Observer) -> None:
+    """Intercom has no conditional write, but the Jira status attribute is fed by Jira
+    alone: no value the conversation holds could change what is written, so the
+    remembered conversation is enough to plan it from. The read, if any, comes after
+    (the attribute change's delivery names no author, so it is reconciled as news)."""
+    ic, j = world.intercom, world.jira
+    contact, teammate = ic.first_contact_id(), Teammate(world)
+    ref = ItemRef("intercom:conversation", ic.create_conversation(contact, "Exports hang"))
+    teammate.tag(ref.id, "jira_escalate")
+    key = wait_for(lambda: look.intercom_key(ref))
+    assert isinstance(key, str)
+    j.engineer_transition(key, "In Progress")
+    assert wait_for(lambda: look.intercom_item(ref).fields.get("attr:jira_status") == "In Progress")
+    quiet(world, daemon)
+
+    since = time.time()
+    j.engineer_transition(key, "To Do")
+    assert wait_for(lambda: jira_status_held(world, ref.id) == "To Do")   # the simulator's state: no call
+    quiet(world, daemon)
+    calls = [r.operation for r in ic.records() if r.at >= since and not r.operation.startswith("_sim")]
+    before_write = calls[:calls.index("updateConversation")]
+    assert "retrieveConversation" not in before_write, "the conversation was read before a write Jira alone decides"
+
+
+def jira_status_held(world: World, conversation_id: str) -> object:
+    with world.intercom.lock:
+        return world.intercom.world.conversations[conversation_id].custom_attributes.get("jira_status")
