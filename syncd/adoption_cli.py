@@ -50,7 +50,7 @@ def _pages(source: str, settings: Any, desks: Any, tracker: Any, page_size: int,
                                                                          page_size)
     locator = settings.zendesk.mapping.escalation.key_field
     if not locator:
-        raise click.ClickException(f"--from key-field: the zendesk mapping has no [escalation] key_field")
+        raise click.ClickException("--from key-field: the zendesk mapping has no [escalation] key_field")
     return lambda after: adoption.key_field_pages(desks["zendesk"], locator, after, page_size)
 
 

@@ -202,6 +202,12 @@ class LinkReconciler:
         except Conflict:
             self._write_conflict(link, base, revision, outcome)
             return planned.issue     # desk fields go first: nothing was written to the issue
+        except BaseException:
+            # A write that failed may still have landed (an answer lost past the timeout):
+            # neither side is known any more, and a remembered copy would plan the write
+            # again unread (a field Jira alone feeds, say). The retry reads.
+            self._forget(link)
+            raise
         issue = _patched(planned.issue, written, None, False)
         for comment in posted[Side.TRACKER]:
             issue = with_comment(issue, comment) if issue is not None else None

@@ -16,7 +16,7 @@ import asyncio
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Awaitable, Callable, Mapping, MutableMapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, MutableMapping
 
 import structlog
 

@@ -12,13 +12,21 @@ from syncd.runtime import App
 from syncd.sandbox import World
 
 
+def escalated(world: World, look: Observer, teammate: Teammate, title: str) -> tuple[ItemRef, str]:
+    """A customer's conversation a teammate escalated by its tag, and its issue's key."""
+    ic = world.intercom
+    ref = ItemRef("intercom:conversation", ic.create_conversation(ic.first_contact_id(), title))
+    teammate.tag(ref.id, "jira_escalate")
+    key = wait_for(lambda: look.intercom_key(ref))
+    assert isinstance(key, str)
+    return ref, key
+
+
 def test_jira_status_fans_out_to_every_linked_item(world: World, daemon: App, look: Observer) -> None:
     ic, j = world.intercom, world.jira
-    contact, teammate = ic.first_contact_id(), Teammate(world)
-    first = ItemRef("intercom:conversation", ic.create_conversation(contact, "Webhooks arrive twice"))
-    teammate.tag(first.id, "jira_escalate")
-    key = wait_for(lambda: look.intercom_key(first))
-    assert isinstance(key, str)
+    teammate = Teammate(world)
+    first, key = escalated(world, look, teammate, "Webhooks arrive twice")
+    contact = ic.first_contact_id()
     second = ItemRef("intercom:conversation", ic.create_conversation(contact, "Duplicate webhook calls"))
     ticket = ItemRef("intercom:ticket", ic.create_ticket(contact, "Doubled events", "Each event twice"))
     for ref in (second, ticket):
@@ -63,11 +71,7 @@ def test_a_jira_move_is_written_to_a_remembered_conversation_without_reading_it_
     remembered conversation is enough to plan it from. The read, if any, comes after
     (the attribute change's delivery names no author, so it is reconciled as news)."""
     ic, j = world.intercom, world.jira
-    contact, teammate = ic.first_contact_id(), Teammate(world)
-    ref = ItemRef("intercom:conversation", ic.create_conversation(contact, "Exports hang"))
-    teammate.tag(ref.id, "jira_escalate")
-    key = wait_for(lambda: look.intercom_key(ref))
-    assert isinstance(key, str)
+    ref, key = escalated(world, look, Teammate(world), "Exports hang")
     j.engineer_transition(key, "In Progress")
     assert wait_for(lambda: look.intercom_item(ref).fields.get("attr:jira_status") == "In Progress")
     quiet(world, daemon)

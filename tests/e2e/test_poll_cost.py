@@ -24,13 +24,31 @@ def poller(app: App, source: str):  # type: ignore[no-untyped-def]
     return next(p for p in app.pollers if p.source.name == source)
 
 
-def test_jira_poll_queues_nothing_for_a_change_a_webhook_already_carried(
-        world: World, daemon: App, look: Observer) -> None:
-    z, j = world.zendesk, world.jira
-    ticket = z.create_ticket("Exports time out", "Since Monday.", tags=["jira_escalate"])
+def escalated(world: World, daemon: App, look: Observer, subject: str, text: str) -> tuple[int, str]:
+    """A ticket an agent escalated by its tag, its issue created and the daemon quiet again."""
+    ticket = world.zendesk.create_ticket(subject, text, tags=["jira_escalate"])
     key = wait_for(lambda: ticket_key(look, world, ticket))
     assert isinstance(key, str)
     quiet(world, daemon)
+    return ticket, key
+
+
+def edit_in_the_written_second(world: World, ticket: int, **change: object) -> None:
+    """An agent's edit made in the same second as syncd's last write (the ticket's stamp
+    stays, whole seconds), its webhook lost: only a poll's view can show it."""
+    z = world.zendesk
+    with z.lock:
+        written = z.tickets[ticket].updated
+    z.knobs.webhooks.drop = 1.0
+    z.agent_set(ticket, **change)  # type: ignore[arg-type]
+    with z.lock:
+        z.tickets[ticket].updated = written
+
+
+def test_jira_poll_queues_nothing_for_a_change_a_webhook_already_carried(
+        world: World, daemon: App, look: Observer) -> None:
+    j = world.jira
+    ticket, key = escalated(world, daemon, look, "Exports time out", "Since Monday.")
     # syncd's own writes to the issue (the escalation's) are not trusted to be its
     # last change: the first poll queues the issue once and the reconcile reads it.
     poller(daemon, "jira").poll_once()
@@ -80,10 +98,7 @@ def test_intercom_overlap_does_not_queue_a_conversation_again_once_reconciled(
 def test_an_edit_in_the_same_second_as_an_early_read_is_still_polled(
         world: World, daemon: App, look: Observer) -> None:
     z, j = world.zendesk, world.jira
-    ticket = z.create_ticket("Badge printer offline", "Front desk.", tags=["jira_escalate"])
-    key = wait_for(lambda: ticket_key(look, world, ticket))
-    assert isinstance(key, str)
-    quiet(world, daemon)
+    ticket, key = escalated(world, daemon, look, "Badge printer offline", "Front desk.")
     poller(daemon, "zendesk").poll_once()
     quiet(world, daemon)
 
@@ -140,10 +155,7 @@ def test_a_zendesk_poll_proves_the_echo_of_a_ticket_write_and_the_next_jira_chan
     nothing changed since. The echo is not queued, and the next Jira change is written
     to the ticket from that proven copy (a safe update), without reading it."""
     z, j = world.zendesk, world.jira
-    ticket = z.create_ticket("Reports are blank", "Since the upgrade.", tags=["jira_escalate"])
-    key = wait_for(lambda: ticket_key(look, world, ticket))
-    assert isinstance(key, str)
-    quiet(world, daemon)
+    ticket, key = escalated(world, daemon, look, "Reports are blank", "Since the upgrade.")
     zpoll = poller(daemon, "zendesk")
     zpoll.poll_once()       # the escalation's own writes, read once
     quiet(world, daemon)
@@ -173,11 +185,8 @@ def test_a_change_in_the_same_second_as_syncd_s_write_is_still_polled(
     """The poll's view proves nothing when it shows more than syncd wrote: an agent's
     edit in the same second as syncd's note keeps the ticket's stamp, and with its
     webhook lost only the view's fields tell. The ticket is queued and read."""
-    z, j = world.zendesk, world.jira
-    ticket = z.create_ticket("Exports fail", "Every night.", tags=["jira_escalate"])
-    key = wait_for(lambda: ticket_key(look, world, ticket))
-    assert isinstance(key, str)
-    quiet(world, daemon)
+    j = world.jira
+    ticket, key = escalated(world, daemon, look, "Exports fail", "Every night.")
     zpoll = poller(daemon, "zendesk")
     zpoll.poll_once()
     quiet(world, daemon)
@@ -185,12 +194,7 @@ def test_a_change_in_the_same_second_as_syncd_s_write_is_still_polled(
     j.engineer_comment(key, "Reproduced.")
     assert wait_for(lambda: look.ticket_has(ticket, "Reproduced.", public=False))
     quiet(world, daemon)
-    with z.lock:
-        written = z.tickets[ticket].updated       # the stamp of syncd's note
-    z.knobs.webhooks.drop = 1.0
-    z.agent_set(ticket, priority="urgent")
-    with z.lock:                                  # made in the same second: the stamp stays
-        z.tickets[ticket].updated = written
+    edit_in_the_written_second(world, ticket, priority="urgent")
     time.sleep(2.1)
     assert zpoll.poll_once() == 1
     assert wait_for(lambda: (look.issue(key) or issue_none()).fields.get("priority") == "Highest")
@@ -234,10 +238,7 @@ def test_a_transition_right_after_syncd_s_own_ticket_write_is_written_without_re
     (the Jira status, with its note), which no agent edit can conflict with: the safe
     update goes out from the copy."""
     z, j = world.zendesk, world.jira
-    ticket = z.create_ticket("Sync stalls", "Since noon.", tags=["jira_escalate"])
-    key = wait_for(lambda: ticket_key(look, world, ticket))
-    assert isinstance(key, str)
-    quiet(world, daemon)
+    ticket, key = escalated(world, daemon, look, "Sync stalls", "Since noon.")
     j.engineer_transition(key, "In Progress")
     assert wait_for(lambda: jira_status_on(world, ticket) == "In Progress")
     quiet(world, daemon)
@@ -256,22 +257,14 @@ def test_an_agent_edit_in_the_second_of_syncd_s_write_survives_an_unread_write_a
     syncd's previous write (its stamp unchanged, its webhook lost) is not overwritten by
     the move written from the copy, and the poll's view, which shows it, brings it to Jira."""
     z, j = world.zendesk, world.jira
-    ticket = z.create_ticket("Reports empty", "All of them.", tags=["jira_escalate"])
-    key = wait_for(lambda: ticket_key(look, world, ticket))
-    assert isinstance(key, str)
-    quiet(world, daemon)
+    ticket, key = escalated(world, daemon, look, "Reports empty", "All of them.")
     zpoll = poller(daemon, "zendesk")
     zpoll.poll_once()
     quiet(world, daemon)
     j.engineer_transition(key, "In Progress")
     assert wait_for(lambda: jira_status_on(world, ticket) == "In Progress")
     quiet(world, daemon)
-    with z.lock:
-        written = z.tickets[ticket].updated
-    z.knobs.webhooks.drop = 1.0
-    z.agent_set(ticket, priority="urgent")
-    with z.lock:                                  # made in the same second: the stamp stays
-        z.tickets[ticket].updated = written
+    edit_in_the_written_second(world, ticket, priority="urgent")
 
     j.engineer_transition(key, "To Do")
     assert wait_for(lambda: jira_status_on(world, ticket) == "To Do")
@@ -289,10 +282,7 @@ def test_a_fan_out_right_after_syncd_s_own_ticket_write_reopens_the_ticket_witho
     as Jira shows it are fan-out's own values, whatever the ticket held, so the copy that
     is unsettled after syncd's last write is enough to write them from."""
     z, j = world.zendesk, world.jira
-    ticket = z.create_ticket("Refunds fail", "Every card.", tags=["jira_escalate"])
-    key = wait_for(lambda: ticket_key(look, world, ticket))
-    assert isinstance(key, str)
-    quiet(world, daemon)
+    ticket, key = escalated(world, daemon, look, "Refunds fail", "Every card.")
     z.agent_set(ticket, status="pending")
     quiet(world, daemon)
     j.engineer_transition(key, "In Progress")
