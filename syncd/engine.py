@@ -151,6 +151,8 @@ class Engine:
             issue = delivered
         else:
             issue = self.tracker.fetch(issue_id)
+            if issue is not None:   # a read shows every comment: those delivered are no news now
+                self.hints.consumed(issue_id, {c.id for c in issue.comments})
         if issue is None:
             log.info("issue_gone", issue_id=issue_id, links=len(links))
             return
@@ -214,7 +216,10 @@ class Engine:
         # Nor may it go back behind what is held (a late delivery, once the newer one was forgotten).
         if any(i.updated_at.timestamp() > found.stamp for i in held):   # type: ignore[union-attr]
             return None
-        return self.tracker.from_delivery(found.issue, held[0].comments, found.comments)   # type: ignore[union-attr]
+        shown = self.tracker.from_delivery(found.issue, held[0].comments, found.comments)   # type: ignore[union-attr]
+        if shown is not None and found.comments:
+            self.hints.consumed(issue_id, {c.get("id") for c in found.comments})
+        return shown
 
     def echo_delivered(self, issue_id: str, hint: IssueHint) -> None:
         """A delivery of syncd's own change to the issue (its write's echo: not queued).

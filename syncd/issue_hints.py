@@ -101,6 +101,24 @@ class IssueHints:
                 self._issues.pop(gone, None)
                 self._comments.pop(gone, None)
 
+    def consumed(self, issue_id: str, comment_ids: set[object]) -> None:
+        """These comments stood in for a read and are in the engine's copy of the issue now
+        (or, if that reconcile fails, the copy is forgotten and the issue is read): keeping
+        them too would only make the hints grow with every conversation."""
+        with self._lock:
+            held = self._comments.get(issue_id)
+            if not held or issue_id not in self._weights:
+                return
+            issue_size, sizes = self._weights[issue_id]
+            gone = {str(i) for i in comment_ids}     # a payload's id may be a number or a string
+            kept = [(c, n) for c, n in zip(held, sizes) if str(c.get("id")) not in gone]
+            self._bytes -= sum(sizes) - sum(n for _, n in kept)
+            self._weights[issue_id] = (issue_size, tuple(n for _, n in kept))
+            if kept:
+                self._comments[issue_id] = tuple(c for c, _ in kept)
+            else:
+                del self._comments[issue_id]
+
     def delivered(self, issue_id: str) -> Delivered | None:
         """What deliveries said of the issue; None when none carried its fields."""
         with self._lock:

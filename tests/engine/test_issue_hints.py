@@ -51,3 +51,19 @@ def test_a_delivery_larger_than_the_bound_is_not_kept() -> None:
     hints = IssueHints(max_bytes=1_000)
     hints.note("1", shown(100.0), 5_000)
     assert hints.delivered("1") is None and hints.bytes_held == 0
+
+
+def test_comments_that_stood_in_for_a_read_are_let_go() -> None:
+    """Once the engine's copy holds them, delivered comments are no news: the hints hold
+    what is pending, not every conversation's history."""
+    hints = IssueHints(max_bytes=1_000_000)
+    hints.note("5", shown(100.0), 1_000)
+    hints.note("5", commented(101.0, "c1"), 300)
+    hints.note("5", commented(102.0, "c2"), 300)
+    hints.consumed("5", {"c1"})
+    found = hints.delivered("5")
+    assert found is not None and [c["id"] for c in found.comments] == ["c2"]
+    assert hints.bytes_held == 1_300
+    hints.consumed("5", {"c2", "c9"})
+    found = hints.delivered("5")
+    assert found is not None and found.comments == () and hints.bytes_held == 1_000
