@@ -349,11 +349,11 @@ class LinkReconciler:
         """Whether the plan made with a remembered side may be carried out as it is,
         without reading that side first. A write planned from an outdated copy could
         overwrite an edit made since, unless no value that side holds could change it: a
-        field only the other side feeds, one whose conflicts the other side wins (an edit
-        there is overwritten by any plan, read or not), or a fan-out's own values (the
-        status it reopens to, and that status as Jira shows it). Edits to other fields are
+        field only the other side feeds, or one whose conflicts the other side wins (an
+        edit there is overwritten by any plan, read or not). Edits to other fields are
         untouched: a write names its fields only. Every write must go to the remembered
-        side (or be fan-out's): a value carried to the other side must come from a read.
+        side (or be fan-out's own status shown in Jira): a value carried to the other side
+        must come from a read.
 
         Jira has no conditional write, and a status move is decided by its workflow: only
         such writes may go to a remembered issue. Intercom has none either: the same.
@@ -362,19 +362,29 @@ class LinkReconciler:
         :data:`SETTLED` after its ``updated_at``: Zendesk stamps whole seconds, and an edit
         made in the stamp's second looks like no change to the copy). An edit the write
         does not touch, made in that blind second, stays where it is, and its own delivery
-        or the poll's view brings it in (the copy stays unsettled). (An agent who solved
-        the ticket in that second is not reopened by fan-out: the copy showed it open
-        already.) These are the read-free paths of a change whose other side syncd wrote a
-        moment ago (issue 16: moves back to back, a desk status shown on the issue)."""
+        or the poll's view brings it in (the copy stays unsettled).
+
+        A fan-out is the exception: whether it reopens the item depends on the item's
+        status now, and it happens once, so a copy that may have missed an agent closing
+        the item would lose the reopen for good (the demo found it: a conversation closed,
+        then In Progress and Done back to back). It needs a settled Zendesk copy with a
+        desk field write to guard it. These are the read-free paths of a change whose other
+        side syncd wrote a moment ago (issue 16: Jira moves back to back, a desk status
+        shown on the issue)."""
         if cached is Side.TRACKER:
             return all(w.side is Side.TRACKER and w.locator != STATUS_LOCATOR
                        and _other_side_decides(mapping, w.locator, Side.TRACKER) for w in p.field_writes)
         if cached is not Side.DESK or not all(w.side is Side.DESK or w.fanout for w in p.field_writes):
             return False
-        if all(w.fanout or _other_side_decides(mapping, w.locator, Side.DESK) for w in p.field_writes):
-            return True
         settled = item.observed_at is not None and item.observed_at - item.updated_at >= SETTLED
-        return settled and self.fields.conditional(item.ref)
+        if _reopens(p):
+            # Whether fan-out reopens the item depends on its status *now* (an agent may have
+            # closed it since the copy), and fan-out happens once: only a settled copy that a
+            # safe update guards (a desk field goes with it: a 409 if the item moved) will do.
+            return settled and self.fields.conditional(item.ref) and any(w.side is Side.DESK for w in p.field_writes)
+        if settled and self.fields.conditional(item.ref):
+            return True
+        return all(_other_side_decides(mapping, w.locator, Side.DESK) for w in p.field_writes)
 
     def _remember(self, link: Link, planned: _Planned, posted: TMapping[Side, Sequence[Comment]],
                   revision: int, carried_fields: bool = False) -> None:
@@ -401,6 +411,11 @@ class LinkReconciler:
     def _forget(self, link: Link) -> None:
         for side in Side:
             self.snapshots.drop(link.id, side)
+
+
+def _reopens(p: Plan) -> bool:
+    """The plan carries a fan-out on a Jira status (its note), which may reopen the desk item."""
+    return any(n.key.startswith("fanout:") and ":status:" in n.key for n in p.notes)
 
 
 def _other_side_decides(mapping: Mapping, locator: str, target: Side) -> bool:

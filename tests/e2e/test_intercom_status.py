@@ -88,3 +88,22 @@ def test_a_jira_move_is_written_to_a_remembered_conversation_without_reading_it_
 def jira_status_held(world: World, conversation_id: str) -> object:
     with world.intercom.lock:
         return world.intercom.world.conversations[conversation_id].custom_attributes.get("jira_status")
+
+
+def test_a_conversation_closed_just_before_back_to_back_moves_is_reopened_by_done(
+        world: World, daemon: App, look: Observer) -> None:
+    """What `syncd demo` found: a teammate closes the conversation, then In Progress and
+    Done follow at once. The copy syncd remembers may not show the close yet; fan-out
+    must not decide from it (Intercom has no conditional write): the conversation is
+    read, reopened and told."""
+    ic, j = world.intercom, world.jira
+    teammate = Teammate(world)
+    ref, key = escalated(world, look, teammate, "Payouts late")
+    quiet(world, daemon)
+    ic.knobs.webhooks.paused = True     # the close's delivery is still on its way
+    ic.close(ref.id, teammate.admin_id)
+    j.engineer_transition(key, "In Progress")
+    j.engineer_transition(key, "Done")
+    assert wait_for(lambda: look.intercom_has(ref, f"Jira {key} is Done", public=False))
+    assert look.intercom_item(ref).status == "open", "fan-out decided from a copy that missed the close"
+    ic.knobs.webhooks.paused = False
