@@ -488,7 +488,9 @@ def test_timeout_and_connection_reset(sim: JiraSim) -> None:
     sim.inject(Fault("reset", operation="getStatuses", count=1))
     with pytest.raises(requests.exceptions.ConnectionError):
         jira.statuses()
-    assert jira.statuses()
+    # Served again once the fault is spent. Asked without the 0.5 s timeout: on a busy
+    # machine (CI beside a soak) a plain answer took longer once, and that is not the point.
+    assert client(sim).statuses()
     assert eventually(lambda: sim.count("getStatuses") == 2)   # the sim records after answering
 
 
