@@ -225,6 +225,20 @@ def test_a_restarted_daemon_starts_from_what_the_last_one_learned_of_the_comment
         again.store.close()
 
 
+def moved_after_a_blind_second_edit(world: World, daemon: App, key: str, ticket: int, to: str,
+                                    **edit: object) -> None:
+    """The issue moves to In Progress (syncd writes the ticket), an agent edits the ticket
+    in the same second as that write (webhook lost), and the issue moves on to ``to``."""
+    j = world.jira
+    j.engineer_transition(key, "In Progress")
+    assert wait_for(lambda: jira_status_on(world, ticket) == "In Progress")
+    quiet(world, daemon)
+    edit_in_the_written_second(world, ticket, **edit)
+    j.engineer_transition(key, to)
+    assert wait_for(lambda: jira_status_on(world, ticket) == to)
+    quiet(world, daemon)
+
+
 def jira_status_on(world: World, ticket: int) -> object:
     """From the simulator's state: a look over HTTP would count as a call."""
     with world.zendesk.lock:
@@ -256,19 +270,12 @@ def test_an_agent_edit_in_the_second_of_syncd_s_write_survives_an_unread_write_a
     """The unread write must lose nothing: an agent's priority edit in the same second as
     syncd's previous write (its stamp unchanged, its webhook lost) is not overwritten by
     the move written from the copy, and the poll's view, which shows it, brings it to Jira."""
-    z, j = world.zendesk, world.jira
+    z = world.zendesk
     ticket, key = escalated(world, daemon, look, "Reports empty", "All of them.")
     zpoll = poller(daemon, "zendesk")
     zpoll.poll_once()
     quiet(world, daemon)
-    j.engineer_transition(key, "In Progress")
-    assert wait_for(lambda: jira_status_on(world, ticket) == "In Progress")
-    quiet(world, daemon)
-    edit_in_the_written_second(world, ticket, priority="urgent")
-
-    j.engineer_transition(key, "To Do")
-    assert wait_for(lambda: jira_status_on(world, ticket) == "To Do")
-    quiet(world, daemon)
+    moved_after_a_blind_second_edit(world, daemon, key, ticket, "To Do", priority="urgent")
     with z.lock:
         assert z.tickets[ticket].priority == "urgent", "the move overwrote the agent's edit"
     time.sleep(2.1)
@@ -282,18 +289,11 @@ def test_a_fan_out_right_after_syncd_s_own_ticket_write_still_reopens_a_ticket_s
     status now, and fan-out happens once. An agent solved it in the same second as syncd's
     last write (its webhook lost), which the copy cannot show: the ticket is read, and
     reopened with the note."""
-    z, j = world.zendesk, world.jira
+    z = world.zendesk
     ticket, key = escalated(world, daemon, look, "Refunds fail", "Every card.")
     z.agent_set(ticket, status="open")      # syncd's copy shows it open: nothing to reopen
     quiet(world, daemon)
-    j.engineer_transition(key, "In Progress")
-    assert wait_for(lambda: jira_status_on(world, ticket) == "In Progress")
-    quiet(world, daemon)
-    edit_in_the_written_second(world, ticket, status="solved")
-
-    j.engineer_transition(key, "Done")
-    assert wait_for(lambda: jira_status_on(world, ticket) == "Done")
-    quiet(world, daemon)
+    moved_after_a_blind_second_edit(world, daemon, key, ticket, "Done", status="solved")
     with z.lock:
         assert z.tickets[ticket].status == "open", "fan-out did not reopen the ticket solved in the blind second"
     assert look.ticket_has(ticket, f"Jira {key} is Done", public=False)
