@@ -152,7 +152,7 @@ class Engine:
         else:
             issue = self.tracker.fetch(issue_id)
             if issue is not None:   # a read shows every comment: those delivered are no news now
-                self.hints.consumed(issue_id, {c.id for c in issue.comments})
+                self.hints.consumed(issue_id, (c.id for c in issue.comments))   # built only when held
         if issue is None:
             log.info("issue_gone", issue_id=issue_id, links=len(links))
             return
@@ -218,7 +218,7 @@ class Engine:
             return None
         shown = self.tracker.from_delivery(found.issue, held[0].comments, found.comments)   # type: ignore[union-attr]
         if shown is not None and found.comments:
-            self.hints.consumed(issue_id, {c.get("id") for c in found.comments})
+            self.hints.consumed(issue_id, (c.get("id") for c in found.comments))
         return shown
 
     def echo_delivered(self, issue_id: str, hint: IssueHint) -> None:

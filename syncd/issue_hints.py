@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Any, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Iterable, Mapping
 
 MAX_COMMENTS = 20   # comments kept per issue: a burst of comments beyond that is read instead
 
@@ -51,6 +51,24 @@ class Delivered:
 MAX_BYTES = 8 * 2**20   # delivery bodies kept, all issues together (Python holds a few times that)
 
 
+@dataclass(frozen=True)
+class _Held:
+    """What is kept of one issue: the newest payload that showed its fields (with its
+    stamp) and the comments deliveries carried, each with the bytes it is counted as."""
+
+    payload: tuple[float, Mapping[str, Any]] | None = None
+    payload_size: int = 0
+    comments: tuple[tuple[Mapping[str, Any], int], ...] = ()
+
+    @property
+    def size(self) -> int:
+        return self.payload_size + sum(n for _, n in self.comments)
+
+    def without(self, ids: set[str]) -> "_Held":
+        """The same with the comments of these ids left out (a payload's id may be a number)."""
+        return replace(self, comments=tuple((c, n) for c, n in self.comments if str(c.get("id")) not in ids))
+
+
 class IssueHints:
     """Bounded in issues and in the bytes of the deliveries it keeps: a count alone let
     a Cloud issue payload (5–10 KB of fields, seen in real deliveries, more with Server's
@@ -61,10 +79,7 @@ class IssueHints:
     def __init__(self, capacity: int = 10_000, max_bytes: int = MAX_BYTES):
         self.capacity = capacity
         self.max_bytes = max_bytes
-        self._issues: dict[str, tuple[float, Mapping[str, Any]]] = {}
-        self._comments: dict[str, tuple[Mapping[str, Any], ...]] = {}
-        # Per issue, least recently delivered first: its payload's bytes and each kept comment's.
-        self._weights: OrderedDict[str, tuple[int, tuple[int, ...]]] = OrderedDict()
+        self._held: OrderedDict[str, _Held] = OrderedDict()   # least recently delivered first
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -73,6 +88,11 @@ class IssueHints:
         with self._lock:
             return self._bytes
 
+    def _put(self, issue_id: str, held: _Held) -> None:
+        """Replace the issue's entry (the caller holds the lock and popped the old one)."""
+        self._held[issue_id] = held
+        self._bytes += held.size
+
     def note(self, issue_id: str, hint: IssueHint, size: int = 0) -> None:
         """Keep what ``hint`` showed of the issue; ``size``: the delivery's length in bytes,
         what this keeps of it is counted as that much."""
@@ -80,53 +100,38 @@ class IssueHints:
         if not shows_issue and hint.comment is None:
             return
         with self._lock:
-            issue_size, comment_sizes = self._weights.pop(issue_id, (0, ()))
-            self._bytes -= issue_size + sum(comment_sizes)
-            if shows_issue:
-                old = self._issues.get(issue_id)
-                if old is None or old[0] <= hint.issue_stamp:   # type: ignore[operator]
-                    self._issues[issue_id] = (hint.issue_stamp, hint.issue)   # type: ignore[assignment]
-                    issue_size = size
+            held = self._held.pop(issue_id, _Held())
+            self._bytes -= held.size
+            if shows_issue and (held.payload is None or held.payload[0] <= hint.issue_stamp):  # type: ignore[operator]
+                held = replace(held, payload=(hint.issue_stamp, hint.issue), payload_size=size)
             if hint.comment is not None:
-                kept = [(c, n) for c, n in zip(self._comments.get(issue_id, ()), comment_sizes)
-                        if c.get("id") != hint.comment.get("id")]
-                kept = (kept + [(hint.comment, size)])[-MAX_COMMENTS:]
-                self._comments[issue_id] = tuple(c for c, _ in kept)
-                comment_sizes = tuple(n for _, n in kept)
-            self._weights[issue_id] = (issue_size, comment_sizes)
-            self._bytes += issue_size + sum(comment_sizes)
-            while self._weights and (len(self._weights) > self.capacity or self._bytes > self.max_bytes):
-                gone, (a, b) = self._weights.popitem(last=False)
-                self._bytes -= a + sum(b)
-                self._issues.pop(gone, None)
-                self._comments.pop(gone, None)
+                held = held.without({str(hint.comment.get("id"))})
+                held = replace(held, comments=(held.comments + ((hint.comment, size),))[-MAX_COMMENTS:])
+            self._put(issue_id, held)
+            while self._held and (len(self._held) > self.capacity or self._bytes > self.max_bytes):
+                self._bytes -= self._held.popitem(last=False)[1].size
 
-    def consumed(self, issue_id: str, comment_ids: set[object]) -> None:
+    def consumed(self, issue_id: str, comment_ids: Iterable[object]) -> None:
         """These comments stood in for a read and are in the engine's copy of the issue now
         (or, if that reconcile fails, the copy is forgotten and the issue is read): keeping
         them too would only make the hints grow with every conversation."""
         with self._lock:
-            held = self._comments.get(issue_id)
-            if not held or issue_id not in self._weights:
+            held = self._held.get(issue_id)
+            if held is None or not held.comments:
                 return
-            issue_size, sizes = self._weights[issue_id]
-            gone = {str(i) for i in comment_ids}     # a payload's id may be a number or a string
-            kept = [(c, n) for c, n in zip(held, sizes) if str(c.get("id")) not in gone]
-            self._bytes -= sum(sizes) - sum(n for _, n in kept)
-            self._weights[issue_id] = (issue_size, tuple(n for _, n in kept))
-            if kept:
-                self._comments[issue_id] = tuple(c for c, _ in kept)
-            else:
-                del self._comments[issue_id]
+            self._bytes -= held.size
+            held = held.without({str(i) for i in comment_ids})
+            self._held[issue_id] = held       # keeps its place: a read is not a delivery
+            self._bytes += held.size
 
     def delivered(self, issue_id: str) -> Delivered | None:
         """What deliveries said of the issue; None when none carried its fields."""
         with self._lock:
-            found = self._issues.get(issue_id)
-            if found is None:
+            held = self._held.get(issue_id)
+            if held is None or held.payload is None:
                 return None
-            return Delivered(found[0], found[1], self._comments.get(issue_id, ()))
+            return Delivered(held.payload[0], held.payload[1], tuple(c for c, _ in held.comments))
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._issues)
+            return sum(1 for h in self._held.values() if h.payload is not None)

@@ -377,7 +377,7 @@ class LinkReconciler:
         if cached is not Side.DESK or not all(w.side is Side.DESK or w.fanout for w in p.field_writes):
             return False
         settled = item.observed_at is not None and item.observed_at - item.updated_at >= SETTLED
-        if _reopens(p):
+        if p.fans_out:
             # Whether fan-out reopens the item depends on its status *now* (an agent may have
             # closed it since the copy), and fan-out happens once: only a settled copy that a
             # safe update guards (a desk field goes with it: a 409 if the item moved) will do.
@@ -411,11 +411,6 @@ class LinkReconciler:
     def _forget(self, link: Link) -> None:
         for side in Side:
             self.snapshots.drop(link.id, side)
-
-
-def _reopens(p: Plan) -> bool:
-    """The plan carries a fan-out on a Jira status (its note), which may reopen the desk item."""
-    return any(n.key.startswith("fanout:") and ":status:" in n.key for n in p.notes)
 
 
 def _other_side_decides(mapping: Mapping, locator: str, target: Side) -> bool:

@@ -80,8 +80,9 @@ class FieldWrite:
     # The value it replaces on ``side`` (the link's history shows old → new); not part of
     # the write's identity: the same write planned from two reads is the same write.
     old: Value = dataclass_field(default=None, compare=False)
-    # Set by fan-out: the value is the fan-out's own (the status it reopens to, and that
-    # status as Jira shows it), whatever the desk held, so no read of the desk decides it.
+    # Set by fan-out: the value is fan-out's own (the status it reopens to, and that status
+    # as Jira shows it), not the desk's: its Jira write may go with a plan made from a
+    # remembered desk item (syncd.link_reconcile._may_write_unread).
     fanout: bool = dataclass_field(default=False, compare=False)
 
 
@@ -128,6 +129,10 @@ class Plan:
     notes: tuple[NoteWrite, ...]
     new_base: TMapping[str, BaseEntry]
     decisions: tuple[Decision, ...]
+    # A fan-out on a Jira status is in this plan: whether it reopens the desk item was
+    # decided from the item's status as given (the engine needs it fresh, see
+    # syncd.link_reconcile._may_write_unread).
+    fans_out: bool = False
 
     @property
     def empty(self) -> bool:
@@ -499,6 +504,7 @@ def plan(mapping: Mapping, link: Link, desk: DeskItem, tracker: TrackerIssue,
         notes=tuple(sorted(notes, key=lambda n: n.key)),
         new_base=new_base,
         decisions=tuple(sorted(decisions, key=lambda x: (x.field, x.kind, x.detail))),
+        fans_out=bool(fan.notes),
     )
 
 
