@@ -151,8 +151,6 @@ class Engine:
             issue = delivered
         else:
             issue = self.tracker.fetch(issue_id)
-            if issue is not None:   # a read shows every comment: those delivered are no news now
-                self.hints.consumed(issue_id, (c.id for c in issue.comments))   # built only when held
         if issue is None:
             log.info("issue_gone", issue_id=issue_id, links=len(links))
             return
@@ -178,6 +176,12 @@ class Engine:
                 desk_items.append(done.item)
             current = done.issue
         self.aggregates.refresh(current or issue, links, desk_items, outcome, dry_run)
+        if held is None and not dry_run:
+            # The comments deliveries carried are in the engine's copy of the issue now (or
+            # a read showed them): no news any more. Only now: a pass that failed half-way
+            # (the database went away) is retried from the same deliveries, and letting
+            # them go when the stand-in was built lost the comment for good.
+            self.hints.consumed(issue_id, (c.id for c in issue.comments))   # built only when held
 
     def _held_issue(self, links: list[Link], seen: TMapping[int, int],
                     reported: float) -> dict[int, TrackerIssue] | None:
@@ -216,10 +220,7 @@ class Engine:
         # Nor may it go back behind what is held (a late delivery, once the newer one was forgotten).
         if any(i.updated_at.timestamp() > found.stamp for i in held):   # type: ignore[union-attr]
             return None
-        shown = self.tracker.from_delivery(found.issue, held[0].comments, found.comments)   # type: ignore[union-attr]
-        if shown is not None and found.comments:
-            self.hints.consumed(issue_id, (c.get("id") for c in found.comments))
-        return shown
+        return self.tracker.from_delivery(found.issue, held[0].comments, found.comments)   # type: ignore[union-attr]
 
     def echo_delivered(self, issue_id: str, hint: IssueHint) -> None:
         """A delivery of syncd's own change to the issue (its write's echo: not queued).

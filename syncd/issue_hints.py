@@ -112,9 +112,10 @@ class IssueHints:
                 self._bytes -= self._held.popitem(last=False)[1].size
 
     def consumed(self, issue_id: str, comment_ids: Iterable[object]) -> None:
-        """These comments stood in for a read and are in the engine's copy of the issue now
-        (or, if that reconcile fails, the copy is forgotten and the issue is read): keeping
-        them too would only make the hints grow with every conversation."""
+        """A pass over the issue finished with these comments in its copy of the issue
+        (a read showed them, or they stood in for one): keeping them too would only make
+        the hints grow with every conversation. Called once the pass has finished, never
+        before: a pass that fails is retried from the same deliveries."""
         with self._lock:
             held = self._held.get(issue_id)
             if held is None or not held.comments:

@@ -187,3 +187,43 @@ def test_the_echo_of_a_jira_write_is_not_read_again_when_its_delivery_shows_what
 
 def issue_none():  # type: ignore[no-untyped-def]
     raise AssertionError("the issue is gone")
+
+
+def test_a_delivered_comment_is_kept_until_a_reconcile_that_used_it_finishes(
+        world: World, daemon: App, look: Observer) -> None:
+    """The delivery that carried an engineer's comment stands in for the read; the first
+    reconcile from it fails on the database (a Postgres restart, seen in
+    tests/faults/test_fault_postgres_restart.py) before anything was written. Its retry
+    must still see the comment: the delivery's comment was let go as soon as the stand-in
+    was built, and the retry's stand-in (the older read's comments) had lost it for good
+    (no poll here: pollers are off)."""
+    j = world.jira
+    ticket, key = escalated(world, daemon, look, "Uploads stall")
+    deliveries = held_deliveries(world, lambda: j.engineer_comment(key, "Proxy buffer raised."))
+    reads = j.count("getIssue")
+    failed = fail_once(daemon, "FROM intents")
+
+    resend(world, [d for d in deliveries if event(d) == "jira:issue_updated"])
+    quiet(world, daemon)
+
+    assert failed, "the database fault was meant to hit the reconcile"
+    assert wait_for(lambda: look.ticket_has(ticket, "Proxy buffer raised.", public=False))
+    assert j.count("getIssue") <= reads + 1
+
+
+def fail_once(app: App, table: str) -> list[str]:
+    """The daemon's next SELECT naming ``table`` fails as a restarting server fails it
+    (the driver's own OperationalError); returns the statements it failed."""
+    import sqlalchemy as sa
+
+    engine = app.store._engine   # the daemon's own engine: its connections are the ones to fail
+    failed: list[str] = []
+    dbapi = engine.dialect.loaded_dbapi
+
+    def before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if not failed and statement.lstrip().upper().startswith("SELECT") and table in statement:
+            failed.append(statement)
+            raise dbapi.OperationalError("server closed the connection unexpectedly")
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    return failed

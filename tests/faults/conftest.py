@@ -13,9 +13,11 @@ with a short vendor timeout.
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import httpx
@@ -120,8 +122,28 @@ class Logs:
             return [e for e in self.events if e.get("event") == name]
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Keep each phase's report on the item, so a fixture's teardown knows whether the test failed."""
+    outcome = yield
+    setattr(item, f"report_{call.when}", outcome.get_result())
+
+
+def _dump_events(request: pytest.FixtureRequest, tmp_path: Path, events: list[dict[str, Any]]) -> None:
+    """A failed fault test leaves every event the daemon logged, one JSON object a line:
+    a loss seen once under load is diagnosed from what it left, not from a rerun that passes."""
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    path = tmp_path / "events.jsonl"
+    with path.open("w") as out:
+        for event in events:
+            out.write(json.dumps(event, default=repr) + "\n")
+    print(f"\n{len(events)} daemon events of the failed test: {path}")
+
+
 @pytest.fixture
-def logs() -> Iterator[Logs]:
+def logs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Logs]:
     captured = Logs()
     old = structlog.get_config()["processors"]
     # Keep the project's processors but the renderer and the level filter (an earlier
@@ -132,6 +154,7 @@ def logs() -> Iterator[Logs]:
         yield captured
     finally:
         structlog.configure(processors=old)
+        _dump_events(request, tmp_path, captured.events)
 
 
 def escalate(world: World, look: Observer, subject: str = "Checkout fails") -> tuple[int, str]:
