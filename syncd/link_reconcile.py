@@ -163,9 +163,15 @@ class LinkReconciler:
             # An escalation note carried here is this pass's own: nothing to resume.
             if not dry_run and not carried.notes and self.escalation.resume(link, item, issue, outcome, state):
                 state = self.store.link_state(link.id, (create_key(link.desk),))
+            # From a remembered ticket, fan-out sets its status whatever the copy shows: on a
+            # desk with safe updates it rides in the note's request, and the plan no longer
+            # depends on a status the copy may have missed (issue 16: Done right after
+            # another move went out unread instead of reading every ticket).
+            blind = cached is Side.DESK and self.fields.conditional(item.ref)
             p = plan(mapping, self.escalation.history_scope(link, state), item, issue, state.base,
-                     mirror_state(state))
-            if cached is None or not p.field_writes or self._may_write_unread(p, cached, item, mapping):
+                     mirror_state(state), reopen_blind=blind)
+            if cached is None or not (p.field_writes or p.fans_out) \
+                    or self._may_write_unread(p, cached, item, mapping):
                 break
             # A field write needs the target's current value (conflict rules):
             # read the remembered side and plan again.
@@ -367,24 +373,27 @@ class LinkReconciler:
         A fan-out is the exception: whether it reopens the item depends on the item's
         status now, and it happens once, so a copy that may have missed an agent closing
         the item would lose the reopen for good (the demo found it: a conversation closed,
-        then In Progress and Done back to back). It needs a settled Zendesk copy with a
-        desk field write to guard it. These are the read-free paths of a change whose other
-        side syncd wrote a moment ago (issue 16: Jira moves back to back, a desk status
-        shown on the issue)."""
+        then In Progress and Done back to back). It goes out unread only to a desk with
+        safe updates, where it was planned to write its status whatever the copy shows
+        (``reopen_blind``): a close the copy missed is reopened all the same, and a later
+        edit makes the safe update refuse. A fan-out that sets no status, or any fan-out to
+        Intercom, reads the item first. These are the read-free paths of a change whose
+        other side syncd wrote a moment ago (issue 16: Jira moves back to back, a desk
+        status shown on the issue)."""
         if cached is Side.TRACKER:
             return all(w.side is Side.TRACKER and w.locator != STATUS_LOCATOR
                        and _other_side_decides(mapping, w.locator, Side.TRACKER) for w in p.field_writes)
         if cached is not Side.DESK or not all(w.side is Side.DESK or w.fanout for w in p.field_writes):
             return False
         settled = item.observed_at is not None and item.observed_at - item.updated_at >= SETTLED
-        if p.fans_out:
-            # Whether fan-out reopens the item depends on its status *now* (an agent may have
-            # closed it since the copy), and fan-out happens once: only a settled copy that a
-            # safe update guards (a desk field goes with it: a 409 if the item moved) will do.
-            return settled and self.fields.conditional(item.ref) and any(w.side is Side.DESK for w in p.field_writes)
+        if p.fans_out and not (self.fields.conditional(item.ref)
+                               and any(w.fanout and w.side is Side.DESK for w in p.field_writes)):
+            return False   # Intercom, or a fan-out that sets no status: read the item
         if settled and self.fields.conditional(item.ref):
             return True
-        return all(_other_side_decides(mapping, w.locator, Side.DESK) for w in p.field_writes)
+        # Fan-out's own writes (checked above: to a desk with safe updates) depend on no
+        # value the copy holds.
+        return all(w.fanout or _other_side_decides(mapping, w.locator, Side.DESK) for w in p.field_writes)
 
     def _remember(self, link: Link, planned: _Planned, posted: TMapping[Side, Sequence[Comment]],
                   revision: int, carried_fields: bool = False) -> None:

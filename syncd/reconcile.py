@@ -460,11 +460,15 @@ def _comment_writes(mapping: Mapping, link: Link, desk: DeskItem, tracker: Track
 # ---------------------------------------------------------------- plan
 
 def plan(mapping: Mapping, link: Link, desk: DeskItem, tracker: TrackerIssue,
-         base: TMapping[str, BaseEntry], mirrored: MirrorState, started_by: Side = Side.DESK) -> Plan:
+         base: TMapping[str, BaseEntry], mirrored: MirrorState, started_by: Side = Side.DESK,
+         reopen_blind: bool = False) -> Plan:
     """What to write for one link so both sides agree again. Pure: same inputs, same plan.
 
     ``started_by``: the side the link was made from; it wins ``newest`` conflicts
-    on the link's first sync (``base`` empty), see the module docstring."""
+    on the link's first sync (``base`` empty), see the module docstring.
+    ``reopen_blind``: ``desk`` is a remembered copy that may be behind the item: a
+    fan-out writes its desk status even where the copy shows it already (an agent may
+    have closed the item since), so the plan does not depend on the copy's status."""
     digest = _digest(base)
     first_sync = started_by if not base else None
     writes: dict[tuple[Side, str], FieldWrite] = {}
@@ -491,7 +495,7 @@ def plan(mapping: Mapping, link: Link, desk: DeskItem, tracker: TrackerIssue,
     released = _released(tracker, fix_versions)
     fan = _fanout(mapping, link, tracker, status, fix_versions, base, digest)
     if fan.desk_status is not None:
-        _set_desk_status(mapping, desk, tracker, fan.desk_status, writes, new_base, decisions)
+        _set_desk_status(mapping, desk, tracker, fan.desk_status, writes, new_base, decisions, reopen_blind)
     new_base[STATUS_KEY] = BaseEntry(None, status)
     new_base[RELEASED_KEY] = BaseEntry(None, released)
     _stamp_generation(base, new_base)
@@ -516,7 +520,7 @@ def _after(fields: TMapping[str, Value], writes: TMapping[tuple[Side, str], Fiel
 
 def _set_desk_status(mapping: Mapping, desk: DeskItem, tracker: TrackerIssue, status: str,
                      writes: dict[tuple[Side, str], FieldWrite], new_base: dict[str, BaseEntry],
-                     decisions: list[Decision]) -> None:
+                     decisions: list[Decision], blind: bool = False) -> None:
     """Fan-out reopens the desk item so an agent tells the customer. It overrides
     the status rule's own copy, and the base records the desk status *we* set,
     so the next reconcile does not copy "open" back and reopen the Jira issue.
@@ -528,7 +532,7 @@ def _set_desk_status(mapping: Mapping, desk: DeskItem, tracker: TrackerIssue, st
     if replaced is not None and replaced.value != status:
         decisions.append(Decision(replaced.field, "skipped",
                                   f"desk value {_show(replaced.value)!r} not written: fan-out sets {status!r}"))
-    if not _same(desk.fields.get(locator), status):
+    if blind or not _same(desk.fields.get(locator), status):
         # Named after the status rule when there is one, so an engine that keeps
         # a rule's old base when its write is refused keeps this one too.
         owner = rule.name if rule is not None else "fanout"

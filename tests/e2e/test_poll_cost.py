@@ -287,8 +287,8 @@ def test_a_fan_out_right_after_syncd_s_own_ticket_write_still_reopens_a_ticket_s
         world: World, daemon: App, look: Observer) -> None:
     """Done right after another move: whether fan-out reopens the ticket depends on its
     status now, and fan-out happens once. An agent solved it in the same second as syncd's
-    last write (its webhook lost), which the copy cannot show: the ticket is read, and
-    reopened with the note."""
+    last write (its webhook lost), which the copy cannot show: fan-out writes its status
+    whatever the copy shows, and the ticket is reopened with the note."""
     z = world.zendesk
     ticket, key = escalated(world, daemon, look, "Refunds fail", "Every card.")
     z.agent_set(ticket, status="open")      # syncd's copy shows it open: nothing to reopen
@@ -296,4 +296,30 @@ def test_a_fan_out_right_after_syncd_s_own_ticket_write_still_reopens_a_ticket_s
     moved_after_a_blind_second_edit(world, daemon, key, ticket, "Done", status="solved")
     with z.lock:
         assert z.tickets[ticket].status == "open", "fan-out did not reopen the ticket solved in the blind second"
+    assert look.ticket_has(ticket, f"Jira {key} is Done", public=False)
+
+
+def test_done_right_after_another_move_reopens_and_tells_the_ticket_without_reading_it(
+        world: World, daemon: App, look: Observer) -> None:
+    """Resolving an issue right after another move (fan-out to every linked ticket, issue 16):
+    syncd's copy of each ticket is unsettled after its own write, and fan-out must not
+    decide from the status it shows. It sets the status whatever the copy shows, in the
+    same safe update as its note: one UpdateTicket a ticket, no ShowTicket. A ticket an
+    agent had put on hold (the copy knows it) is reopened all the same."""
+    z, j = world.zendesk, world.jira
+    ticket, key = escalated(world, daemon, look, "Invoices doubled", "Since the upgrade.")
+    z.agent_set(ticket, status="hold")
+    quiet(world, daemon)
+    j.engineer_transition(key, "In Progress")
+    assert wait_for(lambda: jira_status_on(world, ticket) == "In Progress")
+    quiet(world, daemon)
+    shows, updates = z.count("ShowTicket"), z.count("UpdateTicket")
+
+    j.engineer_transition(key, "Done")
+    assert wait_for(lambda: jira_status_on(world, ticket) == "Done")
+    quiet(world, daemon)
+    assert z.count("UpdateTicket") == updates + 1
+    assert z.count("ShowTicket") == shows, "the ticket was read before a fan-out that depends on none of its values"
+    with z.lock:
+        assert z.tickets[ticket].status == "open"
     assert look.ticket_has(ticket, f"Jira {key} is Done", public=False)
