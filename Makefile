@@ -19,9 +19,12 @@ demo: $(STAMP)
 
 # The suite mostly waits (subprocess daemons, simulators): 6 xdist workers even on 2 cores
 # (1,045 tests: 6 m 43 s with 4 workers, 5 m 15 s with 6 on this 2-core machine, idle).
+# --maxschedchunk 1: tests are handed out one at a time, so the longest ones (collected
+# first: tests/conftest.py SLOW_FIRST) start on different workers; by default each worker
+# took a block of ~50 consecutive tests and one worker got every long one.
 TEST_WORKERS ?= 6
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -n $(TEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs -p no:cacheprovider -n $(TEST_WORKERS) --maxschedchunk 1 $(PYTEST_ARGS)
 
 sim: $(STAMP)
 	$(BIN)/syncd sim
