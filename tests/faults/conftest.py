@@ -222,7 +222,6 @@ class TcpProxy:
         threading.Thread(target=self._accept, name="pg-proxy", daemon=True).start()
 
     def _accept(self) -> None:
-        import socket
         while not self._stopped:
             try:
                 client, _ = self._listener.accept()
