@@ -19,6 +19,7 @@ def poll_intercom(app: App) -> None:
 
 def test_attribute_and_cli_link_three_items_to_one_issue(world: World, daemon: App, look: Observer) -> None:
     ic, contact = world.intercom, world.intercom.first_contact_id()
+    assert wait_for(lambda: daemon.store.get_cursor("intercom") is not None)   # the poll's cursor starts at its first poll
     key = world.jira.engineer_create("SUP", "Login loops back to the start page")
     typed = ItemRef("intercom:conversation", ic.create_conversation(contact, "I cannot log in"))
     by_cli = ItemRef("intercom:conversation", ic.create_conversation(contact, "Login is broken for me too"))
