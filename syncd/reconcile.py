@@ -81,8 +81,8 @@ class FieldWrite:
     # the write's identity: the same write planned from two reads is the same write.
     old: Value = dataclass_field(default=None, compare=False)
     # Set by fan-out: the value is fan-out's own (the status it reopens to, and that status
-    # as Jira shows it), not the desk's: its Jira write may go with a plan made from a
-    # remembered desk item (syncd.link_reconcile._may_write_unread).
+    # as Jira shows it), not the desk's: no value a remembered desk item holds decides it
+    # (syncd.link_reconcile._may_write_unread).
     fanout: bool = dataclass_field(default=False, compare=False)
 
 
@@ -129,9 +129,9 @@ class Plan:
     notes: tuple[NoteWrite, ...]
     new_base: TMapping[str, BaseEntry]
     decisions: tuple[Decision, ...]
-    # A fan-out on a Jira status is in this plan: whether it reopens the desk item was
-    # decided from the item's status as given (the engine needs it fresh, see
-    # syncd.link_reconcile._may_write_unread).
+    # A fan-out on a Jira status is in this plan. Unless planned with ``reopen_blind``,
+    # whether it reopens the desk item was decided from the item's status as given: the
+    # engine then needs that status fresh (syncd.link_reconcile._may_write_unread).
     fans_out: bool = False
 
     @property

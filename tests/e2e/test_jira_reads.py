@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import sqlalchemy as sa
 
 from syncd.domain import ItemRef
 from syncd.runtime import App
@@ -214,8 +215,6 @@ def test_a_delivered_comment_is_kept_until_a_reconcile_that_used_it_finishes(
 def fail_once(app: App, table: str) -> list[str]:
     """The daemon's next SELECT naming ``table`` fails as a restarting server fails it
     (the driver's own OperationalError); returns the statements it failed."""
-    import sqlalchemy as sa
-
     engine = app.store._engine   # the daemon's own engine: its connections are the ones to fail
     failed: list[str] = []
     dbapi = engine.dialect.loaded_dbapi
