@@ -312,8 +312,16 @@ class ZendeskDesk(Desk):
                 current = self._ticket(pair).status
             target = "pending" if current != "pending" else "open"
             return Change(kind, lambda: z.agent_set(ticket, status=target),
-                          lambda: self.jira_custom(pair, "customfield_10055") == target)
+                          lambda: self._status_mirrored(pair, target))
         return self.tracker_change(pair, kind, tag)
+
+    def _status_mirrored(self, pair: Pair, target: str) -> bool:
+        """The status reached Jira, or a later move of the ticket did (a customer's reply
+        reopens a pending ticket, as Zendesk does): superseded, not lost."""
+        with self.world.zendesk.lock:
+            now = self._ticket(pair).status
+        mirrored = self.jira_custom(pair, "customfield_10055")
+        return mirrored == target or (now != target and mirrored == now)
 
     def _jira_priority(self, pair: Pair) -> str:
         with self.jira.lock:

@@ -11,6 +11,12 @@ table printed (and written to ``--out``). At the end it reports changes that nev
 landed (lost), mirrored comments found twice (doubled) and, from minute ``--warmup``
 on, the least-squares slope of RSS and of each memory category in MiB/h.
 
+``--retire-after K`` ends conversations, as a real desk does: a pair that took K
+changes is replaced by a ticket escalated in the background. Without it the same
+``--links`` conversations grow all hour, and every read of an issue (and the Jira
+poll's answer, which carries the comments of every changed issue) grows with them:
+memory that follows the data, which a flat-RSS check must tell from a leak.
+
 ``--remedy off`` runs the daemon with syncd/memory.py's remedy off
 (``SYNCD_MEMORY_REMEDY=off``, ``MALLOC_ARENA_MAX`` unset) to compare with ``on``.
 
@@ -29,10 +35,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -92,6 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--snapshot-comments", type=int, default=None,
                     help="[syncd] snapshot_max_comments (default: the daemon's, 100,000)")
     ap.add_argument("--warmup", type=float, default=15.0, help="slopes are fitted from this minute on")
+    ap.add_argument("--retire-after", type=int, default=None,
+                    help="a pair takes this many changes, then a freshly escalated ticket takes its place "
+                         "(conversations end); default: the same pairs all run")
     ap.add_argument("--heap-snapshots", action="store_true",
                     help="diagnosis: tracemalloc in the daemon (bench/heapdump), snapshots at --warmup and at the "
                          "end, the Python code whose memory grew in between printed (its RSS is not comparable)")
@@ -154,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         series: dict[str, list[tuple[float, float]]] = {k: [] for k in SERIES}
 
         flights: list[tuple[Pair, Change, float]] = []
+        fresh = FreshPairs(desk) if args.retire_after else None
+        retired = 0
         snapped = False
         made = landed = 0
         kinds = desk.kinds
@@ -179,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 break
             if now >= next_change:
                 pair = pairs[made % len(pairs)]
+                if fresh is not None and pair.n >= args.retire_after:
+                    replacement = fresh.take()
+                    if replacement is not None:
+                        pairs[made % len(pairs)] = pair = replacement
+                        retired += 1
                 pair.n += 1
                 change = desk.change(pair, kinds[(made // len(pairs)) % len(kinds)], f"{pair.desk}#{pair.n}")
                 if change is not None:
@@ -196,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flights = still
             time.sleep(0.01)
 
+        if fresh is not None:
+            fresh.close()
         if snapped:
             snapshot(pid, heap_dir, 2)
             for line in heap_growth(heap_dir):
@@ -207,11 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             time.sleep(0.5)
         lost = len(flights)
         landed = made - lost
+        for pair, change, _ in flights:
+            emit(f"not landed: {change.kind} on {pair.desk} / {pair.issue_key}")
         doubled = _doubled_comments(world)
         emit("")
         emit(f"soak done: {made} changes, {landed} landed, {lost} lost (or overwritten by a later change "
              f"of the same field before landing), {doubled} mirrored comments found twice; "
-             f"RSS {rss_mib(pid):.1f} MiB, DB {db_mib(db_path):.1f} MiB")
+             f"RSS {rss_mib(pid):.1f} MiB, DB {db_mib(db_path):.1f} MiB"
+             + (f"; {retired} conversations ended and replaced by new escalations" if fresh is not None else ""))
         emit(f"slopes from minute {args.warmup:g} (least squares, MiB/h): " + ", ".join(
             f"{k} {slope_per_hour([p for p in v if p[0] >= args.warmup]):+.1f}" for k, v in series.items()))
         return 1 if doubled else 0
@@ -222,6 +245,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         world.stop()
         if not args.keep:
             shutil.rmtree(directory, ignore_errors=True)
+
+
+class FreshPairs:
+    """Tickets escalated in the background, ready to take a retired pair's place, so the
+    change schedule never waits for an escalation."""
+
+    def __init__(self, desk: ZendeskDesk, ready: int = 4):
+        self._desk, self._keep = desk, ready
+        self._ready: queue.Queue[Pair] = queue.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fresh-pairs", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._ready.qsize() >= self._keep:
+                self._stop.wait(0.5)
+                continue
+            try:
+                self._ready.put(self._desk.create_pairs(None, 1)[0])  # type: ignore[arg-type]
+            except SystemExit as e:   # not escalated in time: the soak goes on with the pairs it has
+                say(f"soak: a replacement escalation failed ({e})")
+
+    def take(self) -> Pair | None:
+        try:
+            return self._ready.get_nowait()
+        except queue.Empty:
+            return None
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=120)
 
 
 def snapshot(pid: int, heap_dir: Path, n: int) -> bool:
