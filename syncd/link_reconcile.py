@@ -386,10 +386,10 @@ class LinkReconciler:
         if cached is not Side.DESK or not all(w.side is Side.DESK or w.fanout for w in p.field_writes):
             return False
         settled = item.observed_at is not None and item.observed_at - item.updated_at >= SETTLED
-        if p.fans_out and not (self.fields.conditional(item.ref)
-                               and any(w.fanout and w.side is Side.DESK for w in p.field_writes)):
+        conditional = self.fields.conditional(item.ref)
+        if p.fans_out and not (conditional and any(w.fanout and w.side is Side.DESK for w in p.field_writes)):
             return False   # Intercom, or a fan-out that sets no status: read the item
-        if settled and self.fields.conditional(item.ref):
+        if settled and conditional:
             return True
         # Fan-out's own writes (checked above: to a desk with safe updates) depend on no
         # value the copy holds.
