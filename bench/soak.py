@@ -166,6 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         flights: list[tuple[Pair, Change, float]] = []
         fresh = FreshPairs(desk) if args.retire_after else None
+        if fresh is not None:
+            # Staggered, as on a desk: pair i starts part-way through its conversation, so one
+            # conversation ends every few seconds rather than all of them in the same minute.
+            for i, pair in enumerate(pairs):
+                pair.n = i * args.retire_after // len(pairs)
         retired = 0
         snapped = False
         made = landed = 0
