@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import queue
-import re
 import shutil
 import signal
 import sys
@@ -226,8 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             snapshot(pid, heap_dir, 2)
             for line in heap_growth(heap_dir):
                 emit(line)
-            for line in arena_lines(heap_dir):
-                emit(line)
         # Let the last changes land, then count what never did and what landed twice.
         give_up = time.monotonic() + 180
         while flights and time.monotonic() < give_up:
@@ -315,25 +312,6 @@ def heap_growth(heap_dir: Path, top: int = 15) -> list[str]:
         frame = stat.traceback[0]
         lines.append(f"| {_short_path(frame.filename)}:{frame.lineno} | {stat.size / 1024:.0f} "
                      f"| {stat.size_diff / 1024:+.0f} | {stat.count_diff:+d} |")
-    return lines
-
-
-ARENA_ROWS = (("arenas held (1 MiB each)", r"# arenas allocated current\s*=\s*([\d,]+)"),
-              ("bytes in allocated blocks", r"# bytes in allocated blocks\s*=\s*([\d,]+)"),
-              ("bytes in free blocks of used pools", r"# bytes in available blocks\s*=\s*([\d,]+)"),
-              ("bytes in unused pools", r"unused pools \* \d+ bytes\s*=\s*([\d,]+)"),
-              ("bytes held in all", r"\nTotal\s*=\s*([\d,]+)"))
-
-
-def arena_lines(heap_dir: Path) -> list[str]:
-    """CPython's allocator at the two snapshots: arenas held against bytes in use in them."""
-    texts = [(heap_dir / f"mallocstats-{n}.txt") for n in (1, 2)]
-    texts = [t.read_text() if t.exists() else "" for t in texts]
-    lines = ["", "CPython's object allocator (sys._debugmallocstats) at the two snapshots:", "",
-             "| | warm-up | end |", "|---|---:|---:|"]
-    for label, pattern in ARENA_ROWS:
-        found = [re.search(pattern, "\n" + t) for t in texts]
-        lines.append(f"| {label} | " + " | ".join(m.group(1) if m else "?" for m in found) + " |")
     return lines
 
 
