@@ -19,6 +19,10 @@ memory that follows the data, which a flat-RSS check must tell from a leak.
 
 ``--remedy off`` runs the daemon with syncd/memory.py's remedy off
 (``SYNCD_MEMORY_REMEDY=off``, ``MALLOC_ARENA_MAX`` unset) to compare with ``on``.
+``--pymalloc off`` runs it with ``PYTHONMALLOC=malloc`` (Python's objects in glibc's
+heap instead of CPython's own 1 MiB arenas). ``--malloc-stats`` adds CPython's object
+allocator to each sample, from an untraced daemon (bench/heapdump): arenas allocated,
+MiB in blocks in use, MiB free inside those arenas.
 
 Retention runs as configured in ``[retention]``; the defaults keep delivery ids 48 h,
 which a one-hour soak cannot reach, so the soak compresses the windows (``--ids-hours``,
@@ -42,6 +46,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -103,23 +108,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--retire-after", type=int, default=None,
                     help="a pair takes this many changes, then a freshly escalated ticket takes its place "
                          "(conversations end); default: the same pairs all run")
+    ap.add_argument("--pymalloc", choices=("on", "off"), default="on",
+                    help="off: the daemon runs with PYTHONMALLOC=malloc")
+    ap.add_argument("--malloc-stats", action="store_true",
+                    help="diagnosis: CPython's arena figures (sys._debugmallocstats) at every sample, untraced")
     ap.add_argument("--heap-snapshots", action="store_true",
                     help="diagnosis: tracemalloc in the daemon (bench/heapdump), snapshots at --warmup and at the "
                          "end, the Python code whose memory grew in between printed (its RSS is not comparable)")
     args = ap.parse_args(argv)
+    if args.malloc_stats and (args.heap_snapshots or args.pymalloc == "off"):
+        ap.error("--malloc-stats needs pymalloc and no tracemalloc (it would print no arena figures)")
     from syncd.logs import configure_logging
     configure_logging("error", "console")   # the simulators log every request at debug
 
     # The daemon inherits this environment (Replica.start): the switch, and no arena cap from outside.
     os.environ["SYNCD_MEMORY_REMEDY"] = args.remedy
     os.environ.pop("MALLOC_ARENA_MAX", None)
+    if args.pymalloc == "off":
+        os.environ["PYTHONMALLOC"] = "malloc"
     directory = Path(tempfile.mkdtemp(prefix="syncd-soak-"))
     heap_dir = directory / "heap"
-    if args.heap_snapshots:
+    if args.heap_snapshots or args.malloc_stats:
         heap_dir.mkdir()
         os.environ["PYTHONPATH"] = os.pathsep.join(
             [str(Path(__file__).resolve().parent / "heapdump"), *filter(None, [os.environ.get("PYTHONPATH")])])
-        os.environ["SYNCD_HEAP_DUMP_DIR"] = str(heap_dir)
+        os.environ["SYNCD_HEAP_DUMP_DIR" if args.heap_snapshots else "SYNCD_MALLOC_STATS_DIR"] = str(heap_dir)
     world = build_world(directory, workers=4, zendesk_poll=30, jira_poll=30, intercom_poll=3600, log_level="warning")
     world.zendesk.configure({"ticket_update_limit": None})   # 30/ticket/10 min would throttle a busy pair
     config = world.config_path.read_text()
@@ -156,13 +169,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         emit(f"soak: one `syncd run` on SQLite, {args.links} links, {args.rate:g} changes/s for "
              f"{args.minutes:g} min; retention every {args.every:g} s, bodies {args.body_seconds:g} s, "
-             f"ids {args.ids_hours:g} h; memory remedy {args.remedy}; snapshot comments "
+             f"ids {args.ids_hours:g} h; memory remedy {args.remedy}; pymalloc {args.pymalloc}; snapshot comments "
              f"{'default' if args.snapshot_comments is None else args.snapshot_comments}")
         emit("")
         emit("| min | changes | landed | DB MiB | RSS MiB | heap | arenas (n) | stacks | anon | file | threads "
-             "| CPU s | " + " | ".join(TABLES) + " | inbox bodies | queue |")
-        emit("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TABLES) + "---:|---:|")
-        series: dict[str, list[tuple[float, float]]] = {k: [] for k in SERIES}
+             "| CPU s | " + " | ".join(TABLES) + " | inbox bodies | queue |"
+             + (" py arenas | py used | py free |" if args.malloc_stats else ""))
+        emit("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(TABLES) + "---:|---:|"
+             + ("---:|---:|---:|" if args.malloc_stats else ""))
+        series: dict[str, list[tuple[float, float]]] = {
+            k: [] for k in SERIES + (("py arenas", "py used") if args.malloc_stats else ())}
+        stats_taken = 0
 
         flights: list[tuple[Pair, Change, float]] = []
         fresh = FreshPairs(desk) if args.retire_after else None
@@ -186,10 +203,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for key, value in (("RSS", rss), ("heap", b.heap), ("arenas", b.arenas), ("stacks", b.stacks),
                                    ("anon", b.anon), ("file", b.file), ("DB", db)):
                     series[key].append((minute, value))
+                py = ""
+                if args.malloc_stats:
+                    stats_taken += 1
+                    m = malloc_stats(pid, heap_dir, stats_taken)
+                    series["py arenas"].append((minute, m.arenas_mib))
+                    series["py used"].append((minute, m.used_mib))
+                    py = f" {m.arenas_mib:.0f} | {m.used_mib:.1f} | {m.free_mib:.1f} |"
                 emit(f"| {minute:.0f} | {made} | {landed} | {db:.1f} | {rss:.1f} | {b.heap:.1f} "
                      f"| {b.arenas:.1f} ({b.arena_count}) | {b.stacks:.1f} | {b.anon:.1f} | {b.file:.1f} "
                      f"| {b.threads} | {cpu_seconds(pid):.0f} | " + " | ".join(str(c[t]) for t in TABLES)
-                     + f" | {inbox_bodies(engine)} | {c['dirty']} |")
+                     + f" | {inbox_bodies(engine)} | {c['dirty']} |" + py)
                 next_sample += args.sample_every
                 if args.heap_snapshots and not snapped and minute >= args.warmup:
                     snapped = snapshot(pid, heap_dir, 1)
@@ -293,6 +317,41 @@ def snapshot(pid: int, heap_dir: Path, n: int) -> bool:
             raise SystemExit(f"the daemon wrote no heap snapshot {n} in 120 s")
         time.sleep(0.5)
     return True
+
+
+@dataclass(frozen=True)
+class MallocStats:
+    """CPython's object allocator at one moment (``sys._debugmallocstats``), in MiB."""
+
+    arenas_mib: float   # arenas allocated now (1 MiB each on 3.10+): what pymalloc holds from the OS
+    used_mib: float     # bytes in allocated blocks: live small objects
+    free_mib: float     # the rest of those arenas: free blocks, free pools, headers
+
+
+def malloc_stats(pid: int, heap_dir: Path, n: int) -> MallocStats:
+    """Ask the daemon for allocator statistics ``n`` (bench/heapdump) and read them."""
+    os.kill(pid, signal.SIGUSR2)
+    path = heap_dir / f"malloc-{n}.txt"
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the daemon wrote no allocator statistics {n} in 60 s")
+        time.sleep(0.1)
+    return parse_malloc_stats(path.read_text())
+
+
+def parse_malloc_stats(text: str) -> MallocStats:
+    figures: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("# ") and "=" in line:
+            name, _, value = line[2:].partition("=")
+            figures[name.strip()] = int(value.strip().replace(",", ""))
+        elif line.startswith("Total") and "total" not in figures:
+            figures["total"] = int(line.partition("=")[2].strip().replace(",", ""))
+    mib = 2**20
+    total = figures["total"]
+    return MallocStats(total / mib, figures["bytes in allocated blocks"] / mib,
+                       (total - figures["bytes in allocated blocks"]) / mib)
 
 
 def heap_growth(heap_dir: Path, top: int = 15) -> list[str]:

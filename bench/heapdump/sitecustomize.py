@@ -1,9 +1,16 @@
-"""Bench only (bench/soak.py ``--heap-snapshots``): put on a daemon's PYTHONPATH, this
-makes SIGUSR2 start tracemalloc (the first time) and then write a snapshot to
-``$SYNCD_HEAP_DUMP_DIR/heap-<n>.snap`` (each later time), so a soak can tell which
-Python code holds the memory that grew between two moments. Tracing starts only when
-the soak says (after its set-up): traced from the start, the daemon missed the soak's
-set-up deadlines on a loaded machine.
+"""Bench only (bench/soak.py ``--heap-snapshots`` and ``--malloc-stats``): put on a
+daemon's PYTHONPATH, this makes SIGUSR2 write what the soak asks for into a directory:
+
+* ``SYNCD_HEAP_DUMP_DIR``: the first signal starts tracemalloc, each later one writes a
+  snapshot to ``heap-<n>.snap``, so a soak can tell which Python code holds the memory
+  that grew between two moments. Tracing starts only when the soak says (after its
+  set-up): traced from the start, the daemon missed the soak's set-up deadlines on a
+  loaded machine.
+* ``SYNCD_MALLOC_STATS_DIR``: each signal writes ``sys._debugmallocstats()`` (CPython's
+  object allocator: arenas allocated, bytes in blocks in use, free pools) to
+  ``malloc-<n>.txt``. Untraced on purpose: while tracemalloc hooks the allocator,
+  CPython prints no arena figures.
+
 Never shipped: syncd itself neither imports nor needs it."""
 
 from __future__ import annotations
@@ -11,18 +18,45 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import sys
 import tracemalloc
 
-_DIR = os.environ.get("SYNCD_HEAP_DUMP_DIR")
-if _DIR:
-    _count = itertools.count(1)
+_count = itertools.count(1)
 
-    def _on_signal(*_: object) -> None:
+
+def _write_whole(path: str, write: object) -> None:
+    """Write through ``write(path_part)``, then rename: the soak reads only whole files."""
+    write(path + ".part")  # type: ignore[operator]
+    os.replace(path + ".part", path)
+
+
+def _malloc_stats(part: str) -> None:
+    # _debugmallocstats prints to the C stderr (fd 2) only: point fd 2 at the file for
+    # the call. Another thread's log line in that instant lands in the file; bench only.
+    with open(part, "w") as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+_HEAP = os.environ.get("SYNCD_HEAP_DUMP_DIR")
+_STATS = os.environ.get("SYNCD_MALLOC_STATS_DIR")
+if _HEAP:
+    def _on_heap_signal(*_: object) -> None:
         if not tracemalloc.is_tracing():
             tracemalloc.start(int(os.environ.get("SYNCD_HEAP_FRAMES", "1")))
             return
-        path = os.path.join(_DIR, f"heap-{next(_count)}.snap")
-        tracemalloc.take_snapshot().dump(path + ".part")
-        os.replace(path + ".part", path)   # the soak reads it only once whole
+        _write_whole(os.path.join(_HEAP, f"heap-{next(_count)}.snap"),
+                     lambda part: tracemalloc.take_snapshot().dump(part))
 
-    signal.signal(signal.SIGUSR2, _on_signal)
+    signal.signal(signal.SIGUSR2, _on_heap_signal)
+elif _STATS:
+    def _on_stats_signal(*_: object) -> None:
+        _write_whole(os.path.join(_STATS, f"malloc-{next(_count)}.txt"), _malloc_stats)
+
+    signal.signal(signal.SIGUSR2, _on_stats_signal)
