@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              + ("---:|---:|---:|" if args.malloc_stats else ""))
         series: dict[str, list[tuple[float, float]]] = {
             k: [] for k in SERIES + (("py arenas", "py used") if args.malloc_stats else ())}
-        stats_taken = 0
+        stats_taken = typed = 0
 
         flights: list[tuple[Pair, Change, float]] = []
         fresh = FreshPairs(desk) if args.retire_after else None
@@ -206,7 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 py = ""
                 if args.malloc_stats:
                     stats_taken += 1
-                    m = malloc_stats(pid, heap_dir, stats_taken)
+                    full = minute >= args.warmup and not typed   # the warm-up's dump: with types
+                    m = malloc_stats(pid, heap_dir, stats_taken, full)
+                    if full:
+                        typed = stats_taken
                     series["py arenas"].append((minute, m.arenas_mib))
                     series["py used"].append((minute, m.used_mib))
                     py = f" {m.arenas_mib:.0f} | {m.used_mib:.1f} | {m.free_mib:.1f} |"
@@ -245,6 +248,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if fresh is not None:
             fresh.close()
+        if typed:
+            stats_taken += 1
+            last = malloc_stats(pid, heap_dir, stats_taken, True)
+            for line in type_growth(heap_dir, typed, stats_taken, malloc_stats_after_gc(heap_dir, typed), last):
+                emit(line)
         if snapped:
             snapshot(pid, heap_dir, 2)
             for line in heap_growth(heap_dir):
@@ -328,9 +336,10 @@ class MallocStats:
     free_mib: float     # the rest of those arenas: free blocks, free pools, headers
 
 
-def malloc_stats(pid: int, heap_dir: Path, n: int) -> MallocStats:
-    """Ask the daemon for allocator statistics ``n`` (bench/heapdump) and read them."""
-    os.kill(pid, signal.SIGUSR2)
+def malloc_stats(pid: int, heap_dir: Path, n: int, full: bool = False) -> MallocStats:
+    """Ask the daemon for allocator statistics ``n`` (bench/heapdump) and read them; ``full``:
+    also a collection and the live objects by type."""
+    os.kill(pid, signal.SIGUSR1 if full else signal.SIGUSR2)
     path = heap_dir / f"malloc-{n}.txt"
     deadline = time.monotonic() + 60
     while not path.exists():
@@ -340,7 +349,29 @@ def malloc_stats(pid: int, heap_dir: Path, n: int) -> MallocStats:
     return parse_malloc_stats(path.read_text())
 
 
+AFTER_GC = "=== after gc.collect() ==="
+
+
+def malloc_stats_after_gc(heap_dir: Path, n: int) -> MallocStats:
+    return parse_malloc_stats(heap_dir.joinpath(f"malloc-{n}.txt").read_text().split(AFTER_GC)[1])
+
+
+def type_growth(heap_dir: Path, first: int, last: int, before: MallocStats, end: MallocStats,
+                top: int = 20) -> list[str]:
+    """Live objects by type at the warm-up's dump and at the end, both after a full collection."""
+    after = malloc_stats_after_gc(heap_dir, last)
+    a, b = (json.loads(heap_dir.joinpath(f"types-{n}.json").read_text()) for n in (first, last))
+    grown = sorted(((b.get(t, 0) - a.get(t, 0), t) for t in set(a) | set(b)), reverse=True)
+    lines = ["", f"CPython's allocator, warm-up dump to the end: arenas {before.arenas_mib:.0f} -> {end.arenas_mib:.0f} "
+             f"MiB; in use {before.used_mib:.1f} -> {after.used_mib:.1f} MiB after a full collection "
+             f"({end.used_mib:.1f} before it: {end.used_mib - after.used_mib:.1f} MiB was cyclic garbage)",
+             "", "| type | objects at warm-up | at end | grown |", "|---|---:|---:|---:|"]
+    lines += [f"| {t} | {a.get(t, 0)} | {b.get(t, 0)} | {d:+d} |" for d, t in grown[:top]]
+    return lines
+
+
 def parse_malloc_stats(text: str) -> MallocStats:
+    text = text.split(AFTER_GC)[0]
     figures: dict[str, int] = {}
     for line in text.splitlines():
         if line.startswith("# ") and "=" in line:
