@@ -104,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="syncd/memory.py's remedy (arena cap, malloc_trim, SQLite cache bound) in the daemon")
     ap.add_argument("--snapshot-comments", type=int, default=None,
                     help="[syncd] snapshot_max_comments (default: the daemon's, 100,000)")
+    ap.add_argument("--hint-bytes", type=int, default=None,
+                    help="[syncd] issue_hints_max_bytes (default: the daemon's, 8 MiB)")
+    ap.add_argument("--stamps", type=int, default=None,
+                    help="[syncd] poll_stamps_max_items (default: the daemon's, 100,000)")
     ap.add_argument("--warmup", type=float, default=15.0, help="slopes are fitted from this minute on")
     ap.add_argument("--retire-after", type=int, default=None,
                     help="a pair takes this many changes, then a freshly escalated ticket takes its place "
@@ -138,6 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = world.config_path.read_text()
     if args.snapshot_comments is not None:
         config = config.replace("[syncd]\n", f"[syncd]\nsnapshot_max_comments = {args.snapshot_comments}\n", 1)
+    for key, value in (("issue_hints_max_bytes", args.hint_bytes), ("poll_stamps_max_items", args.stamps)):
+        if value is not None:
+            config = config.replace("[syncd]\n", f"[syncd]\n{key} = {value}\n", 1)
     world.config_path.write_text(config + retention_section(args.every, args.body_seconds, args.ids_hours))
     replica = replicas_for(world, 1, None)[0]
     db_path = directory / "syncd.db"
@@ -170,7 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         emit(f"soak: one `syncd run` on SQLite, {args.links} links, {args.rate:g} changes/s for "
              f"{args.minutes:g} min; retention every {args.every:g} s, bodies {args.body_seconds:g} s, "
              f"ids {args.ids_hours:g} h; memory remedy {args.remedy}; pymalloc {args.pymalloc}; snapshot comments "
-             f"{'default' if args.snapshot_comments is None else args.snapshot_comments}")
+             f"{'default' if args.snapshot_comments is None else args.snapshot_comments}; hint bytes "
+             f"{'default' if args.hint_bytes is None else args.hint_bytes}; poll stamps "
+             f"{'default' if args.stamps is None else args.stamps}")
         emit("")
         emit("| min | changes | landed | DB MiB | RSS MiB | heap | arenas (n) | stacks | anon | file | threads "
              "| CPU s | " + " | ".join(TABLES) + " | inbox bodies | queue |"

@@ -48,6 +48,12 @@ class CoreSettings:
     # Comments the engine's memory of linked items may hold across all links (syncd/snapshots.py):
     # a bound on that memory (about 1 KiB a comment with its body); fewer means more reads.
     snapshot_max_comments: int = 100_000
+    # Bytes of Jira deliveries kept to stand in for issue reads (syncd/issue_hints.py); Python
+    # holds a few times that. Fewer means more getIssue reads when deliveries queue up.
+    issue_hints_max_bytes: int = 8 * 2**20
+    # Items whose last reconciled stamp is remembered, so a poll finding them unchanged queues
+    # nothing (syncd/poll_stamps.py, ~300 bytes each); fewer means more reads after polls.
+    poll_stamps_max_items: int = 100_000
 
 @dataclass(frozen=True)
 class HttpSettings:
@@ -237,6 +243,10 @@ class _Loader:
             database_busy_timeout_seconds=self.r.get(t, p, "database_busy_timeout_seconds", "float",
                                                      d.database_busy_timeout_seconds, between(0.1, 120)),
             snapshot_max_comments=self.r.get(t, p, "snapshot_max_comments", "int", d.snapshot_max_comments,
+                                             between(0, 10_000_000)),
+            issue_hints_max_bytes=self.r.get(t, p, "issue_hints_max_bytes", "int", d.issue_hints_max_bytes,
+                                             between(0, 2**31)),
+            poll_stamps_max_items=self.r.get(t, p, "poll_stamps_max_items", "int", d.poll_stamps_max_items,
                                              between(0, 10_000_000)),
         )
         base, top = values["backoff_base_seconds"], values["backoff_max_seconds"]

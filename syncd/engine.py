@@ -49,12 +49,12 @@ class Engine:
     def __init__(self, store: EngineStore, desks: TMapping[str, DeskConnector], tracker: TrackerConnector,
                  mappings: TMapping[str, Mapping], locks: LinkLocks | None = None,
                  create_settle_seconds: float = 10.0, intent_settle_seconds: float = 60.0,
-                 snapshots: SnapshotCache | None = None):
+                 snapshots: SnapshotCache | None = None, hints: IssueHints | None = None):
         self.store = store
         # What this process last saw of each side of each link (skips re-reading the unchanged side).
         self.snapshots = snapshots if snapshots is not None else SnapshotCache()
         # What Jira's webhook deliveries showed of each issue (fed by the receiver).
-        self.hints = IssueHints()
+        self.hints = hints if hints is not None else IssueHints()
         self.desks = desks
         self.tracker = tracker
         self.mappings = mappings

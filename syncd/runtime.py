@@ -30,6 +30,7 @@ from .http_server import server_config
 from .locks import LinkLocks
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import METRICS
+from .issue_hints import IssueHints
 from .poll_stamps import ReconciledStamps, same_as_view
 from .pollers import Poller, PollSource
 from .readiness import ReadinessProbe
@@ -125,6 +126,7 @@ class App:
     pollers: list[Poller]
     owner: str
     budgets: dict[str, Budget] = field(default_factory=dict)
+    poll_stamps: ReconciledStamps | None = None    # what reconciles last saw: polls skip the unchanged
     server: uvicorn.Server | None = None
     admin_server: uvicorn.Server | None = None    # the read-only admin page ([admin] listen), when configured
     last_webhook_at: float | None = None
@@ -157,7 +159,7 @@ class App:
         owner = settings.core.instance
         settle = intent_settle_seconds(vendor_timeout)
         # What a reconcile last saw of each item: a poll that finds it unchanged since queues nothing.
-        reconciled = ReconciledStamps()
+        reconciled = ReconciledStamps(capacity=settings.core.poll_stamps_max_items)
         snapshots = SnapshotCache(max_comments=settings.core.snapshot_max_comments, on_put=reconciled.remember)
         # A poll view that proves a desk item unchanged settles the engine's copy of it.
         reconciled.on_settled = lambda view: METRICS.inc(
@@ -165,6 +167,7 @@ class App:
         engine = Engine(store, desks, tracker, mappings(settings),
                         locks=LinkLocks(store.link_lock), intent_settle_seconds=settle,
                         snapshots=snapshots,
+                        hints=IssueHints(max_bytes=settings.core.issue_hints_max_bytes),
                         # The same reasoning for a create, but never under Jira search's own lag.
                         create_settle_seconds=max(10.0, settle))
         c = settings.core
@@ -174,7 +177,7 @@ class App:
         pollers = [Poller(store, s, owner, on_items=workers.wake.set, lease_ttl=max(float(c.lease_seconds), s.interval * 3),
                           accounted=reconciled.covers)
                    for s in _poll_sources(settings, desks, tracker)]  # type: ignore[arg-type]
-        app = cls(settings, store, engine, workers, pollers, owner, budgets)
+        app = cls(settings, store, engine, workers, pollers, owner, budgets, reconciled)
         app._register_metrics()
         return app
 
@@ -183,9 +186,12 @@ class App:
         METRICS.gauge("oldest_dirty_age_seconds", lambda: self.store.oldest_dirty_age() or 0.0)   # 0: nothing waits
         METRICS.gauge("dead_letters", self.store.count_dead_letters)
         METRICS.gauge("workers_busy", lambda: self.workers.busy)
-        # The two memories that fill with traffic up to their bounds (a soak watches them level off).
+        # The memories that fill with traffic up to their bounds (a soak watches them level off).
         METRICS.gauge("snapshot_comments", lambda: self.engine.snapshots.comments_held)
         METRICS.gauge("issue_hints_bytes", lambda: self.engine.hints.bytes_held)
+        stamps = self.poll_stamps
+        if stamps is not None:
+            METRICS.gauge("poll_stamps", lambda: len(stamps))
         METRICS.labelled_gauge("budget_requests_per_minute", "vendor",
                                lambda: {v: b.per_minute for v, b in self.budgets.items()})
         # They only grow: counters (syncd_budget_*_total), so rate() works on them.

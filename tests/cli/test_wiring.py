@@ -55,3 +55,36 @@ def test_an_observer_is_not_paced_by_syncds_budgets(world: World) -> None:
     clients = Clients.unpaced(world.settings())
     assert isinstance(clients.jira().call.budget, Unlimited)
     assert clients.zendesk().access.timeout == 7
+
+
+def test_the_memories_that_fill_with_traffic_take_their_bounds_from_the_config(tmp_path) -> None:
+    """Issue 10: a soak (and an admin short of memory) bounds each memory that grows with
+    traffic; the daemon must keep to what [syncd] says, not to the built-in defaults."""
+    from datetime import datetime, timezone
+
+    from syncd.domain import ItemRef, TrackerIssue
+    from syncd.issue_hints import IssueHint
+
+    w = build_world(tmp_path / "world")
+    try:
+        text = w.config_path.read_text().replace(
+            "[syncd]\n", "[syncd]\nissue_hints_max_bytes = 3000\npoll_stamps_max_items = 2\n", 1)
+        w.config_path.write_text(text)
+        app = App.build(w.settings())
+        try:
+            for n in range(5):   # five issues, 1,000 bytes of delivery each: only three fit
+                app.engine.hints.note(str(n), IssueHint(float(n), {"id": str(n)}, None, float(n)), 1000)
+            assert app.engine.hints.bytes_held == 3000 and len(app.engine.hints) == 3
+            assert app.engine.hints.delivered("0") is None and app.engine.hints.delivered("4") is not None
+
+            stamps = app.poll_stamps
+            assert stamps is not None
+            at = datetime(2026, 12, 3, tzinfo=timezone.utc)
+            for n in range(4):
+                stamps.remember(TrackerIssue(ItemRef.parse(f"jira:{n + 1}"), f"SUP-{n + 1}", "u", "s", {}, (), (), at))
+            assert len(stamps) == 2
+            assert stamps.covers(ItemRef.parse("jira:4"), at) and not stamps.covers(ItemRef.parse("jira:1"), at)
+        finally:
+            app.store.close()
+    finally:
+        w.stop()
