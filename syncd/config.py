@@ -52,7 +52,7 @@ class CoreSettings:
     # holds a few times that. Fewer means more getIssue reads when deliveries queue up.
     issue_hints_max_bytes: int = 8 * 2**20
     # Items whose last reconciled stamp is remembered, so a poll finding them unchanged queues
-    # nothing (syncd/poll_stamps.py, ~300 bytes each); fewer means more reads after polls.
+    # nothing (syncd/poll_stamps.py, ~200 bytes each); fewer means more reads after polls.
     poll_stamps_max_items: int = 100_000
 
 @dataclass(frozen=True)
