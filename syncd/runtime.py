@@ -27,10 +27,10 @@ from .engine import Engine
 from .errors import SyncdError
 from .failpoints import failpoint
 from .http_server import server_config
+from .issue_hints import IssueHints
 from .locks import LinkLocks
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import METRICS
-from .issue_hints import IssueHints
 from .poll_stamps import ReconciledStamps, same_as_view
 from .pollers import Poller, PollSource
 from .readiness import ReadinessProbe
