@@ -140,9 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     world = build_world(directory, workers=4, zendesk_poll=30, jira_poll=30, intercom_poll=3600, log_level="warning")
     world.zendesk.configure({"ticket_update_limit": None})   # 30/ticket/10 min would throttle a busy pair
     config = world.config_path.read_text()
-    if args.snapshot_comments is not None:
-        config = config.replace("[syncd]\n", f"[syncd]\nsnapshot_max_comments = {args.snapshot_comments}\n", 1)
-    for key, value in (("issue_hints_max_bytes", args.hint_bytes), ("poll_stamps_max_items", args.stamps)):
+    for key, value in (("snapshot_max_comments", args.snapshot_comments), ("issue_hints_max_bytes", args.hint_bytes),
+                       ("poll_stamps_max_items", args.stamps)):
         if value is not None:
             config = config.replace("[syncd]\n", f"[syncd]\n{key} = {value}\n", 1)
     world.config_path.write_text(config + retention_section(args.every, args.body_seconds, args.ids_hours))
@@ -260,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if typed:
             stats_taken += 1
             last = malloc_stats(pid, heap_dir, stats_taken, True)
-            for line in type_growth(heap_dir, typed, stats_taken, malloc_stats_after_gc(heap_dir, typed), last):
+            for line in type_growth(heap_dir, typed, stats_taken, last):
                 emit(line)
         if snapped:
             snapshot(pid, heap_dir, 2)
@@ -325,14 +324,20 @@ class FreshPairs:
         self._thread.join(timeout=120)
 
 
+def _ask(pid: int, sig: signal.Signals, path: Path, what: str, seconds: float) -> Path:
+    """Signal the daemon (bench/heapdump) and wait until it has written ``path`` whole."""
+    os.kill(pid, sig)
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"the daemon wrote no {what} in {seconds:g} s")
+        time.sleep(0.1)
+    return path
+
+
 def snapshot(pid: int, heap_dir: Path, n: int) -> bool:
     """Ask the daemon for tracemalloc snapshot ``n`` (bench/heapdump) and wait until it is written."""
-    os.kill(pid, signal.SIGUSR2)
-    deadline = time.monotonic() + 120
-    while not (heap_dir / f"heap-{n}.snap").exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the daemon wrote no heap snapshot {n} in 120 s")
-        time.sleep(0.5)
+    _ask(pid, signal.SIGUSR2, heap_dir / f"heap-{n}.snap", f"heap snapshot {n}", 120)
     return True
 
 
@@ -348,13 +353,8 @@ class MallocStats:
 def malloc_stats(pid: int, heap_dir: Path, n: int, full: bool = False) -> MallocStats:
     """Ask the daemon for allocator statistics ``n`` (bench/heapdump) and read them; ``full``:
     also a collection and the live objects by type."""
-    os.kill(pid, signal.SIGUSR1 if full else signal.SIGUSR2)
-    path = heap_dir / f"malloc-{n}.txt"
-    deadline = time.monotonic() + 60
-    while not path.exists():
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the daemon wrote no allocator statistics {n} in 60 s")
-        time.sleep(0.1)
+    path = _ask(pid, signal.SIGUSR1 if full else signal.SIGUSR2, heap_dir / f"malloc-{n}.txt",
+                f"allocator statistics {n}", 60)
     return parse_malloc_stats(path.read_text())
 
 
@@ -365,10 +365,10 @@ def malloc_stats_after_gc(heap_dir: Path, n: int) -> MallocStats:
     return parse_malloc_stats(heap_dir.joinpath(f"malloc-{n}.txt").read_text().split(AFTER_GC)[1])
 
 
-def type_growth(heap_dir: Path, first: int, last: int, before: MallocStats, end: MallocStats,
-                top: int = 20) -> list[str]:
-    """Live objects by type at the warm-up's dump and at the end, both after a full collection."""
-    after = malloc_stats_after_gc(heap_dir, last)
+def type_growth(heap_dir: Path, first: int, last: int, end: MallocStats, top: int = 20) -> list[str]:
+    """Live objects by type at the warm-up's dump and at the end, both after a full collection;
+    ``end``: the statistics of the last dump before its collection."""
+    before, after = malloc_stats_after_gc(heap_dir, first), malloc_stats_after_gc(heap_dir, last)
     a, b = (json.loads(heap_dir.joinpath(f"types-{n}.json").read_text()) for n in (first, last))
     grown = sorted(((b.get(t, 0) - a.get(t, 0), t) for t in set(a) | set(b)), reverse=True)
     lines = ["", f"CPython's allocator, warm-up dump to the end: arenas {before.arenas_mib:.0f} -> {end.arenas_mib:.0f} "

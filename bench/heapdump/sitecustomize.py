@@ -11,8 +11,9 @@ daemon's PYTHONPATH, this makes SIGUSR2 write what the soak asks for into a dire
   ``malloc-<n>.txt``; SIGUSR1 does that, then runs a full garbage collection, writes the
   statistics again (the difference was cyclic garbage waiting for the collector) and
   the count of live objects the collector tracks, by type, to ``types-<n>.json``. The
-  soak sends SIGUSR1 twice only (a collection each sample would change what it measures). Untraced on purpose:
-  while tracemalloc hooks the allocator, CPython prints no arena figures.
+  soak sends SIGUSR1 twice only (a collection each sample would change what it
+  measures). Untraced on purpose: while tracemalloc hooks the allocator, CPython
+  prints no arena figures.
 
 Never shipped: syncd itself neither imports nor needs it."""
 
