@@ -9,6 +9,7 @@ flight, so no change is "mirrored" for free by coalescing with another.
 
     .venv/bin/python bench/throughput.py                       # one process on SQLite, then 1/2/4 replicas on Postgres
     .venv/bin/python bench/throughput.py --modes sqlite --seconds 60
+    .venv/bin/python bench/throughput.py --modes sqlite --count-sql    # store transactions per reconcile
     SYNCD_TEST_PG_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test .venv/bin/python bench/throughput.py --modes pg:2
 
 Also printed: the CPU the daemon processes and this process (simulators and
@@ -18,6 +19,7 @@ generator) used, so a reader can tell who the bottleneck was.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -27,7 +29,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -38,6 +40,7 @@ from syncd.sandbox import World, build_world, free_port  # noqa: E402
 from syncd.store import Store  # noqa: E402
 
 GOAL = 300.0
+SQLCOUNT = Path(__file__).resolve().parent / "sqlcount"
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -59,11 +62,17 @@ class Replica:
     port: int
     proc: subprocess.Popen | None = None
 
-    def start(self, world: World) -> None:
+    def start(self, world: World, count_sql: bool = False) -> None:
         log = open(world.directory / f"{self.name}.log", "wb")
+        env = {**os.environ, **world.env}
+        if count_sql:   # bench/sqlcount: the store's transactions and statements, written at exit
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SQLCOUNT), env.get("PYTHONPATH")]))
+            env["SYNCD_SQL_COUNT_FILE"] = str(self.sql_counts(world))
         self.proc = subprocess.Popen([*syncd_command(), "run", "--config", str(self.config)],
-                                     env={**os.environ, **world.env}, stdout=log, stderr=subprocess.STDOUT,
-                                     cwd=world.directory)
+                                     env=env, stdout=log, stderr=subprocess.STDOUT, cwd=world.directory)
+
+    def sql_counts(self, world: World) -> Path:
+        return world.directory / f"{self.name}-sql.json"
 
     def ready(self) -> bool:
         assert self.proc is not None
@@ -116,6 +125,7 @@ class Figures:
     in_flight: int   # changes made but not landed when the window closed
     daemon_cpu: float
     bench_cpu: float
+    sql: "SqlCounts | None" = None
 
     @property
     def rate(self) -> float:
@@ -124,6 +134,38 @@ class Figures:
     @property
     def per_daemon_cpu_second(self) -> float:
         return self.landed / self.daemon_cpu if self.daemon_cpu else float("nan")
+
+
+@dataclass(frozen=True)
+class SqlCounts:
+    """What the daemons' store did over the whole run (set-up included): bench/sqlcount."""
+    transactions: dict[str, int]
+    statements: dict[str, int]
+
+    @classmethod
+    def read(cls, paths: Sequence[Path]) -> "SqlCounts":
+        tx: dict[str, int] = {}
+        st: dict[str, int] = {}
+        for path in paths:
+            doc = json.loads(path.read_text())
+            for into, part in ((tx, doc["transactions"]), (st, doc["statements"])):
+                for k, v in part.items():
+                    into[k] = into.get(k, 0) + v
+        return cls(tx, st)
+
+    @property
+    def reconciles(self) -> int:
+        return self.transactions.get("complete (write)", 0)
+
+    def report(self) -> list[str]:
+        n = max(self.reconciles, 1)
+        lines = [f"  {self.reconciles} reconciles completed; per reconcile: "
+                 f"{sum(self.transactions.values()) / n:.2f} store transactions "
+                 f"({sum(v for k, v in self.transactions.items() if k.endswith('(write)')) / n:.2f} write), "
+                 f"{sum(self.statements.values()) / n:.2f} SQL statements"]
+        lines += [f"    {v / n:6.2f}  {k}" for k, v in sorted(self.transactions.items(), key=lambda kv: -kv[1])
+                  if v / n >= 0.01]
+        return lines
 
 
 def drive(desk: ZendeskDesk, pairs: list[Pair], seconds: float, warmup: float,
@@ -168,7 +210,7 @@ def drive(desk: ZendeskDesk, pairs: list[Pair], seconds: float, warmup: float,
 
 
 def run_mode(mode: str, links: int, seconds: float, warmup: float, workers: int, pg_url: str,
-             rpm: int | None, senders: int) -> Figures:
+             rpm: int | None, senders: int, count_sql: bool = False) -> Figures:
     import sqlalchemy as sa
     directory = Path(tempfile.mkdtemp(prefix="syncd-bench-tp-"))
     replicas_n, db_url, pg_db, admin = 1, None, None, None
@@ -190,7 +232,7 @@ def run_mode(mode: str, links: int, seconds: float, warmup: float, workers: int,
     store: Store | None = None
     try:
         for r in replicas:
-            r.start(world)
+            r.start(world, count_sql)
             deadline = time.monotonic() + 30
             while not r.ready():
                 if time.monotonic() > deadline:
@@ -206,7 +248,11 @@ def run_mode(mode: str, links: int, seconds: float, warmup: float, workers: int,
         landed, in_flight, window, dcpu, bcpu = drive(desk, pairs, seconds, warmup,
                                                       lambda: sum(cpu_seconds(p) for p in pids),
                                                       lambda: _backlog(world, store))
-        return Figures(mode, links, window, landed, in_flight, dcpu, bcpu)
+        figures = Figures(mode, links, window, landed, in_flight, dcpu, bcpu)
+        for r in replicas:
+            r.stop()
+        return replace(figures, sql=SqlCounts.read([r.sql_counts(world) for r in replicas])) if count_sql \
+            else figures
     finally:
         if store is not None:
             store.close()
@@ -253,6 +299,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--senders", type=int, default=8,
                     help="webhook sender threads per simulator (default 8; 1 = the simulators' default)")
     ap.add_argument("--pg-url", default=os.environ.get("SYNCD_TEST_PG_URL", DEFAULT_PG))
+    ap.add_argument("--count-sql", action="store_true",
+                    help="count the daemons' store transactions and SQL statements per reconcile "
+                         "(bench/sqlcount; the counting costs CPU, so the CPU figures are not comparable)")
     args = ap.parse_args(argv)
     from syncd.logs import configure_logging
     configure_logging("error", "console")   # the simulators log every request at debug
@@ -260,7 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for mode in args.modes.split(","):
         say(f"{mode}:")
         results.append(run_mode(mode, args.links, args.seconds, args.warmup, args.workers, args.pg_url,
-                                args.rpm or None, args.senders))
+                                args.rpm or None, args.senders, args.count_sql))
     say("")
     say(f"throughput: zero-latency simulators in this process, daemon(s) as `syncd run` children, "
         f"{args.workers} workers each, {args.links} pairs kept busy, {os.cpu_count()} cores, "
@@ -270,6 +319,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for f in results:
         say(f"{f.mode:10}{f.rate:11.1f}{f.landed:8}{f.seconds:9.1f}{f.daemon_cpu:14.1f}{f.bench_cpu:13.1f}"
             f"{f.per_daemon_cpu_second:26.1f}")
+    for f in results:
+        if f.sql is not None:
+            say(f"{f.mode}: the store, counted over the whole run (set-up included):")
+            for line in f.sql.report():
+                say(line)
     one = next((f for f in results if f.mode in ("sqlite", "pg:1")), None)
     if one is not None:
         say(f"goal >= {GOAL:.0f} changes/s for one process: {'MET' if one.rate >= GOAL else 'NOT MET'} "

@@ -102,9 +102,9 @@ class Engine:
     # -- one item ---------------------------------------------------------
     def _reconcile_desk(self, ref: ItemRef, outcome: Outcome, dry_run: bool) -> None:
         desk = self.desks[ref.system]
-        known_links = self.store.links_for_desk(ref)
-        seen = self.store.revisions([l.id for l in known_links])
-        item = desk.fetch(ref, known=self.links.known_comments(known_links))
+        known = self.store.linked(ref)
+        seen = known.revisions
+        item = desk.fetch(ref, known=self.links.known_comments(known.links))
         if item is None:
             log.info("desk_item_gone", item=str(ref))
             return
@@ -121,6 +121,7 @@ class Engine:
             # link's desk write: one ticket update (issue 16).
             item, fields = self.escalation.housekeeping(item, links, mapping)
             carried = Carried((created.note,) if created else (), fields)
+        outcome.links = tuple(links)
         for i, link in enumerate(links):
             # A link typed in this pass re-reads the item. An escalated one is planned from the
             # item as read and the issue as created: the desk write is a safe update, refused
@@ -130,10 +131,10 @@ class Engine:
                                  seen=seen.get(link.id, -1), carried=carried if i == 0 else NOTHING)
 
     def _reconcile_issue(self, issue_id: str, outcome: Outcome, dry_run: bool, reported: float | None) -> None:
-        links = self.store.links_for_issue(issue_id)
+        linked = self.store.linked(ItemRef("jira", issue_id))
+        links, seen = list(linked.links), linked.revisions
         if not links:
             return
-        seen = self.store.revisions([l.id for l in links])
         held = self._held_issue(links, seen, reported) if reported is not None and not dry_run else None
         delivered = self._delivered_issue(issue_id, links, reported) if reported is not None and not held \
             and not dry_run else None
@@ -163,6 +164,7 @@ class Engine:
             links = self.store.links_for_issue(issue_id)
             # Each desk item shows the key: refresh it there too.
             self.store.mark_dirty([l.desk for l in links], "issue_key_changed")
+        outcome.links = tuple(links)
         desk_items: list[DeskItem] = []
         current: TrackerIssue | None = issue
         for i, link in enumerate(links):   # fan-out: every linked desk item in one pass
@@ -235,7 +237,9 @@ class Engine:
             return
         for link in self.store.links_for_issue(issue_id):
             # The echo can arrive while the reconcile that wrote is still finishing: under
-            # the link's lock its copy (the read with the writes patched in) is complete.
+            # the link's lock its copy (the read with the writes patched in) is complete,
+            # and so is its base revision (read there too, not before: the copy moves on to
+            # the revision that reconcile stores).
             try:
                 with self.locks.hold(link.id):
                     self._prove_echo(link, issue_id, hint)

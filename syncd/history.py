@@ -217,20 +217,30 @@ class _Store(Protocol):
     def links_for_issue(self, issue_id: str) -> list[Link]: ...
 
 
-def record(store: _Store, writes: Sequence[WriteLike], ref: ItemRef, trigger: str) -> int:
-    """Store the writes of a reconcile of ``ref`` that succeeded; returns how many."""
+def rows(store: _Store, writes: Sequence[WriteLike], ref: ItemRef, trigger: str,
+         links: Sequence[Link] | None = None) -> list[dict[str, Any]]:
+    """The history rows of the writes of a reconcile of ``ref`` (none without writes).
+    ``links``: the item's links as the reconcile left them, when it knows them."""
     if not writes:
-        return 0
+        return []
+    return entries(writes, _links_of(store, ref) if links is None else links, ref, trigger, store.clock())
+
+
+def record(store: _Store, writes: Sequence[WriteLike], ref: ItemRef, trigger: str,
+           links: Sequence[Link] | None = None) -> int:
+    """Store the writes of a reconcile of ``ref`` that succeeded; returns how many. (The
+    daemon's workers store them with the claim's completion: :meth:`Store.complete`.)"""
+    found = rows(store, writes, ref, trigger, links)
+    if found:
+        with store.transaction() as conn:
+            conn.execute(sa.insert(history), found)
+    return len(found)
+
+
+def _links_of(store: _Store, ref: ItemRef) -> Sequence[Link]:
     if ref.is_desk:
-        links = store.links_for_desk(ref)
-    elif ref.kind == "jira":
-        links = store.links_for_issue(ref.id)
-    else:
-        links = []
-    rows = entries(writes, links, ref, trigger, store.clock())
-    with store.transaction() as conn:
-        conn.execute(sa.insert(history), rows)
-    return len(rows)
+        return store.links_for_desk(ref)
+    return store.links_for_issue(ref.id) if ref.kind == "jira" else []
 
 
 def failed_trigger(trigger: str, error: BaseException) -> str:
@@ -239,14 +249,14 @@ def failed_trigger(trigger: str, error: BaseException) -> str:
 
 
 def record_failed(store: _Store, writes: Sequence[WriteLike], ref: ItemRef, trigger: str,
-                  error: BaseException) -> int:
+                  error: BaseException, links: Sequence[Link] | None = None) -> int:
     """Store the writes a reconcile of ``ref`` made before it failed with ``error``.
     Never raises (the caller is handling ``error``; a database down now is logged and
     the entries are lost, as they would have been before)."""
     if not writes:
         return 0
     try:
-        return record(store, writes, ref, failed_trigger(trigger, error))
+        return record(store, writes, ref, failed_trigger(trigger, error), links)
     except Exception as e:
         log.warning("history_not_recorded", item=str(ref), writes=len(writes), error=f"{type(e).__name__}: {e}")
         return 0

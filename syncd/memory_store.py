@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .domain import BaseEntry, ItemRef, Link
 from .store_ports import Claim
-from .store_ports import Begun, Intent, LinkNotFound, LinkState, StaleBase, StoreError
+from .store_ports import Begun, Intent, Linked, LinkNotFound, LinkState, StaleBase, StoreError
 
 __all__ = ["AuditEntry", "DirtyMark", "MemoryStore"]
 
@@ -83,6 +83,11 @@ class MemoryStore:
     def links_for_issue(self, issue_id: str) -> list[Link]:
         with self._lock:
             return [l for l in self._sorted_links() if l.issue_id == issue_id]
+
+    def linked(self, ref: ItemRef) -> Linked:
+        with self._lock:
+            found = tuple(l for l in self._sorted_links() if (l.desk == ref if ref.is_desk else l.issue_id == ref.id))
+            return Linked(found, {l.id: self.bases.get(l.id, ({}, 0))[1] for l in found})
 
     def update_issue_key(self, issue_id: str, key: str) -> None:
         with self._lock:

@@ -37,6 +37,9 @@ class Outcome:
     writes: list[Write] = field(default_factory=list)
     decisions: list[str] = field(default_factory=list)
     plans: list[Plan] = field(default_factory=list)
+    # The reconciled item's links as the pass left them, for its history entries (None:
+    # the pass did not get that far; the history looks them up).
+    links: tuple[Link, ...] | None = None
 
 
 class EscalationPending(Transient):

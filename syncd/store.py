@@ -42,14 +42,14 @@ from .memory import sqlite_cache_pragma
 from .metrics import METRICS
 from .queue import DeadLetter
 from .schema import audit as audit_t
-from .schema import cursors, dirty, inbox, insert_for, insert_on, intents, leases, link_base, links
+from .schema import cursors, dirty, history, inbox, insert_for, insert_on, intents, leases, link_base, links
 # The records and errors of the store's ports (re-exported: ``from syncd.store import Intent``).
-from .store_ports import (Begun, Claim, Fenced, Intent, LinkNotFound, LinkState, StaleBase, StoreError,
+from .store_ports import (Begun, Claim, Fenced, Intent, Linked, LinkNotFound, LinkState, StaleBase, StoreError,
                           StoreUnavailable)
 
 __all__ = [
-    "AuditRow", "BaseEntry", "Begun", "Claim", "DaemonRunning", "DeadLetter", "Fenced", "Intent", "LinkNotFound", "LinkState",
-    "Outage", "StaleBase", "Store", "StoreError", "StoreUnavailable", "alembic_config", "is_outage_error",
+    "AuditRow", "BaseEntry", "Begun", "Claim", "DaemonRunning", "DeadLetter", "Fenced", "Intent", "Linked", "LinkNotFound",
+    "LinkState", "Outage", "StaleBase", "Store", "StoreError", "StoreUnavailable", "alembic_config", "is_outage_error",
     "outage_reason",
 ]
 
@@ -150,6 +150,11 @@ def _decode_base(text: str) -> dict[str, BaseEntry]:
 # Run several times per reconcile: built once (building a statement costs about what running it does).
 _LINKS_BY_DESK = sa.select(links).where(links.c.desk_ref == sa.bindparam("ref")).order_by(links.c.id)
 _LINKS_BY_ISSUE = sa.select(links).where(links.c.issue_id == sa.bindparam("issue")).order_by(links.c.id)
+# The links with their base revisions (0: no base yet), as every reconcile starts: one statement.
+_WITH_REVISION = (sa.select(links, sa.func.coalesce(link_base.c.revision, 0).label("base_revision"))
+                  .select_from(links.outerjoin(link_base, link_base.c.link_id == links.c.id)).order_by(links.c.id))
+_LINKED_TO_DESK = _WITH_REVISION.where(links.c.desk_ref == sa.bindparam("ref"))
+_LINKED_TO_ISSUE = _WITH_REVISION.where(links.c.issue_id == sa.bindparam("issue"))
 
 
 _BASE_OF_LINK = sa.select(link_base.c.fields, link_base.c.revision).where(link_base.c.link_id == sa.bindparam("link"))
@@ -594,6 +599,14 @@ class Store:
         with self._tx(write=False) as conn:
             return [_link(r) for r in conn.execute(_LINKS_BY_ISSUE, {"issue": issue_id})]
 
+    def linked(self, ref: ItemRef) -> Linked:
+        """The links of a desk item or of an issue (a ``jira`` ref) and their base revisions,
+        in one read: a reconcile needs both, and each transaction costs."""
+        query, params = (_LINKED_TO_DESK, {"ref": str(ref)}) if ref.is_desk else (_LINKED_TO_ISSUE, {"issue": ref.id})
+        with self._tx(write=False) as conn:
+            rows = conn.execute(query, params).all()
+        return Linked(tuple(_link(r) for r in rows), {r.id: r.base_revision for r in rows})
+
     def list_links(self, limit: int = 100, offset: int = 0) -> list[Link]:
         return self._links(sa.true(), limit, offset)
 
@@ -739,13 +752,16 @@ class Store:
         with self._tx() as conn:
             queue.mark_dirty(conn, refs, reason, delay, self.clock())
 
-    def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]:
-        """Lease up to ``limit`` due items. ``owner`` must be unique per worker (e.g. host:pid:thread)."""
-        # Every webhook wakes every idle worker, and most of them find nothing: let them
-        # find that out with a read instead of queueing for the write lock.
-        with self._tx(write=False) as conn:
-            if not queue.any_due(conn, self.clock()):
-                return []
+    def claim(self, owner: str, limit: int, lease_seconds: float, look_first: bool = True) -> list[Claim]:
+        """Lease up to ``limit`` due items. ``owner`` must be unique per worker (e.g. host:pid:thread).
+
+        ``look_first``: find out with a read whether anything is due before taking the
+        write lock. Every webhook wakes every idle worker, and most of them find nothing;
+        a worker whose last claim found work (a busy queue) claims at once instead."""
+        if look_first:
+            with self._tx(write=False) as conn:
+                if not queue.any_due(conn, self.clock()):
+                    return []
         with self._tx() as conn:
             return queue.claim(conn, owner, limit, lease_seconds, self.clock())
 
@@ -770,8 +786,12 @@ class Store:
                                  .values(expires_at=self.clock())).rowcount
         return claims, polls
 
-    def complete(self, claim: Claim) -> None:
+    def complete(self, claim: Claim, history_rows: Sequence[Mapping[str, Any]] = ()) -> None:
+        """Settle a reconcile that succeeded, with its history entries (:func:`syncd.history.rows`)
+        in the same commit: one write transaction per reconcile instead of two."""
         with self._tx() as conn:
+            if history_rows:
+                conn.execute(sa.insert(history), list(history_rows))
             if not queue.complete(conn, claim, self.clock()):
                 log.info("dirty_kept", ref=str(claim.ref), owner=claim.owner)
 

@@ -104,6 +104,15 @@ class Begun:
 
 
 @dataclass(frozen=True)
+class Linked:
+    """An item's links (by id) and each one's base revision (0: no base yet), read in one
+    transaction: every reconcile starts with both."""
+
+    links: tuple[Link, ...]
+    revisions: Mapping[int, int]
+
+
+@dataclass(frozen=True)
 class LinkState:
     """What the store knows of one link, read in one transaction: its base, the base's
     revision and its intents (oldest first), plus any intents asked for by key."""
@@ -128,6 +137,10 @@ class LinkPort(Protocol):
     def links_for_desk(self, desk: ItemRef) -> list[Link]: ...
 
     def links_for_issue(self, issue_id: str) -> list[Link]: ...
+
+    def linked(self, ref: ItemRef) -> Linked:
+        """The links of a desk item or of an issue (``jira`` ref), with their base revisions."""
+        ...
 
     def update_issue_key(self, issue_id: str, key: str) -> None: ...
 
@@ -181,13 +194,13 @@ class ClaimStore(Protocol):
 
     clock: Callable[[], float]
 
-    def claim(self, owner: str, limit: int, lease_seconds: float) -> list[Claim]: ...
+    def claim(self, owner: str, limit: int, lease_seconds: float, look_first: bool = True) -> list[Claim]: ...
 
     def claim_current(self, claim: Claim) -> bool: ...
 
     def renew(self, claim: Claim, lease_seconds: float) -> float | None: ...
 
-    def complete(self, claim: Claim) -> None: ...
+    def complete(self, claim: Claim, history_rows: Sequence[Mapping[str, Any]] = ()) -> None: ...
 
     def defer(self, claim: Claim, delay: float, error: str | None = None) -> None: ...
 

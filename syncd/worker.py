@@ -35,7 +35,7 @@ from .budget import wait_limit
 from .engine import Engine, EscalationPending, Outcome
 from .errors import RateLimited, Throttled
 from .fencing import ClaimLost, Fence, holding
-from .history import record as record_history, record_failed as record_failed_history
+from .history import record_failed as record_failed_history, rows as history_rows
 from .locks import LinkBusy
 from .metrics import METRICS
 from .store_ports import Claim, ClaimStore, StoreUnavailable
@@ -141,10 +141,12 @@ class WorkerPool:
 
     def _loop(self) -> None:
         owner = f"{self.owner}/{threading.current_thread().name}"
+        found_work = False   # the last claim found some: the queue is likely not empty
         while not self._stopping.is_set():
             self._heartbeats[threading.current_thread().name] = time.monotonic()
             try:
-                claims = self.store.claim(owner, 1, self.settings.lease_seconds)
+                claims = self.store.claim(owner, 1, self.settings.lease_seconds, look_first=not found_work)
+                found_work = bool(claims)
             except Exception as e:   # the database is down: say so, wait, try again
                 self.claim_error = f"claim failed: {e}"
                 log.error("claim_failed", error=str(e))
@@ -216,10 +218,10 @@ class WorkerPool:
             except Exception as e:
                 # Writes that landed before the failure are done for good: the next attempt
                 # finds them done and does not write (or record) them again.
-                record_failed_history(self.store, outcome.writes, claim.ref, trigger, e)
+                record_failed_history(self.store, outcome.writes, claim.ref, trigger, e, outcome.links)
                 raise
-            record_history(self.store, outcome.writes, claim.ref, trigger)
-            self.store.complete(claim)
+            # The writes' history goes in with the completion: one commit.
+            self.store.complete(claim, history_rows(self.store, outcome.writes, claim.ref, trigger, outcome.links))
             self._succeeded(claim)
             if outcome.writes and claim.dirty_since is not None:
                 METRICS.lag(max(0.0, self.store.clock() - claim.dirty_since))

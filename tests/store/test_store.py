@@ -179,6 +179,20 @@ def test_base_goes_with_its_link(store: Store) -> None:
         store.put_base(link.id, {"status": BaseEntry("open", "To Do")}, 0)
 
 
+def test_linked_reads_an_items_links_with_their_base_revisions(store: Store) -> None:
+    first = store.add_link(Z1, "10001", "ABC-1")
+    second = store.add_link(Z2, "10001", "ABC-1")
+    other = store.add_link(Z1, "10002", "ABC-2")
+    store.put_base(second.id, {"status": BaseEntry("open", "To Do")}, 0)
+    store.put_base(second.id, {"status": BaseEntry("solved", "Done")}, 1)
+    by_issue = store.linked(ItemRef("jira", "10001"))
+    assert by_issue.links == (first, second)
+    assert by_issue.revisions == {first.id: 0, second.id: 2}   # 0: no base yet, as revisions() says
+    by_desk = store.linked(Z1)
+    assert by_desk.links == (first, other) and by_desk.revisions == {first.id: 0, other.id: 0}
+    assert store.linked(Z3).links == () and store.linked(ItemRef("jira", "404")).revisions == {}
+
+
 # -- intents -------------------------------------------------------------------------------------
 
 
@@ -238,6 +252,22 @@ def test_complete_keeps_an_item_dirtied_again_during_reconcile(store: Store) -> 
     assert [c.ref for c in again] == [Z1] and again[0].version == c1.version + 1
     store.complete(again[0])
     assert store.queue_depth() == 0
+
+
+def test_history_entries_are_committed_with_the_completion(store: Store) -> None:
+    from syncd import history
+    from syncd.outcome import Write
+
+    link = store.add_link(Z1, "10001", "ABC-1")
+    writes = [Write("ABC-1", "comment", "It broke.", link=link.id, source="c1", mirrored="m1")]
+    store.mark_dirty([Z1], "webhook")
+    (claim,) = store.claim("w1", 1, 30, look_first=False)
+    store.complete(claim, history.rows(store, writes, Z1, "zendesk:1 (webhook)", [link]))
+    assert store.queue_depth() == 0
+    with store.reading() as conn:
+        (entry,) = history.read(conn, link_id=link.id)
+    assert (entry.target, entry.what, entry.mirrored_id, entry.issue_id) == ("ABC-1", "comment", "m1", "10001")
+    assert store.claim("w1", 1, 30, look_first=False) == []   # nothing due: the write finds nothing
 
 
 def test_expired_lease_is_claimed_again_and_the_old_owner_cannot_complete(store: Store, clock: Clock) -> None:
