@@ -22,8 +22,11 @@ def test_replica_failed_item_recovers_and_its_error_clears(make_world, start_dae
     world.zendesk.customer_reply(ticket, "Still failing (recovery-told).")
     failed = wait_for(lambda: logs.named("item_failed"), timeout=20)
     assert failed and failed[0]["item"] == f"zendesk:{ticket}"
-    problems = get(app, "/readyz").body["problems"]
-    assert any(p.startswith(f"worker: zendesk:{ticket}:") for p in problems), problems
+    # Asked until it says so: on a loaded machine one answer may carry only a slow database
+    # check ("no answer to the readiness check for 0.9 s"), which is not what this is about.
+    assert wait_for(lambda: any(p.startswith(f"worker: zendesk:{ticket}:")
+                                for p in get(app, "/readyz").body["problems"]), timeout=10), \
+        get(app, "/readyz").body
 
     # Its retry succeeds: said so, and the problem is gone from the status.
     assert wait_for(lambda: comments_with(world, key, "recovery-told") == 1, timeout=30)
