@@ -223,11 +223,15 @@ def _arrived(world: World, books: Books) -> bool:
 
 def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
              actions_per_round: int = 3, echo=print, chaos: bool = False, replicas: int = 1,
-             mode: str = "kill") -> LoopResult:
+             mode: str = "kill", vendor_timeout: float | None = None) -> LoopResult:
     """With ``replicas`` > 1 (Postgres), that many daemons share the work; each round one
     of them, in turn, runs with the failpoint while the others keep going. ``mode``:
     ``kill`` (SIGKILL at the point), ``stall`` (SIGSTOP there, SIGCONT after the lease)
-    or ``mixed`` (each round one or the other, from the seed)."""
+    or ``mixed`` (each round one or the other, from the seed). ``vendor_timeout``: the
+    daemons' ``vendor_timeout_seconds`` (default: the configuration's 30 s; with chaos
+    always CHAOS_VENDOR_TIMEOUT). A kill between an intent and its request leaves a write
+    nobody may make again before the intent's settle window, which grows with it (80 s at
+    30 s): the short loops of the test suite set 5 s and wait 30 s instead."""
     if mode not in ("kill", "stall", "mixed"):
         raise ValueError(f"mode: kill, stall or mixed, not {mode!r}")
     if replicas > 1 and not database_url.startswith("postgresql"):
@@ -238,8 +242,10 @@ def run_loop(directory: Path, database_url: str, seed: int, rounds: int,
     # Under chaos Zendesk drops deliveries too: its poller must run to find them.
     world = crash_world(directory, database_url, jira_poll=1.0, zendesk_poll=10.0 if chaos else 3600.0)
     if chaos:   # some stalls (0.5-3 s) outlast the client: timed-out writes are ambiguous and must not double
+        vendor_timeout = CHAOS_VENDOR_TIMEOUT
+    if vendor_timeout is not None:
         world.config_path.write_text(world.config_path.read_text().replace(
-            "[syncd]\n", f"[syncd]\nvendor_timeout_seconds = {CHAOS_VENDOR_TIMEOUT}\n", 1))
+            "[syncd]\n", f"[syncd]\nvendor_timeout_seconds = {vendor_timeout}\n", 1))
     # Replicas: the webhooks go to each round's victim (see Switchboard), so it takes most
     # of the round's work and meets its failpoint.
     board = Switchboard(world.http_port) if replicas > 1 else None

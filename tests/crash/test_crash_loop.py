@@ -12,6 +12,10 @@ BENCH = Path(__file__).resolve().parents[2] / "bench" / "crash_loop.py"
 # A whole loop of daemon restarts takes 60-130 s at load ~20 on 2 cores; the 120 s default
 # cut one off mid-round (a timeout of the harness, not a finding).
 pytestmark = pytest.mark.timeout(400)
+# The daemons' vendor timeout: a kill between an intent and its request holds the write back
+# for the intent's settle window (the retry budget + 2 timeouts: 80 s at the default 30 s,
+# which made one 3-round loop take 94 s), and the simulators answer in milliseconds.
+SHORT_TIMEOUT = 5.0
 
 
 def _crash_loop():
@@ -25,7 +29,8 @@ def _crash_loop():
 
 def test_crash_loop_short(tmp_path, sqlite_url):
     loop = _crash_loop()
-    result = loop.run_loop(tmp_path / "world", sqlite_url, seed=5, rounds=3, echo=lambda _: None)
+    result = loop.run_loop(tmp_path / "world", sqlite_url, seed=5, rounds=3, echo=lambda _: None,
+                           vendor_timeout=SHORT_TIMEOUT)
     print(result.summary())
     assert result.kills + result.clean_stops == 3
     assert result.kills >= 1, "the loop never killed the daemon: it proves nothing"
@@ -51,7 +56,8 @@ def test_crash_loop_replica_short(tmp_path, pg_base_url):
     loop = _crash_loop()
     lines: list[str] = []
     with loop._database(pg_base_url, tmp_path) as url:
-        result = loop.run_loop(tmp_path / "world", url, seed=3, rounds=3, echo=lines.append, replicas=2)
+        result = loop.run_loop(tmp_path / "world", url, seed=3, rounds=3, echo=lines.append, replicas=2,
+                               vendor_timeout=SHORT_TIMEOUT)
     print(result.summary(), *lines, sep="\n")
     assert result.kills + result.clean_stops == 3
     assert {line.split(": ")[1] for line in lines} == {"replica-0", "replica-1"}, lines
@@ -64,7 +70,8 @@ def test_crash_loop_stall_short(tmp_path, sqlite_url):
     past its lease, and carries on after SIGCONT. Nothing lost, nothing doubled."""
     loop = _crash_loop()
     lines: list[str] = []
-    result = loop.run_loop(tmp_path / "world", sqlite_url, seed=4, rounds=3, echo=lines.append, mode="stall")
+    result = loop.run_loop(tmp_path / "world", sqlite_url, seed=4, rounds=3, echo=lines.append, mode="stall",
+                           vendor_timeout=SHORT_TIMEOUT)
     print(result.summary(), *lines, sep="\n")
     assert result.stalls + result.clean_stops == 3 and result.kills == 0
     assert result.stalls >= 1, "the loop never froze the daemon: it proves nothing"
