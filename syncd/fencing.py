@@ -39,6 +39,10 @@ class Fence:
     claim: Claim
     check: Callable[[Claim], bool]
     lost: threading.Event = field(default_factory=threading.Event)   # set by the heartbeat on a failed renewal
+    # Set by the worker once the reconcile is over and the claim is about to be settled
+    # (completed, deferred, failed): from then on a renewal that finds the claim gone found
+    # the worker's own settling, not another holder.
+    settling: threading.Event = field(default_factory=threading.Event)
 
     def prove(self, what: str) -> None:
         if self.lost.is_set() or not self.check(self.claim):

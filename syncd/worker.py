@@ -108,22 +108,28 @@ class WorkerPool:
                      error=claim.last_error or (earlier or "").partition(": ")[2])
 
     def _heartbeat(self) -> None:
-        """Renew every claim in hand each third of the lease; a claim found taken is marked lost."""
+        """Renew every claim in hand each third of the lease."""
         every = max(0.2, self.settings.lease_seconds / 3)
         while not self._stopping.wait(every):
-            with self._hand_lock:
-                fences = list(self._in_hand.values())
-            for fence in fences:
-                if fence.lost.is_set():
-                    continue
-                try:
-                    renewed = self.store.renew(fence.claim, self.settings.lease_seconds)
-                except Exception as e:   # the database is down: the lease may run out; the writes check again
-                    log.warning("claim_renew_failed", item=str(fence.claim.ref), error=str(e))
-                    continue
-                if renewed is None:
-                    fence.lost.set()
-                    log.warning("claim_lost", item=str(fence.claim.ref), token=fence.claim.fence, action="renew")
+            self.renew_in_hand()
+
+    def renew_in_hand(self) -> None:
+        """One heartbeat: renew every claim in hand; a claim found taken is marked lost. A claim
+        found gone while its worker settles it is not: the heartbeat took its list before the
+        worker completed it (a "claim_lost" warning every few seconds of a busy daemon said so)."""
+        with self._hand_lock:
+            fences = list(self._in_hand.values())
+        for fence in fences:
+            if fence.lost.is_set() or fence.settling.is_set():
+                continue
+            try:
+                renewed = self.store.renew(fence.claim, self.settings.lease_seconds)
+            except Exception as e:   # the database is down: the lease may run out; the writes check again
+                log.warning("claim_renew_failed", item=str(fence.claim.ref), error=str(e))
+                continue
+            if renewed is None and not fence.settling.is_set():
+                fence.lost.set()
+                log.warning("claim_lost", item=str(fence.claim.ref), token=fence.claim.fence, action="renew")
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming; let every reconcile under way finish (its intents are recorded)."""
@@ -199,13 +205,13 @@ class WorkerPool:
             return
         try:
             with holding(fence):
-                self._process(claim)
+                self._process(claim, fence)
         finally:
             with self._hand_lock:
                 if self._in_hand.get(str(claim.ref)) is fence:
                     del self._in_hand[str(claim.ref)]
 
-    def _process(self, claim: Claim) -> None:
+    def _process(self, claim: Claim, fence: Fence) -> None:
         with self._busy_lock:
             self.busy += 1
         started = time.monotonic()
@@ -213,8 +219,11 @@ class WorkerPool:
         outcome = Outcome(claim.ref)
         try:
             try:
-                with wait_limit(self.settings.lease_seconds * self.settings.max_wait_fraction):
-                    self.engine.reconcile(claim.ref, outcome=outcome, reported=claim.stamp)
+                try:
+                    with wait_limit(self.settings.lease_seconds * self.settings.max_wait_fraction):
+                        self.engine.reconcile(claim.ref, outcome=outcome, reported=claim.stamp)
+                finally:
+                    fence.settling.set()   # whatever happened, the claim is settled next
             except Exception as e:
                 # Writes that landed before the failure are done for good: the next attempt
                 # finds them done and does not write (or record) them again.

@@ -100,3 +100,34 @@ def test_housekeeping_forgets_idle_counters_and_the_next_token_is_still_larger(s
     (again,) = [c for c in store.claim("w1", 3, 30) if c.ref == Z1]
     assert again.fence > claims[Z1].fence
     assert not store.claim_current(claims[Z1])
+
+
+def test_the_heartbeat_marks_a_taken_claim_lost_but_not_one_its_worker_is_settling(store: Store, clock: Clock) -> None:
+    """A heartbeat that took its list of claims just before a worker completed one found
+    that claim gone and warned "claim_lost" (every few seconds on a busy daemon)."""
+    from structlog.testing import capture_logs
+
+    from syncd.fencing import Fence
+    from syncd.worker import WorkerPool, WorkerSettings
+
+    pool = WorkerPool(store, None, "t", WorkerSettings(lease_seconds=30))   # type: ignore[arg-type]
+    store.mark_dirty([Z1], "webhook")
+    (done,) = store.claim("t/worker-0", 1, 30)
+    settled = Fence(done, store.claim_current)
+    pool._in_hand[str(Z1)] = settled
+    settled.settling.set()   # the reconcile is over: the worker settles the claim now
+    store.complete(done)
+    with capture_logs() as logs:
+        pool.renew_in_hand()
+    assert not settled.lost.is_set() and not [e for e in logs if e["event"] == "claim_lost"], logs
+
+    store.mark_dirty([Z1], "webhook")
+    (taken,) = store.claim("t/worker-0", 1, 30)
+    working = Fence(taken, store.claim_current)
+    pool._in_hand[str(Z1)] = working
+    clock.advance(31)
+    store.claim("other/worker-0", 1, 30)   # its lease ran out: another holder took the item
+    with capture_logs() as logs:
+        pool.renew_in_hand()
+    assert working.lost.is_set()
+    assert [e["item"] for e in logs if e["event"] == "claim_lost"] == [str(Z1)]
